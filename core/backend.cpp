@@ -1,0 +1,63 @@
+// The backend registry and the names of the elementwise ops (see backend.h).
+#include "core/backend.h"
+
+#include <array>
+
+#include "core/cpu/cpu_backend.h"
+
+namespace cw {
+namespace {
+std::array<Backend*, kNumDeviceTypes>& registry() {
+  // The CPU backend is always present; the CUDA backend registers itself when linked in.
+  static std::array<Backend*, kNumDeviceTypes> r = {&cpu::cpu_backend(), nullptr};
+  return r;
+}
+}  // namespace
+
+void register_backend(DeviceType type, Backend* backend) { registry()[static_cast<size_t>(type)] = backend; }
+
+Backend& backend_for(Device device, const char* op) {
+  Backend* b = registry()[static_cast<size_t>(device.type)];
+  CW_CHECK(b != nullptr, DeviceError, op, ": no backend for device ", device.str(),
+           " in this build");
+  return *b;
+}
+
+const char* unary_op_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Neg: return "neg";
+    case UnaryOp::Exp: return "exp";
+    case UnaryOp::Log: return "log";
+    case UnaryOp::Sqrt: return "sqrt";
+    case UnaryOp::Rsqrt: return "rsqrt";
+    case UnaryOp::Tanh: return "tanh";
+    case UnaryOp::Sigmoid: return "sigmoid";
+    case UnaryOp::Relu: return "relu";
+    case UnaryOp::GeluErf: return "gelu";
+    case UnaryOp::GeluTanh: return "gelu_tanh";
+    case UnaryOp::Silu: return "silu";
+    case UnaryOp::Abs: return "abs";
+    case UnaryOp::Pow: return "pow";
+  }
+  return "?";
+}
+
+const char* binary_op_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Add: return "add";
+    case BinaryOp::Sub: return "sub";
+    case BinaryOp::Mul: return "mul";
+    case BinaryOp::Div: return "div";
+    case BinaryOp::Maximum: return "maximum";
+    case BinaryOp::Minimum: return "minimum";
+    case BinaryOp::Eq: return "eq";
+    case BinaryOp::Ne: return "ne";
+    case BinaryOp::Lt: return "lt";
+    case BinaryOp::Le: return "le";
+    case BinaryOp::Gt: return "gt";
+    case BinaryOp::Ge: return "ge";
+  }
+  return "?";
+}
+
+}  // namespace cw

@@ -1,0 +1,104 @@
+// The Backend interface: one virtual method per primitive kernel, implemented once per device
+// type (CPU on Eigen in core/cpu/, CUDA in cuda/). core/ops.cpp checks arguments, allocates
+// outputs and picks the backend from the inputs' device; a backend only computes. Kernels write
+// into preallocated outputs, which are contiguous unless a comment says otherwise. Part of core/.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace cw {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Relu, GeluErf, GeluTanh, Silu, Abs, Pow,
+};
+const char* unary_op_name(UnaryOp op);
+
+enum class BinaryOp : uint8_t {
+  Add, Sub, Mul, Div, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge,
+};
+const char* binary_op_name(BinaryOp op);
+
+enum class ReduceOp : uint8_t { Sum, Mean, Max, Min, ArgMax };
+
+// Geometry of a 2-d convolution; conv1d is the case kh = 1.
+struct ConvGeometry {
+  int64_t channels, height, width;  // input per image (C, H, W)
+  int64_t kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int64_t out_h() const { return (height + 2 * pad_h - dil_h * (kh - 1) - 1) / stride_h + 1; }
+  int64_t out_w() const { return (width + 2 * pad_w - dil_w * (kw - 1) - 1) / stride_w + 1; }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // ---- memory and creation ----
+  // dst[i] = src[i] elementwise over dst's shape; src is already expanded to that shape (any
+  // strides, stride 0 for broadcast); dtypes may differ (converted); dst may be strided.
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  virtual void fill(Tensor& dst, double value) = 0;  // dst may be strided
+  virtual void arange(Tensor& out, double start, double step) = 0;
+  // Counter-based (Philox4x32-10) draws: element i depends only on (seed, offset, i), so any
+  // backend reproduces the same numbers. See core/generator.h.
+  virtual void uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) = 0;
+  virtual void normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) = 0;
+
+  // ---- elementwise ----
+  // out = op(x) (x any strides, same shape as out). `scalar` is the exponent of Pow.
+  virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) = 0;
+  // gx = gy * op'(x), using the saved output y where that is cheaper (exp, tanh, sigmoid).
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy,
+                              Tensor& gx, double scalar) = 0;
+  // out = a op b; a and b are expanded to out's shape (stride 0 where broadcast).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // out = cond != 0 ? a : b; all three expanded to out's shape.
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+
+  // ---- reductions ----
+  // x is contiguous and read as (outer, r, inner); out is (outer, inner) and is reduced over r.
+  // ArgMax writes i64 indices into [0, r).
+  virtual void reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int64_t r,
+                      int64_t inner) = 0;
+
+  // ---- linear algebra ----
+  // out[b] = a[b] @ b[b]: a (..., M, K), b (..., K, N) expanded to the same batch shape with
+  // any strides (a transposed operand is read in place, not copied); out (..., M, N).
+  virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+
+  // ---- fused normalization kernels (last dim, contiguous rows) ----
+  virtual void softmax(const Tensor& x, Tensor& out, bool log) = 0;
+  virtual void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) = 0;
+  // x (M, N); weight and bias (N) or undefined; writes y (M, N), mean (M), rstd (M).
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                          Tensor& y, Tensor& mean, Tensor& rstd) = 0;
+  // gx (M, N) always; gweight/gbias (N) when defined.
+  virtual void layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& weight, Tensor& gx,
+                                   Tensor& gweight, Tensor& gbias) = 0;
+
+  // ---- indexing (index tensors are i64, contiguous, bounds-checked by ops.cpp) ----
+  // out = x.index_select(dim, index), x contiguous.
+  virtual void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) = 0;
+  // out.index_add_(dim, index, src): out[.., index[i], ..] += src[.., i, ..], src contiguous.
+  virtual void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
+  // out = x.gather(dim, index), x contiguous, index the shape of out.
+  virtual void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) = 0;
+  // out.scatter_add_(dim, index, src), src and index the same shape.
+  virtual void scatter_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
+
+  // ---- convolution lowering ----
+  // x (N, C, H, W) contiguous -> cols (N, C*kh*kw, OH*OW): each column is one receptive field.
+  virtual void im2col(const Tensor& x, const ConvGeometry& g, Tensor& cols) = 0;
+  // The adjoint of im2col: sums every column entry back into its pixel of x (N, C, H, W).
+  virtual void col2im(const Tensor& cols, const ConvGeometry& g, Tensor& x) = 0;
+};
+
+// The backend that serves a device type; throws DeviceError naming the op if none is
+// registered (e.g. a CUDA tensor in a build without the CUDA backend).
+Backend& backend_for(Device device, const char* op);
+void register_backend(DeviceType type, Backend* backend);
+
+}  // namespace cw

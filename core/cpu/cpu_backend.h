@@ -1,0 +1,48 @@
+// The CPU backend: Eigen for GEMM and vectorized math, OpenMP for loops Eigen does not thread.
+// One .cpp per kernel family (copy/random, elementwise, reduce, matmul, norm, index, conv).
+// Part of core/.
+#pragma once
+
+#include "core/backend.h"
+
+namespace cw::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+
+  void copy(const Tensor& src, Tensor& dst) override;
+  void fill(Tensor& dst, double value) override;
+  void arange(Tensor& out, double start, double step) override;
+  void uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) override;
+  void normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) override;
+
+  void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) override;
+  void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                      double scalar) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) override;
+
+  void reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int64_t r, int64_t inner) override;
+  void matmul(const Tensor& a, const Tensor& b, Tensor& out) override;
+
+  void softmax(const Tensor& x, Tensor& out, bool log) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y,
+                  Tensor& mean, Tensor& rstd) override;
+  void layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& weight, Tensor& gx, Tensor& gweight, Tensor& gbias) override;
+
+  void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) override;
+  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+  void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) override;
+  void scatter_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+
+  void im2col(const Tensor& x, const ConvGeometry& g, Tensor& cols) override;
+  void col2im(const Tensor& cols, const ConvGeometry& g, Tensor& x) override;
+};
+
+// The one CPU backend instance.
+Backend& cpu_backend();
+
+}  // namespace cw::cpu

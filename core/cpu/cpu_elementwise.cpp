@@ -1,0 +1,187 @@
+// CPU elementwise kernels: unary functions and their derivatives, broadcasting binary ops, and
+// where. Each op is a small scalar functor; the row loops are specialized for the common
+// layouts (all contiguous, or one operand a broadcast scalar) so the compiler vectorizes them.
+#include <cmath>
+
+#include "core/cpu/cpu_backend.h"
+#include "core/cpu/strided_loop.h"
+
+namespace cw::cpu {
+namespace {
+
+constexpr double kSqrt1_2 = 0.70710678118654752440;   // 1/sqrt(2)
+constexpr double kInvSqrt2Pi = 0.39894228040143267794; // 1/sqrt(2*pi)
+constexpr double kSqrt2OverPi = 0.79788456080286535588; // sqrt(2/pi)
+constexpr double kGeluC = 0.044715;
+
+// y = f(x), scalar by scalar. Integer tensors only reach Neg and Abs (checked in ops).
+template <class T>
+T unary_fn(UnaryOp op, T x, double p) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Log: return std::log(x);
+    case UnaryOp::Sqrt: return std::sqrt(x);
+    case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
+    case UnaryOp::Tanh: return std::tanh(x);
+    case UnaryOp::Sigmoid: return T(1) / (T(1) + std::exp(-x));
+    case UnaryOp::Relu: return x > T(0) ? x : T(0);
+    case UnaryOp::GeluErf: return static_cast<T>(0.5 * x * (1.0 + std::erf(x * kSqrt1_2)));
+    case UnaryOp::GeluTanh:
+      return static_cast<T>(0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x))));
+    case UnaryOp::Silu: return x / (T(1) + std::exp(-x));
+    case UnaryOp::Abs: return x < T(0) ? -x : x;
+    case UnaryOp::Pow: return static_cast<T>(std::pow(x, static_cast<T>(p)));
+  }
+  return x;
+}
+
+// dy/dx at x, given y = f(x). Derivations are the textbook ones:
+//   tanh' = 1 - y^2, sigmoid' = y (1 - y), rsqrt' = -y^3 / 2, sqrt' = 1 / (2 y),
+//   gelu'  = Phi(x) + x phi(x)                       (Phi, phi: normal cdf and pdf)
+//   gelu_tanh' = (1 + t)/2 + x (1 - t^2) k (1 + 3 c x^2) / 2,  t = tanh(k (x + c x^3))
+//   silu'  = s (1 + x (1 - s)),  s = sigmoid(x)
+template <class T>
+T unary_grad(UnaryOp op, T x, T y, double p) {
+  switch (op) {
+    case UnaryOp::Neg: return T(-1);
+    case UnaryOp::Exp: return y;
+    case UnaryOp::Log: return T(1) / x;
+    case UnaryOp::Sqrt: return T(0.5) / y;
+    case UnaryOp::Rsqrt: return T(-0.5) * y * y * y;
+    case UnaryOp::Tanh: return T(1) - y * y;
+    case UnaryOp::Sigmoid: return y * (T(1) - y);
+    case UnaryOp::Relu: return x > T(0) ? T(1) : T(0);
+    case UnaryOp::GeluErf: {
+      const double xd = x;
+      return static_cast<T>(0.5 * (1.0 + std::erf(xd * kSqrt1_2)) + xd * kInvSqrt2Pi * std::exp(-0.5 * xd * xd));
+    }
+    case UnaryOp::GeluTanh: {
+      const double xd = x, t = std::tanh(kSqrt2OverPi * (xd + kGeluC * xd * xd * xd));
+      return static_cast<T>(0.5 * (1.0 + t) +
+                            0.5 * xd * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * kGeluC * xd * xd));
+    }
+    case UnaryOp::Silu: {
+      const T s = T(1) / (T(1) + std::exp(-x));
+      return s * (T(1) + x * (T(1) - s));
+    }
+    case UnaryOp::Abs: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+    case UnaryOp::Pow: return static_cast<T>(p * std::pow(x, static_cast<T>(p - 1)));
+  }
+  return T(0);
+}
+
+// Applies f to every (output, operand...) element; f gets the row pointers and the index.
+template <class T, size_t N, class F>
+void rows_apply(const Shape& shape, const std::array<Strides, N>& strides, std::array<T*, N> ptrs, F f) {
+  for_each_row<N>(shape, strides, [&](auto base, int64_t n, auto step) {
+    std::array<T*, N> p;
+    for (size_t k = 0; k < N; ++k) p[k] = ptrs[k] + base[k];
+    f(p, n, step);
+  });
+}
+
+template <class T, class F>
+void binary_loop(const Tensor& a, const Tensor& b, Tensor& out, F f) {
+  T* o = out.data<T>();
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  for_each_row<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, [&](auto base, int64_t n, auto s) {
+    T* y = o + base[0];
+    const T* x1 = pa + base[1];
+    const T* x2 = pb + base[2];
+    if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+      for (int64_t k = 0; k < n; ++k) y[k] = f(x1[k], x2[k]);
+    } else if (s[0] == 1 && s[1] == 1 && s[2] == 0) {
+      const T v = *x2;
+      for (int64_t k = 0; k < n; ++k) y[k] = f(x1[k], v);
+    } else if (s[0] == 1 && s[1] == 0 && s[2] == 1) {
+      const T v = *x1;
+      for (int64_t k = 0; k < n; ++k) y[k] = f(v, x2[k]);
+    } else {
+      for (int64_t k = 0; k < n; ++k) y[k * s[0]] = f(x1[k * s[1]], x2[k * s[2]]);
+    }
+  });
+}
+
+}  // namespace
+
+void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, double p) {
+  dispatch_all(x.dtype(), unary_op_name(op), [&]<class T>() {
+    T* o = out.data<T>();
+    const T* px = x.data<T>();
+    for_each_row<2>(out.shape(), {out.strides(), x.strides()}, [&](auto base, int64_t n, auto s) {
+      T* y = o + base[0];
+      const T* xi = px + base[1];
+      if (s[0] == 1 && s[1] == 1) {
+        // Switch outside the loop so each case is a tight, vectorizable loop.
+        switch (op) {
+          case UnaryOp::Relu:
+            for (int64_t k = 0; k < n; ++k) y[k] = xi[k] > T(0) ? xi[k] : T(0);
+            return;
+          case UnaryOp::Neg:
+            for (int64_t k = 0; k < n; ++k) y[k] = -xi[k];
+            return;
+          case UnaryOp::Exp:
+            for (int64_t k = 0; k < n; ++k) y[k] = std::exp(xi[k]);
+            return;
+          default:
+            for (int64_t k = 0; k < n; ++k) y[k] = unary_fn<T>(op, xi[k], p);
+            return;
+        }
+      }
+      for (int64_t k = 0; k < n; ++k) y[k * s[0]] = unary_fn<T>(op, xi[k * s[1]], p);
+    });
+  });
+}
+
+void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                                double p) {
+  dispatch_float(x.dtype(), unary_op_name(op), [&]<class T>() {
+    // y is only read by ops whose derivative uses it; others may pass an undefined y.
+    const Tensor& yy = y.defined() ? y : x;
+    rows_apply<T, 4>(gx.shape(), {gx.strides(), x.strides(), yy.strides(), gy.strides()},
+                     {gx.data<T>(), x.data<T>(), yy.data<T>(), gy.data<T>()}, [&](auto ptr, int64_t n, auto s) {
+                       for (int64_t k = 0; k < n; ++k)
+                         ptr[0][k * s[0]] = ptr[3][k * s[3]] * unary_grad<T>(op, ptr[1][k * s[1]], ptr[2][k * s[2]], p);
+                     });
+  });
+}
+
+void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  dispatch_all(a.dtype(), binary_op_name(op), [&]<class T>() {
+    switch (op) {
+      case BinaryOp::Add: return binary_loop<T>(a, b, out, [](T x, T y) { return x + y; });
+      case BinaryOp::Sub: return binary_loop<T>(a, b, out, [](T x, T y) { return x - y; });
+      case BinaryOp::Mul: return binary_loop<T>(a, b, out, [](T x, T y) { return x * y; });
+      case BinaryOp::Div: return binary_loop<T>(a, b, out, [](T x, T y) { return x / y; });
+      case BinaryOp::Maximum: return binary_loop<T>(a, b, out, [](T x, T y) { return x > y ? x : y; });
+      case BinaryOp::Minimum: return binary_loop<T>(a, b, out, [](T x, T y) { return x < y ? x : y; });
+      case BinaryOp::Eq: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x == y); });
+      case BinaryOp::Ne: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x != y); });
+      case BinaryOp::Lt: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x < y); });
+      case BinaryOp::Le: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x <= y); });
+      case BinaryOp::Gt: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x > y); });
+      case BinaryOp::Ge: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x >= y); });
+    }
+  });
+}
+
+void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) {
+  dispatch_all(a.dtype(), "where", [&]<class T>() {
+    dispatch_all(cond.dtype(), "where", [&]<class C>() {
+      const C* pc = cond.data<C>();
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      T* o = out.data<T>();
+      for_each_row<4>(out.shape(), {out.strides(), cond.strides(), a.strides(), b.strides()},
+                      [&](auto base, int64_t n, auto s) {
+                        for (int64_t k = 0; k < n; ++k)
+                          o[base[0] + k * s[0]] = pc[base[1] + k * s[1]] != C(0) ? pa[base[2] + k * s[2]]
+                                                                                 : pb[base[3] + k * s[3]];
+                      });
+    });
+  });
+}
+
+}  // namespace cw::cpu

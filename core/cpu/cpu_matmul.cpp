@@ -1,0 +1,111 @@
+// CPU (batched) matmul. Each operand matrix is read in place when it is row-major or
+// transposed (column-major) with any leading dimension, so x @ W.t() never copies W. The
+// product goes to OpenBLAS when the build found it (CW_HAVE_CBLAS, measured faster than Eigen's
+// own GEMM on this project's machines, see BENCHMARKS.md), otherwise to Eigen. Batches of small
+// products run in parallel over the batch; a big product threads inside the GEMM instead.
+#include <Eigen/Core>
+#include <vector>
+
+#include "core/cpu/cpu_backend.h"
+#include "core/cpu/strided_loop.h"
+
+#ifdef CW_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+namespace cw::cpu {
+namespace {
+
+// How one (rows, cols) operand matrix sits in memory.
+struct MatLayout {
+  bool transposed;  // false: row-major, ld = row stride; true: column-major, ld = column stride
+  int64_t ld;
+};
+
+// Layout of the last two dims, or nullopt-like {false, -1} when neither fits.
+MatLayout layout_of(const Tensor& t) {
+  const int64_t rows = t.size(-2), cols = t.size(-1);
+  const int64_t s0 = t.stride(-2), s1 = t.stride(-1);
+  if ((s1 == 1 || cols == 1) && (s0 >= std::max<int64_t>(cols, 1) || rows == 1))
+    return {false, rows == 1 ? std::max<int64_t>(cols, 1) : s0};
+  if ((s0 == 1 || rows == 1) && (s1 >= std::max<int64_t>(rows, 1) || cols == 1))
+    return {true, cols == 1 ? std::max<int64_t>(rows, 1) : s1};
+  return {false, -1};
+}
+
+template <class T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using ColMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+template <class M>
+using StridedMap = Eigen::Map<const M, 0, Eigen::OuterStride<>>;
+
+template <class T>
+void gemm(const T* a, MatLayout la, const T* b, MatLayout lb, T* c, int64_t M, int64_t N, int64_t K) {
+#ifdef CW_HAVE_CBLAS
+  const auto ta = la.transposed ? CblasTrans : CblasNoTrans;
+  const auto tb = lb.transposed ? CblasTrans : CblasNoTrans;
+  // A column-major (M, K) is a row-major (K, M) read transposed: BLAS's Trans flag.
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, a, la.ld, b, lb.ld, 0.0f, c, N);
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, a, la.ld, b, lb.ld, 0.0, c, N);
+#else
+  Eigen::Map<RowMat<T>> C(c, M, N);
+  auto with_b = [&](const auto& A) {
+    if (lb.transposed) C.noalias() = A * StridedMap<ColMat<T>>(b, K, N, Eigen::OuterStride<>(lb.ld));
+    else C.noalias() = A * StridedMap<RowMat<T>>(b, K, N, Eigen::OuterStride<>(lb.ld));
+  };
+  if (la.transposed) with_b(StridedMap<ColMat<T>>(a, M, K, Eigen::OuterStride<>(la.ld)));
+  else with_b(StridedMap<RowMat<T>>(a, M, K, Eigen::OuterStride<>(la.ld)));
+#endif
+}
+
+}  // namespace
+
+void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
+  const int64_t M = a_in.size(-2), K = a_in.size(-1), N = b_in.size(-1);
+  // An operand that is neither row- nor column-major in its last two dims gets one copy.
+  Tensor a = a_in, b = b_in;
+  MatLayout la = layout_of(a), lb = layout_of(b);
+  if (la.ld < 0) {
+    a = a.contiguous();
+    la = layout_of(a);
+  }
+  if (lb.ld < 0) {
+    b = b.contiguous();
+    lb = layout_of(b);
+  }
+  // Batch offsets of each operand (batch dims may be broadcast with stride 0).
+  const int64_t nb = out.dim() - 2;
+  const Shape batch(out.shape().begin(), out.shape().begin() + nb);
+  const int64_t count = numel_of(batch);
+  std::vector<int64_t> off_a(count), off_b(count);
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int64_t d = nb - 1; d >= 0; --d) {
+      const int64_t idx = rem % batch[d];
+      rem /= batch[d];
+      oa += idx * a.stride(d);
+      ob += idx * b.stride(d);
+    }
+    off_a[i] = oa;
+    off_b[i] = ob;
+  }
+  if (M == 0 || N == 0) return;
+  dispatch_float(out.dtype(), "matmul", [&]<class T>() {
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* pc = out.data<T>();
+    if (K == 0) {
+      std::fill(pc, pc + out.numel(), T(0));
+      return;
+    }
+    // Small products (attention heads) parallelize over the batch; one GEMM each thread.
+    const bool parallel_batch = count > 1 && M * N * K < (1 << 22);
+#pragma omp parallel for schedule(static) if (parallel_batch)
+    for (int64_t i = 0; i < count; ++i) gemm<T>(pa + off_a[i], la, pb + off_b[i], lb, pc + i * M * N, M, N, K);
+  });
+}
+
+}  // namespace cw::cpu

@@ -1,0 +1,100 @@
+// CPU reductions over the middle axis of a contiguous (outer, r, inner) view. Sums accumulate
+// in double, so a long f32 sum (e.g. a bias gradient over 64k rows) keeps its precision.
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/cpu/cpu_backend.h"
+#include "core/cpu/strided_loop.h"
+
+namespace cw::cpu {
+namespace {
+
+// Width of the blocks of `inner` handed to one thread: long enough to vectorize, short enough
+// that a (1, r, C) reduction still splits across threads.
+constexpr int64_t kInnerBlock = 256;
+
+template <class T>
+void reduce_typed(ReduceOp op, const T* x, Tensor& out, int64_t outer, int64_t r, int64_t inner) {
+  using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+  const int64_t blocks = (inner + kInnerBlock - 1) / kInnerBlock;
+  const int64_t tasks = outer * blocks;
+#pragma omp parallel for schedule(static) if (outer * r * inner >= kParallelGrain && tasks > 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t o = task / blocks;
+    const int64_t j0 = (task % blocks) * kInnerBlock, j1 = std::min(inner, j0 + kInnerBlock);
+    const int64_t w = j1 - j0;
+    const T* base = x + o * r * inner + j0;
+    if (op == ReduceOp::ArgMax) {
+      int64_t* y = out.data<int64_t>() + o * inner + j0;
+      std::vector<T> best(static_cast<size_t>(w), -std::numeric_limits<T>::infinity());
+      std::fill(y, y + w, int64_t{0});
+      for (int64_t i = 0; i < r; ++i)
+        for (int64_t j = 0; j < w; ++j) {
+          const T v = base[i * inner + j];
+          // strict '>' keeps the first maximum; a NaN wins, as in PyTorch
+          if (v > best[j] || (std::isnan(v) && !std::isnan(best[j]))) {
+            best[j] = v;
+            y[j] = i;
+          }
+        }
+      continue;
+    }
+    T* y = out.data<T>() + o * inner + j0;
+    if (op == ReduceOp::Max || op == ReduceOp::Min) {
+      const bool is_max = op == ReduceOp::Max;
+      for (int64_t j = 0; j < w; ++j) y[j] = base[j];
+      for (int64_t i = 1; i < r; ++i)
+        for (int64_t j = 0; j < w; ++j) {
+          const T v = base[i * inner + j];
+          if (std::isnan(v) || (is_max ? v > y[j] : v < y[j])) y[j] = std::isnan(y[j]) ? y[j] : v;
+        }
+      continue;
+    }
+    // Sum / Mean
+    if (inner == 1) {
+      const Acc s = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(base, r).template cast<Acc>().sum();
+      y[0] = static_cast<T>(op == ReduceOp::Mean ? s / static_cast<Acc>(r) : s);
+      continue;
+    }
+    std::vector<Acc> acc(static_cast<size_t>(w), Acc(0));
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t j = 0; j < w; ++j) acc[j] += static_cast<Acc>(base[i * inner + j]);
+    for (int64_t j = 0; j < w; ++j)
+      y[j] = static_cast<T>(op == ReduceOp::Mean ? acc[j] / static_cast<Acc>(r) : acc[j]);
+  }
+}
+
+}  // namespace
+
+void CpuBackend::reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int64_t r, int64_t inner) {
+  dispatch_all(x.dtype(), "reduce", [&]<class T>() {
+    if constexpr (std::is_same_v<T, int64_t>) {
+      // Integer reductions (sums of ids, bounds of index tensors) are rare and small: plain loops.
+      const int64_t* p = x.data<int64_t>();
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < inner; ++j) {
+          int64_t acc = op == ReduceOp::Max ? std::numeric_limits<int64_t>::min()
+                                             : (op == ReduceOp::Min ? std::numeric_limits<int64_t>::max() : 0);
+          int64_t arg = 0;
+          for (int64_t i = 0; i < r; ++i) {
+            const int64_t v = p[(o * r + i) * inner + j];
+            if (op == ReduceOp::Max) acc = std::max(acc, v);
+            else if (op == ReduceOp::Min) acc = std::min(acc, v);
+            else if (op == ReduceOp::ArgMax) {
+              if (i == 0 || v > acc) { acc = v; arg = i; }
+            } else acc += v;
+          }
+          if (op == ReduceOp::ArgMax) acc = arg;
+          else if (op == ReduceOp::Mean) acc = r ? acc / r : 0;
+          out.data<int64_t>()[o * inner + j] = acc;
+        }
+    } else {
+      reduce_typed<T>(op, x.data<T>(), out, outer, r, inner);
+    }
+  });
+}
+
+}  // namespace cw::cpu

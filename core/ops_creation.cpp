@@ -1,0 +1,68 @@
+// Creation ops: constant fills, ranges, copies from host vectors and seeded random draws.
+#include <cmath>
+
+#include "core/ops.h"
+
+namespace cw::ops {
+
+Tensor empty(const Shape& shape, DType dtype, Device device) { return Tensor::empty(shape, dtype, device); }
+
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t = Tensor::empty(shape, dtype, device);
+  backend_for(device, "full").fill(t, value);
+  return t;
+}
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
+Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.dtype(), t.device()); }
+Tensor scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
+
+Tensor arange(double start, double end, double step, DType dtype, Device device) {
+  CW_CHECK(step != 0, ValueError, "arange: step must be nonzero");
+  CW_CHECK((end - start) * step >= 0, ValueError, "arange: range [", start, ", ", end,
+           ") cannot be walked with step ", step);
+  const auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  Tensor t = Tensor::empty({n}, dtype, device);
+  backend_for(device, "arange").arange(t, start, step);
+  return t;
+}
+
+template <class T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device) {
+  CW_CHECK(static_cast<int64_t>(values.size()) == numel_of(shape), ShapeError, "from_vector: ",
+           values.size(), " values do not fill shape ", shape_str(shape));
+  CW_CHECK(device.is_cpu(), DeviceError, "from_vector: create on cpu, then call .to(", device.str(), ")");
+  Tensor t = Tensor::empty(shape, DTypeOf<T>::value, device);
+  std::copy(values.begin(), values.end(), t.data<T>());
+  return t;
+}
+template Tensor from_vector<float>(const std::vector<float>&, const Shape&, Device);
+template Tensor from_vector<double>(const std::vector<double>&, const Shape&, Device);
+template Tensor from_vector<int64_t>(const std::vector<int64_t>&, const Shape&, Device);
+
+Tensor uniform(const Shape& shape, double lo, double hi, DType dtype, Generator& gen) {
+  CW_CHECK(is_floating(dtype), DTypeError, "uniform: dtype must be f32 or f64, got ", dtype_name(dtype));
+  CW_CHECK(lo <= hi, ValueError, "uniform: lo ", lo, " > hi ", hi);
+  Tensor t = Tensor::empty(shape, dtype);
+  backend_for(t.device(), "uniform").uniform(t, gen.seed(), gen.reserve(t.numel()), lo, hi);
+  return t;
+}
+
+Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generator& gen) {
+  CW_CHECK(is_floating(dtype), DTypeError, "normal: dtype must be f32 or f64, got ", dtype_name(dtype));
+  CW_CHECK(std >= 0, ValueError, "normal: std must be >= 0, got ", std);
+  Tensor t = Tensor::empty(shape, dtype);
+  backend_for(t.device(), "normal").normal(t, gen.seed(), gen.reserve(t.numel()), mean, std);
+  return t;
+}
+
+Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen) {
+  CW_CHECK(p >= 0 && p < 1, ValueError, "dropout: p must be in [0, 1), got ", p);
+  // keep where u >= p, so P(keep) = 1 - p; the kept scale 1/(1-p) keeps E[y] = x.
+  Tensor keep = ge(uniform(shape, 0.0, 1.0, dtype, gen), scalar(p, dtype));
+  return mul(keep, 1.0 / (1.0 - p));
+}
+
+}  // namespace cw::ops
