@@ -12,9 +12,10 @@ Variable matmul(const Variable& a, const Variable& b) {
                   // Promote 1-d operands as the forward did, so the rules below are the 2-d ones.
                   const Tensor A = ta.dim() == 1 ? ta.unsqueeze(0) : ta;
                   const Tensor B = tb.dim() == 1 ? tb.unsqueeze(1) : tb;
-                  Tensor g = grads[0];
-                  if (ta.dim() == 1) g = g.unsqueeze(-2);
-                  if (tb.dim() == 1) g = g.unsqueeze(-1);
+                  Shape promoted = broadcast_shapes(Shape(A.shape().begin(), A.shape().end() - 2),
+                                                    Shape(B.shape().begin(), B.shape().end() - 2), "matmul");
+                  promoted.insert(promoted.end(), {A.size(-2), B.size(-1)});
+                  const Tensor g = grads[0].reshape(promoted);
                   Tensor ga, gb;
                   if (need[0]) ga = ops::sum_to(ops::matmul(g, B.transpose(-1, -2)), A.shape()).reshape(ta.shape());
                   if (need[1]) {

@@ -101,8 +101,10 @@ void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
       std::fill(pc, pc + out.numel(), T(0));
       return;
     }
-    // Small products (attention heads) parallelize over the batch; one GEMM each thread.
-    const bool parallel_batch = count > 1 && M * N * K < (1 << 22);
+    // Small products (attention heads) parallelize over the batch, one GEMM per thread; a big
+    // product threads inside the GEMM instead, and a tiny batch is not worth waking threads.
+    const int64_t work = M * N * K;
+    const bool parallel_batch = count > 1 && work < (1 << 22) && count * work >= (1 << 17);
 #pragma omp parallel for schedule(static) if (parallel_batch)
     for (int64_t i = 0; i < count; ++i) gemm<T>(pa + off_a[i], la, pb + off_b[i], lb, pc + i * M * N, M, N, K);
   });
