@@ -24,8 +24,8 @@ void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? ops::ad
 }  // namespace
 
 void run_backward(const std::vector<Variable>& roots, const std::vector<Tensor>& grads, bool retain_graph) {
-  CW_CHECK(roots.size() == grads.size(), ValueError, "backward: ", roots.size(), " roots but ",
-           grads.size(), " gradients");
+  CW_CHECK(roots.size() == grads.size(), ValueError, "backward: ", roots.size(), " roots but ", grads.size(),
+           " gradients");
   // Backward rules call plain ops on Tensors; nothing they do should be recorded.
   NoGradGuard no_grad;
 
@@ -40,8 +40,10 @@ void run_backward(const std::vector<Variable>& roots, const std::vector<Tensor>&
              "or it ran under NoGradGuard)");
     Tensor g = grads[i];
     if (!g.defined()) {
-      CW_CHECK(r.numel() == 1, ShapeError, "backward: a gradient can only be implied for a one-element "
-               "value; pass one for shape ", shape_str(r.shape()));
+      CW_CHECK(r.numel() == 1, ShapeError,
+               "backward: a gradient can only be implied for a one-element "
+               "value; pass one for shape ",
+               shape_str(r.shape()));
       g = ops::ones(r.shape(), r.dtype(), r.device());
     }
     CW_CHECK(g.shape() == r.shape(), ShapeError, "backward: gradient ", describe(g), " does not match ",
@@ -86,8 +88,9 @@ void run_backward(const std::vector<Variable>& roots, const std::vector<Tensor>&
       }
     std::vector<Tensor> out = node->apply(in);
     if (!retain_graph) node->release();
-    CW_CHECK(out.size() == node->next_edges.size() || node->next_edges.empty(), Error, "backward: ",
-             node->name(), " returned ", out.size(), " gradients for ", node->next_edges.size(), " inputs");
+    CW_CHECK(out.size() == node->next_edges.size() || node->next_edges.empty(), Error,
+             "backward: ", node->name(), " returned ", out.size(), " gradients for ", node->next_edges.size(),
+             " inputs");
     for (size_t k = 0; k < node->next_edges.size(); ++k) {
       const Edge& e = node->next_edges[k];
       if (!e.valid()) continue;

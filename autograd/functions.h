@@ -14,8 +14,8 @@ namespace cw::ag {
 // Records `name` producing `outputs` from `inputs` with backward `fn`, when grad mode is on and
 // some input requires grad; otherwise wraps the outputs as constants. Used by every op below
 // and by fused ops in higher layers (e.g. the CWCL loss).
-std::vector<Variable> record(const char* name, std::vector<Tensor> outputs, const std::vector<Variable>& inputs,
-                             BackwardFn fn);
+std::vector<Variable> record(const char* name, std::vector<Tensor> outputs,
+                             const std::vector<Variable>& inputs, BackwardFn fn);
 Variable record(const char* name, Tensor output, const std::vector<Variable>& inputs, BackwardFn fn);
 
 // ---- elementwise unary
@@ -94,8 +94,10 @@ Variable contiguous(const Variable& x);
 Variable dropout(const Variable& x, double p, bool training, Generator& gen = default_generator());
 
 // ---- convolution
-Variable conv1d(const Variable& x, const Variable& weight, const Variable& bias, const ops::Conv1dOptions& o = {});
-Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, const ops::Conv2dOptions& o = {});
+Variable conv1d(const Variable& x, const Variable& weight, const Variable& bias,
+                const ops::Conv1dOptions& o = {});
+Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
+                const ops::Conv2dOptions& o = {});
 
 }  // namespace cw::ag
 

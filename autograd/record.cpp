@@ -4,8 +4,8 @@
 
 namespace cw::ag {
 
-std::vector<Variable> record(const char* name, std::vector<Tensor> outputs, const std::vector<Variable>& inputs,
-                             BackwardFn fn) {
+std::vector<Variable> record(const char* name, std::vector<Tensor> outputs,
+                             const std::vector<Variable>& inputs, BackwardFn fn) {
   bool any = false;
   for (const Variable& v : inputs) any = any || (v.defined() && v.requires_grad());
   std::vector<Variable> out;

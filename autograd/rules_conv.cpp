@@ -8,12 +8,12 @@ namespace cw::ag {
 Variable dropout(const Variable& x, double p, bool training, Generator& gen) {
   if (!training || p == 0.0) return x;
   const Tensor mask = ops::dropout_mask(x.shape(), p, x.dtype(), gen);
-  return record("dropout", ops::mul(x.data(), mask), {x}, [mask](const Grads& g, const auto&) {
-    return Grads{ops::mul(g[0], mask)};
-  });
+  return record("dropout", ops::mul(x.data(), mask), {x},
+                [mask](const Grads& g, const auto&) { return Grads{ops::mul(g[0], mask)}; });
 }
 
-Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, const ops::Conv2dOptions& o) {
+Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
+                const ops::Conv2dOptions& o) {
   const Tensor b = bias.defined() ? bias.data() : Tensor();
   return record("conv2d", ops::conv2d(x.data(), weight.data(), b, o), {x, weight, bias},
                 [xs = x.data(), w = weight.data(), o](const Grads& g, const auto& need) {
@@ -22,7 +22,8 @@ Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
                 });
 }
 
-Variable conv1d(const Variable& x, const Variable& weight, const Variable& bias, const ops::Conv1dOptions& o) {
+Variable conv1d(const Variable& x, const Variable& weight, const Variable& bias,
+                const ops::Conv1dOptions& o) {
   const Tensor b = bias.defined() ? bias.data() : Tensor();
   return record("conv1d", ops::conv1d(x.data(), weight.data(), b, o), {x, weight, bias},
                 [xs = x.data(), w = weight.data(), o](const Grads& g, const auto& need) {

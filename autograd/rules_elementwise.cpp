@@ -21,7 +21,8 @@ Variable unary_op(UnaryOp op, const Variable& x, double scalar = 0.0) {
 }  // namespace
 
 Variable neg(const Variable& x) {
-  return record("neg", ops::neg(x.data()), {x}, [](const Grads& g, const auto&) { return Grads{ops::neg(g[0])}; });
+  return record("neg", ops::neg(x.data()), {x},
+                [](const Grads& g, const auto&) { return Grads{ops::neg(g[0])}; });
 }
 Variable exp(const Variable& x) { return unary_op(UnaryOp::Exp, x); }
 Variable log(const Variable& x) { return unary_op(UnaryOp::Log, x); }
@@ -38,10 +39,11 @@ Variable abs(const Variable& x) { return unary_op(UnaryOp::Abs, x); }
 Variable pow(const Variable& x, double exponent) { return unary_op(UnaryOp::Pow, x, exponent); }
 
 Variable add(const Variable& a, const Variable& b) {
-  return record("add", ops::add(a.data(), b.data()), {a, b},
-                [sa = a.shape(), sb = b.shape()](const Grads& g, const auto& need) {
-                  return Grads{need[0] ? ops::sum_to(g[0], sa) : Tensor(), need[1] ? ops::sum_to(g[0], sb) : Tensor()};
-                });
+  return record(
+      "add", ops::add(a.data(), b.data()), {a, b},
+      [sa = a.shape(), sb = b.shape()](const Grads& g, const auto& need) {
+        return Grads{need[0] ? ops::sum_to(g[0], sa) : Tensor(), need[1] ? ops::sum_to(g[0], sb) : Tensor()};
+      });
 }
 
 Variable sub(const Variable& a, const Variable& b) {
@@ -89,7 +91,8 @@ Variable maximum(const Variable& a, const Variable& b) { return select_binary("m
 Variable minimum(const Variable& a, const Variable& b) { return select_binary("minimum", false, a, b); }
 
 Variable add(const Variable& a, double s) {
-  return record("add_scalar", ops::add(a.data(), s), {a}, [](const Grads& g, const auto&) { return Grads{g[0]}; });
+  return record("add_scalar", ops::add(a.data(), s), {a},
+                [](const Grads& g, const auto&) { return Grads{g[0]}; });
 }
 Variable sub(const Variable& a, double s) { return add(a, -s); }
 Variable sub(double s, const Variable& a) {
@@ -121,9 +124,8 @@ Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
 }
 
 Variable masked_fill(const Variable& x, const Tensor& mask, double value) {
-  return record("masked_fill", ops::masked_fill(x.data(), mask, value), {x}, [mask](const Grads& g, const auto&) {
-    return Grads{ops::masked_fill(g[0], mask, 0.0)};
-  });
+  return record("masked_fill", ops::masked_fill(x.data(), mask, value), {x},
+                [mask](const Grads& g, const auto&) { return Grads{ops::masked_fill(g[0], mask, 0.0)}; });
 }
 
 }  // namespace cw::ag

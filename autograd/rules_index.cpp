@@ -24,9 +24,10 @@ Variable embedding(const Variable& weight, const Tensor& ids) {
 }
 
 Variable gather(const Variable& x, int64_t dim, const Tensor& index) {
-  return record("gather", ops::gather(x.data(), dim, index), {x}, [xs = x.data(), dim, index](const Grads& g, const auto&) {
-    return Grads{ops::scatter_add(ops::zeros_like(xs), dim, index, g[0])};
-  });
+  return record("gather", ops::gather(x.data(), dim, index), {x},
+                [xs = x.data(), dim, index](const Grads& g, const auto&) {
+                  return Grads{ops::scatter_add(ops::zeros_like(xs), dim, index, g[0])};
+                });
 }
 
 Variable concat(const std::vector<Variable>& xs, int64_t dim) {

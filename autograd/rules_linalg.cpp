@@ -17,7 +17,8 @@ Variable matmul(const Variable& a, const Variable& b) {
                   promoted.insert(promoted.end(), {A.size(-2), B.size(-1)});
                   const Tensor g = grads[0].reshape(promoted);
                   Tensor ga, gb;
-                  if (need[0]) ga = ops::sum_to(ops::matmul(g, B.transpose(-1, -2)), A.shape()).reshape(ta.shape());
+                  if (need[0])
+                    ga = ops::sum_to(ops::matmul(g, B.transpose(-1, -2)), A.shape()).reshape(ta.shape());
                   if (need[1]) {
                     if (B.dim() == 2 && A.dim() > 2) {
                       const int64_t K = A.size(-1), N = B.size(-1);
@@ -50,12 +51,13 @@ Variable layer_norm(const Variable& x, int64_t normalized_ndim, const Variable& 
   const Tensor w = weight.defined() ? weight.data() : Tensor();
   const Tensor b = bias.defined() ? bias.data() : Tensor();
   ops::LayerNormOutput o = ops::layer_norm(x.data(), normalized_ndim, w, b, eps);
-  return record("layer_norm", o.y, {x, weight, bias},
-                [xs = x.data(), w, mean = o.mean, rstd = o.rstd, normalized_ndim](const Grads& g, const auto& need) {
-                  ops::LayerNormGrads r =
-                      ops::layer_norm_backward(g[0], xs, normalized_ndim, mean, rstd, w, need[1], need[2]);
-                  return Grads{need[0] ? r.x : Tensor(), r.weight, r.bias};
-                });
+  return record(
+      "layer_norm", o.y, {x, weight, bias},
+      [xs = x.data(), w, mean = o.mean, rstd = o.rstd, normalized_ndim](const Grads& g, const auto& need) {
+        ops::LayerNormGrads r =
+            ops::layer_norm_backward(g[0], xs, normalized_ndim, mean, rstd, w, need[1], need[2]);
+        return Grads{need[0] ? r.x : Tensor(), r.weight, r.bias};
+      });
 }
 
 }  // namespace cw::ag

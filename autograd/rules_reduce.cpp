@@ -27,27 +27,30 @@ int64_t count(const Shape& s, const std::vector<int64_t>& dims) {
 
 Variable sum(const Variable& x, const std::vector<int64_t>& dims, bool keepdim) {
   const auto nd = normalize_dims(dims, x.dim(), "sum");
-  return record("sum", ops::sum(x.data(), nd, keepdim), {x}, [s = x.shape(), nd, keepdim](const Grads& g, const auto&) {
-    return Grads{unreduce(g[0], s, nd, keepdim).expand(s).contiguous()};
-  });
+  return record("sum", ops::sum(x.data(), nd, keepdim), {x},
+                [s = x.shape(), nd, keepdim](const Grads& g, const auto&) {
+                  return Grads{unreduce(g[0], s, nd, keepdim).expand(s).contiguous()};
+                });
 }
 
 Variable mean(const Variable& x, const std::vector<int64_t>& dims, bool keepdim) {
   const auto nd = normalize_dims(dims, x.dim(), "mean");
-  return record("mean", ops::mean(x.data(), nd, keepdim), {x}, [s = x.shape(), nd, keepdim](const Grads& g, const auto&) {
-    const double n = static_cast<double>(count(s, nd));
-    return Grads{ops::div(unreduce(g[0], s, nd, keepdim), n).expand(s).contiguous()};
-  });
+  return record("mean", ops::mean(x.data(), nd, keepdim), {x},
+                [s = x.shape(), nd, keepdim](const Grads& g, const auto&) {
+                  const double n = static_cast<double>(count(s, nd));
+                  return Grads{ops::div(unreduce(g[0], s, nd, keepdim), n).expand(s).contiguous()};
+                });
 }
 
 namespace {
-Variable extremum(const char* name, bool is_max, const Variable& x, const std::vector<int64_t>& dims, bool keepdim) {
+Variable extremum(const char* name, bool is_max, const Variable& x, const std::vector<int64_t>& dims,
+                  bool keepdim) {
   const auto nd = normalize_dims(dims, x.dim(), name);
   Tensor y = is_max ? ops::amax(x.data(), nd, keepdim) : ops::amin(x.data(), nd, keepdim);
   return record(name, y, {x}, [xs = x.data(), y, nd, keepdim](const Grads& g, const auto&) {
     const Tensor yk = unreduce(y, xs.shape(), nd, keepdim);
-    const Tensor hit = ops::eq(xs, yk);                      // 1 at every maximum
-    const Tensor ties = ops::sum(hit, nd, true);              // how many share it
+    const Tensor hit = ops::eq(xs, yk);           // 1 at every maximum
+    const Tensor ties = ops::sum(hit, nd, true);  // how many share it
     return Grads{ops::mul(hit, ops::div(unreduce(g[0], xs.shape(), nd, keepdim), ties))};
   });
 }
@@ -65,7 +68,8 @@ Variable var(const Variable& x, const std::vector<int64_t>& dims, int64_t correc
                 [xs = x.data(), nd, correction, keepdim](const Grads& g, const auto&) {
                   const double n = static_cast<double>(count(xs.shape(), nd));
                   const Tensor centered = ops::sub(xs, ops::mean(xs, nd, true));
-                  const Tensor scale = ops::mul(unreduce(g[0], xs.shape(), nd, keepdim), 2.0 / (n - correction));
+                  const Tensor scale =
+                      ops::mul(unreduce(g[0], xs.shape(), nd, keepdim), 2.0 / (n - correction));
                   return Grads{ops::mul(centered, scale)};
                 });
 }

@@ -9,7 +9,8 @@ namespace {
 
 // A rule that reshapes the gradient back to the input shape (reshape, squeeze, unsqueeze...).
 Variable reshaping(const char* name, const Variable& x, Tensor y) {
-  return record(name, std::move(y), {x}, [s = x.shape()](const Grads& g, const auto&) { return Grads{g[0].reshape(s)}; });
+  return record(name, std::move(y), {x},
+                [s = x.shape()](const Grads& g, const auto&) { return Grads{g[0].reshape(s)}; });
 }
 
 // A rule that scatters the gradient into zeros at the view's position: `place` recreates the
@@ -25,10 +26,16 @@ Variable sub_view(const char* name, const Variable& x, Tensor y, Place place) {
 
 }  // namespace
 
-Variable reshape(const Variable& x, const Shape& shape) { return reshaping("reshape", x, x.data().reshape(shape)); }
+Variable reshape(const Variable& x, const Shape& shape) {
+  return reshaping("reshape", x, x.data().reshape(shape));
+}
 Variable squeeze(const Variable& x, int64_t dim) { return reshaping("squeeze", x, x.data().squeeze(dim)); }
-Variable unsqueeze(const Variable& x, int64_t dim) { return reshaping("unsqueeze", x, x.data().unsqueeze(dim)); }
-Variable flatten(const Variable& x, int64_t s, int64_t e) { return reshaping("flatten", x, x.data().flatten(s, e)); }
+Variable unsqueeze(const Variable& x, int64_t dim) {
+  return reshaping("unsqueeze", x, x.data().unsqueeze(dim));
+}
+Variable flatten(const Variable& x, int64_t s, int64_t e) {
+  return reshaping("flatten", x, x.data().flatten(s, e));
+}
 Variable contiguous(const Variable& x) {
   if (x.data().is_contiguous()) return x;
   return reshaping("contiguous", x, x.data().contiguous());
@@ -42,8 +49,10 @@ Variable transpose(const Variable& x, int64_t d0, int64_t d1) {
 Variable permute(const Variable& x, const std::vector<int64_t>& dims) {
   Tensor y = x.data().permute(dims);
   std::vector<int64_t> inverse(dims.size());
-  for (size_t i = 0; i < dims.size(); ++i) inverse[wrap_dim(dims[i], x.dim(), "permute")] = static_cast<int64_t>(i);
-  return record("permute", y, {x}, [inverse](const Grads& g, const auto&) { return Grads{g[0].permute(inverse)}; });
+  for (size_t i = 0; i < dims.size(); ++i)
+    inverse[wrap_dim(dims[i], x.dim(), "permute")] = static_cast<int64_t>(i);
+  return record("permute", y, {x},
+                [inverse](const Grads& g, const auto&) { return Grads{g[0].permute(inverse)}; });
 }
 
 Variable expand(const Variable& x, const Shape& shape) {
@@ -62,7 +71,8 @@ Variable slice(const Variable& x, int64_t dim, int64_t start, int64_t end, int64
 }
 
 Variable select(const Variable& x, int64_t dim, int64_t index) {
-  return sub_view("select", x, x.data().select(dim, index), [=](const Tensor& t) { return t.select(dim, index); });
+  return sub_view("select", x, x.data().select(dim, index),
+                  [=](const Tensor& t) { return t.select(dim, index); });
 }
 
 }  // namespace cw::ag

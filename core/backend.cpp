@@ -18,8 +18,7 @@ void register_backend(DeviceType type, Backend* backend) { registry()[static_cas
 
 Backend& backend_for(Device device, const char* op) {
   Backend* b = registry()[static_cast<size_t>(device.type)];
-  CW_CHECK(b != nullptr, DeviceError, op, ": no backend for device ", device.str(),
-           " in this build");
+  CW_CHECK(b != nullptr, DeviceError, op, ": no backend for device ", device.str(), " in this build");
   return *b;
 }
 

@@ -11,12 +11,35 @@
 namespace cw {
 
 enum class UnaryOp : uint8_t {
-  Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Relu, GeluErf, GeluTanh, Silu, Abs, Pow,
+  Neg,
+  Exp,
+  Log,
+  Sqrt,
+  Rsqrt,
+  Tanh,
+  Sigmoid,
+  Relu,
+  GeluErf,
+  GeluTanh,
+  Silu,
+  Abs,
+  Pow,
 };
 const char* unary_op_name(UnaryOp op);
 
 enum class BinaryOp : uint8_t {
-  Add, Sub, Mul, Div, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge,
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Maximum,
+  Minimum,
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,
 };
 const char* binary_op_name(BinaryOp op);
 
@@ -50,8 +73,8 @@ class Backend {
   // out = op(x) (x any strides, same shape as out). `scalar` is the exponent of Pow.
   virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) = 0;
   // gx = gy * op'(x), using the saved output y where that is cheaper (exp, tanh, sigmoid).
-  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy,
-                              Tensor& gx, double scalar) = 0;
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                              double scalar) = 0;
   // out = a op b; a and b are expanded to out's shape (stride 0 where broadcast).
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;
   // out = cond != 0 ? a : b; all three expanded to out's shape.
@@ -60,8 +83,7 @@ class Backend {
   // ---- reductions ----
   // x is contiguous and read as (outer, r, inner); out is (outer, inner) and is reduced over r.
   // ArgMax writes i64 indices into [0, r).
-  virtual void reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int64_t r,
-                      int64_t inner) = 0;
+  virtual void reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int64_t r, int64_t inner) = 0;
 
   // ---- linear algebra ----
   // out[b] = a[b] @ b[b]: a (..., M, K), b (..., K, N) expanded to the same batch shape with
@@ -72,12 +94,11 @@ class Backend {
   virtual void softmax(const Tensor& x, Tensor& out, bool log) = 0;
   virtual void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) = 0;
   // x (M, N); weight and bias (N) or undefined; writes y (M, N), mean (M), rstd (M).
-  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
-                          Tensor& y, Tensor& mean, Tensor& rstd) = 0;
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y,
+                          Tensor& mean, Tensor& rstd) = 0;
   // gx (M, N) always; gweight/gbias (N) when defined.
-  virtual void layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean,
-                                   const Tensor& rstd, const Tensor& weight, Tensor& gx,
-                                   Tensor& gweight, Tensor& gbias) = 0;
+  virtual void layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                                   const Tensor& weight, Tensor& gx, Tensor& gweight, Tensor& gbias) = 0;
 
   // ---- indexing (index tensors are i64, contiguous, bounds-checked by ops.cpp) ----
   // out = x.index_select(dim, index), x contiguous.

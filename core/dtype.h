@@ -59,7 +59,8 @@ decltype(auto) dispatch_float(DType dt, const char* op, F&& fn) {
     case DType::F32: return fn.template operator()<float>();
     case DType::F64: return fn.template operator()<double>();
     default:
-      throw DTypeError(detail::cat(op, ": dtype ", dtype_name(dt), " is not supported (expected f32 or f64)"));
+      throw DTypeError(
+          detail::cat(op, ": dtype ", dtype_name(dt), " is not supported (expected f32 or f64)"));
   }
 }
 

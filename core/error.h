@@ -54,7 +54,7 @@ std::string cat(const Args&... args) {
 // CW_CHECK(cond, ShapeError, "op: ", a, " vs ", b): throws ShapeError with the message when
 // cond is false. Used for every user-facing check; internal invariants use the same macro with
 // cw::Error so that they also fail loudly in release builds.
-#define CW_CHECK(cond, ErrorType, ...)                              \
-  do {                                                              \
+#define CW_CHECK(cond, ErrorType, ...)                                  \
+  do {                                                                  \
     if (!(cond)) throw ::cw::ErrorType(::cw::detail::cat(__VA_ARGS__)); \
   } while (0)

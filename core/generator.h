@@ -63,7 +63,7 @@ inline std::array<uint32_t, 4> philox4x32(uint64_t counter_lo, uint64_t counter_
 // Uniform in [0, 1) from 32 random bits (24 for f32 precision is enough, but f64 gradient
 // checks want finer values, so two words are combined in uniform_double).
 inline double uniform_double(uint32_t a, uint32_t b) {
-  const uint64_t bits = (uint64_t{a} << 21) ^ uint64_t{b};  // 53 random bits
+  const uint64_t bits = (uint64_t{a} << 21) ^ uint64_t { b };  // 53 random bits
   return static_cast<double>(bits & ((uint64_t{1} << 53) - 1)) * (1.0 / 9007199254740992.0);
 }
 

@@ -125,8 +125,8 @@ struct LayerNormOutput {
 };
 // Normalizes over the last `normalized_ndim` dims; weight and bias (normalized shape) are
 // optional (undefined Tensor).
-LayerNormOutput layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight,
-                           const Tensor& bias, double eps = 1e-5);
+LayerNormOutput layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, const Tensor& bias,
+                           double eps = 1e-5);
 struct LayerNormGrads {
   Tensor x, weight, bias;
 };
@@ -165,15 +165,15 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 struct ConvGrads {
   Tensor x, weight, bias;
 };
-ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight,
-                          const Conv2dOptions& o, bool need_x, bool need_weight, bool need_bias);
+ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Conv2dOptions& o,
+                          bool need_x, bool need_weight, bool need_bias);
 struct Conv1dOptions {
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
 };
 // x (N, Cin, L), weight (Cout, Cin/groups, k); groups = Cin = Cout is a depthwise conv.
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv1dOptions& o = {});
-ConvGrads conv1d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight,
-                          const Conv1dOptions& o, bool need_x, bool need_weight, bool need_bias);
+ConvGrads conv1d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Conv1dOptions& o,
+                          bool need_x, bool need_weight, bool need_bias);
 
 // ---------------------------------------------------------------- checks shared with autograd
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);

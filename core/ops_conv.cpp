@@ -36,8 +36,8 @@ Conv2dShapes conv2d_shapes(const Tensor& x, const Tensor& w, const Conv2dOptions
     CW_CHECK(o.stride[i] >= 1 && o.dilation[i] >= 1 && o.padding[i] >= 0, ValueError,
              "conv2d: stride and dilation must be >= 1 and padding >= 0");
   }
-  ConvGeometry geo{x.size(1), x.size(2), x.size(3), w.size(2), w.size(3), o.stride[0], o.stride[1],
-                   o.padding[0], o.padding[1], o.dilation[0], o.dilation[1]};
+  ConvGeometry geo{x.size(1),   x.size(2),    x.size(3),    w.size(2),     w.size(3),    o.stride[0],
+                   o.stride[1], o.padding[0], o.padding[1], o.dilation[0], o.dilation[1]};
   CW_CHECK(geo.out_h() >= 1 && geo.out_w() >= 1, ShapeError, "conv2d: input ", shape_str(x.shape()),
            " is smaller than the (dilated) kernel ", shape_str(w.shape()), " after padding");
   return {geo, x.size(0), x.size(1), w.size(0), g, w.size(1) * w.size(2) * w.size(3)};

@@ -31,8 +31,8 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
 
 template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device) {
-  CW_CHECK(static_cast<int64_t>(values.size()) == numel_of(shape), ShapeError, "from_vector: ",
-           values.size(), " values do not fill shape ", shape_str(shape));
+  CW_CHECK(static_cast<int64_t>(values.size()) == numel_of(shape), ShapeError, "from_vector: ", values.size(),
+           " values do not fill shape ", shape_str(shape));
   CW_CHECK(device.is_cpu(), DeviceError, "from_vector: create on cpu, then call .to(", device.str(), ")");
   Tensor t = Tensor::empty(shape, DTypeOf<T>::value, device);
   std::copy(values.begin(), values.end(), t.data<T>());

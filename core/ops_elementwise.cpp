@@ -4,12 +4,12 @@
 namespace cw::ops {
 
 void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
-  CW_CHECK(a.device() == b.device(), DeviceError, op, ": operands are on different devices (",
-           describe(a), " and ", describe(b), "); move one with .to()");
+  CW_CHECK(a.device() == b.device(), DeviceError, op, ": operands are on different devices (", describe(a),
+           " and ", describe(b), "); move one with .to()");
 }
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
-  CW_CHECK(a.dtype() == b.dtype(), DTypeError, op, ": dtypes differ (", describe(a), " and ",
-           describe(b), "); convert one with .to(dtype)");
+  CW_CHECK(a.dtype() == b.dtype(), DTypeError, op, ": dtypes differ (", describe(a), " and ", describe(b),
+           "); convert one with .to(dtype)");
 }
 void check_floating(const Tensor& a, const char* op) {
   CW_CHECK(is_floating(a.dtype()), DTypeError, op, ": expects a floating tensor, got ", describe(a));
@@ -108,7 +108,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_same_device(cond, a, "where");
   check_same_device(a, b, "where");
   check_same_dtype(a, b, "where");
-  const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  const Shape shape =
+      broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   backend_for(a.device(), "where").where(cond.expand(shape), a.expand(shape), b.expand(shape), out);
   return out;

@@ -11,9 +11,9 @@ void check_index(const Tensor& index, int64_t size, const char* op, const char* 
   if (index.numel() == 0) return;
   const double lo = amin(index).to(Device::cpu()).item();
   const double hi = amax(index).to(Device::cpu()).item();
-  CW_CHECK(lo >= 0 && hi < static_cast<double>(size), IndexError, op, ": index out of range for ",
-           what, " of size ", size, " (indices span [", static_cast<int64_t>(lo), ", ",
-           static_cast<int64_t>(hi), "])");
+  CW_CHECK(lo >= 0 && hi < static_cast<double>(size), IndexError, op, ": index out of range for ", what,
+           " of size ", size, " (indices span [", static_cast<int64_t>(lo), ", ", static_cast<int64_t>(hi),
+           "])");
 }
 
 }  // namespace
@@ -38,9 +38,8 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
            describe(index));
   Shape want = x.shape();
   want[dim] = index.size(0);
-  CW_CHECK(src.shape() == want, ShapeError, "index_add: source ", shape_str(src.shape()),
-           " should be ", shape_str(want), " for input ", shape_str(x.shape()), " and ",
-           index.size(0), " indices");
+  CW_CHECK(src.shape() == want, ShapeError, "index_add: source ", shape_str(src.shape()), " should be ",
+           shape_str(want), " for input ", shape_str(x.shape()), " and ", index.size(0), " indices");
   check_same_dtype(x, src, "index_add");
   check_index(index, x.size(dim), "index_add", "dim");
   Tensor out = x.clone();
@@ -53,8 +52,8 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   CW_CHECK(index.defined() && index.dim() == x.dim(), ShapeError, "gather: index ", describe(index),
            " must have as many dims as the input ", shape_str(x.shape()));
   for (int64_t d = 0; d < x.dim(); ++d)
-    CW_CHECK(d == dim || index.size(d) <= x.size(d), ShapeError, "gather: index ",
-             shape_str(index.shape()), " is larger than the input ", shape_str(x.shape()), " in dim ", d);
+    CW_CHECK(d == dim || index.size(d) <= x.size(d), ShapeError, "gather: index ", shape_str(index.shape()),
+             " is larger than the input ", shape_str(x.shape()), " in dim ", d);
   check_index(index, x.size(dim), "gather", "dim");
   Tensor out = Tensor::empty(index.shape(), x.dtype(), x.device());
   backend_for(x.device(), "gather").gather(x.contiguous(), dim, index.contiguous(), out);
@@ -100,8 +99,8 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
              " has a different number of dims than tensor 0 ", describe(first));
     for (int64_t d = 0; d < x.dim(); ++d)
       CW_CHECK(d == dim || x.size(d) == first.size(d), ShapeError, "concat: tensor ", i, " ",
-               shape_str(x.shape()), " differs from tensor 0 ", shape_str(first.shape()),
-               " outside dim ", dim);
+               shape_str(x.shape()), " differs from tensor 0 ", shape_str(first.shape()), " outside dim ",
+               dim);
     check_same_dtype(first, x, "concat");
     check_same_device(first, x, "concat");
     shape[dim] += x.size(dim);
@@ -121,8 +120,8 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
   dim = wrap_dim(dim, xs.front().dim() + 1, "stack");
   std::vector<Tensor> us;
   for (size_t i = 0; i < xs.size(); ++i) {
-    CW_CHECK(xs[i].defined() && xs[i].shape() == xs.front().shape(), ShapeError, "stack: tensor ", i,
-             " ", describe(xs[i]), " differs from tensor 0 ", describe(xs.front()));
+    CW_CHECK(xs[i].defined() && xs[i].shape() == xs.front().shape(), ShapeError, "stack: tensor ", i, " ",
+             describe(xs[i]), " differs from tensor 0 ", describe(xs.front()));
     us.push_back(xs[i].unsqueeze(dim));
   }
   return concat(us, dim);

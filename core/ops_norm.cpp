@@ -31,8 +31,8 @@ Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, t
 
 Tensor softmax_backward(const Tensor& y, const Tensor& gy, int64_t dim, bool log) {
   const char* name = log ? "log_softmax_backward" : "softmax_backward";
-  CW_CHECK(y.shape() == gy.shape(), ShapeError, name, ": output ", shape_str(y.shape()),
-           " and gradient ", shape_str(gy.shape()), " differ");
+  CW_CHECK(y.shape() == gy.shape(), ShapeError, name, ": output ", shape_str(y.shape()), " and gradient ",
+           shape_str(gy.shape()), " differ");
   check_same_dtype(y, gy, name);
   dim = wrap_dim(dim, y.dim(), name);
   const int64_t last = y.dim() - 1;
@@ -48,14 +48,14 @@ namespace {
 // Splits x into (rows, cols) where cols covers the last n dims; checks weight/bias shapes.
 std::pair<int64_t, int64_t> ln_geometry(const Tensor& x, int64_t n, const Tensor& weight,
                                         const Tensor& bias) {
-  CW_CHECK(n >= 1 && n <= x.dim(), ShapeError, "layer_norm: normalized_ndim ", n,
-           " is invalid for input ", shape_str(x.shape()));
+  CW_CHECK(n >= 1 && n <= x.dim(), ShapeError, "layer_norm: normalized_ndim ", n, " is invalid for input ",
+           shape_str(x.shape()));
   const Shape norm_shape(x.shape().end() - n, x.shape().end());
   for (const Tensor* p : {&weight, &bias}) {
     if (!p->defined()) continue;
     CW_CHECK(p->shape() == norm_shape, ShapeError, "layer_norm: ", p == &weight ? "weight" : "bias",
-             " has shape ", shape_str(p->shape()), ", expected ", shape_str(norm_shape),
-             " for input ", shape_str(x.shape()));
+             " has shape ", shape_str(p->shape()), ", expected ", shape_str(norm_shape), " for input ",
+             shape_str(x.shape()));
     check_same_dtype(x, *p, "layer_norm");
     check_same_device(x, *p, "layer_norm");
   }
@@ -64,14 +64,15 @@ std::pair<int64_t, int64_t> ln_geometry(const Tensor& x, int64_t n, const Tensor
 }
 }  // namespace
 
-LayerNormOutput layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight,
-                           const Tensor& bias, double eps) {
+LayerNormOutput layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& weight, const Tensor& bias,
+                           double eps) {
   CW_CHECK(x.defined(), ValueError, "layer_norm: undefined input");
   check_floating(x, "layer_norm");
   const auto [rows, cols] = ln_geometry(x, normalized_ndim, weight, bias);
   const Tensor xc = x.contiguous().view({rows, cols});
   LayerNormOutput o{Tensor::empty({rows, cols}, x.dtype(), x.device()),
-                    Tensor::empty({rows}, x.dtype(), x.device()), Tensor::empty({rows}, x.dtype(), x.device())};
+                    Tensor::empty({rows}, x.dtype(), x.device()),
+                    Tensor::empty({rows}, x.dtype(), x.device())};
   const Tensor w = weight.defined() ? weight.contiguous().view({cols}) : Tensor();
   const Tensor b = bias.defined() ? bias.contiguous().view({cols}) : Tensor();
   backend_for(x.device(), "layer_norm").layer_norm(xc, w, b, eps, o.y, o.mean, o.rstd);
@@ -82,8 +83,8 @@ LayerNormOutput layer_norm(const Tensor& x, int64_t normalized_ndim, const Tenso
 LayerNormGrads layer_norm_backward(const Tensor& gy, const Tensor& x, int64_t normalized_ndim,
                                    const Tensor& mean, const Tensor& rstd, const Tensor& weight,
                                    bool need_weight_grad, bool need_bias_grad) {
-  CW_CHECK(gy.shape() == x.shape(), ShapeError, "layer_norm_backward: gradient ",
-           shape_str(gy.shape()), " does not match input ", shape_str(x.shape()));
+  CW_CHECK(gy.shape() == x.shape(), ShapeError, "layer_norm_backward: gradient ", shape_str(gy.shape()),
+           " does not match input ", shape_str(x.shape()));
   const auto [rows, cols] = ln_geometry(x, normalized_ndim, weight, Tensor());
   const Shape norm_shape(x.shape().end() - normalized_ndim, x.shape().end());
   LayerNormGrads g;

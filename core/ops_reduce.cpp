@@ -13,8 +13,10 @@ Shape reduced_shape(const Shape& in, const std::vector<int64_t>& dims, bool keep
   Shape out;
   for (int64_t d = 0; d < static_cast<int64_t>(in.size()); ++d) {
     const bool reduced = std::find(dims.begin(), dims.end(), d) != dims.end();
-    if (!reduced) out.push_back(in[d]);
-    else if (keepdim) out.push_back(1);
+    if (!reduced)
+      out.push_back(in[d]);
+    else if (keepdim)
+      out.push_back(1);
   }
   return out;
 }
@@ -88,8 +90,8 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
-  CW_CHECK(broadcast_shapes(shape, x.shape(), "sum_to") == x.shape(), ShapeError, "sum_to: ",
-           shape_str(x.shape()), " is not a broadcast of ", shape_str(shape));
+  CW_CHECK(broadcast_shapes(shape, x.shape(), "sum_to") == x.shape(), ShapeError,
+           "sum_to: ", shape_str(x.shape()), " is not a broadcast of ", shape_str(shape));
   const int64_t lead = x.dim() - static_cast<int64_t>(shape.size());
   std::vector<int64_t> dims;
   for (int64_t d = 0; d < x.dim(); ++d)

@@ -17,8 +17,7 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides, i
       dtype_(dtype) {}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t s : shape)
-    CW_CHECK(s >= 0, ShapeError, "empty: negative size in shape ", shape_str(shape));
+  for (int64_t s : shape) CW_CHECK(s >= 0, ShapeError, "empty: negative size in shape ", shape_str(shape));
   const int64_t n = numel_of(shape);
   return Tensor(allocate_storage(static_cast<size_t>(n) * dtype_size(dtype), device), shape,
                 contiguous_strides(shape), 0, dtype);
@@ -60,8 +59,8 @@ Shape infer_shape(const Shape& req, int64_t numel, const char* op, const Shape& 
     }
   }
   if (infer >= 0) {
-    CW_CHECK(known != 0 && numel % known == 0, ShapeError, op, ": cannot view ", shape_str(from),
-             " as ", shape_str(req));
+    CW_CHECK(known != 0 && numel % known == 0, ShapeError, op, ": cannot view ", shape_str(from), " as ",
+             shape_str(req));
     out[infer] = numel / known;
   }
   CW_CHECK(numel_of(out) == numel, ShapeError, op, ": cannot view ", shape_str(from), " (", numel,
@@ -152,8 +151,8 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   d = wrap_dim(d, dim(), "narrow");
   CW_CHECK(dim() > 0, ShapeError, "narrow: cannot narrow a 0-d tensor");
-  CW_CHECK(start >= 0 && length >= 0 && start + length <= shape_[d], IndexError, "narrow: range [",
-           start, ", ", start + length, ") is out of bounds for dim ", d, " of size ", shape_[d]);
+  CW_CHECK(start >= 0 && length >= 0 && start + length <= shape_[d], IndexError, "narrow: range [", start,
+           ", ", start + length, ") is out of bounds for dim ", d, " of size ", shape_[d]);
   Shape sh = shape_;
   sh[d] = length;
   return Tensor(storage_, sh, strides_, offset_ + start * strides_[d], dtype_);

@@ -26,9 +26,12 @@ struct Printer {
 
   std::string fmt(double v) const {
     char buf[64];
-    if (integer) std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-    else if (scientific) std::snprintf(buf, sizeof buf, "%.4e", v);
-    else std::snprintf(buf, sizeof buf, "%.4f", v);
+    if (integer)
+      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+    else if (scientific)
+      std::snprintf(buf, sizeof buf, "%.4e", v);
+    else
+      std::snprintf(buf, sizeof buf, "%.4f", v);
     return buf;
   }
 
@@ -56,11 +59,15 @@ struct Printer {
     for (size_t k = 0; k < idx.size(); ++k) {
       if (k > 0) {
         os << ",";
-        if (d + 1 == shape.size()) os << " ";
-        else os << std::string(shape.size() - d - 1, '\n') << std::string(indent + 1, ' ');
+        if (d + 1 == shape.size())
+          os << " ";
+        else
+          os << std::string(shape.size() - d - 1, '\n') << std::string(indent + 1, ' ');
       }
-      if (idx[k] < 0) os << "...";
-      else print(os, d + 1, base + idx[k] * strides[d], indent + 1);
+      if (idx[k] < 0)
+        os << "...";
+      else
+        print(os, d + 1, base + idx[k] * strides[d], indent + 1);
     }
     os << "]";
   }
@@ -72,12 +79,13 @@ std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   std::ostringstream os;
   if (!device().is_cpu()) {
-    os << "tensor(<" << shape_str(shape_) << " on " << device().str() << ">, dtype=" << dtype_name(dtype_) << ")";
+    os << "tensor(<" << shape_str(shape_) << " on " << device().str() << ">, dtype=" << dtype_name(dtype_)
+       << ")";
     return os.str();
   }
   const std::vector<double> values = to_vector<double>();
-  Printer p{values, shape_, contiguous_strides(shape_), dtype_ == DType::I64, false,
-            numel() > kSummarizeAbove};
+  Printer p{
+      values, shape_, contiguous_strides(shape_), dtype_ == DType::I64, false, numel() > kSummarizeAbove};
   double max_abs = 0, min_abs = INFINITY;
   for (double v : values) {
     if (!std::isfinite(v)) continue;

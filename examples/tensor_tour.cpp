@@ -42,7 +42,8 @@ int main() {
     loss.backward();
     {
       NoGradGuard no_grad;  // the update itself is not part of the model
-      for (Variable* p : {&w1, &b1, &w2, &b2}) *p = Variable(ops::sub(p->data(), ops::mul(p->grad(), lr)), true);
+      for (Variable* p : {&w1, &b1, &w2, &b2})
+        *p = Variable(ops::sub(p->data(), ops::mul(p->grad(), lr)), true);
     }
     loss_value = loss.item();
     if (step % 500 == 0) std::printf("step %4d  mse %.5f\n", step, loss_value);

@@ -31,8 +31,10 @@ void lower(T* img, T* cols, int64_t batch, const ConvGeometry& g) {
           for (int64_t ow = 0; ow < OW; ++ow) {
             const int64_t iw = ow * g.stride_w - g.pad_w + kj * g.dil_w;
             const bool inside = iw >= 0 && iw < g.width;
-            if constexpr (kToCols) crow[ow] = inside ? xrow[iw] : T(0);
-            else if (inside) x[ih * g.width + iw] += crow[ow];
+            if constexpr (kToCols)
+              crow[ow] = inside ? xrow[iw] : T(0);
+            else if (inside)
+              x[ih * g.width + iw] += crow[ow];
           }
         }
       }
@@ -42,11 +44,13 @@ void lower(T* img, T* cols, int64_t batch, const ConvGeometry& g) {
 }  // namespace
 
 void CpuBackend::im2col(const Tensor& x, const ConvGeometry& g, Tensor& cols) {
-  dispatch_float(x.dtype(), "im2col", [&]<class T>() { lower<T, true>(x.data<T>(), cols.data<T>(), x.size(0), g); });
+  dispatch_float(x.dtype(), "im2col",
+                 [&]<class T>() { lower<T, true>(x.data<T>(), cols.data<T>(), x.size(0), g); });
 }
 
 void CpuBackend::col2im(const Tensor& cols, const ConvGeometry& g, Tensor& x) {
-  dispatch_float(x.dtype(), "col2im", [&]<class T>() { lower<T, false>(x.data<T>(), cols.data<T>(), x.size(0), g); });
+  dispatch_float(x.dtype(), "col2im",
+                 [&]<class T>() { lower<T, false>(x.data<T>(), cols.data<T>(), x.size(0), g); });
 }
 
 }  // namespace cw::cpu

@@ -78,12 +78,12 @@ void fill_normal(T* o, int64_t n, uint64_t seed, uint64_t offset, double mean, d
 
 void CpuBackend::uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) {
   dispatch_float(out.dtype(), "uniform",
-                    [&]<class T>() { fill_uniform<T>(out.data<T>(), out.numel(), seed, offset, lo, hi); });
+                 [&]<class T>() { fill_uniform<T>(out.data<T>(), out.numel(), seed, offset, lo, hi); });
 }
 
 void CpuBackend::normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) {
   dispatch_float(out.dtype(), "normal",
-                    [&]<class T>() { fill_normal<T>(out.data<T>(), out.numel(), seed, offset, mean, std); });
+                 [&]<class T>() { fill_normal<T>(out.data<T>(), out.numel(), seed, offset, mean, std); });
 }
 
 }  // namespace cw::cpu

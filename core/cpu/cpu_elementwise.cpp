@@ -9,9 +9,9 @@
 namespace cw::cpu {
 namespace {
 
-constexpr double kSqrt1_2 = 0.70710678118654752440;   // 1/sqrt(2)
-constexpr double kInvSqrt2Pi = 0.39894228040143267794; // 1/sqrt(2*pi)
-constexpr double kSqrt2OverPi = 0.79788456080286535588; // sqrt(2/pi)
+constexpr double kSqrt1_2 = 0.70710678118654752440;      // 1/sqrt(2)
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1/sqrt(2*pi)
+constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2/pi)
 constexpr double kGeluC = 0.044715;
 
 // y = f(x), scalar by scalar. Integer tensors only reach Neg and Abs (checked in ops).
@@ -54,7 +54,8 @@ T unary_grad(UnaryOp op, T x, T y, double p) {
     case UnaryOp::Relu: return x > T(0) ? T(1) : T(0);
     case UnaryOp::GeluErf: {
       const double xd = x;
-      return static_cast<T>(0.5 * (1.0 + std::erf(xd * kSqrt1_2)) + xd * kInvSqrt2Pi * std::exp(-0.5 * xd * xd));
+      return static_cast<T>(0.5 * (1.0 + std::erf(xd * kSqrt1_2)) +
+                            xd * kInvSqrt2Pi * std::exp(-0.5 * xd * xd));
     }
     case UnaryOp::GeluTanh: {
       const double xd = x, t = std::tanh(kSqrt2OverPi * (xd + kGeluC * xd * xd * xd));
@@ -140,11 +141,12 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
   dispatch_float(x.dtype(), unary_op_name(op), [&]<class T>() {
     // y is only read by ops whose derivative uses it; others may pass an undefined y.
     const Tensor& yy = y.defined() ? y : x;
-    rows_apply<T, 4>(gx.shape(), {gx.strides(), x.strides(), yy.strides(), gy.strides()},
-                     {gx.data<T>(), x.data<T>(), yy.data<T>(), gy.data<T>()}, [&](auto ptr, int64_t n, auto s) {
-                       for (int64_t k = 0; k < n; ++k)
-                         ptr[0][k * s[0]] = ptr[3][k * s[3]] * unary_grad<T>(op, ptr[1][k * s[1]], ptr[2][k * s[2]], p);
-                     });
+    rows_apply<T, 4>(
+        gx.shape(), {gx.strides(), x.strides(), yy.strides(), gy.strides()},
+        {gx.data<T>(), x.data<T>(), yy.data<T>(), gy.data<T>()}, [&](auto ptr, int64_t n, auto s) {
+          for (int64_t k = 0; k < n; ++k)
+            ptr[0][k * s[0]] = ptr[3][k * s[3]] * unary_grad<T>(op, ptr[1][k * s[1]], ptr[2][k * s[2]], p);
+        });
   });
 }
 

@@ -53,11 +53,15 @@ void gemm(const T* a, MatLayout la, const T* b, MatLayout lb, T* c, int64_t M, i
 #else
   Eigen::Map<RowMat<T>> C(c, M, N);
   auto with_b = [&](const auto& A) {
-    if (lb.transposed) C.noalias() = A * StridedMap<ColMat<T>>(b, K, N, Eigen::OuterStride<>(lb.ld));
-    else C.noalias() = A * StridedMap<RowMat<T>>(b, K, N, Eigen::OuterStride<>(lb.ld));
+    if (lb.transposed)
+      C.noalias() = A * StridedMap<ColMat<T>>(b, K, N, Eigen::OuterStride<>(lb.ld));
+    else
+      C.noalias() = A * StridedMap<RowMat<T>>(b, K, N, Eigen::OuterStride<>(lb.ld));
   };
-  if (la.transposed) with_b(StridedMap<ColMat<T>>(a, M, K, Eigen::OuterStride<>(la.ld)));
-  else with_b(StridedMap<RowMat<T>>(a, M, K, Eigen::OuterStride<>(la.ld)));
+  if (la.transposed)
+    with_b(StridedMap<ColMat<T>>(a, M, K, Eigen::OuterStride<>(la.ld)));
+  else
+    with_b(StridedMap<RowMat<T>>(a, M, K, Eigen::OuterStride<>(la.ld)));
 #endif
 }
 
@@ -106,7 +110,8 @@ void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
     const int64_t work = M * N * K;
     const bool parallel_batch = count > 1 && work < (1 << 22) && count * work >= (1 << 17);
 #pragma omp parallel for schedule(static) if (parallel_batch)
-    for (int64_t i = 0; i < count; ++i) gemm<T>(pa + off_a[i], la, pb + off_b[i], lb, pc + i * M * N, M, N, K);
+    for (int64_t i = 0; i < count; ++i)
+      gemm<T>(pa + off_a[i], la, pb + off_b[i], lb, pc + i * M * N, M, N, K);
   });
 }
 

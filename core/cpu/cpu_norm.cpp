@@ -106,8 +106,9 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor&
   });
 }
 
-void CpuBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
-                                     const Tensor& weight, Tensor& gx, Tensor& gweight, Tensor& gbias) {
+void CpuBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean,
+                                     const Tensor& rstd, const Tensor& weight, Tensor& gx, Tensor& gweight,
+                                     Tensor& gbias) {
   dispatch_float(x.dtype(), "layer_norm_backward", [&]<class T>() {
     using Acc = double;
     const int64_t rows = x.size(0), n = x.size(1);

@@ -77,18 +77,26 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t j = 0; j < inner; ++j) {
           int64_t acc = op == ReduceOp::Max ? std::numeric_limits<int64_t>::min()
-                                             : (op == ReduceOp::Min ? std::numeric_limits<int64_t>::max() : 0);
+                                            : (op == ReduceOp::Min ? std::numeric_limits<int64_t>::max() : 0);
           int64_t arg = 0;
           for (int64_t i = 0; i < r; ++i) {
             const int64_t v = p[(o * r + i) * inner + j];
-            if (op == ReduceOp::Max) acc = std::max(acc, v);
-            else if (op == ReduceOp::Min) acc = std::min(acc, v);
+            if (op == ReduceOp::Max)
+              acc = std::max(acc, v);
+            else if (op == ReduceOp::Min)
+              acc = std::min(acc, v);
             else if (op == ReduceOp::ArgMax) {
-              if (i == 0 || v > acc) { acc = v; arg = i; }
-            } else acc += v;
+              if (i == 0 || v > acc) {
+                acc = v;
+                arg = i;
+              }
+            } else
+              acc += v;
           }
-          if (op == ReduceOp::ArgMax) acc = arg;
-          else if (op == ReduceOp::Mean) acc = r ? acc / r : 0;
+          if (op == ReduceOp::ArgMax)
+            acc = arg;
+          else if (op == ReduceOp::Mean)
+            acc = r ? acc / r : 0;
           out.data<int64_t>()[o * inner + j] = acc;
         }
     } else {

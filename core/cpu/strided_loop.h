@@ -29,8 +29,7 @@ Coalesced<N> coalesce(const Shape& shape, const std::array<Strides, N>& strides)
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 1) continue;  // size-1 dims contribute nothing
     bool merge = !c.shape.empty();
-    for (size_t k = 0; k < N && merge; ++k)
-      merge = c.strides[k].back() == strides[k][d] * shape[d];
+    for (size_t k = 0; k < N && merge; ++k) merge = c.strides[k].back() == strides[k][d] * shape[d];
     if (merge) {
       c.shape.back() *= shape[d];
       for (size_t k = 0; k < N; ++k) c.strides[k].back() = strides[k][d];

@@ -115,13 +115,13 @@ TEST(GradCheck, AmaxSharesGradientAmongTies) {
 
 TEST(GradCheck, Matmul) {
   const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{3, 4}, {4, 2}},          // plain
-      {{2, 3, 4}, {4, 5}},       // (B, T, C) @ (C, N): the folded single-GEMM path
-      {{2, 1, 3, 4}, {5, 4, 2}}, // broadcast batch dims
-      {{4}, {4, 3}},             // vector @ matrix
-      {{3, 4}, {4}},             // matrix @ vector
-      {{4}, {4}},                // dot product
-      {{2, 3, 4}, {2, 4, 3}},    // batched
+      {{3, 4}, {4, 2}},           // plain
+      {{2, 3, 4}, {4, 5}},        // (B, T, C) @ (C, N): the folded single-GEMM path
+      {{2, 1, 3, 4}, {5, 4, 2}},  // broadcast batch dims
+      {{4}, {4, 3}},              // vector @ matrix
+      {{3, 4}, {4}},              // matrix @ vector
+      {{4}, {4}},                 // dot product
+      {{2, 3, 4}, {2, 4, 3}},     // batched
   };
   for (const auto& [sa, sb] : shapes)
     EXPECT_TRUE(gradcheck([](const V& v) { return ag::matmul(v[0], v[1]); },
@@ -138,9 +138,11 @@ TEST(GradCheck, SoftmaxAndLogSoftmax) {
   const Tensor x = rand64({2, 3, 4}, -3, 3, 61);
   for (int64_t dim : {0, 1, 2, -1}) {
     EXPECT_TRUE(gradcheck([&](const V& v) { return ag::softmax(v[0], dim); }, {x})) << "softmax dim " << dim;
-    EXPECT_TRUE(gradcheck([&](const V& v) { return ag::log_softmax(v[0], dim); }, {x})) << "log_softmax " << dim;
+    EXPECT_TRUE(gradcheck([&](const V& v) { return ag::log_softmax(v[0], dim); }, {x}))
+        << "log_softmax " << dim;
   }
-  EXPECT_TRUE(gradcheck([](const V& v) { return ag::softmax(noncontig(v[0]), 1); }, {rand64({4, 3}, -1, 1, 62)}));
+  EXPECT_TRUE(
+      gradcheck([](const V& v) { return ag::softmax(noncontig(v[0]), 1); }, {rand64({4, 3}, -1, 1, 62)}));
 }
 
 TEST(GradCheck, LayerNorm) {
@@ -190,7 +192,11 @@ TEST(GradCheck, Views) {
   EXPECT_TRUE(gradcheck([](const V& v) { return ag::select(v[0], 1, -1) * 2.0; }, {x}));
   EXPECT_TRUE(gradcheck([](const V& v) { return ag::flatten(v[0], 1) * 2.0; }, {x}));
   EXPECT_TRUE(gradcheck([](const V& v) { return ag::contiguous(ag::transpose(v[0], 0, 1)) * 2.0; }, {x}));
-  EXPECT_TRUE(gradcheck([](const V& v) { return ag::expand(v[0], {2, 3, 4}) * 2.0; }, {rand64({3, 1}, -1, 1, 102)}));
+  EXPECT_TRUE(gradcheck(
+      [](const V& v) {
+        return ag::expand(v[0], {2, 3, 4}) * 2.0;
+      },
+      {rand64({3, 1}, -1, 1, 102)}));
   EXPECT_TRUE(gradcheck([](const V& v) { return ag::squeeze(ag::unsqueeze(v[0], 1), 1) * 2.0; }, {x}));
   // A reshape that must copy (non-contiguous source).
   EXPECT_TRUE(gradcheck([](const V& v) { return ag::reshape(noncontig(v[0]), {-1}) * 2.0; },
@@ -223,7 +229,8 @@ TEST(GradCheck, Conv1d) {
     const Tensor w = rand64({c.cout, c.cin / c.o.groups, c.k}, -1, 1, 122);
     const Tensor b = rand64({c.cout}, -1, 1, 123);
     EXPECT_TRUE(gradcheck([&](const V& v) { return ag::conv1d(v[0], v[1], v[2], c.o); }, {x, w, b}))
-        << "stride " << c.o.stride << " pad " << c.o.padding << " dil " << c.o.dilation << " groups " << c.o.groups;
+        << "stride " << c.o.stride << " pad " << c.o.padding << " dil " << c.o.dilation << " groups "
+        << c.o.groups;
   }
   EXPECT_TRUE(gradcheck([](const V& v) { return ag::conv1d(v[0], v[1], Variable()); },
                         {rand64({1, 2, 5}, -1, 1, 124), rand64({2, 2, 2}, -1, 1, 125)}));
@@ -237,7 +244,8 @@ TEST(GradCheck, Conv2d) {
   grouped.padding = {0, 1};
   grouped.groups = 2;
   grouped.dilation = {1, 2};
-  for (const auto& [o, cin] : std::vector<std::pair<ops::Conv2dOptions, int64_t>>{{{}, 2}, {strided, 2}, {grouped, 2}}) {
+  for (const auto& [o, cin] :
+       std::vector<std::pair<ops::Conv2dOptions, int64_t>>{{{}, 2}, {strided, 2}, {grouped, 2}}) {
     const Tensor x = rand64({2, cin, 5, 4}, -1, 1, 131);
     const Tensor w = rand64({4, cin / o.groups, 3, 2}, -1, 1, 132);
     const Tensor b = rand64({4}, -1, 1, 133);

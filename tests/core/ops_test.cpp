@@ -47,7 +47,8 @@ TEST(Ops, Reductions) {
   EXPECT_TRUE(all_close(ops::amin(x, {2}), f64({0, 4, 8, 12, 16, 20}, {2, 3})));
   EXPECT_NEAR(ops::var(f64({1, 2, 3, 4}, {4})).item(), 5.0 / 3.0, 1e-15);
   EXPECT_NEAR(ops::var(f64({1, 2, 3, 4}, {4}), {}, 0).item(), 1.25, 1e-15);
-  EXPECT_EQ(ops::argmax(f64({1, 5, 5, 2, 9, 0}, {2, 3}), 1).to_vector<int64_t>(), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(ops::argmax(f64({1, 5, 5, 2, 9, 0}, {2, 3}), 1).to_vector<int64_t>(),
+            (std::vector<int64_t>{1, 1}));
   EXPECT_EQ(ops::argmax(f64({1, 5, 5, 2, 9, 0}, {2, 3}), 0, true).shape(), (Shape{1, 3}));
   // Reducing a non-contiguous view goes through the permute path.
   EXPECT_TRUE(all_close(ops::sum(x.transpose(0, 2), {1}), ops::sum(x, {1}).t()));
@@ -78,7 +79,8 @@ TEST(Ops, MatmulSmall) {
 // Every layout of every operand gives the same product, in both GEMM orientations.
 TEST(Ops, MatmulLayoutsAgree) {
   Generator g(3);
-  Tensor a = ops::uniform({3, 33, 17}, -1, 1, DType::F32, g), b = ops::uniform({3, 17, 9}, -1, 1, DType::F32, g);
+  Tensor a = ops::uniform({3, 33, 17}, -1, 1, DType::F32, g),
+         b = ops::uniform({3, 17, 9}, -1, 1, DType::F32, g);
   Tensor ref = ops::matmul(a.to(DType::F64), b.to(DType::F64));
   Tensor at = a.transpose(1, 2).contiguous().transpose(1, 2);  // column-major view
   Tensor bt = b.transpose(1, 2).contiguous().transpose(1, 2);
@@ -118,13 +120,15 @@ TEST(Ops, LayerNormNormalizes) {
 
 TEST(Ops, Indexing) {
   Tensor w = ops::arange(0, 12, 1, DType::F64).view({4, 3});
-  EXPECT_TRUE(all_close(ops::embedding(w, i64({3, 0, 3}, {3})), f64({9, 10, 11, 0, 1, 2, 9, 10, 11}, {3, 3})));
+  EXPECT_TRUE(
+      all_close(ops::embedding(w, i64({3, 0, 3}, {3})), f64({9, 10, 11, 0, 1, 2, 9, 10, 11}, {3, 3})));
   EXPECT_EQ(ops::embedding(w, i64({1, 2, 3, 0}, {2, 2})).shape(), (Shape{2, 2, 3}));
   EXPECT_TRUE(all_close(ops::index_select(w, 1, i64({2, 0}, {2})), f64({2, 0, 5, 3, 8, 6, 11, 9}, {4, 2})));
   EXPECT_TRUE(all_close(ops::gather(w, 1, i64({0, 0, 2, 1}, {4, 1})), f64({0, 3, 8, 10}, {4, 1})));
   Tensor acc = ops::index_add(ops::zeros({3}, DType::F64), 0, i64({1, 1, 2}, {3}), f64({1, 2, 4}, {3}));
   EXPECT_TRUE(all_close(acc, f64({0, 3, 4}, {3})));
-  Tensor sc = ops::scatter_add(ops::zeros({2, 2}, DType::F64), 1, i64({1, 1, 0, 0}, {2, 2}), f64({1, 2, 3, 4}, {2, 2}));
+  Tensor sc = ops::scatter_add(ops::zeros({2, 2}, DType::F64), 1, i64({1, 1, 0, 0}, {2, 2}),
+                               f64({1, 2, 3, 4}, {2, 2}));
   EXPECT_TRUE(all_close(sc, f64({0, 3, 7, 0}, {2, 2})));
   try {
     ops::embedding(w, i64({4}, {1}));

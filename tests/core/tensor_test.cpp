@@ -72,7 +72,7 @@ TEST(Tensor, ViewVersusReshape) {
   Tensor t = ops::arange(0, 6, 1, DType::F64).view({2, 3});
   EXPECT_EQ(t.view({3, -1}).shape(), (Shape{3, 2}));
   EXPECT_THROW(t.t().view({6}), ShapeError);  // transposed data is not viewable as flat
-  Tensor r = t.t().reshape({6});             // reshape copies instead
+  Tensor r = t.t().reshape({6});              // reshape copies instead
   EXPECT_FALSE(r.shares_storage(t));
   EXPECT_TRUE(all_close(r, f64({0, 3, 1, 4, 2, 5}, {6})));
   EXPECT_TRUE(t.reshape({3, 2}).shares_storage(t));

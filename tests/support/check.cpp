@@ -8,11 +8,11 @@ namespace cw::test {
 
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double atol, double rtol) {
   if (!actual.defined() || !expected.defined())
-    return ::testing::AssertionFailure() << "undefined tensor: actual " << describe(actual) << ", expected "
-                                         << describe(expected);
+    return ::testing::AssertionFailure()
+           << "undefined tensor: actual " << describe(actual) << ", expected " << describe(expected);
   if (actual.shape() != expected.shape())
-    return ::testing::AssertionFailure() << "shape " << shape_str(actual.shape()) << " != expected "
-                                         << shape_str(expected.shape());
+    return ::testing::AssertionFailure()
+           << "shape " << shape_str(actual.shape()) << " != expected " << shape_str(expected.shape());
   const auto a = actual.to_vector<double>(), e = expected.to_vector<double>();
   double worst = 0;
   int64_t worst_i = -1;
@@ -35,10 +35,10 @@ namespace cw::test {
   }
   std::ostringstream where;
   for (size_t d = 0; d < idx.size(); ++d) where << (d ? ", " : "") << idx[d];
-  return ::testing::AssertionFailure() << "worst element [" << where.str() << "]: actual " << a[worst_i]
-                                       << ", expected " << e[worst_i] << " (|diff| " << std::abs(a[worst_i] - e[worst_i])
-                                       << ", atol " << atol << ", rtol " << rtol << ", shape "
-                                       << shape_str(actual.shape()) << ")";
+  return ::testing::AssertionFailure()
+         << "worst element [" << where.str() << "]: actual " << a[worst_i] << ", expected " << e[worst_i]
+         << " (|diff| " << std::abs(a[worst_i] - e[worst_i]) << ", atol " << atol << ", rtol " << rtol
+         << ", shape " << shape_str(actual.shape()) << ")";
 }
 
 Tensor f64(const std::vector<double>& v, const Shape& s) { return ops::from_vector(v, s); }
@@ -98,8 +98,8 @@ Tensor rand64(const Shape& shape, double lo, double hi, uint64_t seed) {
         const double ana = analytic[i][j * n + k];
         if (!(std::abs(num - ana) <= atol + rtol * std::abs(num)))
           return ::testing::AssertionFailure()
-                 << "d out[" << j << "] / d input" << i << "[" << k << "]: analytic " << ana << ", numeric " << num
-                 << " (|diff| " << std::abs(num - ana) << ")";
+                 << "d out[" << j << "] / d input" << i << "[" << k << "]: analytic " << ana << ", numeric "
+                 << num << " (|diff| " << std::abs(num - ana) << ")";
       }
     }
   }

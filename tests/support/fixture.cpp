@@ -35,7 +35,8 @@ std::map<std::string, Tensor> load_fixture(const std::string& file_name) {
       Tensor t = ops::from_vector(v, shape);
       out[name] = dtype == "f32" ? t.to(DType::F32) : t;
     }
-    CW_CHECK(!in.fail(), Error, "fixture ", path, ": '", name, "' has fewer values than its shape ", shape_str(shape));
+    CW_CHECK(!in.fail(), Error, "fixture ", path, ": '", name, "' has fewer values than its shape ",
+             shape_str(shape));
   }
   return out;
 }
