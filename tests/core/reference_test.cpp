@@ -214,10 +214,6 @@ TEST(Reference, Matmul) {
   }
 }
 
-// log_softmax of f32 inputs with a large common offset (~1000), where ours loses precision: see
-// the skipped test below. Every other case and output is checked.
-const char* const kLogSoftmaxF32OffsetCase = "sm.8";
-
 TEST(Reference, Softmax) {
   const Fixture fx = test::load_fixture("softmax.txt");
   const auto all = cases(fx, "sm", "x");
@@ -227,20 +223,8 @@ TEST(Reference, Softmax) {
     const int64_t dim = get_int(fx, c + ".dim");
     SCOPED_TRACE(c + ": " + describe(x) + " over dim " + std::to_string(dim));
     EXPECT_TRUE(matches(ops::softmax(x, dim), get(fx, c + ".softmax"))) << "softmax";
-    if (c == kLogSoftmaxF32OffsetCase) continue;
     EXPECT_TRUE(matches(ops::log_softmax(x, dim), get(fx, c + ".log_softmax"))) << "log_softmax";
   }
-}
-
-TEST(Reference, LogSoftmaxF32LargeOffset) {
-  GTEST_SKIP() << "known bug: the CPU log_softmax forms lse = max + log(sum) in the input dtype and "
-                  "returns x - lse; in f32 with x ~ 1000 that loses up to ulp(1000)/2 = 3e-5 to "
-                  "cancellation (PyTorch: (x - max) - log(sum), error ~1e-7)";
-  const Fixture fx = test::load_fixture("softmax.txt");
-  const std::string c = kLogSoftmaxF32OffsetCase;
-  const Tensor& x = get(fx, c + ".x");
-  ASSERT_EQ(x.dtype(), DType::F32);
-  EXPECT_TRUE(matches(ops::log_softmax(x, get_int(fx, c + ".dim")), get(fx, c + ".log_softmax")));
 }
 
 TEST(Reference, LayerNorm) {
