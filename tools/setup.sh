@@ -8,6 +8,7 @@ packages=(
   libeigen3-dev                 # CPU linear algebra
   libopenblas-openmp-dev        # faster GEMM than Eigen's own on our machines (BENCHMARKS.md)
   libboost-program-options-dev  # command lines and config files of the binaries
+  nlohmann-json3-dev            # JSON headers of safetensors files and model configs
   libgtest-dev                  # tests
   libbenchmark-dev              # bench/
 )
