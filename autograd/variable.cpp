@@ -27,6 +27,16 @@ const Tensor& Variable::data() const {
   return impl_->data;
 }
 
+void Variable::set_data(const Tensor& t) {
+  CW_CHECK(impl_ != nullptr, ValueError, "set_data: undefined variable");
+  CW_CHECK(is_leaf(), ValueError, "set_data: only a leaf's value can be replaced");
+  CW_CHECK(t.defined(), ValueError, "set_data: undefined tensor");
+  CW_CHECK(!impl_->requires_grad || is_floating(t.dtype()), DTypeError,
+           "set_data: a variable that requires grad needs a floating tensor, got ", describe(t));
+  impl_->data = t;
+  impl_->grad = Tensor();
+}
+
 const Tensor& Variable::grad() const {
   CW_CHECK(impl_ != nullptr, ValueError, "Variable: undefined variable");
   return impl_->grad;

@@ -31,6 +31,9 @@ class Variable {
 
   bool defined() const { return impl_ != nullptr; }
   const Tensor& data() const;
+  // Replaces a leaf's value (moving a parameter to another device or dtype); every handle to
+  // this Variable sees the new tensor. The gradient is dropped.
+  void set_data(const Tensor& t);
   const Tensor& grad() const;
   void set_grad(const Tensor& g);
   // Drops the accumulated gradient (the next backward starts from zero).
