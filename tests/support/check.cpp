@@ -106,4 +106,48 @@ Tensor rand64(const Shape& shape, double lo, double hi, uint64_t seed) {
   return ::testing::AssertionSuccess();
 }
 
+::testing::AssertionResult gradcheck_params(const std::function<Variable()>& fn,
+                                            const std::vector<Variable>& params, double eps, double atol,
+                                            double rtol) {
+  for (const Variable& p : params)
+    if (p.dtype() != DType::F64 || !p.requires_grad() || !p.is_leaf() || !p.data().is_contiguous())
+      return ::testing::AssertionFailure()
+             << "gradcheck_params needs contiguous f64 leaves that require grad";
+  Variable out = fn();
+  const int64_t m = out.numel();
+  std::vector<std::vector<double>> analytic(params.size());
+  for (size_t i = 0; i < params.size(); ++i) analytic[i].assign(m * params[i].numel(), 0.0);
+  for (int64_t j = 0; j < m; ++j) {
+    for (Variable p : params) p.zero_grad();
+    Tensor seed = ops::zeros(out.shape(), DType::F64);
+    seed.view({-1}).narrow(0, j, 1).fill_(1.0);
+    out.backward(seed, /*retain_graph=*/true);
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!params[i].grad().defined()) continue;
+      const auto g = params[i].grad().to_vector<double>();
+      for (size_t k = 0; k < g.size(); ++k) analytic[i][j * g.size() + k] = g[k];
+    }
+  }
+  NoGradGuard ng;
+  for (size_t i = 0; i < params.size(); ++i) {
+    double* data = params[i].data().data<double>();
+    const int64_t n = params[i].numel();
+    for (int64_t k = 0; k < n; ++k) {
+      const double saved = data[k];
+      data[k] = saved + eps;
+      const auto plus = fn().data().to_vector<double>();
+      data[k] = saved - eps;
+      const auto minus = fn().data().to_vector<double>();
+      data[k] = saved;
+      for (int64_t j = 0; j < m; ++j) {
+        const double num = (plus[j] - minus[j]) / (2 * eps), ana = analytic[i][j * n + k];
+        if (!(std::abs(num - ana) <= atol + rtol * std::abs(num)))
+          return ::testing::AssertionFailure() << "d out[" << j << "] / d param" << i << "[" << k
+                                               << "]: analytic " << ana << ", numeric " << num;
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 }  // namespace cw::test

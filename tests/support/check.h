@@ -34,4 +34,10 @@ using Fn = std::function<Variable(const std::vector<Variable>&)>;
 ::testing::AssertionResult gradcheck(const Fn& fn, const std::vector<Tensor>& inputs, double eps = 1e-6,
                                      double atol = 1e-7, double rtol = 1e-5);
 
+// The same check with respect to existing leaf Variables (a module's parameters): fn builds
+// the output from them; the numeric side perturbs their values in place. All must be f64.
+::testing::AssertionResult gradcheck_params(const std::function<Variable()>& fn,
+                                            const std::vector<Variable>& params, double eps = 1e-6,
+                                            double atol = 1e-7, double rtol = 1e-5);
+
 }  // namespace cw::test

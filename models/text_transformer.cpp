@@ -1,0 +1,203 @@
+// TextTransformer (BERT family), see text_transformer.h. The layer follows Hugging Face's
+// BertLayer step by step:
+//   a = LayerNorm(x + dropout(dense(SelfAttention(x))))        attention.output
+//   y = LayerNorm(a + dropout(dense(gelu(dense(a)))))          intermediate, output
+#include "models/text_transformer.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "autograd/functions.h"
+#include "nn/attention.h"
+
+namespace cw::models {
+
+BertConfig BertConfig::from_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  CW_CHECK(in.good(), ValueError, "BertConfig: cannot open ", path.string());
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError(detail::cat("BertConfig: ", path.string(), " is not valid JSON: ", e.what()));
+  }
+  CW_CHECK(j.is_object(), ValueError, "BertConfig: ", path.string(), " is not a JSON object");
+  BertConfig c;
+  auto read = [&](const char* key, auto& field) {
+    if (!j.contains(key)) return;
+    try {
+      j.at(key).get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      throw ValueError(detail::cat("BertConfig: ", path.string(), ": key '", key, "' has the wrong type"));
+    }
+  };
+  read("vocab_size", c.vocab_size);
+  read("hidden_size", c.hidden_size);
+  read("num_hidden_layers", c.num_hidden_layers);
+  read("num_attention_heads", c.num_attention_heads);
+  read("intermediate_size", c.intermediate_size);
+  read("max_position_embeddings", c.max_position_embeddings);
+  read("type_vocab_size", c.type_vocab_size);
+  read("layer_norm_eps", c.layer_norm_eps);
+  read("hidden_dropout_prob", c.hidden_dropout_prob);
+  read("attention_probs_dropout_prob", c.attention_probs_dropout_prob);
+  read("hidden_act", c.hidden_act);
+  std::string pos = "absolute";
+  read("position_embedding_type", pos);
+  CW_CHECK(pos == "absolute", ValueError, "BertConfig: ", path.string(), ": position_embedding_type '", pos,
+           "' is not supported (only 'absolute')");
+  CW_CHECK(c.hidden_act == "gelu" || c.hidden_act == "gelu_new" || c.hidden_act == "gelu_pytorch_tanh",
+           ValueError, "BertConfig: ", path.string(), ": hidden_act '", c.hidden_act, "' is not supported");
+  CW_CHECK(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
+           ValueError, "BertConfig: ", path.string(), ": hidden_size ", c.hidden_size,
+           " is not divisible by num_attention_heads ", c.num_attention_heads);
+  return c;
+}
+
+BertEmbeddings::BertEmbeddings(const BertConfig& c, DType dtype) {
+  word_embeddings =
+      register_module("word_embeddings", std::make_shared<nn::Embedding>(c.vocab_size, c.hidden_size, dtype));
+  position_embeddings =
+      register_module("position_embeddings",
+                      std::make_shared<nn::Embedding>(c.max_position_embeddings, c.hidden_size, dtype));
+  token_type_embeddings = register_module(
+      "token_type_embeddings", std::make_shared<nn::Embedding>(c.type_vocab_size, c.hidden_size, dtype));
+  LayerNorm = register_module(
+      "LayerNorm", std::make_shared<nn::LayerNorm>(Shape{c.hidden_size}, c.layer_norm_eps, true, dtype));
+  dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.hidden_dropout_prob));
+  // HF stores the position ids as a (1, max_positions) buffer; keeping it makes strict loading
+  // of HF checkpoints work.
+  register_buffer(
+      "position_ids",
+      ops::arange(0, static_cast<double>(c.max_position_embeddings), 1, DType::I64).view({1, -1}));
+}
+
+Variable BertEmbeddings::forward(const Tensor& ids, const Tensor& token_type_ids) const {
+  const int64_t T = ids.size(1);
+  CW_CHECK(T <= position_embeddings->weight.size(0), ShapeError, "TextTransformer: ", T,
+           " tokens exceed max_position_embeddings ", position_embeddings->weight.size(0),
+           "; truncate the input");
+  const Tensor pos = ops::arange(0, static_cast<double>(T), 1, DType::I64);
+  Variable h = word_embeddings->forward(ids) + position_embeddings->forward(pos);  // (B, T, H) + (T, H)
+  const Tensor tt = token_type_ids.defined() ? token_type_ids : ops::zeros(ids.shape(), DType::I64);
+  h = h + token_type_embeddings->forward(tt);
+  return dropout->forward(LayerNorm->forward(h));
+}
+
+BertSelfAttention::BertSelfAttention(const BertConfig& c, DType dtype)
+    : num_heads(c.num_attention_heads), dropout_p(c.attention_probs_dropout_prob) {
+  query = register_module("query", std::make_shared<nn::Linear>(c.hidden_size, c.hidden_size, true, dtype));
+  key = register_module("key", std::make_shared<nn::Linear>(c.hidden_size, c.hidden_size, true, dtype));
+  value = register_module("value", std::make_shared<nn::Linear>(c.hidden_size, c.hidden_size, true, dtype));
+}
+
+Variable BertSelfAttention::forward(const Variable& x, const Tensor& key_padding_mask) const {
+  const int64_t B = x.size(0), T = x.size(1), H = x.size(2);
+  auto heads = [&](const Variable& t) {
+    return ag::transpose(ag::reshape(t, {B, T, num_heads, H / num_heads}), 1, 2);
+  };
+  Variable ctx =
+      nn::scaled_dot_product_attention(heads(query->forward(x)), heads(key->forward(x)),
+                                       heads(value->forward(x)), key_padding_mask, Variable(), dropout_p,
+                                       is_training());  // (B, heads, T, Dh)
+  return ag::reshape(ag::transpose(ctx, 1, 2), {B, T, H});
+}
+
+BertResidualOutput::BertResidualOutput(int64_t in, int64_t out, double eps, double p, DType dtype) {
+  dense = register_module("dense", std::make_shared<nn::Linear>(in, out, true, dtype));
+  LayerNorm = register_module("LayerNorm", std::make_shared<nn::LayerNorm>(Shape{out}, eps, true, dtype));
+  dropout = register_module("dropout", std::make_shared<nn::Dropout>(p));
+}
+
+Variable BertResidualOutput::forward(const Variable& h, const Variable& residual) const {
+  return LayerNorm->forward(dropout->forward(dense->forward(h)) + residual);
+}
+
+BertAttention::BertAttention(const BertConfig& c, DType dtype) {
+  self = register_module("self", std::make_shared<BertSelfAttention>(c, dtype));
+  output = register_module(
+      "output", std::make_shared<BertResidualOutput>(c.hidden_size, c.hidden_size, c.layer_norm_eps,
+                                                     c.hidden_dropout_prob, dtype));
+}
+
+Variable BertAttention::forward(const Variable& x, const Tensor& key_padding_mask) const {
+  return output->forward(self->forward(x, key_padding_mask), x);
+}
+
+BertIntermediate::BertIntermediate(const BertConfig& c, DType dtype) : tanh_gelu(c.hidden_act != "gelu") {
+  dense =
+      register_module("dense", std::make_shared<nn::Linear>(c.hidden_size, c.intermediate_size, true, dtype));
+}
+
+Variable BertIntermediate::forward(const Variable& x) const {
+  return ag::gelu(dense->forward(x), tanh_gelu ? ops::GeluApprox::Tanh : ops::GeluApprox::None);
+}
+
+BertLayer::BertLayer(const BertConfig& c, DType dtype) {
+  attention = register_module("attention", std::make_shared<BertAttention>(c, dtype));
+  intermediate = register_module("intermediate", std::make_shared<BertIntermediate>(c, dtype));
+  output = register_module(
+      "output", std::make_shared<BertResidualOutput>(c.intermediate_size, c.hidden_size, c.layer_norm_eps,
+                                                     c.hidden_dropout_prob, dtype));
+}
+
+Variable BertLayer::forward(const Variable& x, const Tensor& key_padding_mask) const {
+  const Variable a = attention->forward(x, key_padding_mask);
+  return output->forward(intermediate->forward(a), a);
+}
+
+BertEncoder::BertEncoder(const BertConfig& c, DType dtype) {
+  layer = register_module("layer", std::make_shared<nn::ModuleList<BertLayer>>());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(std::make_shared<BertLayer>(c, dtype));
+}
+
+BertPooler::BertPooler(const BertConfig& c, DType dtype) {
+  dense = register_module("dense", std::make_shared<nn::Linear>(c.hidden_size, c.hidden_size, true, dtype));
+}
+
+Variable BertPooler::forward(const Variable& hidden) const {
+  return ag::tanh(dense->forward(ag::select(hidden, 1, 0)));
+}
+
+TextTransformer::TextTransformer(const BertConfig& c, DType dtype) : config(c) {
+  embeddings = register_module("embeddings", std::make_shared<BertEmbeddings>(c, dtype));
+  encoder = register_module("encoder", std::make_shared<BertEncoder>(c, dtype));
+  pooler = register_module("pooler", std::make_shared<BertPooler>(c, dtype));
+}
+
+Variable TextTransformer::forward(const Tensor& input_ids, const Tensor& attention_mask,
+                                  const Tensor& token_type_ids,
+                                  std::vector<Variable>* all_hidden_states) const {
+  CW_CHECK(input_ids.defined() && input_ids.dim() == 2 && input_ids.dtype() == DType::I64, ShapeError,
+           "TextTransformer: input_ids must be i64 (batch, tokens), got ", describe(input_ids));
+  for (const Tensor* t : {&attention_mask, &token_type_ids})
+    CW_CHECK(!t->defined() || t->shape() == input_ids.shape(), ShapeError,
+             "TextTransformer: ", t == &attention_mask ? "attention_mask " : "token_type_ids ",
+             shape_str(t->shape()), " does not match input_ids ", shape_str(input_ids.shape()));
+  // HF's attention_mask marks tokens (1); attention wants the padding (nonzero = ignore).
+  const Tensor padding = attention_mask.defined() ? ops::eq(attention_mask, 0.0) : Tensor();
+  Variable h = embeddings->forward(input_ids, token_type_ids);
+  if (all_hidden_states) all_hidden_states->assign(1, h);
+  for (const auto& layer : *encoder->layer) {
+    h = layer->forward(h, padding);
+    if (all_hidden_states) all_hidden_states->push_back(h);
+  }
+  return h;
+}
+
+Variable masked_mean_pool(const Variable& hidden, const Tensor& attention_mask) {
+  CW_CHECK(hidden.dim() == 3 && attention_mask.shape() == (Shape{hidden.size(0), hidden.size(1)}), ShapeError,
+           "masked_mean_pool: hidden ", shape_str(hidden.shape()), " and mask ",
+           shape_str(attention_mask.shape()), " should be (B, T, H) and (B, T)");
+  const Tensor m = attention_mask.to(hidden.dtype()).unsqueeze(-1);  // (B, T, 1)
+  // sentence-transformers clamps the token count at 1e-9 so an all-padding row gives 0, not NaN.
+  const Tensor count = ops::maximum(ops::sum(m, {1}), 1e-9);  // (B, 1)
+  return ag::div(ag::sum(hidden * Variable(m), {1}), Variable(count));
+}
+
+Variable l2_normalize(const Variable& x, double eps) {
+  const Variable norm = ag::sqrt(ag::sum(x * x, {-1}, true));
+  return x / ag::maximum(norm, Variable(ops::scalar(eps, x.dtype(), x.device())));
+}
+
+}  // namespace cw::models
