@@ -1,0 +1,90 @@
+// ContrastiveConfig: every option of the contrastive losses (CLIP/LiT InfoNCE and CWCL) in one
+// struct, so the train binary can expose each one by name (the string parsers below map the
+// command-line spellings to the enums). Part of losses/; the math is in contrastive_fused.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace cw::losses {
+
+// InfoNCE: the CLIP loss (LiT when the second tower is frozen); binary targets, the pair is the
+// one positive. CWCL: soft targets from the frozen tower's similarities (PAPER.md, "Loss").
+enum class LossKind { InfoNCE, CWCL };
+
+// w_ij as a function of c_ij = <e_i, e_j>, the cosine between frozen-tower embeddings.
+//   Linear: w = c/2 + 1/2, the paper's kernel, in [0, 1] with w_ii = 1.
+//   Exp:    w = exp((c - 1) / kernel_temperature), also w_ii = 1; sharper for small temperatures,
+//           the ablation PAPER.md suggests because linear targets get flat for large N.
+enum class WeightKernel { Linear, Exp };
+
+// Optional sparsification of W, applied after the kernel. The pair itself (i == j) is always kept.
+//   TopK:      keep w_ij when j is among the top_k most similar to i, or i among j's (the
+//              symmetrised k-NN graph, so W stays symmetric; ties at the k-th value are kept).
+//   Threshold: keep w_ij when c_ij >= threshold (threshold > 1 leaves only the pairs: InfoNCE).
+enum class WeightMask { None, TopK, Threshold };
+
+// The columns of the logit matrix (frozen tower -> trained tower, L_{V->U} in PAPER.md):
+//   Weighted: CWCL on the columns with the same W (column j's targets are row j of T, since W is
+//             symmetric); InfoNCE: binary targets on the columns; None: rows only.
+// For LossKind::InfoNCE, Weighted and InfoNCE are the same thing (CLIP's symmetric loss).
+enum class ReverseDirection { Weighted, InfoNCE, None };
+
+// How the two directions combine: Sum, or Mean = (L_rows + L_cols) / 2 as in CLIP. With
+// ReverseDirection::None there is one direction and both give L_rows.
+enum class DirectionReduction { Sum, Mean };
+
+struct ContrastiveConfig {
+  LossKind loss = LossKind::CWCL;
+
+  // ---- CWCL weights (ignored by InfoNCE)
+  WeightKernel kernel = WeightKernel::Linear;
+  double kernel_temperature = 0.1;  // Exp kernel only; > 0
+  WeightMask mask = WeightMask::None;
+  int64_t top_k = 8;       // TopK mask; >= 1, counts the pair itself
+  double threshold = 0.5;  // Threshold mask, on the cosine
+
+  // ---- directions
+  ReverseDirection reverse = ReverseDirection::Weighted;
+  DirectionReduction reduction = DirectionReduction::Mean;
+
+  // ---- embeddings
+  // true: the loss L2-normalizes P and Q itself (z / max(||z||, eps), as F.normalize), with the
+  // normalization's backward fused in. false: the caller passes unit rows; the logits are then
+  // the raw dot products. The CWCL weights always use normalized frozen embeddings.
+  bool normalize = true;
+  double normalize_eps = 1e-12;
+
+  // ---- logit scale: scale = min(exp(t), max_logit_scale), t the parameter (CLIP). The gradient
+  // w.r.t. t is zero while clamped. t starts at log(1 / init_temperature); a fixed scale is a t
+  // that does not require grad (learn_temperature = false).
+  double init_temperature = 0.07;
+  bool learn_temperature = true;
+  double max_logit_scale = 100.0;
+
+  // ---- implementation: rows of the logit matrix per block (0 = chosen from N, see
+  // contrastive_fused.h). Changes speed and memory, not results beyond rounding.
+  int64_t block_rows = 0;
+
+  // Throws cw::ValueError naming the first bad option.
+  void validate() const;
+};
+
+// Command-line spellings ("cwcl", "infonce"; "linear", "exp"; "none", "topk", "threshold";
+// "weighted", "infonce", "none"; "sum", "mean"). parse_* throw cw::ValueError listing the valid
+// spellings.
+const char* to_string(LossKind v);
+const char* to_string(WeightKernel v);
+const char* to_string(WeightMask v);
+const char* to_string(ReverseDirection v);
+const char* to_string(DirectionReduction v);
+LossKind parse_loss_kind(const std::string& s);
+WeightKernel parse_weight_kernel(const std::string& s);
+WeightMask parse_weight_mask(const std::string& s);
+ReverseDirection parse_reverse_direction(const std::string& s);
+DirectionReduction parse_direction_reduction(const std::string& s);
+
+// One line naming every option and its value, for logs and run records.
+std::string describe(const ContrastiveConfig& cfg);
+
+}  // namespace cw::losses

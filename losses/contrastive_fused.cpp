@@ -1,0 +1,242 @@
+// Fused InfoNCE / CWCL forward and hand-written backward (see contrastive_fused.h).
+//
+// Derivation. P, Q (N, D) unit rows, sigma the logit scale, S = sigma P Q^T (N, N).
+// Targets: rows T_r (each row sums to 1), columns T_c (each column sums to 1):
+//   InfoNCE T_r = T_c = I;  CWCL  T_r = diag(1/r) W,  T_c = W diag(1/c),  r = W 1,  c = W^T 1.
+// W is symmetric (cwcl_weights.h), so c = r and column j's targets are row j of T_r; the code
+// still divides columns by their own sums so that rounding cannot unbalance them.
+// With lse_i = log sum_j e^{s_ij} and clse_j = log sum_i e^{s_ij},
+//   L_rows = -(1/N) sum_ij T_r,ij log softmax_j(s_i.)_j = (1/N) [sum_i lse_i - <T_r, S>]
+//   L_cols = -(1/N) sum_ij T_c,ij log softmax_i(s_.j)_i = (1/N) [sum_j clse_j - <T_c, S>]
+//   L = a_r L_rows + a_c L_cols     (a = 1, 1 for Sum; 1/2, 1/2 for Mean; 1, 0 without columns)
+// because sum_j T_r,ij = 1 turns -sum_j T_ij (s_ij - lse_i) into lse_i - sum_j T_ij s_ij. Then,
+// with alpha = a_r / N, beta = a_c / N and the targets constant (W comes from the frozen tower),
+//   G_ij = dL/ds_ij = alpha (e^{s_ij - lse_i} - T_r,ij) + beta (e^{s_ij - clse_j} - T_c,ij),
+// the closed form (softmax - targets) / N of each direction. Through s_ij = sigma <p_i, q_j>:
+//   dL/dP = sigma G Q,   dL/dQ = sigma G^T P,   dL/dsigma = sum_ij G_ij s_ij / sigma.
+// Split G = G_blk - A, where A = alpha T_r + beta T_c collects the targets that have an operator
+// form (Identity: T = I; LowRank: W Y = (E (E^T Y) + 1 1^T Y) / 2, O(N D^2)) and G_blk holds the
+// softmaxes and any Block targets (remade elementwise from W's block). Then
+//   dL/dP = sigma (G_blk Q - A Q),   dL/dQ = G_blk^T (sigma P) - sigma A^T P,
+//   dL/dsigma = sum_ij G_blk,ij s_ij / sigma - <P, A Q>,
+// and the loss's target terms are <T, S> = <sigma P, T Q> for operator targets. The gradient of
+// the scale parameter t and of the normalization are applied by the caller (contrastive_loss.cpp).
+//
+// Memory: S and G are made one (rows, N) block at a time; the forward keeps lse and clse (N each,
+// clse by the online log-sum-exp: a column's running max and rescaled sum over the row blocks).
+// The backward remakes each block of S (one GEMM), turns it into G in place, and multiplies it
+// into dP's rows and into dQ. Work: forward 1 GEMM (N x N x D), backward 1 + 1 per needed
+// gradient; Block targets add one GEMM (E E^T) to each pass.
+#include "losses/contrastive_fused.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/ops.h"
+#include "losses/block_kernels.h"
+
+namespace cw::losses::fused {
+namespace {
+
+// <a, b> summed over all elements, in double.
+double dot_all(const Tensor& a, const Tensor& b) { return ops::sum(ops::mul(a, b)).to(DType::F64).item(); }
+
+Tensor to_tensor(const std::vector<double>& v, DType dtype, Device device) {
+  return ops::from_vector(v, {static_cast<int64_t>(v.size()), 1}).to(dtype).to(device);
+}
+
+// T Y for one direction's operator-form targets (Identity or LowRank); transpose gives T^T Y.
+// Rows: T_r = diag(1/r) W, T_r^T = W diag(1/r). Columns: T_c = W diag(1/r), T_c^T = diag(1/r) W.
+Tensor apply_direction(TargetForm form, bool rows, bool transpose, const Tensor& e, const Tensor& rinv,
+                       const Tensor& y) {
+  if (form == TargetForm::Identity) return y;
+  const bool scale_after = rows != transpose;  // diag(1/r) on the left
+  if (scale_after) return ops::mul(weights::linear_weights_times(e, y), rinv);
+  return weights::linear_weights_times(e, ops::mul(y, rinv));
+}
+
+bool is_operator(TargetForm f) { return f == TargetForm::Identity || f == TargetForm::LowRank; }
+
+// A Y (or A^T Y) with A = alpha T_r + beta T_c over the operator-form directions; undefined
+// when no direction has one.
+Tensor apply_operator_targets(const TargetPlan& plan, double alpha, double beta, const Tensor& e,
+                              const Tensor& rinv, const Tensor& y, bool transpose) {
+  Tensor out;
+  auto add = [&](const Tensor& t) { out = out.defined() ? ops::add(out, t) : t; };
+  if (is_operator(plan.rows)) add(ops::mul(apply_direction(plan.rows, true, transpose, e, rinv, y), alpha));
+  if (is_operator(plan.cols)) add(ops::mul(apply_direction(plan.cols, false, transpose, e, rinv, y), beta));
+  return out;
+}
+
+void check_inputs(const Inputs& in, const TargetPlan& plan) {
+  CW_CHECK(in.p.device().is_cpu() && in.q.device().is_cpu(), NotImplementedError,
+           "contrastive_loss: the fused kernel runs on cpu only, got p on ", in.p.device().str(), " (",
+           dtype_name(in.p.dtype()), ")");
+  CW_CHECK(in.scale > 0 && std::isfinite(in.scale), ValueError,
+           "contrastive_loss: the logit scale must be finite and > 0, got ", in.scale);
+  if (plan.rows == TargetForm::LowRank || plan.rows == TargetForm::Block)
+    CW_CHECK(in.e.defined() && in.e.size(0) == in.p.size(0), ShapeError,
+             "contrastive_loss: CWCL needs weight embeddings with one row per pair");
+}
+
+}  // namespace
+
+TargetPlan make_plan(const ContrastiveConfig& cfg) {
+  TargetPlan plan;
+  plan.weights = weights::spec_of(cfg);
+  TargetForm weighted = TargetForm::Identity;
+  if (cfg.loss == LossKind::CWCL)
+    weighted = weights::is_low_rank(plan.weights) ? TargetForm::LowRank : TargetForm::Block;
+  plan.rows = weighted;
+  switch (cfg.reverse) {
+    case ReverseDirection::Weighted: plan.cols = weighted; break;
+    case ReverseDirection::InfoNCE: plan.cols = TargetForm::Identity; break;
+    case ReverseDirection::None: plan.cols = TargetForm::None; break;
+  }
+  const bool both = plan.cols != TargetForm::None;
+  const double a = both && cfg.reduction == DirectionReduction::Mean ? 0.5 : 1.0;
+  plan.row_weight = a;
+  plan.col_weight = both ? a : 0.0;
+  return plan;
+}
+
+Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
+  check_inputs(in, plan);
+  const int64_t n = in.p.size(0);
+  const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
+  Forward out;
+  Saved& sv = out.saved;
+  sv.block_rows = blocks::choose_block_rows(n, blocked_w ? 2 : 1, block_rows);
+  sv.lse.assign(n, 0.0);
+  if (plan.rows != TargetForm::Identity) sv.r.assign(n, 0.0);
+  if (blocked_w && plan.weights.mask == WeightMask::TopK)
+    sv.topk = weights::topk_neighbours(in.e, plan.weights.top_k, block_rows);
+  if (plan.rows == TargetForm::LowRank)
+    sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64).to_vector<double>();
+
+  const Tensor ps = ops::mul(in.p, in.scale);  // sigma P: S's blocks are (sigma P_blk) Q^T
+  const Tensor qt = in.q.t();
+  Tensor s_buf = Tensor::empty({sv.block_rows, n}, in.p.dtype(), in.p.device());
+  Tensor w_buf = blocked_w ? Tensor::empty({sv.block_rows, n}, in.p.dtype(), in.p.device()) : Tensor();
+  blocks::ColumnState cols(n);
+  double row_block_term = 0.0;
+  for (int64_t i0 = 0; i0 < n; i0 += sv.block_rows) {
+    const int64_t rows = std::min(sv.block_rows, n - i0);
+    Tensor s = s_buf.narrow(0, 0, rows), w;
+    blocks::gemm_into(ps.narrow(0, i0, rows), qt, s);
+    if (blocked_w) {
+      w = w_buf.narrow(0, 0, rows);
+      blocks::gemm_into(in.e.narrow(0, i0, rows), in.e.t(), w);
+    }
+    dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
+      T* wp = nullptr;
+      if (blocked_w) {
+        wp = w.data<T>();
+        weights::cosines_to_weights<T>(wp, rows, n, i0, plan.weights, &sv.topk);
+      }
+      const blocks::RowTotals rt = blocks::row_pass<T>(
+          s.data<T>(), wp, rows, n, i0, plan.rows == TargetForm::Block, sv.lse.data(), sv.r.data());
+      out.correct_rows += rt.correct;
+      row_block_term += rt.target_term;
+      blocks::column_pass<T>(s.data<T>(), wp, rows, n, i0, has_cols, plan.cols == TargetForm::Block, cols);
+    });
+  }
+  for (int64_t j = 0; j < n; ++j) out.correct_cols += cols.argmax[j] == j ? 1 : 0;
+
+  // Target terms <T, S> of each direction: blockwise sums, or <sigma P, T Q> for operators.
+  const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
+  auto operator_term = [&](TargetForm form, bool rows) {
+    return dot_all(ps, apply_direction(form, rows, false, in.e, rinv, in.q));
+  };
+  double sum_lse = 0.0;
+  for (double v : sv.lse) sum_lse += v;
+  const double row_term = plan.rows == TargetForm::Block ? row_block_term : operator_term(plan.rows, true);
+  out.loss_rows = (sum_lse - row_term) / static_cast<double>(n);
+  out.loss_cols = std::numeric_limits<double>::quiet_NaN();
+  if (has_cols) {
+    sv.clse.resize(n);
+    double sum_clse = 0.0, col_term = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+      sv.clse[j] = cols.max[j] + std::log(cols.sum[j]);
+      sum_clse += sv.clse[j];
+      if (plan.cols == TargetForm::Block) col_term += cols.wdot[j] / cols.wsum[j];
+    }
+    if (plan.cols == TargetForm::Block) sv.c = cols.wsum;
+    if (plan.cols != TargetForm::Block) col_term = operator_term(plan.cols, false);
+    out.loss_cols = (sum_clse - col_term) / static_cast<double>(n);
+  }
+  out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
+  return out;
+}
+
+Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double upstream, bool need_p,
+               bool need_q, bool need_scale) {
+  const int64_t n = in.p.size(0), b = sv.block_rows;
+  const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
+  // The upstream gradient scales G linearly: fold it into alpha and beta.
+  const double alpha = upstream * plan.row_weight / static_cast<double>(n);
+  const double beta = has_cols ? upstream * plan.col_weight / static_cast<double>(n) : 0.0;
+  Grads g;
+  if (!need_p && !need_q && !need_scale) return g;
+
+  const Tensor ps = ops::mul(in.p, in.scale);
+  const Tensor qt = in.q.t();
+  Tensor s_buf = Tensor::empty({b, n}, in.p.dtype(), in.p.device());
+  Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), in.p.device()) : Tensor();
+  Tensor dp = need_p ? Tensor::empty(in.p.shape(), in.p.dtype(), in.p.device()) : Tensor();
+  Tensor dq = need_q ? ops::zeros(in.q.shape(), in.q.dtype(), in.q.device()) : Tensor();
+  Tensor dq_part = need_q && b < n ? Tensor::empty(in.q.shape(), in.q.dtype(), in.q.device()) : Tensor();
+  const blocks::GradCoeffs coeffs{alpha, beta, plan.rows == TargetForm::Block,
+                                  plan.cols == TargetForm::Block};
+  double gs = 0.0;  // sum_ij G_blk,ij s_ij
+
+  for (int64_t i0 = 0; i0 < n; i0 += b) {
+    const int64_t rows = std::min(b, n - i0);
+    Tensor s = s_buf.narrow(0, 0, rows), w;
+    blocks::gemm_into(ps.narrow(0, i0, rows), qt, s);
+    if (blocked_w) {
+      w = w_buf.narrow(0, 0, rows);
+      blocks::gemm_into(in.e.narrow(0, i0, rows), in.e.t(), w);
+    }
+    dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
+      T* wp = nullptr;
+      if (blocked_w) {
+        wp = w.data<T>();
+        weights::cosines_to_weights<T>(wp, rows, n, i0, plan.weights, &sv.topk);
+      }
+      // Per-column vectors as T once per block (cheap: N values against rows x N work).
+      std::vector<T> clse_t, cinv_t;
+      if (has_cols) clse_t.assign(sv.clse.begin(), sv.clse.end());
+      if (coeffs.weighted_cols) {
+        cinv_t.resize(n);
+        for (int64_t j = 0; j < n; ++j) cinv_t[j] = static_cast<T>(1.0 / sv.c[j]);
+      }
+      gs += blocks::gradient_pass<T>(s.data<T>(), wp, rows, n, i0, coeffs, sv.lse.data(), clse_t, sv.r.data(),
+                                     cinv_t);
+    });
+    if (need_p) {
+      Tensor dp_rows = dp.narrow(0, i0, rows);
+      blocks::gemm_into(s, in.q, dp_rows);  // G_blk Q
+    }
+    if (need_q) {
+      if (b >= n) {
+        blocks::gemm_into(s.t(), ps.narrow(0, i0, rows), dq);  // one block: G^T (sigma P)
+      } else {
+        blocks::gemm_into(s.t(), ps.narrow(0, i0, rows), dq_part);
+        blocks::add_into(dq, dq_part);
+      }
+    }
+  }
+
+  const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
+  const Tensor aq = apply_operator_targets(plan, alpha, beta, in.e, rinv, in.q, false);  // A Q
+  if (need_p) g.p = ops::mul(aq.defined() ? ops::sub(dp, aq) : dp, in.scale);
+  if (need_q) {
+    const Tensor atp = apply_operator_targets(plan, alpha, beta, in.e, rinv, in.p, true);  // A^T P
+    g.q = atp.defined() ? ops::sub(dq, ops::mul(atp, in.scale)) : dq;
+  }
+  if (need_scale) g.scale = gs / in.scale - (aq.defined() ? dot_all(in.p, aq) : 0.0);
+  return g;
+}
+
+}  // namespace cw::losses::fused

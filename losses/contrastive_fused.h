@@ -1,0 +1,66 @@
+// The fused forward and hand-written backward shared by InfoNCE (CLIP/LiT) and CWCL, on plain
+// tensors: logits S = scale P Q^T are made block by block of rows and never kept; the forward
+// keeps only per-row and per-column log-sum-exps (and W's row sums), the backward remakes each
+// block. contrastive_loss.h wraps this into one autograd node. Derivation in contrastive_fused.cpp.
+// Part of losses/.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "losses/contrastive_config.h"
+#include "losses/cwcl_weights.h"
+
+namespace cw::losses::fused {
+
+// How one direction's targets are applied:
+//   None     the direction is absent;
+//   Identity binary targets (InfoNCE): T = I, applied as an O(N D) operator;
+//   LowRank  CWCL linear kernel without mask: T = diag(1/r) W or W diag(1/r), applied through
+//            W's low-rank form in O(N D^2), never elementwise;
+//   Block    any other CWCL weights: W is remade block by block from E and folded into the
+//            gradient block elementwise.
+enum class TargetForm { None, Identity, LowRank, Block };
+
+struct TargetPlan {
+  TargetForm rows = TargetForm::Identity, cols = TargetForm::Identity;
+  double row_weight = 1, col_weight = 1;  // a_r, a_c: L = a_r L_rows + a_c L_cols
+  weights::WeightSpec weights;
+  bool uses_blocks() const { return rows == TargetForm::Block || cols == TargetForm::Block; }
+};
+TargetPlan make_plan(const ContrastiveConfig& cfg);
+
+struct Inputs {
+  Tensor p, q;   // (N, D) unit rows (raw rows when the config says normalize = false)
+  Tensor e;      // (N, D') unit rows W is made from (CWCL); undefined for InfoNCE
+  double scale;  // the logit scale, > 0
+};
+
+// What backward needs beyond the inputs: O(N) numbers.
+struct Saved {
+  std::vector<double> lse, clse;  // log-sum-exp of each row / column of S (clse empty without columns)
+  std::vector<double> r;          // row sums of W (CWCL)
+  std::vector<double> c;          // column sums of W (Block columns)
+  weights::Neighbours topk;       // the top-k graph (TopK mask)
+  int64_t block_rows = 1;
+};
+
+struct Forward {
+  double loss = 0;
+  double loss_rows = 0, loss_cols = 0;         // L_rows, L_cols (loss_cols NaN when absent)
+  int64_t correct_rows = 0, correct_cols = 0;  // in-batch top-1 hits, rows and columns
+  Saved saved;
+};
+// block_rows: 0 = automatic (blocks::choose_block_rows).
+Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows);
+
+struct Grads {
+  Tensor p, q;       // dL/dP, dL/dQ (of the unit rows), undefined unless asked for
+  double scale = 0;  // dL/dscale
+};
+// upstream: dOut/dL, the gradient arriving at the loss.
+Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& saved, double upstream, bool need_p,
+               bool need_q, bool need_scale);
+
+}  // namespace cw::losses::fused
