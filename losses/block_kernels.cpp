@@ -25,6 +25,7 @@ using ConstVecMap = Eigen::Map<const Vec<T>>;
 // Columns per chunk in the column and gradient passes: 256 columns of a 512-row f32 block are
 // 512 KiB, one core's L2.
 constexpr int64_t kChunk = 256;
+constexpr int64_t kSlab = 256;  // rows per online update in the column pass
 // Below this many elements a block is done by one thread: waking the team costs more.
 constexpr int64_t kParallelMin = int64_t{1} << 15;
 template <class T>
@@ -94,42 +95,47 @@ void column_pass(const T* s, const T* w, int64_t rows, int64_t n, int64_t row0, 
 #pragma omp parallel for schedule(static) if (rows * n >= kParallelMin)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t j0 = c * kChunk, width = std::min(kChunk, n - j0);
-    // Block max and first argmax of each column: rows in increasing order, strict '>' keeps
-    // the first row attaining the max.
-    ChunkVec<T> bmax = ChunkVec<T>::Constant(width, -std::numeric_limits<T>::infinity());
-    int64_t barg[kChunk] = {};
-    for (int64_t k = 0; k < rows; ++k) {
-      const T* seg = s + k * n + j0;
-      for (int64_t j = 0; j < width; ++j)
-        if (seg[j] > bmax[j]) {
-          bmax[j] = seg[j];
-          barg[j] = row0 + k;
-        }
-    }
-    ChunkVec<T> shift(width);
-    for (int64_t j = 0; j < width; ++j) {
-      const double old = st.max[j0 + j], now = std::max(old, static_cast<double>(bmax[j]));
-      if (static_cast<double>(bmax[j]) > old) st.argmax[j0 + j] = barg[j];
-      // Online log-sum-exp: rescale what earlier blocks summed to the new max.
-      if (need_sum) st.sum[j0 + j] *= std::exp(old - now);
-      st.max[j0 + j] = now;
-      shift[j] = static_cast<T>(now);
-    }
-    if (need_sum) {
-      ChunkVec<T> acc = ChunkVec<T>::Zero(width);
-      for (int64_t k = 0; k < rows; ++k) acc += (ConstVecMap<T>(s + k * n + j0, width) - shift).exp();
-      for (int64_t j = 0; j < width; ++j) st.sum[j0 + j] += static_cast<double>(acc[j]);
-    }
-    if (weighted_cols) {
-      ChunkVec<T> dot = ChunkVec<T>::Zero(width), total = ChunkVec<T>::Zero(width);
-      for (int64_t k = 0; k < rows; ++k) {
-        const ConstVecMap<T> wk(w + k * n + j0, width);
-        dot += ConstVecMap<T>(s + k * n + j0, width) * wk;
-        total += wk;
+    // A slab of kSlab rows of the chunk (256 x 256 f32 = 256 KiB) is read by the max pass and
+    // again by the exp pass while it is still in L2; each slab is one online-LSE update.
+    for (int64_t k0 = 0; k0 < rows; k0 += kSlab) {
+      const int64_t k1 = std::min(rows, k0 + kSlab);
+      // Slab max and first argmax of each column: rows in increasing order, strict '>' keeps
+      // the first row attaining the max.
+      ChunkVec<T> bmax = ChunkVec<T>::Constant(width, -std::numeric_limits<T>::infinity());
+      int64_t barg[kChunk] = {};
+      for (int64_t k = k0; k < k1; ++k) {
+        const T* seg = s + k * n + j0;
+        for (int64_t j = 0; j < width; ++j)
+          if (seg[j] > bmax[j]) {
+            bmax[j] = seg[j];
+            barg[j] = row0 + k;
+          }
       }
+      ChunkVec<T> shift(width);
       for (int64_t j = 0; j < width; ++j) {
-        st.wdot[j0 + j] += static_cast<double>(dot[j]);
-        st.wsum[j0 + j] += static_cast<double>(total[j]);
+        const double old = st.max[j0 + j], now = std::max(old, static_cast<double>(bmax[j]));
+        if (static_cast<double>(bmax[j]) > old) st.argmax[j0 + j] = barg[j];
+        // Online log-sum-exp: rescale what earlier slabs summed to the new max.
+        if (need_sum && now > old) st.sum[j0 + j] *= std::exp(old - now);
+        st.max[j0 + j] = now;
+        shift[j] = static_cast<T>(now);
+      }
+      if (need_sum) {
+        ChunkVec<T> acc = ChunkVec<T>::Zero(width);
+        for (int64_t k = k0; k < k1; ++k) acc += (ConstVecMap<T>(s + k * n + j0, width) - shift).exp();
+        for (int64_t j = 0; j < width; ++j) st.sum[j0 + j] += static_cast<double>(acc[j]);
+      }
+      if (weighted_cols) {
+        ChunkVec<T> dot = ChunkVec<T>::Zero(width), total = ChunkVec<T>::Zero(width);
+        for (int64_t k = k0; k < k1; ++k) {
+          const ConstVecMap<T> wk(w + k * n + j0, width);
+          dot += ConstVecMap<T>(s + k * n + j0, width) * wk;
+          total += wk;
+        }
+        for (int64_t j = 0; j < width; ++j) {
+          st.wdot[j0 + j] += static_cast<double>(dot[j]);
+          st.wsum[j0 + j] += static_cast<double>(total[j]);
+        }
       }
     }
   }

@@ -25,6 +25,9 @@ constexpr Names<ReverseDirection, 3> kReverseNames{{{ReverseDirection::Weighted,
                                                     {ReverseDirection::None, "none"}}};
 constexpr Names<DirectionReduction, 2> kReductionNames{
     {{DirectionReduction::Sum, "sum"}, {DirectionReduction::Mean, "mean"}}};
+constexpr Names<LinearWeightsForm, 3> kFormNames{{{LinearWeightsForm::Auto, "auto"},
+                                                  {LinearWeightsForm::Factored, "factored"},
+                                                  {LinearWeightsForm::Blockwise, "blockwise"}}};
 
 template <class E, size_t N>
 const char* name_of(const Names<E, N>& names, E v) {
@@ -64,6 +67,7 @@ const char* to_string(WeightKernel v) { return name_of(kKernelNames, v); }
 const char* to_string(WeightMask v) { return name_of(kMaskNames, v); }
 const char* to_string(ReverseDirection v) { return name_of(kReverseNames, v); }
 const char* to_string(DirectionReduction v) { return name_of(kReductionNames, v); }
+const char* to_string(LinearWeightsForm v) { return name_of(kFormNames, v); }
 
 LossKind parse_loss_kind(const std::string& s) { return parse(kLossNames, s, "loss"); }
 WeightKernel parse_weight_kernel(const std::string& s) { return parse(kKernelNames, s, "weight kernel"); }
@@ -73,6 +77,9 @@ ReverseDirection parse_reverse_direction(const std::string& s) {
 }
 DirectionReduction parse_direction_reduction(const std::string& s) {
   return parse(kReductionNames, s, "direction reduction");
+}
+LinearWeightsForm parse_linear_weights_form(const std::string& s) {
+  return parse(kFormNames, s, "linear weights form");
 }
 
 std::string describe(const ContrastiveConfig& c) {
@@ -88,7 +95,8 @@ std::string describe(const ContrastiveConfig& c) {
   os << " reverse=" << to_string(c.reverse) << " reduction=" << to_string(c.reduction)
      << " normalize=" << (c.normalize ? "true" : "false") << " init_temperature=" << c.init_temperature
      << " learn_temperature=" << (c.learn_temperature ? "true" : "false")
-     << " max_logit_scale=" << c.max_logit_scale << " block_rows=" << c.block_rows;
+     << " max_logit_scale=" << c.max_logit_scale << " block_rows=" << c.block_rows
+     << " linear_weights=" << to_string(c.linear_weights);
   return os.str();
 }
 

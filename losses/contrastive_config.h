@@ -34,6 +34,11 @@ enum class ReverseDirection { Weighted, InfoNCE, None };
 // ReverseDirection::None there is one direction and both give L_rows.
 enum class DirectionReduction { Sum, Mean };
 
+// How the linear kernel without mask is applied (results equal up to rounding): Factored uses
+// W = (E E^T + 1 1^T) / 2 in O(N D^2) per step, Blockwise makes W's blocks like the other kernels
+// in O(N^2 D); Auto picks Factored when N >= 2 D, where it is the cheaper.
+enum class LinearWeightsForm { Auto, Factored, Blockwise };
+
 struct ContrastiveConfig {
   LossKind loss = LossKind::CWCL;
 
@@ -62,27 +67,30 @@ struct ContrastiveConfig {
   bool learn_temperature = true;
   double max_logit_scale = 100.0;
 
-  // ---- implementation: rows of the logit matrix per block (0 = chosen from N, see
-  // contrastive_fused.h). Changes speed and memory, not results beyond rounding.
+  // ---- implementation (speed and memory only, not results beyond rounding): rows of the logit
+  // matrix per block (0 = chosen from N, see block_kernels.h), and the linear kernel's form.
   int64_t block_rows = 0;
+  LinearWeightsForm linear_weights = LinearWeightsForm::Auto;
 
   // Throws cw::ValueError naming the first bad option.
   void validate() const;
 };
 
 // Command-line spellings ("cwcl", "infonce"; "linear", "exp"; "none", "topk", "threshold";
-// "weighted", "infonce", "none"; "sum", "mean"). parse_* throw cw::ValueError listing the valid
-// spellings.
+// "weighted", "infonce", "none"; "sum", "mean"; "auto", "factored", "blockwise"). parse_* throw
+// cw::ValueError listing the valid spellings.
 const char* to_string(LossKind v);
 const char* to_string(WeightKernel v);
 const char* to_string(WeightMask v);
 const char* to_string(ReverseDirection v);
 const char* to_string(DirectionReduction v);
+const char* to_string(LinearWeightsForm v);
 LossKind parse_loss_kind(const std::string& s);
 WeightKernel parse_weight_kernel(const std::string& s);
 WeightMask parse_weight_mask(const std::string& s);
 ReverseDirection parse_reverse_direction(const std::string& s);
 DirectionReduction parse_direction_reduction(const std::string& s);
+LinearWeightsForm parse_linear_weights_form(const std::string& s);
 
 // One line naming every option and its value, for logs and run records.
 std::string describe(const ContrastiveConfig& cfg);

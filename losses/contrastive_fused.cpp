@@ -26,11 +26,15 @@
 // clse by the online log-sum-exp: a column's running max and rescaled sum over the row blocks).
 // The backward remakes each block of S (one GEMM), turns it into G in place, and multiplies it
 // into dP's rows and into dQ. Work: forward 1 GEMM (N x N x D), backward 1 + 1 per needed
-// gradient; Block targets add one GEMM (E E^T) to each pass.
+// gradient (P, Q); Block targets add one GEMM (E E^T) to each pass, LowRank ones O(N D^2) to the
+// forward only (T Q is kept), and to the backward only when Q needs a gradient.
 #include "losses/contrastive_fused.h"
 
 #include <cmath>
 #include <limits>
+#include <tuple>
+#include <utility>
+#include <variant>
 
 #include "core/ops.h"
 #include "losses/block_kernels.h"
@@ -55,16 +59,36 @@ Tensor apply_direction(TargetForm form, bool rows, bool transpose, const Tensor&
   return weights::linear_weights_times(e, ops::mul(y, rinv));
 }
 
+template <class T>
+struct ColumnVectors {
+  std::vector<T> clse, cinv;
+};
+
 bool is_operator(TargetForm f) { return f == TargetForm::Identity || f == TargetForm::LowRank; }
 
-// A Y (or A^T Y) with A = alpha T_r + beta T_c over the operator-form directions; undefined
-// when no direction has one.
-Tensor apply_operator_targets(const TargetPlan& plan, double alpha, double beta, const Tensor& e,
-                              const Tensor& rinv, const Tensor& y, bool transpose) {
+// T_r Q and T_c Q for the operator-form directions (undefined otherwise). When both are LowRank
+// the two products W Q and W diag(1/r) Q share their GEMMs: W [Q, Q/r] at once.
+std::pair<Tensor, Tensor> target_products(const TargetPlan& plan, const Tensor& e, const Tensor& rinv,
+                                          const Tensor& q) {
+  if (plan.rows == TargetForm::LowRank && plan.cols == TargetForm::LowRank) {
+    const int64_t d = q.size(1);
+    const Tensor wy = weights::linear_weights_times(e, ops::concat({q, ops::mul(q, rinv)}, 1));
+    return {ops::mul(wy.narrow(1, 0, d), rinv), wy.narrow(1, d, d).contiguous()};
+  }
+  Tensor rows, cols;
+  if (is_operator(plan.rows)) rows = apply_direction(plan.rows, true, false, e, rinv, q);
+  if (is_operator(plan.cols)) cols = apply_direction(plan.cols, false, false, e, rinv, q);
+  return {rows, cols};
+}
+
+// A^T P with A = alpha T_r + beta T_c over the operator-form directions; undefined when no
+// direction has one.
+Tensor transposed_operator_targets(const TargetPlan& plan, double alpha, double beta, const Tensor& e,
+                                   const Tensor& rinv, const Tensor& p) {
   Tensor out;
   auto add = [&](const Tensor& t) { out = out.defined() ? ops::add(out, t) : t; };
-  if (is_operator(plan.rows)) add(ops::mul(apply_direction(plan.rows, true, transpose, e, rinv, y), alpha));
-  if (is_operator(plan.cols)) add(ops::mul(apply_direction(plan.cols, false, transpose, e, rinv, y), beta));
+  if (is_operator(plan.rows)) add(ops::mul(apply_direction(plan.rows, true, true, e, rinv, p), alpha));
+  if (is_operator(plan.cols)) add(ops::mul(apply_direction(plan.cols, false, true, e, rinv, p), beta));
   return out;
 }
 
@@ -81,12 +105,18 @@ void check_inputs(const Inputs& in, const TargetPlan& plan) {
 
 }  // namespace
 
-TargetPlan make_plan(const ContrastiveConfig& cfg) {
+TargetPlan make_plan(const ContrastiveConfig& cfg, int64_t n, int64_t d) {
   TargetPlan plan;
   plan.weights = weights::spec_of(cfg);
   TargetForm weighted = TargetForm::Identity;
-  if (cfg.loss == LossKind::CWCL)
-    weighted = weights::is_low_rank(plan.weights) ? TargetForm::LowRank : TargetForm::Block;
+  if (cfg.loss == LossKind::CWCL) {
+    // Factored costs about 8 N D^2 flops per step (W [Q, Q/r]: two thin GEMMs of N x D x 2D),
+    // blockwise 4 N^2 D (one E E^T GEMM in the forward, one in the backward): factored wins
+    // from N = 2 D on.
+    const bool factored = cfg.linear_weights == LinearWeightsForm::Factored ||
+                          (cfg.linear_weights == LinearWeightsForm::Auto && n >= 2 * d);
+    weighted = weights::is_low_rank(plan.weights) && factored ? TargetForm::LowRank : TargetForm::Block;
+  }
   plan.rows = weighted;
   switch (cfg.reverse) {
     case ReverseDirection::Weighted: plan.cols = weighted; break;
@@ -143,14 +173,13 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
   }
   for (int64_t j = 0; j < n; ++j) out.correct_cols += cols.argmax[j] == j ? 1 : 0;
 
-  // Target terms <T, S> of each direction: blockwise sums, or <sigma P, T Q> for operators.
+  // Target terms <T, S> of each direction: blockwise sums, or <sigma P, T Q> for operators; the
+  // products T Q are kept for the backward (O(N D)).
   const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
-  auto operator_term = [&](TargetForm form, bool rows) {
-    return dot_all(ps, apply_direction(form, rows, false, in.e, rinv, in.q));
-  };
+  std::tie(sv.rows_tq, sv.cols_tq) = target_products(plan, in.e, rinv, in.q);
   double sum_lse = 0.0;
   for (double v : sv.lse) sum_lse += v;
-  const double row_term = plan.rows == TargetForm::Block ? row_block_term : operator_term(plan.rows, true);
+  const double row_term = plan.rows == TargetForm::Block ? row_block_term : dot_all(ps, sv.rows_tq);
   out.loss_rows = (sum_lse - row_term) / static_cast<double>(n);
   out.loss_cols = std::numeric_limits<double>::quiet_NaN();
   if (has_cols) {
@@ -162,7 +191,7 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
       if (plan.cols == TargetForm::Block) col_term += cols.wdot[j] / cols.wsum[j];
     }
     if (plan.cols == TargetForm::Block) sv.c = cols.wsum;
-    if (plan.cols != TargetForm::Block) col_term = operator_term(plan.cols, false);
+    if (plan.cols != TargetForm::Block) col_term = dot_all(ps, sv.cols_tq);
     out.loss_cols = (sum_clse - col_term) / static_cast<double>(n);
   }
   out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
@@ -189,6 +218,15 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
   const blocks::GradCoeffs coeffs{alpha, beta, plan.rows == TargetForm::Block,
                                   plan.cols == TargetForm::Block};
   double gs = 0.0;  // sum_ij G_blk,ij s_ij
+  // Per-column clse_j and 1 / c_j in the block's type, made once for all blocks.
+  std::variant<ColumnVectors<float>, ColumnVectors<double>> col_vectors;
+  dispatch_float(in.p.dtype(), "contrastive_loss", [&]<class T>() {
+    ColumnVectors<T> cv;
+    if (has_cols) cv.clse.assign(sv.clse.begin(), sv.clse.end());
+    if (coeffs.weighted_cols)
+      for (double c : sv.c) cv.cinv.push_back(static_cast<T>(1.0 / c));
+    col_vectors = std::move(cv);
+  });
 
   for (int64_t i0 = 0; i0 < n; i0 += b) {
     const int64_t rows = std::min(b, n - i0);
@@ -204,15 +242,9 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
         wp = w.data<T>();
         weights::cosines_to_weights<T>(wp, rows, n, i0, plan.weights, &sv.topk);
       }
-      // Per-column vectors as T once per block (cheap: N values against rows x N work).
-      std::vector<T> clse_t, cinv_t;
-      if (has_cols) clse_t.assign(sv.clse.begin(), sv.clse.end());
-      if (coeffs.weighted_cols) {
-        cinv_t.resize(n);
-        for (int64_t j = 0; j < n; ++j) cinv_t[j] = static_cast<T>(1.0 / sv.c[j]);
-      }
-      gs += blocks::gradient_pass<T>(s.data<T>(), wp, rows, n, i0, coeffs, sv.lse.data(), clse_t, sv.r.data(),
-                                     cinv_t);
+      const auto& cv = std::get<ColumnVectors<T>>(col_vectors);
+      gs += blocks::gradient_pass<T>(s.data<T>(), wp, rows, n, i0, coeffs, sv.lse.data(), cv.clse,
+                                     sv.r.data(), cv.cinv);
     });
     if (need_p) {
       Tensor dp_rows = dp.narrow(0, i0, rows);
@@ -228,11 +260,15 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
     }
   }
 
-  const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
-  const Tensor aq = apply_operator_targets(plan, alpha, beta, in.e, rinv, in.q, false);  // A Q
+  // A Q from the forward's products; A^T P only when q wants a gradient.
+  Tensor aq;
+  if (sv.rows_tq.defined()) aq = ops::mul(sv.rows_tq, alpha);
+  if (sv.cols_tq.defined())
+    aq = aq.defined() ? ops::add(aq, ops::mul(sv.cols_tq, beta)) : ops::mul(sv.cols_tq, beta);
   if (need_p) g.p = ops::mul(aq.defined() ? ops::sub(dp, aq) : dp, in.scale);
   if (need_q) {
-    const Tensor atp = apply_operator_targets(plan, alpha, beta, in.e, rinv, in.p, true);  // A^T P
+    const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
+    const Tensor atp = transposed_operator_targets(plan, alpha, beta, in.e, rinv, in.p);
     g.q = atp.defined() ? ops::sub(dq, ops::mul(atp, in.scale)) : dq;
   }
   if (need_scale) g.scale = gs / in.scale - (aq.defined() ? dot_all(in.p, aq) : 0.0);

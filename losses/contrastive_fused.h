@@ -17,8 +17,8 @@ namespace cw::losses::fused {
 // How one direction's targets are applied:
 //   None     the direction is absent;
 //   Identity binary targets (InfoNCE): T = I, applied as an O(N D) operator;
-//   LowRank  CWCL linear kernel without mask: T = diag(1/r) W or W diag(1/r), applied through
-//            W's low-rank form in O(N D^2), never elementwise;
+//   LowRank  CWCL linear kernel without mask, factored: T = diag(1/r) W or W diag(1/r), applied
+//            through W's low-rank form in O(N D^2), never elementwise;
 //   Block    any other CWCL weights: W is remade block by block from E and folded into the
 //            gradient block elementwise.
 enum class TargetForm { None, Identity, LowRank, Block };
@@ -29,7 +29,8 @@ struct TargetPlan {
   weights::WeightSpec weights;
   bool uses_blocks() const { return rows == TargetForm::Block || cols == TargetForm::Block; }
 };
-TargetPlan make_plan(const ContrastiveConfig& cfg);
+// n, d: the batch and the width of the weight embeddings (for the linear kernel's form).
+TargetPlan make_plan(const ContrastiveConfig& cfg, int64_t n, int64_t d);
 
 struct Inputs {
   Tensor p, q;   // (N, D) unit rows (raw rows when the config says normalize = false)
@@ -43,6 +44,7 @@ struct Saved {
   std::vector<double> r;          // row sums of W (CWCL)
   std::vector<double> c;          // column sums of W (Block columns)
   weights::Neighbours topk;       // the top-k graph (TopK mask)
+  Tensor rows_tq, cols_tq;        // T_r Q and T_c Q (N, D) for the operator-form directions
   int64_t block_rows = 1;
 };
 

@@ -94,7 +94,7 @@ ContrastiveOutput contrastive_loss(const Variable& p, const Variable& q, const V
   }
   in.scale = scale;
 
-  const fused::TargetPlan plan = fused::make_plan(cfg);
+  const fused::TargetPlan plan = fused::make_plan(cfg, p.size(0), in.e.defined() ? in.e.size(1) : 0);
   fused::Forward fwd = fused::forward(in, plan, cfg.block_rows);
 
   ContrastiveOutput out;

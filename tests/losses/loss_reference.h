@@ -122,6 +122,13 @@ inline std::vector<NamedConfig> option_grid() {
             std::string name = std::string(to_string(loss));
             if (loss == LossKind::CWCL) name += std::string("/") + to_string(kernel) + "/" + to_string(mask);
             name += std::string("/rev=") + to_string(rev) + "/" + to_string(red);
+            if (loss == LossKind::CWCL && kernel == WeightKernel::Linear && mask == WeightMask::None) {
+              // Both forms of the linear kernel, whatever the batch size would pick.
+              c.linear_weights = losses::LinearWeightsForm::Blockwise;
+              out.push_back({name + "/blockwise", c});
+              c.linear_weights = losses::LinearWeightsForm::Factored;
+              name += "/factored";
+            }
             out.push_back({name, c});
           }
   ContrastiveConfig raw;
@@ -145,6 +152,10 @@ inline std::vector<NamedConfig> one_at_a_time() {
     out.push_back({name, c});
   };
   add("cwcl (defaults)", [](ContrastiveConfig&) {});
+  add("cwcl linear_weights=factored",
+      [](ContrastiveConfig& c) { c.linear_weights = losses::LinearWeightsForm::Factored; });
+  add("cwcl linear_weights=blockwise",
+      [](ContrastiveConfig& c) { c.linear_weights = losses::LinearWeightsForm::Blockwise; });
   add("cwcl kernel=exp", [](ContrastiveConfig& c) { c.kernel = WeightKernel::Exp; });
   add("cwcl mask=topk", [](ContrastiveConfig& c) { c.mask = WeightMask::TopK; });
   add("cwcl mask=threshold", [](ContrastiveConfig& c) { c.mask = WeightMask::Threshold; });
