@@ -56,6 +56,8 @@ void run(benchmark::State& state, losses::LossKind kind) {
   Variable t = losses::make_log_scale(cfg);
   const double rss_before = max_rss_mb();
   int64_t peak_extra = 0;
+  // One untimed step first: thread pools, first-touch page faults and the RSS peak.
+  losses::contrastive_loss(p, q, t, cfg).loss.backward();
   for (auto _ : state) {
     p.zero_grad();
     t.zero_grad();

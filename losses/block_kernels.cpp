@@ -26,8 +26,9 @@ using ConstVecMap = Eigen::Map<const Vec<T>>;
 // 512 KiB, one core's L2.
 constexpr int64_t kChunk = 256;
 constexpr int64_t kSlab = 256;  // rows per online update in the column pass
-// Below this many elements a block is done by one thread: waking the team costs more.
-constexpr int64_t kParallelMin = int64_t{1} << 15;
+// Below this many elements (a 512 x 512 block) a pass runs on one thread: its work (~0.1 ms)
+// is not worth a barrier, which on a loaded machine can cost a scheduler slice.
+constexpr int64_t kParallelMin = int64_t{1} << 18;
 template <class T>
 using ChunkVec = Eigen::Array<T, Eigen::Dynamic, 1, 0, kChunk, 1>;  // on the stack
 
@@ -142,38 +143,46 @@ void column_pass(const T* s, const T* w, int64_t rows, int64_t n, int64_t row0, 
 }
 
 template <class T>
-double gradient_pass(T* s, const T* w, int64_t rows, int64_t n, int64_t row0, const GradCoeffs& c,
-                     const double* lse, const std::vector<T>& clse, const double* r,
-                     const std::vector<T>& cinv) {
+GradTotals gradient_pass(T* s, const T* w, int64_t rows, int64_t n, int64_t row0, const GradCoeffs& c,
+                         const double* lse, const std::vector<T>& clse, const double* r,
+                         const std::vector<T>& cinv) {
   const T alpha = static_cast<T>(c.alpha), beta = static_cast<T>(c.beta);
-  double gs = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : gs) if (rows * n >= kParallelMin)
+  const bool row_terms = c.target_terms && c.weighted_rows, col_terms = c.target_terms && c.weighted_cols;
+  double gs = 0.0, row_term = 0.0, col_term = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : gs, row_term, col_term) if (rows * n >= kParallelMin)
   for (int64_t k = 0; k < rows; ++k) {
     const int64_t i = row0 + k;
     const T lse_i = static_cast<T>(lse[i]);
     const T row_w = c.weighted_rows ? static_cast<T>(c.alpha / r[i]) : T(0);
+    double ws_row = 0.0;
     ChunkVec<T> g;
     for (int64_t j0 = 0; j0 < n; j0 += kChunk) {
       const int64_t width = std::min(kChunk, n - j0);
       VecMap<T> x(s + k * n + j0, width);
       g = alpha * (x - lse_i).exp();
       if (c.beta != 0) g += beta * (x - ConstVecMap<T>(clse.data() + j0, width)).exp();
-      if (c.weighted_rows) g -= row_w * ConstVecMap<T>(w + k * n + j0, width);
-      if (c.weighted_cols)
-        g -= beta * ConstVecMap<T>(w + k * n + j0, width) * ConstVecMap<T>(cinv.data() + j0, width);
+      if (c.weighted_rows || c.weighted_cols) {
+        const ConstVecMap<T> wk(w + k * n + j0, width);
+        if (row_terms) ws_row += static_cast<double>((wk * x).sum());
+        if (col_terms)
+          col_term += static_cast<double>((wk * x * ConstVecMap<T>(cinv.data() + j0, width)).sum());
+        if (c.weighted_rows) g -= row_w * wk;
+        if (c.weighted_cols) g -= beta * wk * ConstVecMap<T>(cinv.data() + j0, width);
+      }
       gs += static_cast<double>((g * x).sum());
       x = g;
     }
+    if (row_terms) row_term += ws_row / r[i];
   }
-  return gs;
+  return {gs, row_term, col_term};
 }
 
 #define CW_INSTANTIATE(T)                                                                                \
   template RowTotals row_pass<T>(const T*, const T*, int64_t, int64_t, int64_t, bool, double*, double*); \
   template void column_pass<T>(const T*, const T*, int64_t, int64_t, int64_t, bool, bool, ColumnState&); \
-  template double gradient_pass<T>(T*, const T*, int64_t, int64_t, int64_t, const GradCoeffs&,           \
-                                   const double*, const std::vector<T>&, const double*,                  \
-                                   const std::vector<T>&);
+  template GradTotals gradient_pass<T>(T*, const T*, int64_t, int64_t, int64_t, const GradCoeffs&,       \
+                                       const double*, const std::vector<T>&, const double*,              \
+                                       const std::vector<T>&);
 CW_INSTANTIATE(float)
 CW_INSTANTIATE(double)
 #undef CW_INSTANTIATE

@@ -48,18 +48,23 @@ template <class T>
 void column_pass(const T* s, const T* w, int64_t rows, int64_t n, int64_t row0, bool need_sum,
                  bool weighted_cols, ColumnState& st);
 
-// ---- backward: overwrites the logit block s with the gradient block
+// ---- gradient: overwrites the logit block s with the gradient block
 //   g_ij = alpha e^{s_ij - lse_i} + beta e^{s_ij - clse_j}
 //          - (weighted_rows ? alpha w_ij / r_i : 0) - (weighted_cols ? beta w_ij / c_j : 0)
-// (r: W's row sums, cinv: 1 / its column sums; beta = 0 skips the column softmax) and returns
-// sum_ij g_ij s_ij (for the scale's gradient).
+// (r: W's row sums, cinv: 1 / its column sums; beta = 0 skips the column softmax).
 struct GradCoeffs {
   double alpha = 0, beta = 0;
   bool weighted_rows = false, weighted_cols = false;
+  bool target_terms = false;  // also sum the targets' terms of the loss (before s is overwritten)
+};
+struct GradTotals {
+  double gs = 0;        // sum_ij g_ij s_ij, for the scale's gradient
+  double row_term = 0;  // sum_ij w_ij s_ij / r_i  (target_terms and weighted_rows)
+  double col_term = 0;  // sum_ij w_ij s_ij / c_j  (target_terms and weighted_cols)
 };
 template <class T>
-double gradient_pass(T* s, const T* w, int64_t rows, int64_t n, int64_t row0, const GradCoeffs& c,
-                     const double* lse, const std::vector<T>& clse, const double* r,
-                     const std::vector<T>& cinv);
+GradTotals gradient_pass(T* s, const T* w, int64_t rows, int64_t n, int64_t row0, const GradCoeffs& c,
+                         const double* lse, const std::vector<T>& clse, const double* r,
+                         const std::vector<T>& cinv);
 
 }  // namespace cw::losses::blocks

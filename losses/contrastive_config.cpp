@@ -58,6 +58,8 @@ void ContrastiveConfig::validate() const {
   CW_CHECK(std::isfinite(max_logit_scale) && max_logit_scale > 0, ValueError,
            "contrastive loss: max_logit_scale must be > 0, got ", max_logit_scale);
   CW_CHECK(normalize_eps > 0, ValueError, "contrastive loss: normalize_eps must be > 0, got ", normalize_eps);
+  CW_CHECK(whole_matrix_max_mb >= 0, ValueError, "contrastive loss: whole_matrix_max_mb must be >= 0, got ",
+           whole_matrix_max_mb);
   CW_CHECK(block_rows >= 0, ValueError, "contrastive loss: block_rows must be >= 0 (0 = auto), got ",
            block_rows);
 }
@@ -95,8 +97,8 @@ std::string describe(const ContrastiveConfig& c) {
   os << " reverse=" << to_string(c.reverse) << " reduction=" << to_string(c.reduction)
      << " normalize=" << (c.normalize ? "true" : "false") << " init_temperature=" << c.init_temperature
      << " learn_temperature=" << (c.learn_temperature ? "true" : "false")
-     << " max_logit_scale=" << c.max_logit_scale << " block_rows=" << c.block_rows
-     << " linear_weights=" << to_string(c.linear_weights);
+     << " max_logit_scale=" << c.max_logit_scale << " whole_matrix_max_mb=" << c.whole_matrix_max_mb
+     << " block_rows=" << c.block_rows << " linear_weights=" << to_string(c.linear_weights);
   return os.str();
 }
 

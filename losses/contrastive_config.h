@@ -67,8 +67,12 @@ struct ContrastiveConfig {
   bool learn_temperature = true;
   double max_logit_scale = 100.0;
 
-  // ---- implementation (speed and memory only, not results beyond rounding): rows of the logit
-  // matrix per block (0 = chosen from N, see block_kernels.h), and the linear kernel's form.
+  // ---- implementation (speed and memory only, not results beyond rounding).
+  // When a gradient is wanted and one N x N matrix of p's dtype takes at most this many MiB, the
+  // forward makes the logits whole in one buffer and the gradients with them, one GEMM fewer
+  // than block mode (contrastive_fused.h); above it (or 0) it works in row blocks and keeps O(N).
+  int64_t whole_matrix_max_mb = 256;
+  // Rows of the logit matrix per block (0 = chosen from N, see block_kernels.h).
   int64_t block_rows = 0;
   LinearWeightsForm linear_weights = LinearWeightsForm::Auto;
 

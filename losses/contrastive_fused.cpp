@@ -63,6 +63,19 @@ template <class T>
 struct ColumnVectors {
   std::vector<T> clse, cinv;
 };
+using AnyColumnVectors = std::variant<ColumnVectors<float>, ColumnVectors<double>>;
+
+// clse_j and 1 / c_j in the blocks' type, made once for all blocks.
+AnyColumnVectors column_vectors(DType dtype, const std::vector<double>& clse, const std::vector<double>& c) {
+  AnyColumnVectors out;
+  dispatch_float(dtype, "contrastive_loss", [&]<class T>() {
+    ColumnVectors<T> cv;
+    cv.clse.assign(clse.begin(), clse.end());
+    for (double v : c) cv.cinv.push_back(static_cast<T>(1.0 / v));
+    out = std::move(cv);
+  });
+  return out;
+}
 
 bool is_operator(TargetForm f) { return f == TargetForm::Identity || f == TargetForm::LowRank; }
 
@@ -105,16 +118,17 @@ void check_inputs(const Inputs& in, const TargetPlan& plan) {
 
 }  // namespace
 
-TargetPlan make_plan(const ContrastiveConfig& cfg, int64_t n, int64_t d) {
+TargetPlan make_plan(const ContrastiveConfig& cfg, int64_t n, int64_t d, bool whole) {
   TargetPlan plan;
   plan.weights = weights::spec_of(cfg);
   TargetForm weighted = TargetForm::Identity;
   if (cfg.loss == LossKind::CWCL) {
-    // Factored costs about 8 N D^2 flops per step (W [Q, Q/r]: two thin GEMMs of N x D x 2D),
-    // blockwise 4 N^2 D (one E E^T GEMM in the forward, one in the backward): factored wins
-    // from N = 2 D on.
+    // Factored costs about 8 N D^2 flops per step (W [Q, Q/r]: two thin GEMMs of N x D x 2D);
+    // blockwise one E E^T GEMM (2 N^2 D) per pass over S: two passes in block mode (factored
+    // wins from N = 2 D), one in whole-matrix mode (from N = 4 D).
+    const int64_t from = whole ? 4 * d : 2 * d;
     const bool factored = cfg.linear_weights == LinearWeightsForm::Factored ||
-                          (cfg.linear_weights == LinearWeightsForm::Auto && n >= 2 * d);
+                          (cfg.linear_weights == LinearWeightsForm::Auto && n >= from);
     weighted = weights::is_low_rank(plan.weights) && factored ? TargetForm::LowRank : TargetForm::Block;
   }
   plan.rows = weighted;
@@ -207,6 +221,12 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
   const double beta = has_cols ? upstream * plan.col_weight / static_cast<double>(n) : 0.0;
   Grads g;
   if (!need_p && !need_q && !need_scale) return g;
+  if (sv.eager) {  // whole-matrix mode: the forward made the gradients for upstream 1
+    if (need_p) g.p = ops::mul(sv.dp, upstream);
+    if (need_q) g.q = ops::mul(sv.dq, upstream);
+    g.scale = sv.dscale * upstream;
+    return g;
+  }
 
   const Tensor ps = ops::mul(in.p, in.scale);
   const Tensor qt = in.q.t();
@@ -218,16 +238,8 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
   const blocks::GradCoeffs coeffs{alpha, beta, plan.rows == TargetForm::Block,
                                   plan.cols == TargetForm::Block};
   double gs = 0.0;  // sum_ij G_blk,ij s_ij
-  // Per-column clse_j and 1 / c_j in the block's type, made once for all blocks.
-  std::variant<ColumnVectors<float>, ColumnVectors<double>> col_vectors;
-  dispatch_float(in.p.dtype(), "contrastive_loss", [&]<class T>() {
-    ColumnVectors<T> cv;
-    if (has_cols) cv.clse.assign(sv.clse.begin(), sv.clse.end());
-    if (coeffs.weighted_cols)
-      for (double c : sv.c) cv.cinv.push_back(static_cast<T>(1.0 / c));
-    col_vectors = std::move(cv);
-  });
-
+  const AnyColumnVectors col_vectors =
+      column_vectors(in.p.dtype(), sv.clse, coeffs.weighted_cols ? sv.c : std::vector<double>{});
   for (int64_t i0 = 0; i0 < n; i0 += b) {
     const int64_t rows = std::min(b, n - i0);
     Tensor s = s_buf.narrow(0, 0, rows), w;
@@ -244,7 +256,8 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
       }
       const auto& cv = std::get<ColumnVectors<T>>(col_vectors);
       gs += blocks::gradient_pass<T>(s.data<T>(), wp, rows, n, i0, coeffs, sv.lse.data(), cv.clse,
-                                     sv.r.data(), cv.cinv);
+                                     sv.r.data(), cv.cinv)
+                .gs;
     });
     if (need_p) {
       Tensor dp_rows = dp.narrow(0, i0, rows);
@@ -273,6 +286,111 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
   }
   if (need_scale) g.scale = gs / in.scale - (aq.defined() ? dot_all(in.p, aq) : 0.0);
   return g;
+}
+
+Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_rows, bool need_p,
+                      bool need_q) {
+  check_inputs(in, plan);
+  const int64_t n = in.p.size(0);
+  const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
+  const double alpha = plan.row_weight / static_cast<double>(n);
+  const double beta = has_cols ? plan.col_weight / static_cast<double>(n) : 0.0;
+  Forward out;
+  Saved& sv = out.saved;
+  sv.eager = true;
+  sv.lse.assign(n, 0.0);
+
+  // S whole: one GEMM, then exact row and column log-sum-exps (the column pass is the same
+  // online one, over a single block).
+  const Tensor ps = ops::mul(in.p, in.scale);
+  Tensor s = Tensor::empty({n, n}, in.p.dtype(), in.p.device());
+  blocks::gemm_into(ps, in.q.t(), s);
+  blocks::ColumnState cols(n);
+  dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
+    out.correct_rows =
+        blocks::row_pass<T>(s.data<T>(), nullptr, n, n, 0, false, sv.lse.data(), nullptr).correct;
+    blocks::column_pass<T>(s.data<T>(), nullptr, n, n, 0, has_cols, false, cols);
+  });
+  for (int64_t j = 0; j < n; ++j) out.correct_cols += cols.argmax[j] == j ? 1 : 0;
+  if (has_cols) {
+    sv.clse.resize(n);
+    for (int64_t j = 0; j < n; ++j) sv.clse[j] = cols.max[j] + std::log(cols.sum[j]);
+  }
+
+  // W's sums must be whole before any block folds its targets in (T_c divides by c_j).
+  if (blocked_w) {
+    if (plan.weights.mask == WeightMask::TopK)
+      sv.topk = weights::topk_neighbours(in.e, plan.weights.top_k, block_rows);
+    weights::WeightSums sums = weights::weight_sums(in.e, plan.weights, &sv.topk, block_rows);
+    sv.r = std::move(sums.rows);
+    sv.c = std::move(sums.cols);
+  } else if (plan.rows == TargetForm::LowRank) {
+    sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64).to_vector<double>();
+  }
+
+  // S -> G in place, row block by row block (W's blocks made alongside), summing the target
+  // terms of the loss on the way.
+  const blocks::GradCoeffs coeffs{alpha, beta, plan.rows == TargetForm::Block, plan.cols == TargetForm::Block,
+                                  /*target_terms=*/true};
+  const AnyColumnVectors col_vectors =
+      column_vectors(in.p.dtype(), sv.clse, coeffs.weighted_cols ? sv.c : std::vector<double>{});
+  const int64_t b = blocked_w ? blocks::choose_block_rows(n, 1, block_rows) : n;
+  Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), in.p.device()) : Tensor();
+  blocks::GradTotals totals;
+  for (int64_t i0 = 0; i0 < n; i0 += b) {
+    const int64_t rows = std::min(b, n - i0);
+    Tensor g = s.narrow(0, i0, rows), w;
+    if (blocked_w) {
+      w = w_buf.narrow(0, 0, rows);
+      blocks::gemm_into(in.e.narrow(0, i0, rows), in.e.t(), w);
+    }
+    dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
+      T* wp = nullptr;
+      if (blocked_w) {
+        wp = w.data<T>();
+        weights::cosines_to_weights<T>(wp, rows, n, i0, plan.weights, &sv.topk);
+      }
+      const auto& cv = std::get<ColumnVectors<T>>(col_vectors);
+      const blocks::GradTotals t = blocks::gradient_pass<T>(g.data<T>(), wp, rows, n, i0, coeffs,
+                                                            sv.lse.data(), cv.clse, sv.r.data(), cv.cinv);
+      totals.gs += t.gs;
+      totals.row_term += t.row_term;
+      totals.col_term += t.col_term;
+    });
+  }
+  w_buf = Tensor();
+
+  // The loss, then the gradients for an upstream gradient of 1 (the backward scales them).
+  const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
+  const auto [rows_tq, cols_tq] = target_products(plan, in.e, rinv, in.q);
+  double sum_lse = 0.0, sum_clse = 0.0;
+  for (double v : sv.lse) sum_lse += v;
+  for (double v : sv.clse) sum_clse += v;
+  const double row_term = plan.rows == TargetForm::Block ? totals.row_term : dot_all(ps, rows_tq);
+  out.loss_rows = (sum_lse - row_term) / static_cast<double>(n);
+  out.loss_cols = std::numeric_limits<double>::quiet_NaN();
+  if (has_cols) {
+    const double col_term = plan.cols == TargetForm::Block ? totals.col_term : dot_all(ps, cols_tq);
+    out.loss_cols = (sum_clse - col_term) / static_cast<double>(n);
+  }
+  out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
+
+  Tensor aq;  // A Q, A = alpha T_r + beta T_c over the operator-form directions
+  if (rows_tq.defined()) aq = ops::mul(rows_tq, alpha);
+  if (cols_tq.defined()) aq = aq.defined() ? ops::add(aq, ops::mul(cols_tq, beta)) : ops::mul(cols_tq, beta);
+  if (need_p) {
+    Tensor gq = Tensor::empty(in.p.shape(), in.p.dtype(), in.p.device());
+    blocks::gemm_into(s, in.q, gq);  // G Q
+    sv.dp = ops::mul(aq.defined() ? ops::sub(gq, aq) : gq, in.scale);
+  }
+  if (need_q) {
+    Tensor gp = Tensor::empty(in.q.shape(), in.q.dtype(), in.q.device());
+    blocks::gemm_into(s.t(), ps, gp);  // G^T (sigma P)
+    const Tensor atp = transposed_operator_targets(plan, alpha, beta, in.e, rinv, in.p);
+    sv.dq = atp.defined() ? ops::sub(gp, ops::mul(atp, in.scale)) : gp;
+  }
+  sv.dscale = totals.gs / in.scale - (aq.defined() ? dot_all(in.p, aq) : 0.0);
+  return out;
 }
 
 }  // namespace cw::losses::fused

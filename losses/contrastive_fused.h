@@ -1,7 +1,9 @@
 // The fused forward and hand-written backward shared by InfoNCE (CLIP/LiT) and CWCL, on plain
-// tensors: logits S = scale P Q^T are made block by block of rows and never kept; the forward
-// keeps only per-row and per-column log-sum-exps (and W's row sums), the backward remakes each
-// block. contrastive_loss.h wraps this into one autograd node. Derivation in contrastive_fused.cpp.
+// tensors. Block mode: logits S = scale P Q^T are made block by block of rows and never kept;
+// the forward keeps only per-row and per-column log-sum-exps (and W's sums), the backward remakes
+// each block. Whole-matrix mode (N x N fits the configured budget): one N x N buffer inside the
+// forward, which also makes the gradients. contrastive_loss.h wraps either into one autograd
+// node. Derivation in contrastive_fused.cpp.
 // Part of losses/.
 #pragma once
 
@@ -29,8 +31,9 @@ struct TargetPlan {
   weights::WeightSpec weights;
   bool uses_blocks() const { return rows == TargetForm::Block || cols == TargetForm::Block; }
 };
-// n, d: the batch and the width of the weight embeddings (for the linear kernel's form).
-TargetPlan make_plan(const ContrastiveConfig& cfg, int64_t n, int64_t d);
+// n, d: the batch and the width of the weight embeddings; whole: forward_whole will run. Both
+// choose the linear kernel's form (LinearWeightsForm::Auto).
+TargetPlan make_plan(const ContrastiveConfig& cfg, int64_t n, int64_t d, bool whole);
 
 struct Inputs {
   Tensor p, q;   // (N, D) unit rows (raw rows when the config says normalize = false)
@@ -38,7 +41,8 @@ struct Inputs {
   double scale;  // the logit scale, > 0
 };
 
-// What backward needs beyond the inputs: O(N) numbers.
+// What backward needs beyond the inputs: O(N) numbers and O(N D) products, or, after
+// forward_whole, the gradients themselves.
 struct Saved {
   std::vector<double> lse, clse;  // log-sum-exp of each row / column of S (clse empty without columns)
   std::vector<double> r;          // row sums of W (CWCL)
@@ -46,6 +50,9 @@ struct Saved {
   weights::Neighbours topk;       // the top-k graph (TopK mask)
   Tensor rows_tq, cols_tq;        // T_r Q and T_c Q (N, D) for the operator-form directions
   int64_t block_rows = 1;
+  bool eager = false;  // forward_whole: dp, dq, dscale are dL/dP, dL/dQ, dL/dscale
+  Tensor dp, dq;
+  double dscale = 0;
 };
 
 struct Forward {
@@ -54,8 +61,16 @@ struct Forward {
   int64_t correct_rows = 0, correct_cols = 0;  // in-batch top-1 hits, rows and columns
   Saved saved;
 };
-// block_rows: 0 = automatic (blocks::choose_block_rows).
+// Block mode. block_rows: 0 = automatic (blocks::choose_block_rows).
 Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows);
+
+// Whole-matrix mode: S is made once into one N x N buffer, turned into G in place once the row
+// and column log-sum-exps are known, and multiplied into dL/dP (need_p) and dL/dQ (need_q)
+// right away; dL/dscale always. The buffer is freed before returning, so nothing N x N outlives
+// the forward, and a GEMM is saved against block mode (which has to remake S in the backward
+// because the column log-sum-exps are only known after a whole pass). Gradients are for an
+// upstream gradient of 1; the loss is a scalar, so the backward only scales them.
+Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_rows, bool need_p, bool need_q);
 
 struct Grads {
   Tensor p, q;       // dL/dP, dL/dQ (of the unit rows), undefined unless asked for

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "autograd/functions.h"
+#include "autograd/grad_mode.h"
 #include "core/ops.h"
 #include "losses/contrastive_fused.h"
 #include "losses/l2_normalize.h"
@@ -94,8 +95,18 @@ ContrastiveOutput contrastive_loss(const Variable& p, const Variable& q, const V
   }
   in.scale = scale;
 
-  const fused::TargetPlan plan = fused::make_plan(cfg, p.size(0), in.e.defined() ? in.e.size(1) : 0);
-  fused::Forward fwd = fused::forward(in, plan, cfg.block_rows);
+  // Whole-matrix mode when a gradient will be wanted and N x N fits the budget (config.h).
+  const int64_t n_rows = p.size(0);
+  const bool grad_wanted =
+      GradMode::is_enabled() && (p.requires_grad() || q.requires_grad() || log_scale.requires_grad());
+  const double whole_bytes =
+      static_cast<double>(n_rows) * static_cast<double>(n_rows) * dtype_size(pt.dtype());
+  const bool whole =
+      grad_wanted && whole_bytes <= static_cast<double>(cfg.whole_matrix_max_mb) * 1024.0 * 1024.0;
+  const fused::TargetPlan plan = fused::make_plan(cfg, n_rows, in.e.defined() ? in.e.size(1) : 0, whole);
+  fused::Forward fwd =
+      whole ? fused::forward_whole(in, plan, cfg.block_rows, p.requires_grad(), q.requires_grad())
+            : fused::forward(in, plan, cfg.block_rows);
 
   ContrastiveOutput out;
   const double n = static_cast<double>(p.size(0));

@@ -16,7 +16,7 @@ namespace weights {
 namespace {
 
 constexpr int64_t kChunk = 256;
-constexpr int64_t kParallelMin = int64_t{1} << 15;  // elements; fewer stay on one thread
+constexpr int64_t kParallelMin = int64_t{1} << 18;  // elements; fewer stay on one thread
 template <class T>
 using ChunkVec = Eigen::Array<T, Eigen::Dynamic, 1, 0, kChunk, 1>;
 
@@ -113,6 +113,44 @@ Neighbours topk_neighbours(const Tensor& e_unit, int64_t k, int64_t block_rows) 
     nb.index.insert(nb.index.end(), adj[i].begin(), adj[i].end());
   }
   return nb;
+}
+
+WeightSums weight_sums(const Tensor& e_unit, const WeightSpec& s, const Neighbours* nb, int64_t block_rows) {
+  WeightSums out;
+  if (is_low_rank(s)) {
+    out.rows = linear_weights_row_sums(e_unit).to(DType::F64).to_vector<double>();
+    out.cols = out.rows;
+    return out;
+  }
+  check_cpu(e_unit, "weight sums");
+  const int64_t n = e_unit.size(0);
+  const int64_t b = blocks::choose_block_rows(n, 1, block_rows);
+  out.rows.assign(n, 0.0);
+  out.cols.assign(n, 0.0);
+  Tensor buf = Tensor::empty({b, n}, e_unit.dtype(), e_unit.device());
+  for (int64_t i0 = 0; i0 < n; i0 += b) {
+    const int64_t rows = std::min(b, n - i0);
+    Tensor c = buf.narrow(0, 0, rows);
+    blocks::gemm_into(e_unit.narrow(0, i0, rows), e_unit.t(), c);
+    dispatch_float(c.dtype(), "cwcl weight sums", [&]<class T>() {
+      T* w = c.data<T>();
+      cosines_to_weights<T>(w, rows, n, i0, s, nb);
+#pragma omp parallel for schedule(static) if (rows * n >= kParallelMin)
+      for (int64_t k = 0; k < rows; ++k)
+        out.rows[i0 + k] =
+            static_cast<double>(Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(w + k * n, n).sum());
+      // Column sums over chunks of columns, each thread summing its chunks down the rows.
+      const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (rows * n >= kParallelMin)
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const int64_t j0 = ch * kChunk, width = std::min(kChunk, n - j0);
+        ChunkVec<T> acc = ChunkVec<T>::Zero(width);
+        for (int64_t k = 0; k < rows; ++k) acc += Eigen::Map<const ChunkVec<T>>(w + k * n + j0, width);
+        for (int64_t j = 0; j < width; ++j) out.cols[j0 + j] += static_cast<double>(acc[j]);
+      }
+    });
+  }
+  return out;
 }
 
 Tensor linear_weights_times(const Tensor& e_unit, const Tensor& y) {

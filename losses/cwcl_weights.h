@@ -53,6 +53,13 @@ template <class T>
 void cosines_to_weights(T* c, int64_t rows, int64_t n, int64_t row0, const WeightSpec& s,
                         const Neighbours* nb);
 
+// W's row and column sums (equal up to rounding, W being symmetric), by a pass over W's blocks;
+// for the linear kernel without mask, by the closed form below (no pass).
+struct WeightSums {
+  std::vector<double> rows, cols;
+};
+WeightSums weight_sums(const Tensor& e_unit, const WeightSpec& s, const Neighbours* nb, int64_t block_rows);
+
 // Low-rank linear kernel: W Y for Y (N, D'), and W's row sums (N) = W 1.
 Tensor linear_weights_times(const Tensor& e_unit, const Tensor& y);
 Tensor linear_weights_row_sums(const Tensor& e_unit);

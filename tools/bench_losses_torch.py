@@ -6,8 +6,8 @@ in the same setting as ours: p requires grad, q frozen, learnable log scale, wid
 Each (loss, N) runs in its own subprocess, so that peak memory is that case's alone: the child
 builds its inputs, reads its max RSS, runs fwd+bwd once, reads it again (the growth is the peak
 the loss needed), then times `repeats` fwd+bwd and prints the median. With --ours PATH it also
-runs our cw_bench binary one N per process (`repeats` repetitions of at least one iteration,
-median), so both sides' time and RSS growth are measured the same way.
+runs our cw_bench binary one N per process (after one untimed step, `repeats` repetitions of
+Google Benchmark's default 0.5 s or one iteration, median), so both sides' time and RSS growth are measured the same way.
 
 Run: /usr/bin/python3 tools/bench_losses_torch.py [--threads 2] [--sizes 256 1024 4096 16384]
      [--repeats 3] [--ours build/bench/cw_bench]
@@ -86,7 +86,7 @@ def run_torch(loss, n, threads, repeats):
 def run_ours(binary, loss, n, threads, repeats):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run([binary, f"--benchmark_filter=BM_{loss}_fwd_bwd/{n}/", "--benchmark_format=json",
-                          f"--benchmark_repetitions={repeats}", "--benchmark_min_time=0"],
+                          f"--benchmark_repetitions={repeats}"],
                          check=True, capture_output=True, text=True, env=env).stdout
     runs = [b for b in json.loads(out)["benchmarks"] if b.get("run_type") == "iteration"]
     return {"ms": statistics.median(b["real_time"] for b in runs),

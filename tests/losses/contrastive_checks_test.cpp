@@ -34,6 +34,8 @@ TEST(ContrastiveChecks, LogitsAtTheClampWithLargeBatchStayFinite) {
     ContrastiveConfig cfg;
     cfg.loss = kind;
     cfg.kernel = losses::WeightKernel::Exp;  // blockwise weights: the path with the most state
+    // InfoNCE in whole-matrix mode, CWCL in block mode (the online column log-sum-exp).
+    cfg.whole_matrix_max_mb = kind == losses::LossKind::InfoNCE ? 256 : 0;
     Variable p(p0, true), q(q0, true), t(ops::scalar(t0), true);
     const auto out = losses::contrastive_loss(p, q, t, cfg);
     EXPECT_TRUE(std::isfinite(out.loss.item())) << to_string(kind);
@@ -112,7 +114,8 @@ TEST(ContrastiveChecks, MetricsOnAKnownBatch) {
 
 TEST(ContrastiveChecks, BlockSizeDoesNotChangeResults) {
   const auto [p0, q0] = paired_batch(301, 24, 0.8, 9);
-  // The factored linear kernel is the reference of the blockwise runs (both masks None).
+  // Whole-matrix mode (with the factored linear kernel for mask None) is the reference of the
+  // block-mode runs, all with blockwise weights.
   for (auto mask : {losses::WeightMask::None, losses::WeightMask::TopK}) {
     Tensor ref_loss, ref_dp, ref_dq, ref_dt;
     for (int64_t block : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{64}, int64_t{301}}) {
@@ -120,6 +123,7 @@ TEST(ContrastiveChecks, BlockSizeDoesNotChangeResults) {
       cfg.mask = mask;
       cfg.linear_weights =
           block == 0 ? losses::LinearWeightsForm::Factored : losses::LinearWeightsForm::Blockwise;
+      cfg.whole_matrix_max_mb = block == 0 ? 256 : 0;
       cfg.block_rows = block;
       Variable p(p0, true), q(q0, true), t(ops::scalar(2.5), true);
       const auto out = losses::cwcl_loss(p, q, t, cfg);

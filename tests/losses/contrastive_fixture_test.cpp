@@ -1,10 +1,11 @@
 // The contrastive losses in f32 against PyTorch (fixture from tools/make_loss_fixture.py: losses,
-// gradients and metrics computed in float64 from the same f32 inputs), to 1e-5, at two block
-// sizes so that the blockwise path is compared too.
+// gradients and metrics computed in float64 from the same f32 inputs), to 1e-5, in whole-matrix
+// mode and in block mode with 5-row blocks.
 #include <cmath>
 #include <set>
 #include <string>
 
+#include "loss_reference.h"
 #include "losses/contrastive_loss.h"
 #include "support/check.h"
 #include "support/fixture.h"
@@ -40,12 +41,11 @@ TEST(ContrastiveFixture, MatchesPyTorch) {
   ASSERT_GE(cases.size(), 10u);
   for (const std::string& c : cases) {
     const auto at = [&](const char* field) { return fx.at(c + "." + field); };
-    for (int64_t block : {int64_t{0}, int64_t{5}}) {
-      losses::ContrastiveConfig cfg = config_of(at("opts"), at("fopts"));
-      cfg.block_rows = block;
+    for (const test::Mode& mode : {test::kWhole, test::Mode{"blocks of 5", 0, 5}}) {
+      const losses::ContrastiveConfig cfg = mode.apply(config_of(at("opts"), at("fopts")));
       Variable p(at("p").clone(), true), q(at("q").clone(), true), t(at("t").clone(), true);
       const losses::ContrastiveOutput out = losses::contrastive_loss(p, q, t, cfg);
-      const std::string where = c + " block_rows=" + std::to_string(block);
+      const std::string where = c + " " + mode.name;
       EXPECT_EQ(out.loss.dtype(), DType::F32) << where;
       EXPECT_TRUE(all_close(out.loss.data(), at("loss"), 1e-5, 1e-5)) << where;
       out.loss.backward();

@@ -31,21 +31,25 @@ TEST(ContrastiveGrad, CentralDifferencesEveryOption) {
     for (const Shape2 s : kShapes) {
       const Tensor zp = rand64({s.n, s.d}, -1, 1, 100 + s.n * 10 + s.d);
       const Tensor zq = rand64({s.n, s.d}, -1, 1, 200 + s.n * 10 + s.d);
-      // Two block sizes for the larger batch: automatic, and 3 rows (six blocks, the last short).
-      for (int64_t block : {int64_t{0}, int64_t{3}}) {
-        if (block && s.n < 17) continue;
-        losses::ContrastiveConfig cfg = base;
-        cfg.block_rows = block;
+      // Whole-matrix mode; block mode with 3-row blocks (six, the last short) for the larger
+      // batch (EqualsComposedReference holds both modes to 1e-10 on more batches).
+      for (const test::Mode& mode : {test::kWhole, test::kBlocks3}) {
+        if (mode.block_rows && s.n < 17) continue;
+        const losses::ContrastiveConfig cfg = mode.apply(base);
         auto fn = [&](const V& v) { return contrastive_loss(v[0], v[1], v[2], cfg, zq).loss; };
         EXPECT_TRUE(gradcheck(fn, {zp, zq, ops::scalar(kLogScale, DType::F64)}))
-            << name << " N=" << s.n << " D=" << s.d << " block_rows=" << block;
+            << name << " N=" << s.n << " D=" << s.d << " " << mode.name;
       }
     }
   }
   const Tensor zp = rand64({5, 3}, -1, 1, 3), zq = rand64({5, 3}, -1, 1, 4);
-  for (const auto& [name, cfg] : test::option_grid()) {
-    auto fn = [&](const V& v) { return contrastive_loss(v[0], v[1], v[2], cfg, zq).loss; };
-    EXPECT_TRUE(gradcheck(fn, {zp, zq, ops::scalar(kLogScale, DType::F64)})) << name << " N=5 D=3";
+  for (const auto& [name, base] : test::option_grid()) {
+    for (const test::Mode& mode : {test::kWhole, test::kBlocks}) {
+      const losses::ContrastiveConfig cfg = mode.apply(base);
+      auto fn = [&](const V& v) { return contrastive_loss(v[0], v[1], v[2], cfg, zq).loss; };
+      EXPECT_TRUE(gradcheck(fn, {zp, zq, ops::scalar(kLogScale, DType::F64)}))
+          << name << " N=5 D=3 " << mode.name;
+    }
   }
 }
 
@@ -67,16 +71,15 @@ TEST(ContrastiveGrad, ClampedScaleHasZeroGradient) {
 TEST(ContrastiveGrad, EqualsComposedReference) {
   for (const auto& [name, base] : test::option_grid()) {
     for (const Shape2 s : {Shape2{1, 4}, Shape2{5, 3}, Shape2{17, 8}, Shape2{40, 6}}) {
-      for (int64_t block : {int64_t{0}, int64_t{3}}) {
-        losses::ContrastiveConfig cfg = base;
-        cfg.block_rows = block;
+      for (const test::Mode& mode : {test::kWhole, test::kBlocks, test::kBlocks3}) {
+        const losses::ContrastiveConfig cfg = mode.apply(base);
         const Tensor zp = rand64({s.n, s.d}, -1, 1, 7 + s.n), zq = rand64({s.n, s.d}, -1, 1, 8 + s.n);
         const Tensor t0 = ops::scalar(kLogScale, DType::F64);
         V fused = {Variable(zp.clone(), true), Variable(zq.clone(), true), Variable(t0.clone(), true)};
         V ref = {Variable(zp.clone(), true), Variable(zq.clone(), true), Variable(t0.clone(), true)};
         const Variable lf = contrastive_loss(fused[0], fused[1], fused[2], cfg).loss;
         const Variable lr = test::reference_loss(ref[0], ref[1], ref[2], cfg, zq);
-        const std::string where = name + " N=" + std::to_string(s.n) + " block_rows=" + std::to_string(block);
+        const std::string where = name + " N=" + std::to_string(s.n) + " " + mode.name;
         EXPECT_NEAR(lf.item(), lr.item(), 1e-10) << where;
         lf.backward();
         lr.backward();
@@ -91,23 +94,24 @@ TEST(ContrastiveGrad, EqualsComposedReference) {
 TEST(ContrastiveGrad, IdentityWeightsGiveInfoNCE) {
   const Tensor zp = rand64({33, 8}, -1, 1, 31), zq = rand64({33, 8}, -1, 1, 32);
   for (auto rev : {losses::ReverseDirection::Weighted, losses::ReverseDirection::InfoNCE,
-                   losses::ReverseDirection::None}) {
-    losses::ContrastiveConfig cfg;
-    cfg.mask = losses::WeightMask::Threshold;
-    cfg.threshold = 2.0;
-    cfg.reverse = rev;
-    cfg.block_rows = 8;
-    V a = {Variable(zp.clone(), true), Variable(zq.clone(), true),
-           Variable(ops::scalar(kLogScale, DType::F64), true)};
-    V b = {Variable(zp.clone(), true), Variable(zq.clone(), true),
-           Variable(ops::scalar(kLogScale, DType::F64), true)};
-    const losses::ContrastiveOutput cw = losses::cwcl_loss(a[0], a[1], a[2], cfg);
-    const losses::ContrastiveOutput nce = losses::info_nce_loss(b[0], b[1], b[2], cfg);
-    EXPECT_NEAR(cw.loss.item(), nce.loss.item(), 1e-13) << to_string(rev);
-    cw.loss.backward();
-    nce.loss.backward();
-    for (int k = 0; k < 3; ++k) EXPECT_TRUE(all_close(a[k].grad(), b[k].grad(), 1e-13, 0)) << to_string(rev);
-  }
+                   losses::ReverseDirection::None})
+    for (const test::Mode& mode : {test::kWhole, test::kBlocks3}) {
+      losses::ContrastiveConfig cfg = mode.apply({});
+      cfg.mask = losses::WeightMask::Threshold;
+      cfg.threshold = 2.0;
+      cfg.reverse = rev;
+      V a = {Variable(zp.clone(), true), Variable(zq.clone(), true),
+             Variable(ops::scalar(kLogScale, DType::F64), true)};
+      V b = {Variable(zp.clone(), true), Variable(zq.clone(), true),
+             Variable(ops::scalar(kLogScale, DType::F64), true)};
+      const losses::ContrastiveOutput cw = losses::cwcl_loss(a[0], a[1], a[2], cfg);
+      const losses::ContrastiveOutput nce = losses::info_nce_loss(b[0], b[1], b[2], cfg);
+      EXPECT_NEAR(cw.loss.item(), nce.loss.item(), 1e-13) << to_string(rev) << " " << mode.name;
+      cw.loss.backward();
+      nce.loss.backward();
+      for (int k = 0; k < 3; ++k)
+        EXPECT_TRUE(all_close(a[k].grad(), b[k].grad(), 1e-13, 0)) << to_string(rev) << " " << mode.name;
+    }
 }
 
 TEST(ContrastiveGrad, EqualEmbeddingsGiveUniformTargets) {

@@ -92,6 +92,19 @@ inline Variable reference_loss(const Variable& zp, const Variable& zq, const Var
   return loss;
 }
 
+// The two implementations (contrastive_fused.h): the whole-matrix forward that makes the
+// gradients, and block mode (automatic blocks, or 3-row blocks so that small batches have many).
+struct Mode {
+  const char* name;
+  int64_t whole_matrix_max_mb, block_rows;
+  ContrastiveConfig apply(ContrastiveConfig c) const {
+    c.whole_matrix_max_mb = whole_matrix_max_mb;
+    c.block_rows = block_rows;
+    return c;
+  }
+};
+constexpr Mode kWhole{"whole", 256, 0}, kBlocks{"blocks", 0, 0}, kBlocks3{"blocks of 3", 0, 3};
+
 // Every option combination the tests sweep, with a readable name each.
 struct NamedConfig {
   std::string name;
