@@ -133,7 +133,8 @@ def make_layers():
     fx = Fixture("conformer_layers.txt", "Conv1d, depthwise Conv1d, Conv2d, GLU, BatchNorm1d")
     same = lambda n: n  # noqa: E731  (nn modules' names are ours already)
     # Conv1d. config: in, out, kernel, stride, padding, dilation, groups
-    for case, cfg, L in (("conv1d", (4, 6, 3, 2, 1, 2, 2), 11), ("conv1d_depthwise", (4, 4, 5, 1, 2, 1, 4), 9),
+    for case, cfg, L in (("conv1d", (4, 6, 3, 2, 1, 2, 2), 11),
+                         ("conv1d_depthwise", (4, 4, 5, 1, 2, 1, 4), 9),
                          ("conv1d_pointwise", (4, 8, 1, 1, 0, 1, 1), 7)):
         cin, cout, k, s, p, d, g = cfg
         conv = nn.Conv1d(cin, cout, k, stride=s, padding=p, dilation=d, groups=g, dtype=F64)
@@ -243,7 +244,7 @@ def run_block(layer, x, mask):
 
 
 def make_block():
-    fx = Fixture("conformer_block.txt", "torchaudio ConformerLayer: train, eval with padding, train with padding")
+    fx = Fixture("conformer_block.txt", "torchaudio ConformerLayer: train, eval padded, train padded")
     B, T = 2, 12
     lengths = [12, 9]
     for case, pad, train in (("block_train", False, True), ("block_eval_pad", True, False),
@@ -285,7 +286,7 @@ def make_model():
     """The tiny tower in eval mode on a padded batch: Conv2dSubsampling (ESPnet's: two 3x3
     stride-2 convs with ReLU, then Linear over channels x frequency), x * sqrt(d) + positions,
     torchaudio ConformerLayers (with the padding hook), masked mean pooling, Linear head."""
-    fx = Fixture("conformer_model.txt", "tiny Conformer tower: subsampling, positions, 2 layers, pooling, head")
+    fx = Fixture("conformer_model.txt", "tiny Conformer tower: subsampling, positions, 2 layers, head")
     n_mels, layers, embed = 10, 2, 6
     B, T = 3, 23
     lengths = torch.tensor([23, 17, 9])
