@@ -63,14 +63,17 @@ template <class T>
 RowTotals row_pass(const T* s, const T* w, int64_t rows, int64_t n, int64_t row0, bool weighted_rows,
                    double* lse, double* r) {
   int64_t correct = 0;
-  double target_term = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : correct, target_term) if (rows * n >= kParallelMin)
+  double target_term = 0.0, diag = 0.0, total = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : correct, target_term, diag, total) \
+    if (rows * n >= kParallelMin)
   for (int64_t k = 0; k < rows; ++k) {
     const int64_t i = row0 + k;
     const T* srow = s + k * n;
     const ConstVecMap<T> x(srow, n);
     const T m = x.maxCoeff();
     lse[i] = static_cast<double>(m) + std::log(static_cast<double>((x - m).exp().sum()));
+    diag += static_cast<double>(srow[i]);
+    total += static_cast<double>(x.sum());
     // torch.argmax semantics: the first maximum counts, so ties with an earlier column miss.
     if (srow[i] == m && std::find(srow, srow + i, m) == srow + i) ++correct;
     if (w) {
@@ -79,7 +82,7 @@ RowTotals row_pass(const T* s, const T* w, int64_t rows, int64_t n, int64_t row0
       if (weighted_rows) target_term += static_cast<double>((wr * x).sum()) / r[i];
     }
   }
-  return {correct, target_term};
+  return {correct, diag, total, target_term};
 }
 
 ColumnState::ColumnState(int64_t n)
@@ -169,6 +172,7 @@ GradTotals gradient_pass(T* s, const T* w, int64_t rows, int64_t n, int64_t row0
         if (c.weighted_rows) g -= row_w * wk;
         if (c.weighted_cols) g -= beta * wk * ConstVecMap<T>(cinv.data() + j0, width);
       }
+      if (c.diag != 0 && i >= j0 && i < j0 + width) g[i - j0] -= static_cast<T>(c.diag);
       gs += static_cast<double>((g * x).sum());
       x = g;
     }

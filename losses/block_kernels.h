@@ -25,10 +25,12 @@ void gemm_into(const Tensor& a, const Tensor& b, Tensor& out);
 void add_into(Tensor& dst, const Tensor& src);
 
 // ---- forward, rows: per row i of the block, lse[i] = log sum_j exp(s_ij); whether the first
-// argmax of the row is the pair (i); and with a weight block w (may be null): r[i] = sum_j w_ij
-// and, when weighted_rows, the row's target term sum_j w_ij s_ij / r_i.
+// argmax of the row is the pair (i); the sums of the pairs' and of all logits; and with a weight block w (may
+// be null): r[i] = sum_j w_ij and, when weighted_rows, the row's target term sum_j w_ij s_ij / r_i.
 struct RowTotals {
   int64_t correct = 0;       // rows whose first argmax is the diagonal
+  double diag = 0.0;         // sum of the pairs' logits s_ii
+  double total = 0.0;        // sum of all logits s_ij
   double target_term = 0.0;  // sum over rows of sum_j w_ij s_ij / r_i (weighted_rows only)
 };
 template <class T>
@@ -51,9 +53,11 @@ void column_pass(const T* s, const T* w, int64_t rows, int64_t n, int64_t row0, 
 // ---- gradient: overwrites the logit block s with the gradient block
 //   g_ij = alpha e^{s_ij - lse_i} + beta e^{s_ij - clse_j}
 //          - (weighted_rows ? alpha w_ij / r_i : 0) - (weighted_cols ? beta w_ij / c_j : 0)
-// (r: W's row sums, cinv: 1 / its column sums; beta = 0 skips the column softmax).
+//          - (i == j ? diag : 0)
+// (r: W's row sums, cinv: 1 / its column sums; beta = 0 skips the column softmax; diag: the
+// binary targets of the InfoNCE directions, alpha and/or beta).
 struct GradCoeffs {
-  double alpha = 0, beta = 0;
+  double alpha = 0, beta = 0, diag = 0;
   bool weighted_rows = false, weighted_cols = false;
   bool target_terms = false;  // also sum the targets' terms of the loss (before s is overwritten)
 };

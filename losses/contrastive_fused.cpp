@@ -14,12 +14,13 @@
 //   G_ij = dL/ds_ij = alpha (e^{s_ij - lse_i} - T_r,ij) + beta (e^{s_ij - clse_j} - T_c,ij),
 // the closed form (softmax - targets) / N of each direction. Through s_ij = sigma <p_i, q_j>:
 //   dL/dP = sigma G Q,   dL/dQ = sigma G^T P,   dL/dsigma = sum_ij G_ij s_ij / sigma.
-// Split G = G_blk - A, where A = alpha T_r + beta T_c collects the targets that have an operator
-// form (Identity: T = I; LowRank: W Y = (E (E^T Y) + 1 1^T Y) / 2, O(N D^2)) and G_blk holds the
-// softmaxes and any Block targets (remade elementwise from W's block). Then
+// Split G = G_blk - A, where A = alpha T_r + beta T_c collects the LowRank targets (applied as
+// W Y = (E (E^T Y) + 1 1^T Y) / 2 in O(N D^2)) and G_blk holds the softmaxes, the Identity
+// targets (on the diagonal) and any Block targets (remade elementwise from W's block). Then
 //   dL/dP = sigma (G_blk Q - A Q),   dL/dQ = G_blk^T (sigma P) - sigma A^T P,
 //   dL/dsigma = sum_ij G_blk,ij s_ij / sigma - <P, A Q>,
-// and the loss's target terms are <T, S> = <sigma P, T Q> for operator targets. The gradient of
+// and the loss's target terms are <T, S> = <sigma P, T Q> for LowRank targets, sum_i s_ii for
+// Identity ones. The gradient of
 // the scale parameter t and of the normalization are applied by the caller (contrastive_loss.cpp).
 //
 // Memory: S and G are made one (rows, N) block at a time; the forward keeps lse and clse (N each,
@@ -49,11 +50,9 @@ Tensor to_tensor(const std::vector<double>& v, DType dtype, Device device) {
   return ops::from_vector(v, {static_cast<int64_t>(v.size()), 1}).to(dtype).to(device);
 }
 
-// T Y for one direction's operator-form targets (Identity or LowRank); transpose gives T^T Y.
+// T Y for one direction's LowRank targets; transpose gives T^T Y.
 // Rows: T_r = diag(1/r) W, T_r^T = W diag(1/r). Columns: T_c = W diag(1/r), T_c^T = diag(1/r) W.
-Tensor apply_direction(TargetForm form, bool rows, bool transpose, const Tensor& e, const Tensor& rinv,
-                       const Tensor& y) {
-  if (form == TargetForm::Identity) return y;
+Tensor apply_direction(bool rows, bool transpose, const Tensor& e, const Tensor& rinv, const Tensor& y) {
   const bool scale_after = rows != transpose;  // diag(1/r) on the left
   if (scale_after) return ops::mul(weights::linear_weights_times(e, y), rinv);
   return weights::linear_weights_times(e, ops::mul(y, rinv));
@@ -77,9 +76,9 @@ AnyColumnVectors column_vectors(DType dtype, const std::vector<double>& clse, co
   return out;
 }
 
-bool is_operator(TargetForm f) { return f == TargetForm::Identity || f == TargetForm::LowRank; }
+bool is_low_rank(TargetForm f) { return f == TargetForm::LowRank; }
 
-// T_r Q and T_c Q for the operator-form directions (undefined otherwise). When both are LowRank
+// T_r Q and T_c Q for the LowRank directions (undefined otherwise). When both are LowRank
 // the two products W Q and W diag(1/r) Q share their GEMMs: W [Q, Q/r] at once.
 std::pair<Tensor, Tensor> target_products(const TargetPlan& plan, const Tensor& e, const Tensor& rinv,
                                           const Tensor& q) {
@@ -89,20 +88,40 @@ std::pair<Tensor, Tensor> target_products(const TargetPlan& plan, const Tensor& 
     return {ops::mul(wy.narrow(1, 0, d), rinv), wy.narrow(1, d, d).contiguous()};
   }
   Tensor rows, cols;
-  if (is_operator(plan.rows)) rows = apply_direction(plan.rows, true, false, e, rinv, q);
-  if (is_operator(plan.cols)) cols = apply_direction(plan.cols, false, false, e, rinv, q);
+  if (is_low_rank(plan.rows)) rows = apply_direction(true, false, e, rinv, q);
+  if (is_low_rank(plan.cols)) cols = apply_direction(false, false, e, rinv, q);
   return {rows, cols};
 }
 
-// A^T P with A = alpha T_r + beta T_c over the operator-form directions; undefined when no
-// direction has one.
+// A^T P with A = alpha T_r + beta T_c over the LowRank directions; undefined when none is.
 Tensor transposed_operator_targets(const TargetPlan& plan, double alpha, double beta, const Tensor& e,
                                    const Tensor& rinv, const Tensor& p) {
   Tensor out;
   auto add = [&](const Tensor& t) { out = out.defined() ? ops::add(out, t) : t; };
-  if (is_operator(plan.rows)) add(ops::mul(apply_direction(plan.rows, true, true, e, rinv, p), alpha));
-  if (is_operator(plan.cols)) add(ops::mul(apply_direction(plan.cols, false, true, e, rinv, p), beta));
+  if (is_low_rank(plan.rows)) add(ops::mul(apply_direction(true, true, e, rinv, p), alpha));
+  if (is_low_rank(plan.cols)) add(ops::mul(apply_direction(false, true, e, rinv, p), beta));
   return out;
+}
+
+// The gradient block's coefficients; Identity targets go on the diagonal.
+blocks::GradCoeffs coeffs_of(const TargetPlan& plan, double alpha, double beta, bool target_terms) {
+  blocks::GradCoeffs c;
+  c.alpha = alpha;
+  c.beta = beta;
+  c.diag =
+      (plan.rows == TargetForm::Identity ? alpha : 0.0) + (plan.cols == TargetForm::Identity ? beta : 0.0);
+  c.weighted_rows = plan.rows == TargetForm::Block;
+  c.weighted_cols = plan.cols == TargetForm::Block;
+  c.target_terms = target_terms;
+  return c;
+}
+
+// <T, S> of one direction: the pairs' logits for Identity, <sigma P, T Q> for LowRank, or the
+// sum the block passes made for Block.
+double target_term(TargetForm form, double diag_sum, double block_sum, const Tensor& ps, const Tensor& tq) {
+  if (form == TargetForm::Identity) return diag_sum;
+  if (form == TargetForm::LowRank) return dot_all(ps, tq);
+  return block_sum;
 }
 
 void check_inputs(const Inputs& in, const TargetPlan& plan) {
@@ -181,6 +200,8 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
       const blocks::RowTotals rt = blocks::row_pass<T>(
           s.data<T>(), wp, rows, n, i0, plan.rows == TargetForm::Block, sv.lse.data(), sv.r.data());
       out.correct_rows += rt.correct;
+      out.diag_sum += rt.diag;
+      out.total_sum += rt.total;
       row_block_term += rt.target_term;
       blocks::column_pass<T>(s.data<T>(), wp, rows, n, i0, has_cols, plan.cols == TargetForm::Block, cols);
     });
@@ -193,19 +214,19 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
   std::tie(sv.rows_tq, sv.cols_tq) = target_products(plan, in.e, rinv, in.q);
   double sum_lse = 0.0;
   for (double v : sv.lse) sum_lse += v;
-  const double row_term = plan.rows == TargetForm::Block ? row_block_term : dot_all(ps, sv.rows_tq);
+  const double row_term = target_term(plan.rows, out.diag_sum, row_block_term, ps, sv.rows_tq);
   out.loss_rows = (sum_lse - row_term) / static_cast<double>(n);
   out.loss_cols = std::numeric_limits<double>::quiet_NaN();
   if (has_cols) {
     sv.clse.resize(n);
-    double sum_clse = 0.0, col_term = 0.0;
+    double sum_clse = 0.0, col_block_term = 0.0;
     for (int64_t j = 0; j < n; ++j) {
       sv.clse[j] = cols.max[j] + std::log(cols.sum[j]);
       sum_clse += sv.clse[j];
-      if (plan.cols == TargetForm::Block) col_term += cols.wdot[j] / cols.wsum[j];
+      if (plan.cols == TargetForm::Block) col_block_term += cols.wdot[j] / cols.wsum[j];
     }
     if (plan.cols == TargetForm::Block) sv.c = cols.wsum;
-    if (plan.cols != TargetForm::Block) col_term = dot_all(ps, sv.cols_tq);
+    const double col_term = target_term(plan.cols, out.diag_sum, col_block_term, ps, sv.cols_tq);
     out.loss_cols = (sum_clse - col_term) / static_cast<double>(n);
   }
   out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
@@ -222,8 +243,8 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
   Grads g;
   if (!need_p && !need_q && !need_scale) return g;
   if (sv.eager) {  // whole-matrix mode: the forward made the gradients for upstream 1
-    if (need_p) g.p = ops::mul(sv.dp, upstream);
-    if (need_q) g.q = ops::mul(sv.dq, upstream);
+    if (need_p) g.p = upstream == 1.0 ? sv.dp : ops::mul(sv.dp, upstream);
+    if (need_q) g.q = upstream == 1.0 ? sv.dq : ops::mul(sv.dq, upstream);
     g.scale = sv.dscale * upstream;
     return g;
   }
@@ -235,8 +256,7 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
   Tensor dp = need_p ? Tensor::empty(in.p.shape(), in.p.dtype(), in.p.device()) : Tensor();
   Tensor dq = need_q ? ops::zeros(in.q.shape(), in.q.dtype(), in.q.device()) : Tensor();
   Tensor dq_part = need_q && b < n ? Tensor::empty(in.q.shape(), in.q.dtype(), in.q.device()) : Tensor();
-  const blocks::GradCoeffs coeffs{alpha, beta, plan.rows == TargetForm::Block,
-                                  plan.cols == TargetForm::Block};
+  const blocks::GradCoeffs coeffs = coeffs_of(plan, alpha, beta, false);
   double gs = 0.0;  // sum_ij G_blk,ij s_ij
   const AnyColumnVectors col_vectors =
       column_vectors(in.p.dtype(), sv.clse, coeffs.weighted_cols ? sv.c : std::vector<double>{});
@@ -307,8 +327,11 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   blocks::gemm_into(ps, in.q.t(), s);
   blocks::ColumnState cols(n);
   dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
-    out.correct_rows =
-        blocks::row_pass<T>(s.data<T>(), nullptr, n, n, 0, false, sv.lse.data(), nullptr).correct;
+    const blocks::RowTotals rt =
+        blocks::row_pass<T>(s.data<T>(), nullptr, n, n, 0, false, sv.lse.data(), nullptr);
+    out.correct_rows = rt.correct;
+    out.diag_sum = rt.diag;
+    out.total_sum = rt.total;
     blocks::column_pass<T>(s.data<T>(), nullptr, n, n, 0, has_cols, false, cols);
   });
   for (int64_t j = 0; j < n; ++j) out.correct_cols += cols.argmax[j] == j ? 1 : 0;
@@ -330,8 +353,7 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
 
   // S -> G in place, row block by row block (W's blocks made alongside), summing the target
   // terms of the loss on the way.
-  const blocks::GradCoeffs coeffs{alpha, beta, plan.rows == TargetForm::Block, plan.cols == TargetForm::Block,
-                                  /*target_terms=*/true};
+  const blocks::GradCoeffs coeffs = coeffs_of(plan, alpha, beta, /*target_terms=*/true);
   const AnyColumnVectors col_vectors =
       column_vectors(in.p.dtype(), sv.clse, coeffs.weighted_cols ? sv.c : std::vector<double>{});
   const int64_t b = blocked_w ? blocks::choose_block_rows(n, 1, block_rows) : n;
@@ -366,11 +388,11 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   double sum_lse = 0.0, sum_clse = 0.0;
   for (double v : sv.lse) sum_lse += v;
   for (double v : sv.clse) sum_clse += v;
-  const double row_term = plan.rows == TargetForm::Block ? totals.row_term : dot_all(ps, rows_tq);
+  const double row_term = target_term(plan.rows, out.diag_sum, totals.row_term, ps, rows_tq);
   out.loss_rows = (sum_lse - row_term) / static_cast<double>(n);
   out.loss_cols = std::numeric_limits<double>::quiet_NaN();
   if (has_cols) {
-    const double col_term = plan.cols == TargetForm::Block ? totals.col_term : dot_all(ps, cols_tq);
+    const double col_term = target_term(plan.cols, out.diag_sum, totals.col_term, ps, cols_tq);
     out.loss_cols = (sum_clse - col_term) / static_cast<double>(n);
   }
   out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);

@@ -18,7 +18,7 @@ namespace cw::losses::fused {
 
 // How one direction's targets are applied:
 //   None     the direction is absent;
-//   Identity binary targets (InfoNCE): T = I, applied as an O(N D) operator;
+//   Identity binary targets (InfoNCE): T = I, on the gradient block's diagonal;
 //   LowRank  CWCL linear kernel without mask, factored: T = diag(1/r) W or W diag(1/r), applied
 //            through W's low-rank form in O(N D^2), never elementwise;
 //   Block    any other CWCL weights: W is remade block by block from E and folded into the
@@ -48,7 +48,7 @@ struct Saved {
   std::vector<double> r;          // row sums of W (CWCL)
   std::vector<double> c;          // column sums of W (Block columns)
   weights::Neighbours topk;       // the top-k graph (TopK mask)
-  Tensor rows_tq, cols_tq;        // T_r Q and T_c Q (N, D) for the operator-form directions
+  Tensor rows_tq, cols_tq;        // T_r Q and T_c Q (N, D) for the LowRank directions
   int64_t block_rows = 1;
   bool eager = false;  // forward_whole: dp, dq, dscale are dL/dP, dL/dQ, dL/dscale
   Tensor dp, dq;
@@ -59,6 +59,7 @@ struct Forward {
   double loss = 0;
   double loss_rows = 0, loss_cols = 0;         // L_rows, L_cols (loss_cols NaN when absent)
   int64_t correct_rows = 0, correct_cols = 0;  // in-batch top-1 hits, rows and columns
+  double diag_sum = 0, total_sum = 0;          // sums of the pairs' logits and of all logits
   Saved saved;
 };
 // Block mode. block_rows: 0 = automatic (blocks::choose_block_rows).

@@ -115,11 +115,10 @@ ContrastiveOutput contrastive_loss(const Variable& p, const Variable& q, const V
   m.loss_q2p = fwd.loss_cols;
   m.acc_p2q = static_cast<double>(fwd.correct_rows) / n;
   m.acc_q2p = static_cast<double>(fwd.correct_cols) / n;
-  // Sum over all pairs of <p_i, q_j> is <sum_i p_i, sum_j q_j>: the negatives cost O(N D).
-  const double pos_total = ops::sum(ops::mul(in.p, in.q)).to(DType::F64).item();
-  const double all_total = ops::sum(ops::mul(ops::sum(in.p, {0}), ops::sum(in.q, {0}))).to(DType::F64).item();
-  m.pos_sim = pos_total / n;
-  m.neg_sim = n > 1 ? (all_total - pos_total) / (n * (n - 1)) : 0.0;
+  // Mean cosine of the pairs and of the rest, from the logits' sums the row pass made (s = scale
+  // times the cosine, or the raw dot product when the rows are not normalized).
+  m.pos_sim = fwd.diag_sum / scale / n;
+  m.neg_sim = n > 1 ? (fwd.total_sum - fwd.diag_sum) / scale / (n * (n - 1)) : 0.0;
   m.logit_scale = scale;
 
   const char* name = cwcl ? "cwcl_loss" : "info_nce_loss";

@@ -1,24 +1,72 @@
-// Row-wise L2 normalization and its backward (see l2_normalize.h), composed from core ops: O(N D)
-// work, negligible beside the loss's O(N^2 D), so no dedicated kernel.
+// Row-wise L2 normalization and its backward (see l2_normalize.h): one pass over the rows each
+// (CPU), rather than the six elementwise ops and reductions the formula takes in core ops,
+// each of which would be its own trip through memory and its own thread barrier.
 #include "losses/l2_normalize.h"
+
+#include <algorithm>
+#include <cmath>
 
 #include "core/ops.h"
 
 namespace cw::losses {
+namespace {
 
-NormalizedRows l2_normalize_rows(const Tensor& z, double eps) {
+constexpr int64_t kParallelMin = int64_t{1} << 18;  // elements; fewer stay on one thread
+
+void check_cpu(const Tensor& t, const char* op) {
+  CW_CHECK(t.device().is_cpu(), NotImplementedError, op, ": no kernel for ", t.device().str(), " (",
+           dtype_name(t.dtype()), "); the contrastive losses' row kernels are CPU only");
+}
+
+}  // namespace
+
+NormalizedRows l2_normalize_rows(const Tensor& z_in, double eps) {
+  check_cpu(z_in, "l2_normalize_rows");
+  const Tensor z = z_in.contiguous();
+  const int64_t n = z.size(0), d = z.size(1);
   NormalizedRows out;
   out.eps = eps;
-  out.norm = ops::sqrt(ops::sum(ops::mul(z, z), {1}, /*keepdim=*/true));  // (N, 1)
-  out.unit = ops::div(z, ops::maximum(out.norm, eps));
+  out.unit = Tensor::empty(z.shape(), z.dtype(), z.device());
+  out.norm = Tensor::empty({n, 1}, z.dtype(), z.device());
+  dispatch_float(z.dtype(), "l2_normalize_rows", [&]<class T>() {
+    const T* x = z.data<T>();
+    T* u = out.unit.data<T>();
+    T* nr = out.norm.data<T>();
+#pragma omp parallel for schedule(static) if (n * d >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+      double ss = 0.0;
+      for (int64_t k = 0; k < d; ++k) ss += static_cast<double>(x[i * d + k]) * x[i * d + k];
+      const double norm = std::sqrt(ss);
+      const T inv = static_cast<T>(1.0 / std::max(norm, eps));
+      nr[i] = static_cast<T>(norm);
+      for (int64_t k = 0; k < d; ++k) u[i * d + k] = x[i * d + k] * inv;
+    }
+  });
   return out;
 }
 
-Tensor l2_normalize_rows_backward(const Tensor& g, const NormalizedRows& n) {
-  // Where the norm was clamped the projection term drops out: mask it with (||z|| > eps).
-  const Tensor unclamped = ops::gt(n.norm, n.eps);                                      // (N, 1)
-  const Tensor radial = ops::mul(ops::sum(ops::mul(n.unit, g), {1}, true), unclamped);  // <p, g>
-  return ops::div(ops::sub(g, ops::mul(n.unit, radial)), ops::maximum(n.norm, n.eps));
+Tensor l2_normalize_rows_backward(const Tensor& g_in, const NormalizedRows& nr) {
+  check_cpu(g_in, "l2_normalize_rows_backward");
+  const Tensor g = g_in.contiguous();
+  const int64_t n = g.size(0), d = g.size(1);
+  Tensor dz = Tensor::empty(g.shape(), g.dtype(), g.device());
+  dispatch_float(g.dtype(), "l2_normalize_rows_backward", [&]<class T>() {
+    const T* gp = g.data<T>();
+    const T* u = nr.unit.data<T>();
+    const T* norm = nr.norm.data<T>();
+    T* out = dz.data<T>();
+#pragma omp parallel for schedule(static) if (n * d >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+      // Where the norm was clamped the projection term drops out (the denominator is eps).
+      double radial = 0.0;
+      if (norm[i] > nr.eps)
+        for (int64_t k = 0; k < d; ++k) radial += static_cast<double>(u[i * d + k]) * gp[i * d + k];
+      const double inv = 1.0 / std::max(static_cast<double>(norm[i]), nr.eps);
+      for (int64_t k = 0; k < d; ++k)
+        out[i * d + k] = static_cast<T>((gp[i * d + k] - radial * u[i * d + k]) * inv);
+    }
+  });
+  return dz;
 }
 
 }  // namespace cw::losses
