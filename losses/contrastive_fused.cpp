@@ -235,11 +235,6 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
 
 Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double upstream, bool need_p,
                bool need_q, bool need_scale) {
-  const int64_t n = in.p.size(0), b = sv.block_rows;
-  const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
-  // The upstream gradient scales G linearly: fold it into alpha and beta.
-  const double alpha = upstream * plan.row_weight / static_cast<double>(n);
-  const double beta = has_cols ? upstream * plan.col_weight / static_cast<double>(n) : 0.0;
   Grads g;
   if (!need_p && !need_q && !need_scale) return g;
   if (sv.eager) {  // whole-matrix mode: the forward made the gradients for upstream 1
@@ -248,6 +243,11 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
     g.scale = sv.dscale * upstream;
     return g;
   }
+  const int64_t n = in.p.size(0), b = sv.block_rows;
+  const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
+  // The upstream gradient scales G linearly: fold it into alpha and beta.
+  const double alpha = upstream * plan.row_weight / static_cast<double>(n);
+  const double beta = has_cols ? upstream * plan.col_weight / static_cast<double>(n) : 0.0;
 
   const Tensor ps = ops::mul(in.p, in.scale);
   const Tensor qt = in.q.t();

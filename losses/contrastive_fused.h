@@ -77,7 +77,8 @@ struct Grads {
   Tensor p, q;       // dL/dP, dL/dQ (of the unit rows), undefined unless asked for
   double scale = 0;  // dL/dscale
 };
-// upstream: dOut/dL, the gradient arriving at the loss.
+// upstream: dOut/dL, the gradient arriving at the loss. After forward_whole only `saved` is
+// read (the inputs may have been dropped).
 Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& saved, double upstream, bool need_p,
                bool need_q, bool need_scale);
 

@@ -122,6 +122,8 @@ ContrastiveOutput contrastive_loss(const Variable& p, const Variable& q, const V
   m.logit_scale = scale;
 
   const char* name = cwcl ? "cwcl_loss" : "info_nce_loss";
+  // After the whole-matrix forward the gradients are made: keep them, not the inputs.
+  if (fwd.saved.eager) in = fused::Inputs{Tensor(), Tensor(), Tensor(), scale};
   out.loss =
       ag::record(name, ops::scalar(fwd.loss, pt.dtype(), pt.device()), {p, q, log_scale},
                  [in, plan, saved = std::move(fwd.saved), np, nq, normalize = cfg.normalize, clamped, scale,
