@@ -6,6 +6,10 @@
 #include <Eigen/Core>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/strided_loop.h"
 
@@ -65,6 +69,17 @@ void gemm(const T* a, MatLayout la, const T* b, MatLayout lb, T* c, int64_t M, i
 #endif
 }
 
+// Products below this many multiply-adds are not worth splitting over threads.
+constexpr int64_t kSplitMinWork = int64_t{1} << 21;
+
+int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 }  // namespace
 
 void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
@@ -109,9 +124,33 @@ void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
     // product threads inside the GEMM instead, and a tiny batch is not worth waking threads.
     const int64_t work = M * N * K;
     const bool parallel_batch = count > 1 && work < (1 << 22) && count * work >= (1 << 17);
-#pragma omp parallel for schedule(static) if (parallel_batch)
-    for (int64_t i = 0; i < count; ++i)
-      gemm<T>(pa + off_a[i], la, pb + off_b[i], lb, pc + i * M * N, M, N, K);
+    if (parallel_batch) {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < count; ++i)
+        gemm<T>(pa + off_a[i], la, pb + off_b[i], lb, pc + i * M * N, M, N, K);
+      return;
+    }
+    // A big product is split into row slices, one per thread of our OpenMP team, each a
+    // single-threaded GEMM (BLAS called inside a parallel region stays on its thread). Measured
+    // on 2 cores: OpenBLAS's own threading ran up to ~2x slower when it followed OpenMP regions
+    // of ours (their worker threads contend), while row slices cost the same either way.
+    const int threads = max_threads();
+    const bool split = threads > 1 && M >= 2 * threads && work >= kSplitMinWork;
+    for (int64_t i = 0; i < count; ++i) {
+      const T* ai = pa + off_a[i];
+      T* ci = pc + i * M * N;
+      if (!split) {
+        gemm<T>(ai, la, pb + off_b[i], lb, ci, M, N, K);
+        continue;
+      }
+#pragma omp parallel for schedule(static) num_threads(threads)
+      for (int t = 0; t < threads; ++t) {
+        const int64_t r0 = M * t / threads, r1 = M * (t + 1) / threads;
+        // Row r0 of A starts r0 * ld in (row-major) or r0 in (column-major, rows contiguous).
+        const T* a_rows = ai + (la.transposed ? r0 : r0 * la.ld);
+        gemm<T>(a_rows, la, pb + off_b[i], lb, ci + r0 * N, r1 - r0, N, K);
+      }
+    }
   });
 }
 
