@@ -19,6 +19,13 @@
 #include "core/cpu/strided_loop.h"
 
 namespace cw::cpu {
+namespace {
+// One row of a contiguous (rows, n) tensor as an Eigen array (SIMD arithmetic and reductions).
+template <class T>
+using Row = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using ConstRow = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+}  // namespace
 
 void CpuBackend::softmax(const Tensor& x, Tensor& out, bool log) {
   dispatch_float(x.dtype(), "softmax", [&]<class T>() {
@@ -31,12 +38,12 @@ void CpuBackend::softmax(const Tensor& x, Tensor& out, bool log) {
       const T* xi = px + r * n;
       T* yi = py + r * n;
       // Eigen's SIMD exp on the row; the exponentials are written once (into y, or into y
-      // as scratch for log-softmax) and summed in double.
+      // as scratch for log-softmax) and summed with a SIMD reduction.
       const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> xr(xi, n);
       Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> yr(yi, n);
       const T mx = xr.maxCoeff();
       yr = (xr - mx).exp();
-      const double s = yr.template cast<double>().sum();
+      const double s = yr.sum();
       if (log) {
         // (x - max) - log(sum), in this order: x - max is exact, while forming max + log(sum)
         // first would round it to the size of x and cancel (3e-5 error for f32 x ~ 1000).
@@ -59,16 +66,12 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx,
     T* px = gx.data<T>();
 #pragma omp parallel for schedule(static) if (y.numel() >= kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
-      const T* yi = py + r * n;
-      const T* gi = pg + r * n;
-      T* xi = px + r * n;
-      double s = 0;
+      const ConstRow<T> yr(py + r * n, n), gr(pg + r * n, n);
+      Row<T> xr(px + r * n, n);
       if (log) {
-        for (int64_t j = 0; j < n; ++j) s += gi[j];
-        for (int64_t j = 0; j < n; ++j) xi[j] = gi[j] - std::exp(yi[j]) * static_cast<T>(s);
+        xr = gr - yr.exp() * gr.sum();
       } else {
-        for (int64_t j = 0; j < n; ++j) s += static_cast<double>(gi[j]) * yi[j];
-        for (int64_t j = 0; j < n; ++j) xi[j] = yi[j] * (gi[j] - static_cast<T>(s));
+        xr = yr * (gr - (gr * yr).sum());
       }
     }
   });
@@ -79,31 +82,23 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor&
   dispatch_float(x.dtype(), "layer_norm", [&]<class T>() {
     const int64_t rows = x.size(0), n = x.size(1);
     const T* px = x.data<T>();
-    const T* w = weight.defined() ? weight.data<T>() : nullptr;
-    const T* b = bias.defined() ? bias.data<T>() : nullptr;
     T* py = y.data<T>();
     T* pm = mean.data<T>();
     T* pr = rstd.data<T>();
 #pragma omp parallel for schedule(static) if (x.numel() >= kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
-      const T* xi = px + r * n;
-      T* yi = py + r * n;
-      // Two passes in double: exact enough for f32 rows of any width, and the row is in cache.
-      double s = 0;
-      for (int64_t j = 0; j < n; ++j) s += xi[j];
-      const double mu = n ? s / static_cast<double>(n) : 0.0;
-      double v = 0;
-      for (int64_t j = 0; j < n; ++j) v += (xi[j] - mu) * (xi[j] - mu);
-      const double rs = 1.0 / std::sqrt((n ? v / static_cast<double>(n) : 0.0) + eps);
-      const T m = static_cast<T>(mu), rt = static_cast<T>(rs);
-      for (int64_t j = 0; j < n; ++j) {
-        T h = (xi[j] - m) * rt;
-        if (w) h *= w[j];
-        if (b) h += b[j];
-        yi[j] = h;
-      }
-      pm[r] = m;
-      pr[r] = rt;
+      const ConstRow<T> xr(px + r * n, n);
+      Row<T> yr(py + r * n, n);
+      // Two passes (mean, then squared deviations) over a row that stays in cache: no
+      // cancellation from E[x^2] - E[x]^2, and both sums are SIMD reductions.
+      const T mu = n ? xr.sum() / static_cast<T>(n) : T(0);
+      const T var = n ? (xr - mu).square().sum() / static_cast<T>(n) : T(0);
+      const T rs = static_cast<T>(1.0 / std::sqrt(static_cast<double>(var) + eps));
+      yr = (xr - mu) * rs;
+      if (weight.defined()) yr *= ConstRow<T>(weight.data<T>(), n);
+      if (bias.defined()) yr += ConstRow<T>(bias.data<T>(), n);
+      pm[r] = mu;
+      pr[r] = rs;
     }
   });
 }
@@ -118,10 +113,10 @@ void CpuBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Te
     const T* pg = gy.data<T>();
     const T* pm = mean.data<T>();
     const T* pr = rstd.data<T>();
-    const T* w = weight.defined() ? weight.data<T>() : nullptr;
     T* pgx = gx.data<T>();
     const bool need_w = gweight.defined(), need_b = gbias.defined();
-    // Per-thread partial sums of dw and db, reduced at the end: no atomics on the hot path.
+    // Per-thread partial sums of dw and db (in double: they run over every row of the batch),
+    // reduced at the end: no atomics on the hot path.
     int nthreads = 1;
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
@@ -133,27 +128,20 @@ void CpuBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Te
 #ifdef _OPENMP
       tid = omp_get_thread_num();
 #endif
+      Eigen::Array<T, Eigen::Dynamic, 1> h(n), d(n);  // xhat and dxhat of the current row
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < rows; ++r) {
-        const T* xi = px + r * n;
-        const T* gi = pg + r * n;
-        T* dxi = pgx + r * n;
-        const Acc m = pm[r], rs = pr[r];
-        Acc sum_d = 0, sum_dh = 0;  // sum(dxhat), sum(dxhat * xhat)
-        for (int64_t j = 0; j < n; ++j) {
-          const Acc h = (xi[j] - m) * rs;
-          const Acc d = w ? static_cast<Acc>(gi[j]) * w[j] : static_cast<Acc>(gi[j]);
-          sum_d += d;
-          sum_dh += d * h;
-          if (need_w) part_w[tid * n + j] += static_cast<Acc>(gi[j]) * h;
-          if (need_b) part_b[tid * n + j] += gi[j];
-        }
-        const Acc md = sum_d / static_cast<Acc>(n), mdh = sum_dh / static_cast<Acc>(n);
-        for (int64_t j = 0; j < n; ++j) {
-          const Acc h = (xi[j] - m) * rs;
-          const Acc d = w ? static_cast<Acc>(gi[j]) * w[j] : static_cast<Acc>(gi[j]);
-          dxi[j] = static_cast<T>(rs * (d - md - h * mdh));
-        }
+        const ConstRow<T> xr(px + r * n, n), gr(pg + r * n, n);
+        const T m = pm[r], rs = pr[r];
+        h = (xr - m) * rs;
+        if (weight.defined())
+          d = gr * ConstRow<T>(weight.data<T>(), n);
+        else
+          d = gr;
+        const T md = d.sum() / static_cast<T>(n), mdh = (d * h).sum() / static_cast<T>(n);
+        Row<T>(pgx + r * n, n) = rs * (d - md - h * mdh);
+        if (need_w) Eigen::Map<Eigen::ArrayXd>(part_w.data() + tid * n, n) += (gr * h).template cast<Acc>();
+        if (need_b) Eigen::Map<Eigen::ArrayXd>(part_b.data() + tid * n, n) += gr.template cast<Acc>();
       }
     }
     for (int64_t j = 0; j < n; ++j) {
