@@ -11,50 +11,27 @@
 
 #include "support/check.h"
 #include "support/fixture.h"
+#include "support/module_parity.h"
 
 namespace cw {
 namespace {
 
-using Fixture = std::map<std::string, Tensor>;
 using models::Conformer;
 using models::ConformerConfig;
 using test::all_close;
+using test::Fixture;
 
 // f64 on both sides; they differ by summation order and libm's last bits (worst seen: 5.3e-15 on
 // a parameter gradient of magnitude ~10). A wrong term would be O(0.1).
 constexpr double kTol = 1e-10;
 
-const Tensor& get(const Fixture& fx, const std::string& name) {
-  const auto it = fx.find(name);
-  if (it == fx.end()) throw std::runtime_error("fixture has no tensor '" + name + "'");
-  return it->second;
-}
+using test::check_module_case;
+using test::with_prefix;
+const Tensor& get(const Fixture& fx, const std::string& name) { return test::fixture_get(fx, name); }
 
-std::map<std::string, Tensor> with_prefix(const Fixture& fx, const std::string& prefix) {
-  std::map<std::string, Tensor> out;
-  for (const auto& [name, t] : fx)
-    if (name.compare(0, prefix.size(), prefix) == 0) out[name.substr(prefix.size())] = t;
-  return out;
-}
-
-// Loads `<c>.param.*` strictly, runs forward on `<c>.x`, backward of sum(y * r), and compares y,
-// dx, every parameter gradient and the buffers recorded after the step.
 template <class Forward>
 void check_case(const Fixture& fx, const std::string& c, nn::Module& m, Forward forward) {
-  SCOPED_TRACE(c);
-  m.load_state_dict(with_prefix(fx, c + ".param."));
-  const Variable x(get(fx, c + ".x"), /*requires_grad=*/true);
-  const Variable y = forward(x);
-  EXPECT_TRUE(all_close(y.data(), get(fx, c + ".y"), kTol, kTol)) << "y";
-  y.backward(get(fx, c + ".r"));
-  EXPECT_TRUE(all_close(x.grad(), get(fx, c + ".dx"), kTol, kTol)) << "dx";
-  const auto grads = with_prefix(fx, c + ".grad.");
-  EXPECT_EQ(grads.size(), m.named_parameters().size());
-  for (const auto& [name, p] : m.named_parameters())
-    EXPECT_TRUE(all_close(p.grad(), get(fx, c + ".grad." + name), kTol, kTol)) << "grad of " << name;
-  const auto state = m.state_dict();
-  for (const auto& [name, b] : with_prefix(fx, c + ".after."))
-    EXPECT_TRUE(all_close(state.at(name), b, kTol, kTol)) << name << " after the step";
+  check_module_case(fx, c, m, forward, kTol);
 }
 
 ConformerConfig block_config(const Fixture& fx, const std::string& c) {
