@@ -54,7 +54,9 @@ void run(benchmark::State& state, losses::LossKind kind) {
   cfg.loss = kind;
   Variable p(p0, true), q(q0, false);
   Variable t = losses::make_log_scale(cfg);
-  const double rss_before = max_rss_mb();
+  // Baseline of the first call in this process (inputs made, nothing run): Google Benchmark may
+  // call this function again (a trial run, repetitions) after the peak was already reached.
+  static const double rss_before = max_rss_mb();
   int64_t peak_extra = 0;
   // One untimed step first: thread pools, first-touch page faults and the RSS peak.
   losses::contrastive_loss(p, q, t, cfg).loss.backward();

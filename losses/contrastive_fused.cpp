@@ -23,12 +23,16 @@
 // Identity ones. The gradient of
 // the scale parameter t and of the normalization are applied by the caller (contrastive_loss.cpp).
 //
-// Memory: S and G are made one (rows, N) block at a time; the forward keeps lse and clse (N each,
-// clse by the online log-sum-exp: a column's running max and rescaled sum over the row blocks).
+// Memory, block mode: S and G are made one (rows, N) block at a time; the forward keeps lse and
+// clse (N each, clse by the online log-sum-exp: a column's running max and rescaled sum over the
+// row blocks).
 // The backward remakes each block of S (one GEMM), turns it into G in place, and multiplies it
 // into dP's rows and into dQ. Work: forward 1 GEMM (N x N x D), backward 1 + 1 per needed
 // gradient (P, Q); Block targets add one GEMM (E E^T) to each pass, LowRank ones O(N D^2) to the
 // forward only (T Q is kept), and to the backward only when Q needs a gradient.
+// Whole-matrix mode (forward_whole) runs the same algebra on one N x N buffer: S once, lse and
+// clse, G in place, then G Q (and G^T P) straight away: one GEMM fewer, gradients for an
+// upstream gradient of 1 kept for the backward to scale.
 #include "losses/contrastive_fused.h"
 
 #include <cmath>
@@ -397,7 +401,7 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   }
   out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
 
-  Tensor aq;  // A Q, A = alpha T_r + beta T_c over the operator-form directions
+  Tensor aq;  // A Q, A = alpha T_r + beta T_c over the LowRank directions
   if (rows_tq.defined()) aq = ops::mul(rows_tq, alpha);
   if (cols_tq.defined()) aq = aq.defined() ? ops::add(aq, ops::mul(cols_tq, beta)) : ops::mul(cols_tq, beta);
   if (need_p) {
