@@ -9,10 +9,6 @@
 #include <cmath>
 #include <limits>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "core/backend.h"
 #include "core/error.h"
 
@@ -30,8 +26,6 @@ using ConstVecMap = Eigen::Map<const Vec<T>>;
 // 512 KiB, one core's L2.
 constexpr int64_t kChunk = 256;
 constexpr int64_t kSlab = 256;  // rows per online update in the column pass
-// GEMMs below this many multiply-adds run on one thread.
-constexpr int64_t kParallelGemmMin = int64_t{1} << 22;
 // Below this many elements (a 512 x 512 block) a pass runs on one thread: its work (~0.1 ms)
 // is not worth a barrier, which on a loaded machine can cost a scheduler slice.
 constexpr int64_t kParallelMin = int64_t{1} << 18;
@@ -49,27 +43,8 @@ int64_t choose_block_rows(int64_t n, int64_t buffers, int64_t requested) {
 }
 
 void gemm_into(const Tensor& a, const Tensor& b, Tensor& out) {
-  Backend& be = backend_for(out.device(), "contrastive_loss");
-  const int64_t m = out.size(0), flops = m * out.size(1) * a.size(1);
-#ifdef _OPENMP
-  const int threads = omp_get_max_threads();
-#else
-  const int threads = 1;
-#endif
-  if (!out.device().is_cpu() || threads == 1 || m < 2 * threads || flops < kParallelGemmMin) {
-    be.matmul(a, b, out);
-    return;
-  }
-  // Each thread multiplies its slice of rows (the BLAS call inside a parallel region runs on
-  // the calling thread). Measured: left to OpenBLAS's own threading, a 1024 x 384 x 1024 GEMM
-  // that follows any OpenMP region of ours took ~2x as long on 2 cores (OpenMP's spinning
-  // worker and OpenBLAS's threads contending), while row slices cost the same either way.
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (int t = 0; t < threads; ++t) {
-    const int64_t r0 = m * t / threads, r1 = m * (t + 1) / threads;
-    Tensor rows = out.narrow(0, r0, r1 - r0);
-    be.matmul(a.narrow(0, r0, r1 - r0), b, rows);
-  }
+  // The CPU backend threads a big product itself (row slices in our OpenMP team).
+  backend_for(out.device(), "contrastive_loss").matmul(a, b, out);
 }
 
 void add_into(Tensor& dst, const Tensor& src) {

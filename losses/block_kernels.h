@@ -18,9 +18,8 @@ namespace cw::losses::blocks {
 constexpr int64_t kBlockElements = int64_t{1} << 23;
 int64_t choose_block_rows(int64_t n, int64_t buffers, int64_t requested);
 
-// out = a @ b into a preallocated contiguous `out` (no allocation per block), a large product
-// split by rows over the OpenMP team (see the .cpp for why). Shapes are the caller's
-// responsibility; operands may be transposed views.
+// out = a @ b into a preallocated contiguous `out` (no allocation per block). Shapes are the
+// caller's responsibility; operands may be transposed views.
 void gemm_into(const Tensor& a, const Tensor& b, Tensor& out);
 // dst += src, both contiguous with the same shape and dtype (CPU).
 void add_into(Tensor& dst, const Tensor& src);
