@@ -1,6 +1,6 @@
 // matmul f32 on the first Linear of a transformer FFN: (2048, 384) @ (384, 1536). Ours through
-// cw::ops::matmul (OpenBLAS or Eigen, see the cw_gemm context line), against raw Eigen GEMM on
-// the same row-major buffers, with and without the right operand transposed (x @ W.t()).
+// cw::ops::matmul (OpenBLAS or Eigen: the cw_gemm context line) against raw Eigen GEMM, with and
+// without W transposed (x @ W.t()); plus the Linear's backward GEMMs and batched attention scores.
 #include <Eigen/Core>
 
 #include "bench_util.h"
@@ -56,6 +56,23 @@ void BM_matmul_eigen_wt(benchmark::State& state) {
   set_gflops(state, kFlops);
 }
 
+// The Linear's backward GEMMs, as autograd runs them (see autograd/rules_linalg.cpp):
+// dx = g @ W, (2048, 1536) @ (1536, 384), where the forward used W.t().
+void BM_matmul_ours_bwd_dx(benchmark::State& state) {
+  const Tensor g = ops::randn({kTokens, kHidden}), w = ops::randn({kHidden, kModel});
+  FaultCounter faults(state);
+  for (auto _ : state) keep(ops::matmul(g, w));
+  set_gflops(state, kFlops);
+}
+
+// d(W.t()) = x.t() @ g, (384, 2048) @ (2048, 1536): x read transposed in place.
+void BM_matmul_ours_bwd_dw(benchmark::State& state) {
+  const Tensor x = ops::randn({kTokens, kModel}), g = ops::randn({kTokens, kHidden});
+  FaultCounter faults(state);
+  for (auto _ : state) keep(ops::matmul(x.t(), g));
+  set_gflops(state, kFlops);
+}
+
 // Attention scores, batched: q (96, 128, 32) @ k^T (96, 32, 128), per-head small GEMMs.
 void BM_matmul_ours_attn_qk(benchmark::State& state) {
   const int64_t d = kModel / 12;
@@ -71,6 +88,8 @@ BENCHMARK(BM_matmul_ours)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_matmul_ours_wt)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_matmul_eigen)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_matmul_eigen_wt)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_matmul_ours_bwd_dx)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_matmul_ours_bwd_dw)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_matmul_ours_attn_qk)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace cw::bench

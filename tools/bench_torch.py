@@ -26,6 +26,9 @@ def cases():
     mm_flops = 2.0 * TOKENS * MODEL * HIDDEN
     yield "matmul", "torch.matmul(x, b)", dict(x=x, b=b_kn), mm_flops
     yield "matmul_wt", "torch.matmul(x, w.t())", dict(x=x, w=w), mm_flops
+    g_mn = randn(TOKENS, HIDDEN)
+    yield "matmul_bwd_dx", "torch.matmul(g, w)", dict(g=g_mn, w=w), mm_flops
+    yield "matmul_bwd_dw", "torch.matmul(x.t(), g)", dict(x=x, g=g_mn), mm_flops
     yield "matmul_attn_qk", "torch.matmul(q, k.transpose(-1, -2))", dict(q=q, k=k), \
         2.0 * ATTN_BATCH * SEQ * SEQ * HEAD_DIM
 
@@ -50,6 +53,8 @@ def cases():
     yield "gelu_backward", "torch.ops.aten.gelu_backward(a2, a)", dict(a=a, a2=a2), 0
     yield "add_row_broadcast", "a + bias", dict(a=a, bias=bias), 0
     yield "add_same_shape", "a + a2", dict(a=a, a2=a2), 0
+    yield "sum_rows", "a.sum(0)", dict(a=a), 0
+    yield "sum_all", "a.sum()", dict(a=a), 0
 
     # Linear y = x @ W^T + b (2048, 384) -> (2048, 1536): matmul + add as ours does, not F.linear.
     xr, wr, br = (t.clone().requires_grad_() for t in (x, w, randn(HIDDEN)))
