@@ -16,9 +16,40 @@ namespace {
 // that a (1, r, C) reduction still splits across threads.
 constexpr int64_t kInnerBlock = 256;
 
+// Sums over contiguous rows (inner == 1): a full sum (outer == 1) or a last-axis sum. A row is cut
+// into blocks of kSumBlock elements; each block is summed in the element type's SIMD lanes (Eigen's
+// packet reduction), and block sums are added in double in block order, so the result does not
+// depend on the thread count. A dependent double add per element (the general path below) runs at
+// one element per cycle, ~20x slower than this for a 3M-element loss sum (BENCHMARKS.md).
+constexpr int64_t kSumBlock = 4096;
+
+template <class T>
+void sum_rows(ReduceOp op, const T* x, T* y, int64_t outer, int64_t r) {
+  using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+  const int64_t blocks = std::max<int64_t>(1, (r + kSumBlock - 1) / kSumBlock);
+  std::vector<Acc> partial(static_cast<size_t>(outer * blocks));
+  const int64_t tasks = outer * blocks;
+#pragma omp parallel for schedule(static) if (outer * r >= kParallelGrain && tasks > 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t o = task / blocks, b = task % blocks;
+    const int64_t i0 = b * kSumBlock, n = std::min(r, i0 + kSumBlock) - i0;
+    partial[task] = n > 0 ? static_cast<Acc>(Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x + o * r + i0, n).sum())
+                          : Acc(0);
+  }
+  for (int64_t o = 0; o < outer; ++o) {
+    Acc s = 0;
+    for (int64_t b = 0; b < blocks; ++b) s += partial[o * blocks + b];
+    y[o] = static_cast<T>(op == ReduceOp::Mean ? s / static_cast<Acc>(r) : s);
+  }
+}
+
 template <class T>
 void reduce_typed(ReduceOp op, const T* x, Tensor& out, int64_t outer, int64_t r, int64_t inner) {
   using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+  if (inner == 1 && (op == ReduceOp::Sum || op == ReduceOp::Mean)) {
+    sum_rows<T>(op, x, out.data<T>(), outer, r);
+    return;
+  }
   const int64_t blocks = (inner + kInnerBlock - 1) / kInnerBlock;
   const int64_t tasks = outer * blocks;
 #pragma omp parallel for schedule(static) if (outer * r * inner >= kParallelGrain && tasks > 1)
@@ -54,11 +85,6 @@ void reduce_typed(ReduceOp op, const T* x, Tensor& out, int64_t outer, int64_t r
       continue;
     }
     // Sum / Mean
-    if (inner == 1) {
-      const Acc s = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(base, r).template cast<Acc>().sum();
-      y[0] = static_cast<T>(op == ReduceOp::Mean ? s / static_cast<Acc>(r) : s);
-      continue;
-    }
     std::vector<Acc> acc(static_cast<size_t>(w), Acc(0));
     for (int64_t i = 0; i < r; ++i)
       for (int64_t j = 0; j < w; ++j) acc[j] += static_cast<Acc>(base[i * inner + j]);

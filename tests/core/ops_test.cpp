@@ -58,6 +58,28 @@ TEST(Ops, Reductions) {
   EXPECT_THROW(ops::var(f64({1}, {1})), ValueError);
 }
 
+// Long f32 sums (a loss over a big batch, a bias gradient) are summed in float SIMD blocks whose
+// partial sums are added in double: the result must stay within a few float ulps of the exact sum,
+// for a full sum and for a last-axis sum, with more blocks than threads.
+TEST(Ops, LongFloatSumsKeepPrecision) {
+  const int64_t n = 3'000'017;  // not a multiple of the block size
+  std::vector<float> v(static_cast<size_t>(n));
+  double exact = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    v[i] = 0.1f + static_cast<float>(i % 97) * 1e-3f;
+    exact += v[i];
+  }
+  const Tensor x = test::f32(v, {n});
+  EXPECT_NEAR(ops::sum(x).item(), exact, 4e-7 * exact);
+  EXPECT_NEAR(ops::mean(x).item(), exact / n, 4e-7 * exact / n);
+  const Tensor rows = ops::sum(x.narrow(0, 0, 3'000'000).view({3, 1'000'000}), {1});
+  for (int64_t r = 0; r < 3; ++r) {
+    double e = 0;
+    for (int64_t i = r * 1'000'000; i < (r + 1) * 1'000'000; ++i) e += v[i];
+    EXPECT_NEAR(rows.to_vector<float>()[r], e, 4e-7 * e);
+  }
+}
+
 TEST(Ops, SumToUndoesBroadcast) {
   Tensor g = ops::ones({2, 3, 4}, DType::F64);
   EXPECT_TRUE(all_close(ops::sum_to(g, {3, 1}), ops::full({3, 1}, 8, DType::F64)));
