@@ -1,0 +1,55 @@
+// Global-norm gradient clipping (torch.nn.utils.clip_grad_norm_, L2). Part of train/.
+#include "train/grad_clip.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/ops.h"
+
+namespace cw::train {
+namespace {
+
+// Sum of squares of one gradient, accumulated in f64 whatever the gradient's dtype, so that the
+// norm over ~10^8 f32 elements does not lose the small gradients to rounding.
+double sum_of_squares(const Tensor& g) {
+  if (g.device().is_cpu() && g.is_contiguous()) {
+    return dispatch_float(g.dtype(), "clip_grad_norm", [&]<class T>() {
+      const T* x = g.data<T>();
+      const int64_t n = g.numel();
+      double s = 0.0;
+#pragma omp parallel for reduction(+ : s) if (n > (1 << 16))
+      for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+      return s;
+    });
+  }
+  const Tensor g64 = g.to(DType::F64);
+  return ops::sum(ops::mul(g64, g64)).item();
+}
+
+}  // namespace
+
+double grad_norm(const std::vector<Variable>& params) {
+  double total = 0.0;
+  for (const Variable& p : params) {
+    if (!p.defined() || !p.grad().defined()) continue;
+    total += sum_of_squares(p.grad());
+  }
+  return std::sqrt(total);
+}
+
+double clip_grad_norm(const std::vector<Variable>& params, double max_norm) {
+  CW_CHECK(max_norm > 0.0, ValueError, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
+  const double norm = grad_norm(params);
+  if (!std::isfinite(norm)) return norm;  // the caller stops; scaling would spread the NaN
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef >= 1.0) return norm;
+  for (const Variable& p : params) {
+    if (!p.defined() || !p.grad().defined()) continue;
+    // A fresh tensor rather than an in-place scale: .grad may be shared with a caller's handle.
+    Variable handle = p;  // same VariableImpl
+    handle.set_grad(ops::mul(p.grad(), coef));
+  }
+  return norm;
+}
+
+}  // namespace cw::train
