@@ -1,0 +1,243 @@
+// The speech batch loader: epoch plans, batch assembly and the prefetching worker threads; see
+// speech_loader.h.
+#include "data/speech_loader.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/generator.h"
+#include "data/audio_fbank.h"
+#include "data/audio_normalize.h"
+
+namespace cw {
+namespace {
+
+// splitmix64's finalizer: a bijective mix, so keys derived from (seed, epoch, batch) by chaining
+// it differ whenever any part differs, and nearby seeds give unrelated streams.
+uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Separate domains so that the shuffle of epoch e and the masks of a batch never share a key.
+enum : uint64_t { kRowShuffle = 1, kBatchShuffle = 2, kAugment = 3 };
+
+uint64_t derive_key(uint64_t seed, uint64_t domain, int64_t epoch, int64_t batch = 0) {
+  return mix64(mix64(mix64(seed ^ mix64(domain)) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(batch));
+}
+
+// Uniform in [0, n] from the Philox block `counter` of `key` (53-bit float; the bias for data set
+// sizes is below 1e-9).
+int64_t uniform_index(uint64_t key, uint64_t counter, int64_t n) {
+  const auto r = philox4x32(counter, 0, key);
+  const auto v = static_cast<int64_t>(uniform_double(r[0], r[1]) * static_cast<double>(n + 1));
+  return std::min(v, n);
+}
+
+// Fisher-Yates with one Philox block per swap: a pure function of the key.
+template <class T>
+void shuffle(std::vector<T>& xs, uint64_t key) {
+  for (size_t i = xs.size(); i > 1; --i) {
+    const auto j = static_cast<size_t>(uniform_index(key, i - 1, static_cast<int64_t>(i - 1)));
+    std::swap(xs[i - 1], xs[j]);
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+SpeechLoaderOptions eval_options(int64_t batch_size) {
+  SpeechLoaderOptions o;
+  o.batch_size = batch_size;
+  o.shuffle = false;
+  o.drop_last = false;
+  o.bucket_by_length = false;
+  o.spec_augment = false;
+  o.num_workers = 0;
+  return o;
+}
+
+SpeechLoader::SpeechLoader(std::shared_ptr<const FeatureCache> cache, SpeechLoaderOptions options)
+    : cache_(std::move(cache)), options_(std::move(options)) {
+  CW_CHECK(cache_ != nullptr, ValueError, "SpeechLoader: no feature cache");
+  const SpeechLoaderOptions& o = options_;
+  CW_CHECK(o.batch_size >= 1, ValueError, "SpeechLoader: batch_size must be >= 1, got ", o.batch_size);
+  CW_CHECK(o.bucket_window >= 1, ValueError, "SpeechLoader: bucket_window must be >= 1, got ", o.bucket_window);
+  CW_CHECK(o.max_frames >= 0, ValueError, "SpeechLoader: max_frames must be >= 0 (0: no crop), got ",
+           o.max_frames);
+  CW_CHECK(o.num_workers >= 0, ValueError, "SpeechLoader: num_workers must be >= 0, got ", o.num_workers);
+  CW_CHECK(o.prefetch_batches >= 1, ValueError, "SpeechLoader: prefetch_batches must be >= 1, got ",
+           o.prefetch_batches);
+  CW_CHECK(o.normalization == "utterance" || o.normalization == "none", ValueError,
+           "SpeechLoader: normalization must be \"utterance\" or \"none\", got \"", o.normalization, "\"");
+  const int64_t n = cache_->size();
+  batches_per_epoch_ = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
+  CW_CHECK(batches_per_epoch_ > 0, ValueError, "SpeechLoader: batch_size ", o.batch_size, " with drop_last and ",
+           n, " utterances of ", cache_->manifest().path().string(), " gives no batch");
+}
+
+SpeechLoader::~SpeechLoader() { stop_workers(); }
+
+std::vector<std::vector<int64_t>> SpeechLoader::epoch_plan(int64_t epoch) const {
+  const SpeechLoaderOptions& o = options_;
+  const int64_t n = cache_->size(), b = o.batch_size;
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  std::iota(rows.begin(), rows.end(), 0);
+  if (o.shuffle) shuffle(rows, derive_key(o.seed, kRowShuffle, epoch));
+  if (o.drop_last) rows.resize(static_cast<size_t>(n / b * b));
+  if (o.bucket_by_length) {
+    const auto window = static_cast<size_t>(o.bucket_window * b);
+    for (size_t start = 0; start < rows.size(); start += window) {
+      const auto end = rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), start + window));
+      std::stable_sort(rows.begin() + static_cast<std::ptrdiff_t>(start), end,
+                       [&](int64_t x, int64_t y) { return cache_->num_frames(x) < cache_->num_frames(y); });
+    }
+  }
+  std::vector<std::vector<int64_t>> batches;
+  for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(b))
+    batches.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(start),
+                         rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), start + static_cast<size_t>(b))));
+  // Sorted windows would otherwise hand out batches in rising length within each window.
+  if (o.shuffle && o.bucket_by_length) shuffle(batches, derive_key(o.seed, kBatchShuffle, epoch));
+  return batches;
+}
+
+std::shared_ptr<const std::vector<std::vector<int64_t>>> SpeechLoader::plan_for(int64_t epoch) const {
+  std::lock_guard<std::mutex> lock(plan_mutex_);
+  auto it = plans_.find(epoch);
+  if (it != plans_.end()) return it->second;
+  auto plan = std::make_shared<const std::vector<std::vector<int64_t>>>(epoch_plan(epoch));
+  // Workers straddle at most two epochs; keep a few, dropping the oldest.
+  if (plans_.size() >= 3) plans_.erase(plans_.begin());
+  plans_.emplace(epoch, plan);
+  return plan;
+}
+
+SpeechBatch SpeechLoader::batch(int64_t epoch, int64_t batch_in_epoch) const {
+  CW_CHECK(epoch >= 0 && batch_in_epoch >= 0 && batch_in_epoch < batches_per_epoch_, IndexError,
+           "SpeechLoader: batch (epoch ", epoch, ", batch ", batch_in_epoch, ") out of range: epochs >= 0, ",
+           batches_per_epoch_, " batches per epoch");
+  return make_batch(epoch, batch_in_epoch, *plan_for(epoch));
+}
+
+SpeechBatch SpeechLoader::make_batch(int64_t epoch, int64_t b, const std::vector<std::vector<int64_t>>& plan) const {
+  const SpeechLoaderOptions& o = options_;
+  SpeechBatch out;
+  out.epoch = epoch;
+  out.batch_in_epoch = b;
+  out.indices = plan[static_cast<size_t>(b)];
+  // The batch's own generator: its masks depend on (seed, epoch, b) only, and each utterance's
+  // draws follow the previous one's in batch order.
+  Generator gen(derive_key(o.seed, kAugment, epoch, b));
+  std::vector<Tensor> feats;
+  feats.reserve(out.indices.size());
+  for (const int64_t row : out.indices) {
+    Tensor f = cache_->features(row);  // (T_i, F), a view of the cache: never written
+    if (o.max_frames > 0 && f.size(0) > o.max_frames) f = f.narrow(0, 0, o.max_frames);
+    if (o.normalization == "utterance") f = utterance_cmvn(f);
+    if (o.spec_augment) f = spec_augment(f, o.spec_augment_options, gen);
+    feats.push_back(std::move(f));
+    out.transcripts.push_back(cache_->manifest()[row].transcript);
+  }
+  FeatureBatch padded = pad_features(feats, 0.0);
+  out.features = std::move(padded.features);
+  out.lengths = std::move(padded.lengths);
+  if (o.tokenizer) out.text = o.tokenizer->encode_batch(out.transcripts, o.text_options);
+  return out;
+}
+
+void SpeechLoader::start_workers() {
+  stop_ = false;
+  for (int t = 0; t < options_.num_workers; ++t) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void SpeechLoader::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  produce_cv_.notify_all();
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+}
+
+void SpeechLoader::worker_loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    produce_cv_.wait(lock, [&] { return stop_ || next_produce_ < next_consume_ + options_.prefetch_batches; });
+    if (stop_) return;
+    const int64_t k = next_produce_++;
+    lock.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
+    Prepared p;
+    try {
+      const int64_t epoch = k / batches_per_epoch_, b = k % batches_per_epoch_;
+      p.batch = make_batch(epoch, b, *plan_for(epoch));
+    } catch (...) {
+      p.error = std::current_exception();
+    }
+    const double took = seconds_since(t0);
+    lock.lock();
+    stats_.produce_seconds += took;
+    ready_.emplace(k, std::move(p));
+    consume_cv_.notify_all();
+  }
+}
+
+SpeechBatch SpeechLoader::next() {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (options_.num_workers == 0) {
+    const int64_t k = next_consume_;
+    SpeechBatch b = batch(k / batches_per_epoch_, k % batches_per_epoch_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++next_consume_;
+    ++stats_.batches;
+    const double took = seconds_since(t0);
+    stats_.wait_seconds += took;
+    stats_.produce_seconds += took;
+    return b;
+  }
+  if (workers_.empty()) start_workers();
+  std::unique_lock<std::mutex> lock(mutex_);
+  consume_cv_.wait(lock, [&] { return ready_.count(next_consume_) != 0; });
+  auto node = ready_.extract(next_consume_);
+  ++next_consume_;
+  ++stats_.batches;
+  stats_.wait_seconds += seconds_since(t0);
+  lock.unlock();
+  produce_cv_.notify_all();
+  if (node.mapped().error) std::rethrow_exception(node.mapped().error);
+  return std::move(node.mapped().batch);
+}
+
+void SpeechLoader::seek(int64_t epoch, int64_t batch_in_epoch) {
+  CW_CHECK(epoch >= 0 && batch_in_epoch >= 0 && batch_in_epoch < batches_per_epoch_, IndexError,
+           "SpeechLoader: seek(", epoch, ", ", batch_in_epoch, ") out of range: epochs >= 0, ",
+           batches_per_epoch_, " batches per epoch");
+  // Stopping lets in-flight batches finish; they and every prepared batch are then dropped.
+  stop_workers();
+  std::lock_guard<std::mutex> lock(mutex_);
+  ready_.clear();
+  next_consume_ = next_produce_ = epoch * batches_per_epoch_ + batch_in_epoch;
+}
+
+SpeechLoaderStats SpeechLoader::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+std::vector<SpeechBatch> eval_batches(std::shared_ptr<const FeatureCache> cache, int64_t batch_size) {
+  SpeechLoader loader(std::move(cache), eval_options(batch_size));
+  std::vector<SpeechBatch> batches;
+  for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) batches.push_back(loader.batch(0, b));
+  return batches;
+}
+
+}  // namespace cw
