@@ -144,18 +144,35 @@ def noise_bank(kind):
     return from_le_bytes(raw)
 
 
+try:  # C sample arithmetic: deprecated since Python 3.11, still in Debian 12's Python
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+except ImportError:
+    audioop = None
+
+
 def rms(samples):
     return math.sqrt(sum(x * x for x in samples) / max(1, len(samples)))
 
 
 def mix_noise(signal, noise, offset, snr_db):
-    """signal + noise[offset:] scaled so that rms(signal)/rms(noise part) is snr_db; clipped."""
-    seg = [noise[(offset + i) % len(noise)] for i in range(len(signal))]
-    s, n = rms(signal), rms(seg)
-    if s == 0 or n == 0:
+    """signal + g * noise[offset:], g chosen so that rms(signal) / rms(g * noise part) is snr_db.
+    Sample arithmetic as audioop does it (product floored, then clipped; sum clipped), with a
+    pure-Python path that gives the same bytes where audioop is missing."""
+    n = len(signal)
+    reps = (offset + n) // len(noise) + 1
+    seg = (noise * reps)[offset:offset + n] if reps > 1 else noise[offset:offset + n]
+    s, r = rms(signal), rms(seg)
+    if s == 0 or r == 0:
         return signal
-    g = s / (n * 10 ** (snr_db / 20))
-    return array.array("h", (max(-32768, min(32767, round(a + g * b))) for a, b in zip(signal, seg)))
+    g = s / (r * 10 ** (snr_db / 20))
+    if audioop is not None and sys.byteorder == "little":
+        mixed = audioop.add(signal.tobytes(), audioop.mul(seg.tobytes(), 2, g), 2)
+        return from_le_bytes(mixed)
+    return array.array("h", (max(-32768, min(32767, a + max(-32768, min(32767, math.floor(g * b)))))
+                             for a, b in zip(signal, seg)))
 
 
 def pad_to(samples, n):
