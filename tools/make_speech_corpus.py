@@ -387,11 +387,16 @@ def build(out, size, seed, jobs, log):
 
     frames_of = {}
     step = max(1, len(plan) // 10)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
+    try:
+        # map() yields in plan order whatever finishes first, so the output does not depend
+        # on --jobs.
         for i, (uid, frames) in enumerate(pool.map(builder.make, plan), 1):
             frames_of[uid] = frames
             if i % step == 0 or i == len(plan):
                 log(f"make_speech_corpus: {i}/{len(plan)} utterances")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error, start nothing new
 
     files, stats = {}, {}
     for split in SPLITS:

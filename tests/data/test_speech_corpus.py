@@ -195,6 +195,22 @@ def main():
         f.write("valid-999999\taudio/x.wav\tstale\tv\t1.000\tvalid\t\n")
     assert "up to date" not in generate(a), "an edited manifest was taken as up to date"
     assert snapshot(a) == snap_b, "rebuild after an edited manifest differs"
+
+    # A failing synthesizer stops the build with the command and the utterance it was making.
+    fake_bin, broken = os.path.join(fixture, "fake_bin"), os.path.join(fixture, "broken")
+    shutil.rmtree(broken, ignore_errors=True)
+    os.makedirs(fake_bin, exist_ok=True)
+    fake = os.path.join(fake_bin, "espeak-ng")
+    with open(fake, "w") as f:
+        f.write("#!/bin/sh\necho 'fake espeak-ng: broken on purpose' >&2\nexit 3\n")
+    os.chmod(fake, 0o755)
+    env = dict(os.environ, PATH=fake_bin + os.pathsep + os.environ.get("PATH", ""))
+    p = subprocess.run([sys.executable, SCRIPT, "--size", "tiny", "--out", broken, "--jobs", "2"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.returncode == 1, f"broken synthesizer: exit {p.returncode}\n{p.stderr}"
+    assert "espeak-ng" in p.stderr and "exit 3" in p.stderr and "broken on purpose" in p.stderr \
+        and re.search(r"(train|valid|test)-\d{6} \(audio/", p.stderr), p.stderr
+    assert not os.path.exists(os.path.join(broken, "corpus.json"))
     print(f"speech corpus test passed in {time.monotonic() - t0:.1f} s")
     return 0
 
