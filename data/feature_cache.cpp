@@ -29,14 +29,10 @@ constexpr const char* kFormat = "cw-feature-cache-1";
 
 const char* window_name(FbankWindow w) {
   switch (w) {
-    case FbankWindow::Hann:
-      return "hann";
-    case FbankWindow::Povey:
-      return "povey";
-    case FbankWindow::Hamming:
-      return "hamming";
-    case FbankWindow::Rectangular:
-      return "rectangular";
+    case FbankWindow::Hann: return "hann";
+    case FbankWindow::Povey: return "povey";
+    case FbankWindow::Hamming: return "hamming";
+    case FbankWindow::Rectangular: return "rectangular";
   }
   return "?";
 }
@@ -92,8 +88,8 @@ std::string FeatureCache::cache_key(const SpeechManifest& manifest, const FbankO
 std::filesystem::path FeatureCache::cache_file(const SpeechManifest& manifest, const FbankOptions& options,
                                                const std::filesystem::path& cache_dir) {
   const std::string key = cache_key(manifest, options);
-  return cache_dir / (manifest.path().stem().string() + "-" + hex64(fnv1a64(key.data(), key.size())) +
-                      ".safetensors");
+  return cache_dir /
+         (manifest.path().stem().string() + "-" + hex64(fnv1a64(key.data(), key.size())) + ".safetensors");
 }
 
 bool FeatureCache::try_load(const std::filesystem::path& file, const std::string& key, std::string& why) {
@@ -135,7 +131,8 @@ bool FeatureCache::try_load(const std::filesystem::path& file, const std::string
 }
 
 FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const FbankOptions& options,
-                                         const std::filesystem::path& cache_dir, int num_threads, bool verbose) {
+                                         const std::filesystem::path& cache_dir, int num_threads,
+                                         bool verbose) {
   CW_CHECK(manifest.size() > 0, ValueError, "FeatureCache: manifest ", manifest.path().string(),
            " has no utterances");
   FeatureCache cache;
@@ -200,7 +197,8 @@ FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const F
   // utterance's tensor is released once copied, so the peak stays near one copy.
   std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
   for (int64_t i = 0; i < n; ++i)
-    offsets[static_cast<size_t>(i + 1)] = offsets[static_cast<size_t>(i)] + per_utterance[static_cast<size_t>(i)].size(0);
+    offsets[static_cast<size_t>(i + 1)] =
+        offsets[static_cast<size_t>(i)] + per_utterance[static_cast<size_t>(i)].size(0);
   const int64_t bins = options.num_mel_bins;
   Tensor all = Tensor::empty({offsets.back(), bins}, DType::F32);
   for (int64_t i = 0; i < n; ++i) {

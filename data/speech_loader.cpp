@@ -31,7 +31,8 @@ uint64_t mix64(uint64_t x) {
 enum : uint64_t { kRowShuffle = 1, kBatchShuffle = 2, kAugment = 3 };
 
 uint64_t derive_key(uint64_t seed, uint64_t domain, int64_t epoch, int64_t batch = 0) {
-  return mix64(mix64(mix64(seed ^ mix64(domain)) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(batch));
+  return mix64(mix64(mix64(seed ^ mix64(domain)) ^ static_cast<uint64_t>(epoch)) ^
+               static_cast<uint64_t>(batch));
 }
 
 // Uniform in [0, n] from the Philox block `counter` of `key` (53-bit float; the bias for data set
@@ -85,7 +86,8 @@ SpeechLoader::SpeechLoader(std::shared_ptr<const FeatureCache> cache, SpeechLoad
   CW_CHECK(cache_ != nullptr, ValueError, "SpeechLoader: no feature cache");
   const SpeechLoaderOptions& o = options_;
   CW_CHECK(o.batch_size >= 1, ValueError, "SpeechLoader: batch_size must be >= 1, got ", o.batch_size);
-  CW_CHECK(o.bucket_window >= 1, ValueError, "SpeechLoader: bucket_window must be >= 1, got ", o.bucket_window);
+  CW_CHECK(o.bucket_window >= 1, ValueError, "SpeechLoader: bucket_window must be >= 1, got ",
+           o.bucket_window);
   CW_CHECK(o.max_frames >= 0, ValueError, "SpeechLoader: max_frames must be >= 0 (0: no crop), got ",
            o.max_frames);
   CW_CHECK(o.num_workers >= 0, ValueError, "SpeechLoader: num_workers must be >= 0, got ", o.num_workers);
@@ -95,8 +97,9 @@ SpeechLoader::SpeechLoader(std::shared_ptr<const FeatureCache> cache, SpeechLoad
            "SpeechLoader: normalization must be \"utterance\" or \"none\", got \"", o.normalization, "\"");
   const int64_t n = cache_->size();
   batches_per_epoch_ = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
-  CW_CHECK(batches_per_epoch_ > 0, ValueError, "SpeechLoader: batch_size ", o.batch_size, " with drop_last and ",
-           n, " utterances of ", cache_->manifest().path().string(), " gives no batch");
+  CW_CHECK(batches_per_epoch_ > 0, ValueError, "SpeechLoader: batch_size ", o.batch_size,
+           " with drop_last and ", n, " utterances of ", cache_->manifest().path().string(),
+           " gives no batch");
 }
 
 SpeechLoader::~SpeechLoader() { stop_workers(); }
@@ -118,8 +121,9 @@ std::vector<std::vector<int64_t>> SpeechLoader::epoch_plan(int64_t epoch) const 
   }
   std::vector<std::vector<int64_t>> batches;
   for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(b))
-    batches.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(start),
-                         rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), start + static_cast<size_t>(b))));
+    batches.emplace_back(
+        rows.begin() + static_cast<std::ptrdiff_t>(start),
+        rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), start + static_cast<size_t>(b))));
   // Sorted windows would otherwise hand out batches in rising length within each window.
   if (o.shuffle && o.bucket_by_length) shuffle(batches, derive_key(o.seed, kBatchShuffle, epoch));
   return batches;
@@ -143,7 +147,8 @@ SpeechBatch SpeechLoader::batch(int64_t epoch, int64_t batch_in_epoch) const {
   return make_batch(epoch, batch_in_epoch, *plan_for(epoch));
 }
 
-SpeechBatch SpeechLoader::make_batch(int64_t epoch, int64_t b, const std::vector<std::vector<int64_t>>& plan) const {
+SpeechBatch SpeechLoader::make_batch(int64_t epoch, int64_t b,
+                                     const std::vector<std::vector<int64_t>>& plan) const {
   const SpeechLoaderOptions& o = options_;
   const SingleThreadedOps single_threaded;
   SpeechBatch out;
@@ -191,7 +196,8 @@ void SpeechLoader::stop_workers() {
 void SpeechLoader::worker_loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    produce_cv_.wait(lock, [&] { return stop_ || next_produce_ < next_consume_ + options_.prefetch_batches; });
+    produce_cv_.wait(lock,
+                     [&] { return stop_ || next_produce_ < next_consume_ + options_.prefetch_batches; });
     if (stop_) return;
     const int64_t k = next_produce_++;
     lock.unlock();

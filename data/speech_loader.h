@@ -77,8 +77,8 @@ struct SpeechBatch {
 
 // Counters for the throughput report.
 struct SpeechLoaderStats {
-  int64_t batches = 0;          // batches returned by next()
-  double wait_seconds = 0.0;    // time the consumer spent inside next() (all of it when synchronous)
+  int64_t batches = 0;           // batches returned by next()
+  double wait_seconds = 0.0;     // time the consumer spent inside next() (all of it when synchronous)
   double produce_seconds = 0.0;  // time spent computing batches, summed over threads
 };
 
@@ -117,8 +117,7 @@ class SpeechLoader {
   };
   // The epoch's plan, shared by the workers (computed once per epoch, a few kept).
   std::shared_ptr<const std::vector<std::vector<int64_t>>> plan_for(int64_t epoch) const;
-  SpeechBatch make_batch(int64_t epoch, int64_t b,
-                         const std::vector<std::vector<int64_t>>& plan) const;
+  SpeechBatch make_batch(int64_t epoch, int64_t b, const std::vector<std::vector<int64_t>>& plan) const;
   void start_workers();
   void stop_workers();
   void worker_loop();

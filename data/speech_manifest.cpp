@@ -86,8 +86,8 @@ SpeechManifest SpeechManifest::read(const std::filesystem::path& tsv) {
   const std::string where = tsv.string();
   CW_CHECK(!lines.empty(), ValueError, "SpeechManifest: ", where, " is empty (expected the header line '",
            join(columns(), "\\t"), "')");
-  CW_CHECK(split_tabs(lines[0]) == columns(), ValueError, "SpeechManifest: ", where,
-           ":1: bad header '", lines[0], "', expected '", join(columns(), "\\t"), "'");
+  CW_CHECK(split_tabs(lines[0]) == columns(), ValueError, "SpeechManifest: ", where, ":1: bad header '",
+           lines[0], "', expected '", join(columns(), "\\t"), "'");
 
   const std::filesystem::path base = tsv.parent_path();
   std::unordered_map<std::string, int64_t> first_line;  // id -> line where it appeared
@@ -144,8 +144,8 @@ double SpeechManifest::hours() const {
 int64_t LabelTable::column(const std::string& name) const {
   for (size_t i = 0; i < columns.size(); ++i)
     if (columns[i] == name) return static_cast<int64_t>(i);
-  throw ValueError(detail::cat("LabelTable: ", path.string(), " has no column '", name, "' (columns: ",
-                               join(columns, ", "), ")"));
+  throw ValueError(detail::cat("LabelTable: ", path.string(), " has no column '", name,
+                               "' (columns: ", join(columns, ", "), ")"));
 }
 
 const std::string& LabelTable::get(int64_t row, const std::string& column_name) const {

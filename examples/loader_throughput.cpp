@@ -87,21 +87,24 @@ int run(const Args& a) {
     const FeatureCache built = FeatureCache::build_or_load(m, fbank, scratch, a.threads);
     const double build = seconds_since(t0);
     const double hours = m.hours();
-    std::printf("build    %lld utterances (%.3f h of audio, %lld frames) with %d threads in %.2f s = %.1f utt/s "
-                "(%.0fx real time); file %.1f MB\n",
-                static_cast<long long>(m.size()), hours, static_cast<long long>(built.total_frames()), a.threads,
-                build, static_cast<double>(m.size()) / build, hours * 3600.0 / build,
-                static_cast<double>(fs::file_size(built.file())) / 1e6);
+    std::printf(
+        "build    %lld utterances (%.3f h of audio, %lld frames) with %d threads in %.2f s = %.1f utt/s "
+        "(%.0fx real time); file %.1f MB\n",
+        static_cast<long long>(m.size()), hours, static_cast<long long>(built.total_frames()), a.threads,
+        build, static_cast<double>(m.size()) / build, hours * 3600.0 / build,
+        static_cast<double>(fs::file_size(built.file())) / 1e6);
     t0 = std::chrono::steady_clock::now();
     const FeatureCache loaded = FeatureCache::build_or_load(m, fbank, scratch, a.threads);
-    std::printf("reload   %s in %.3f s\n", loaded.was_built() ? "REBUILT (unexpected)" : "mapped", seconds_since(t0));
+    std::printf("reload   %s in %.3f s\n", loaded.was_built() ? "REBUILT (unexpected)" : "mapped",
+                seconds_since(t0));
     fs::remove_all(scratch);
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto cache = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(m, fbank, a.cache_dir, a.threads, true));
-  std::printf("cache    %s: %s in %.2f s\n", cache->file().string().c_str(), cache->was_built() ? "built" : "loaded",
-              seconds_since(t0));
+  auto cache = std::make_shared<const FeatureCache>(
+      FeatureCache::build_or_load(m, fbank, a.cache_dir, a.threads, true));
+  std::printf("cache    %s: %s in %.2f s\n", cache->file().string().c_str(),
+              cache->was_built() ? "built" : "loaded", seconds_since(t0));
 
   if (a.bench) {
     iterate(cache, a, 0);
@@ -114,7 +117,8 @@ int run(const Args& a) {
     const SpeechBatch b = loader.next();
     std::printf("batch    features (%lld, %lld, %lld), %lld batches per epoch; first rows:\n",
                 static_cast<long long>(b.features.size(0)), static_cast<long long>(b.features.size(1)),
-                static_cast<long long>(b.features.size(2)), static_cast<long long>(loader.batches_per_epoch()));
+                static_cast<long long>(b.features.size(2)),
+                static_cast<long long>(loader.batches_per_epoch()));
     const auto lengths = b.lengths.to_vector<int64_t>();
     for (size_t i = 0; i < std::min<size_t>(4, b.indices.size()); ++i)
       std::printf("  %5lld frames  %s\n", static_cast<long long>(lengths[i]), b.transcripts[i].c_str());
@@ -135,19 +139,29 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (s == "--manifest") a.manifest = value();
-    else if (s == "--cache-dir") a.cache_dir = value();
-    else if (s == "--threads") a.threads = std::stoi(value());
-    else if (s == "--workers") a.workers = std::stoi(value());
-    else if (s == "--batch-size") a.batch_size = std::stoll(value());
-    else if (s == "--batches") a.batches = std::stoll(value());
-    else if (s == "--consumer-ms") a.consumer_ms = std::stoi(value());
-    else if (s == "--bench") a.bench = true;
+    if (s == "--manifest")
+      a.manifest = value();
+    else if (s == "--cache-dir")
+      a.cache_dir = value();
+    else if (s == "--threads")
+      a.threads = std::stoi(value());
+    else if (s == "--workers")
+      a.workers = std::stoi(value());
+    else if (s == "--batch-size")
+      a.batch_size = std::stoll(value());
+    else if (s == "--batches")
+      a.batches = std::stoll(value());
+    else if (s == "--consumer-ms")
+      a.consumer_ms = std::stoi(value());
+    else if (s == "--bench")
+      a.bench = true;
     else if (s == "--help" || s == "-h") {
-      std::printf("usage: loader_throughput CORPUS_DIR [--manifest NAME] [--cache-dir DIR] [--threads N] "
-                  "[--batch-size B] [--workers N] [--batches N] [--consumer-ms MS] [--bench]\n");
+      std::printf(
+          "usage: loader_throughput CORPUS_DIR [--manifest NAME] [--cache-dir DIR] [--threads N] "
+          "[--batch-size B] [--workers N] [--batches N] [--consumer-ms MS] [--bench]\n");
       return 0;
-    } else if (a.corpus.empty()) a.corpus = s;
+    } else if (a.corpus.empty())
+      a.corpus = s;
     else {
       std::fprintf(stderr, "loader_throughput: unexpected argument %s\n", s.c_str());
       return 2;

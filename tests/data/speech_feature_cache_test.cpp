@@ -1,8 +1,6 @@
 // Tests of data/feature_cache.h: the cached features equal Fbank on each file, a second run
 // loads instead of recomputing, the key follows the settings and the data, and a missing or
 // corrupt audio file fails the build naming its path and manifest line, leaving no cache file.
-#include "data/feature_cache.h"
-
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -10,6 +8,7 @@
 
 #include "core/error.h"
 #include "data/audio_io.h"
+#include "data/feature_cache.h"
 #include "speech_test_corpus.h"
 
 namespace cw {
@@ -166,7 +165,8 @@ TEST(FeatureCache, MissingOrCorruptAudioFailsNamingPathAndLine) {
 TEST(FeatureCache, EmptyManifestIsAnError) {
   SpeechTempDir dir("cache_empty");
   test::write_text(dir / "m.tsv", test::kManifestHeader);
-  EXPECT_THROW(FeatureCache::build_or_load(SpeechManifest::read(dir / "m.tsv"), {}, dir / "cache", 1), ValueError);
+  EXPECT_THROW(FeatureCache::build_or_load(SpeechManifest::read(dir / "m.tsv"), {}, dir / "cache", 1),
+               ValueError);
 }
 
 }  // namespace

@@ -38,7 +38,8 @@ std::shared_ptr<const FeatureCache> SpeechLoaderTest::cache_;
 
 bool same_batch(const SpeechBatch& a, const SpeechBatch& b) {
   return a.epoch == b.epoch && a.batch_in_epoch == b.batch_in_epoch && a.indices == b.indices &&
-         a.features.shape() == b.features.shape() && a.features.to_vector<float>() == b.features.to_vector<float>() &&
+         a.features.shape() == b.features.shape() &&
+         a.features.to_vector<float>() == b.features.to_vector<float>() &&
          a.lengths.to_vector<int64_t>() == b.lengths.to_vector<int64_t>();
 }
 
@@ -159,7 +160,8 @@ TEST_F(SpeechLoaderTest, SeekResumesExactly) {
     resumed.seek(run[static_cast<size_t>(step)].epoch, run[static_cast<size_t>(step)].batch_in_epoch);
     EXPECT_EQ(resumed.epoch() * resumed.batches_per_epoch() + resumed.batch_in_epoch(), step);
     for (int k = step; k < std::min(step + 3, 11); ++k)
-      EXPECT_TRUE(same_batch(resumed.next(), run[static_cast<size_t>(k)])) << "resumed at " << step << ", step " << k;
+      EXPECT_TRUE(same_batch(resumed.next(), run[static_cast<size_t>(k)]))
+          << "resumed at " << step << ", step " << k;
   }
   // Seeking back on a loader that has prefetched ahead.
   reference.seek(0, 2);
@@ -236,7 +238,8 @@ TEST_F(SpeechLoaderTest, BucketingReducesPadding) {
   SpeechLoaderOptions o = train_options(0);
   o.bucket_window = 100;
   for (const auto& rows : SpeechLoader(cache_, o).epoch_plan(3))
-    for (size_t i = 1; i < rows.size(); ++i) EXPECT_LE(cache_->num_frames(rows[i - 1]), cache_->num_frames(rows[i]));
+    for (size_t i = 1; i < rows.size(); ++i)
+      EXPECT_LE(cache_->num_frames(rows[i - 1]), cache_->num_frames(rows[i]));
 }
 
 TEST_F(SpeechLoaderTest, MaxFramesCropsFromTheStart) {
@@ -263,7 +266,8 @@ TEST_F(SpeechLoaderTest, TokenizesTranscripts) {
   const SpeechBatch b = SpeechLoader(cache_, o).batch(0, 0);
   ASSERT_TRUE(b.text.input_ids.defined());
   EXPECT_EQ(b.text.input_ids.size(0), 4);
-  EXPECT_EQ(b.text.input_ids.to_vector<int64_t>(), tok->encode_batch(b.transcripts).input_ids.to_vector<int64_t>());
+  EXPECT_EQ(b.text.input_ids.to_vector<int64_t>(),
+            tok->encode_batch(b.transcripts).input_ids.to_vector<int64_t>());
   // "say number 1" -> [CLS] say number 1 [SEP]
   EXPECT_EQ(tok->encode(b.transcripts[1]), (std::vector<int64_t>{2, 5, 6, 7, 3}));
 }

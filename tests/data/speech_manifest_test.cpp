@@ -31,10 +31,11 @@ std::string manifest_error(const SpeechTempDir& dir, const std::string& text) {
 TEST(SpeechManifest, ParsesRowsAndResolvesAudioPaths) {
   SpeechTempDir dir("parse");
   // CRLF line ends, a benchmark label on one row, a trailing blank line.
-  write_text(dir / "sub/m.tsv", std::string(kManifestHeader) +
-                                    "a1\taudio/a1.wav\tturn the lights off\tespeak:en-us\t1.25\ttrain\t\r\n"
-                                    "a2\t/abs/a2.wav\twake me up at seven\tflite:slt\t0.5\tintent_test\talarm_set\n"
-                                    "\n");
+  write_text(dir / "sub/m.tsv",
+             std::string(kManifestHeader) +
+                 "a1\taudio/a1.wav\tturn the lights off\tespeak:en-us\t1.25\ttrain\t\r\n"
+                 "a2\t/abs/a2.wav\twake me up at seven\tflite:slt\t0.5\tintent_test\talarm_set\n"
+                 "\n");
   const SpeechManifest m = SpeechManifest::read(dir / "sub/m.tsv");
   ASSERT_EQ(m.size(), 2);
   EXPECT_EQ(m[0].id, "a1");
@@ -84,7 +85,8 @@ TEST(SpeechManifest, MalformedInputNamesFileAndLine) {
 
   for (const std::string bad : {"abc", "", "-1", "1.5s", "nan", "inf", "1e999"}) {
     e = manifest_error(dir, kManifestHeader + ok_row + "u2\tb.wav\thello\tv\t" + bad + "\ttrain\t\n");
-    EXPECT_NE(e.find(file + ":3: bad duration '" + bad + "' for 'u2'"), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find(file + ":3: bad duration '" + bad + "' for 'u2'"), std::string::npos)
+        << bad << ": " << e;
   }
 
   e = manifest_error(dir, kManifestHeader + ok_row + "u2\tb.wav\thi\tv\t1\ttrain\t\n" + ok_row);
