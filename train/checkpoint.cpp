@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc >= 2.28)
 #include <unistd.h>
 
 #include <algorithm>
@@ -168,50 +169,62 @@ SafetensorsFile open_checkpoint_file(const fs::path& path) {
 void save_checkpoint(const fs::path& dir, const std::map<std::string, Tensor>& model_state, const AdamW& opt,
                      const TrainerState& state, int keep_last_k) {
   CW_CHECK(state.step >= 0, ValueError, "save_checkpoint: step must be >= 0, got ", state.step);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  CW_CHECK(!ec && fs::is_directory(dir), Error, "save_checkpoint: cannot create directory ", dir.string(),
-           ": ", ec.message());
-
   const std::string name = step_name(state.step);
   const fs::path final_dir = dir / name;
   const fs::path temp_dir = dir / (name + ".tmp-" + pid_suffix());
-  fs::remove_all(temp_dir);
-  fs::create_directory(temp_dir);
+  try {
+    fs::create_directories(dir);
+    fs::remove_all(temp_dir);
+    fs::create_directory(temp_dir);
 
-  // 1. Everything into the temporary directory (each file temp + rename + fsync on its own).
-  save_safetensors((temp_dir / "model.safetensors").string(), on_cpu(model_state));
-  save_safetensors((temp_dir / "optimizer.safetensors").string(), on_cpu(opt.state_tensors()),
-                   {{"step", std::to_string(opt.step_count())}});
-  write_text_atomic(temp_dir / "trainer_state.json", state_to_json(state, opt.step_count()).dump(2) + "\n");
-  fsync_path(temp_dir, true);
+    // 1. Everything into the temporary directory (each file temp + rename + fsync on its own).
+    save_safetensors((temp_dir / "model.safetensors").string(), on_cpu(model_state));
+    save_safetensors((temp_dir / "optimizer.safetensors").string(), on_cpu(opt.state_tensors()),
+                     {{"step", std::to_string(opt.step_count())}});
+    write_text_atomic(temp_dir / "trainer_state.json", state_to_json(state, opt.step_count()).dump(2) + "\n");
+    fsync_path(temp_dir, true);
 
-  // 2. The directory appears complete under its final name. Re-saving a step moves the old one
-  // aside first (rename cannot replace a non-empty directory).
-  if (fs::exists(final_dir)) {
-    const fs::path old_dir = dir / (name + ".old-" + pid_suffix());
-    fs::remove_all(old_dir);
-    fs::rename(final_dir, old_dir);
-    fs::rename(temp_dir, final_dir);
-    fs::remove_all(old_dir);
-  } else {
-    fs::rename(temp_dir, final_dir);
-  }
-  fsync_path(dir, true);
-
-  // 3. The pointer, last: a reader following it only ever finds complete checkpoints.
-  write_text_atomic(dir / "latest", name + "\n");
-
-  // 4. Pruning: the newest keep_last_k by step number, always including the one just written.
-  if (keep_last_k > 0) {
-    const auto dirs = step_dirs(dir);
-    const size_t keep = static_cast<size_t>(keep_last_k);
-    for (size_t i = 0; i + keep < dirs.size(); ++i) {
-      if (dirs[i].second.filename() == name) continue;
-      fs::remove_all(dirs[i].second);
+    // 2. The directory appears complete under its final name. Re-saving a step swaps the two
+    // directories in one atomic exchange (Linux renameat2), then drops the old one; where the
+    // filesystem cannot exchange, the old one is moved aside first (a short window in which a
+    // crash leaves `latest` naming a missing directory, reported as such by the loader).
+    if (fs::exists(final_dir)) {
+      if (::renameat2(AT_FDCWD, temp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
+        fs::remove_all(temp_dir);  // now holds the old checkpoint
+      } else {
+        const fs::path old_dir = dir / (name + ".old-" + pid_suffix());
+        fs::remove_all(old_dir);
+        fs::rename(final_dir, old_dir);
+        fs::rename(temp_dir, final_dir);
+        fs::remove_all(old_dir);
+      }
+    } else {
+      fs::rename(temp_dir, final_dir);
     }
+    fsync_path(dir, true);
+
+    // 3. The pointer, last: a reader following it only ever finds complete checkpoints.
+    write_text_atomic(dir / "latest", name + "\n");
+
+    // 4. Pruning: the newest keep_last_k by step number, always including the one just written.
+    if (keep_last_k > 0) {
+      const auto dirs = step_dirs(dir);
+      const size_t keep = static_cast<size_t>(keep_last_k);
+      for (size_t i = 0; i + keep < dirs.size(); ++i) {
+        if (dirs[i].second.filename() == name) continue;
+        fs::remove_all(dirs[i].second);
+      }
+    }
+    remove_leftovers(dir);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ignored;
+    fs::remove_all(temp_dir, ignored);
+    throw Error(detail::cat("save_checkpoint: ", e.what()));
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(temp_dir, ignored);
+    throw;
   }
-  remove_leftovers(dir);
 }
 
 LoadedCheckpoint load_checkpoint(const fs::path& step_dir) {
