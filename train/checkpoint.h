@@ -10,9 +10,9 @@
 // Writing (save_checkpoint): every file goes into dir/step-XXXXXXXX.tmp-<pid>/ (each file itself
 // temp + rename, flushed to disk), the directory is renamed to step-XXXXXXXX (atomically exchanged
 // with an existing one of the same step), then `latest` is replaced (temp + rename), then old
-// checkpoints are pruned. A reader therefore sees either
-// the previous checkpoint or the new one; leftovers of a killed writer (*.tmp-* names) are
-// ignored by the loaders and removed by the next save once their process is gone.
+// checkpoints are pruned. A reader therefore sees either the previous checkpoint or the new one;
+// leftovers of a killed writer (*.tmp-* names) are ignored by the loaders and removed by the
+// next save once their process is gone.
 #pragma once
 
 #include <cstdint>
