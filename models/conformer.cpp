@@ -14,6 +14,13 @@ namespace cw::models {
 
 ConformerConfig ConformerConfig::small() { return ConformerConfig{}; }
 
+ConformerConfig ConformerConfig::mini() {
+  ConformerConfig c;
+  c.num_layers = 4;
+  c.conv_kernel_size = 15;
+  return c;
+}
+
 ConformerConfig ConformerConfig::tiny() {
   ConformerConfig c;
   c.n_mels = 10;

@@ -1,0 +1,40 @@
+// Zero-shot evaluation of a speech-text model on the corpus benchmarks: embeds the benchmark
+// utterances with the trained speech tower (eval mode, no graph), then scores them with
+// train/zero_shot.h against the frozen tower's class prompts and transcripts. Used by `train`
+// (every --run.eval_every steps) and by `eval`. Part of train/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "models/dual_encoder.h"
+#include "train/speech_text_data.h"
+#include "train/zero_shot.h"
+
+namespace cw::train {
+
+struct EvalResult {
+  ZeroShotScore intent;             // SLURP-like intents, all test rows
+  ZeroShotScore keywords;           // Speech Commands-like keywords, all rows
+  ZeroShotScore keywords_synthetic; // held-out synthetic voices
+  ZeroShotScore keywords_human;     // the recorded human digits
+  RetrievalScore retrieval;         // held-out speech-transcript pairs
+  double structure_correlation = 0; // corr(speech-speech cosines, text-text cosines) on the retrieval set
+  double seconds = 0;
+  nlohmann::json to_json() const;
+  std::string table() const;        // a human-readable summary, one benchmark per line
+};
+
+// The speech embeddings (N, D) f32 of rows `rows` of a split (features normalized per utterance,
+// as the training loader does), in batches; the model is put in eval mode and restored.
+Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, const std::vector<int64_t>& rows,
+                   int64_t batch_size);
+
+// Scores every benchmark. max_items > 0 evaluates an evenly spaced subset of at most that many
+// rows per split (cheap mid-run numbers); 0 evaluates all rows.
+EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, int64_t batch_size,
+                    int64_t max_items = 0);
+
+}  // namespace cw::train

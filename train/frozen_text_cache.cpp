@@ -1,0 +1,86 @@
+// Frozen text-tower embedding cache (see frozen_text_cache.h).
+#include "train/frozen_text_cache.h"
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+
+#include "autograd/grad_mode.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+
+namespace cw::train {
+
+uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+uint64_t fnv1a64(const std::string& s, uint64_t h) { return fnv1a64(s.data(), s.size(), h); }
+
+uint64_t file_fingerprint(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  CW_CHECK(in.good(), Error, "cannot read '", path.string(), "'");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return fnv1a64(bytes);
+}
+
+std::string hex64(uint64_t v) {
+  static const char* digits = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<size_t>(i)] = digits[v & 15];
+  return s;
+}
+
+FrozenTextTower FrozenTextTower::load(const std::filesystem::path& dir) {
+  FrozenTextTower t{models::SentenceEncoder::load(dir), 0, dir};
+  t.encoder.model->requires_grad_(false);  // frozen: no gradients, no saved activations
+  t.encoder.model->eval();
+  // The weights file is large; its size plus the config identify the model well enough for a
+  // cache key (a different checkpoint of the same architecture differs in config or size in
+  // practice, and --model.text_model names the folder in the run record anyway).
+  const uint64_t size = std::filesystem::file_size(dir / "model.safetensors");
+  uint64_t h = file_fingerprint(dir / "config.json");
+  h = fnv1a64(&size, sizeof size, h);
+  h = fnv1a64(&t.encoder.max_seq_length, sizeof t.encoder.max_seq_length, h);
+  t.fingerprint = h;
+  return t;
+}
+
+CachedEmbeddings embed_with_cache(const FrozenTextTower& tower, const std::vector<std::string>& sentences,
+                                  const std::filesystem::path& cache_dir, const std::string& name,
+                                  int64_t batch_size) {
+  CW_CHECK(!sentences.empty(), ValueError, "embed_with_cache('", name, "'): no sentences");
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t key = tower.fingerprint;
+  for (const auto& s : sentences) key = fnv1a64(s + '\n', key);
+  CachedEmbeddings out;
+  out.file = cache_dir / (name + "-" + hex64(key) + ".safetensors");
+  const int64_t n = static_cast<int64_t>(sentences.size());
+  if (std::filesystem::exists(out.file)) {
+    try {
+      Tensor e = SafetensorsFile::open(out.file.string()).load("embeddings", DType::F32);
+      if (e.dim() == 2 && e.shape()[0] == n) {
+        out.embeddings = e.contiguous();
+        out.from_cache = true;
+      }
+    } catch (const Error&) {
+      // unreadable: recompute and overwrite below
+    }
+  }
+  if (!out.from_cache) {
+    NoGradGuard no_grad;
+    out.embeddings = tower.encoder.encode(sentences, batch_size);
+    std::filesystem::create_directories(cache_dir);
+    save_safetensors(out.file.string(), {{"embeddings", out.embeddings}},
+                     {{"model", tower.dir.filename().string()}, {"key", hex64(key)}});
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace cw::train

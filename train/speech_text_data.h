@@ -1,0 +1,61 @@
+// Everything a speech-text run reads from its corpus, prepared once: the corpus itself (generated
+// by tools/make_speech_corpus.py when missing), log-mel feature caches of every split, the frozen
+// text tower's cached embeddings of the training and retrieval transcripts, and the class-prompt
+// embeddings of the zero-shot benchmarks for every template. Part of train/.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/feature_cache.h"
+#include "data/speech_manifest.h"
+#include "train/frozen_text_cache.h"
+#include "train/train_options.h"
+
+namespace cw::train {
+
+// One manifest with its features, and for a benchmark the class of each row.
+struct SpeechSplit {
+  std::string name;
+  std::shared_ptr<const FeatureCache> features;  // holds the manifest too
+  std::vector<int64_t> labels;                   // class index per row (benchmarks), else empty
+  std::vector<bool> human;                       // row spoken by a person (voice names "*human*")
+  const SpeechManifest& manifest() const { return features->manifest(); }
+  int64_t size() const { return features->size(); }
+};
+
+// A zero-shot benchmark's classes as text: for each template, the frozen tower's (C, D) class
+// embeddings. Templates use {name} and {description} (intents) or {name} (keywords).
+struct ClassPrompts {
+  std::vector<std::string> labels;        // C labels, in intents.tsv / keywords.tsv order
+  std::vector<std::string> templates;     // K templates
+  std::vector<Tensor> embeddings;         // K tensors f32 (C, D)
+};
+
+// The templates used for intents and keywords (>= 10 each, listed in the .cpp with their reason).
+const std::vector<std::string>& intent_templates();
+const std::vector<std::string>& keyword_templates();
+// Fills a template: {name} and {description} replaced (an unknown {field} is a ValueError).
+std::string fill_template(const std::string& tmpl, const std::string& name, const std::string& description);
+
+struct SpeechTextData {
+  std::filesystem::path corpus;
+  SpeechSplit train, valid, intent, kws, retrieval;
+  Tensor train_text;      // f32 (N_train, D) frozen embeddings of the training transcripts
+  Tensor valid_text;      // f32 (N_valid, D)
+  Tensor retrieval_text;  // f32 (N_retrieval, D)
+  ClassPrompts intent_classes, kws_classes;
+};
+
+// Runs the corpus generator when <corpus>/corpus.json is missing and corpus_size != none (else
+// a missing corpus is an error naming the folder and the command that makes it).
+void ensure_corpus(const TrainOptions& o, std::ostream& log);
+
+// ensure_corpus, then features and frozen embeddings (computed or read from the caches), with
+// one log line per step and its time.
+SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text, std::ostream& log);
+
+}  // namespace cw::train

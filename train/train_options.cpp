@@ -1,0 +1,259 @@
+// Option table of the `train` binary (see train_options.h). Each option is declared once, in its
+// section's options_description, bound straight to its TrainOptions field; the loss options are
+// read as strings and parsed by losses/contrastive_config.h, which names the valid spellings.
+#include "train/train_options.h"
+
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace cw::train {
+namespace po = boost::program_options;
+
+namespace {
+
+// The loss options as the user spells them (enums become strings).
+struct LossStrings {
+  std::string kind = "cwcl", kernel = "linear", mask = "none", reverse = "weighted", reduction = "mean",
+              linear_weights = "auto";
+};
+
+std::string bool_str(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+std::string TrainOptions::to_ini() const {
+  std::ostringstream s;
+  s.precision(10);
+  s << "[data]\n"
+    << "corpus = " << corpus << "\ncorpus_size = " << corpus_size << "\nfeature_cache = " << feature_cache
+    << "\nmax_frames = " << max_frames << "\nspec_augment = " << bool_str(spec_augment)
+    << "\nloader_workers = " << loader_workers << "\ncorpus_jobs = " << corpus_jobs << "\n\n"
+    << "[model]\n"
+    << "speech_preset = " << speech_preset << "\nd_model = " << d_model << "\nnum_layers = " << num_layers
+    << "\nnum_heads = " << num_heads << "\nffn_dim = " << ffn_dim << "\nconv_kernel = " << conv_kernel
+    << "\ndropout = " << dropout << "\ntext_model = " << text_model << "\n\n"
+    << "[loss]\n"
+    << "kind = " << losses::to_string(loss.loss) << "\nkernel = " << losses::to_string(loss.kernel)
+    << "\nkernel_temperature = " << loss.kernel_temperature << "\nmask = " << losses::to_string(loss.mask)
+    << "\ntop_k = " << loss.top_k << "\nthreshold = " << loss.threshold
+    << "\nreverse = " << losses::to_string(loss.reverse) << "\nreduction = " << losses::to_string(loss.reduction)
+    << "\ninit_temperature = " << loss.init_temperature << "\nlearn_temperature = " << bool_str(loss.learn_temperature)
+    << "\nmax_logit_scale = " << loss.max_logit_scale << "\nlinear_weights = " << losses::to_string(loss.linear_weights)
+    << "\nblock_rows = " << loss.block_rows << "\nwhole_matrix_max_mb = " << loss.whole_matrix_max_mb << "\n\n"
+    << "[optim]\n"
+    << "steps = " << steps << "\nbatch_size = " << batch_size << "\nwarmup_steps = " << warmup_steps
+    << "\nlr = " << lr << "\nmin_lr_ratio = " << min_lr_ratio << "\nweight_decay = " << weight_decay
+    << "\nbeta1 = " << beta1 << "\nbeta2 = " << beta2 << "\neps = " << eps << "\ngrad_clip = " << grad_clip << "\n\n"
+    << "[run]\n"
+    << "seed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
+    << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last << "\nlog_every = " << log_every
+    << "\nresume = " << bool_str(resume) << "\ndevice = " << device << "\nthreads = " << threads
+    << "\nprogress = " << progress << "\nplots = " << bool_str(plots) << "\n\n"
+    << "[eval]\n"
+    << "batch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
+  return s.str();
+}
+
+ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::ostream& out) {
+  ParsedTrainOptions parsed;
+  TrainOptions& o = parsed.options;
+  LossStrings ls;
+  std::vector<std::string> config_files;
+
+  po::options_description general("General");
+  general.add_options()("help,h", "print this help and exit")(
+      "config,c", po::value(&config_files)->composing(),
+      "INI config file (repeatable; later files override earlier ones, the command line overrides all)")(
+      "print-config", "print the resolved configuration as INI and exit");
+
+  po::options_description data("Data [data]");
+  data.add_options()("data.corpus", po::value(&o.corpus)->default_value(o.corpus),
+                     "speech corpus folder (made by tools/make_speech_corpus.py)")(
+      "data.corpus_size", po::value(&o.corpus_size)->default_value(o.corpus_size),
+      "size to generate when the corpus is missing: tiny|small|full, or none to never generate")(
+      "data.feature_cache", po::value(&o.feature_cache)->default_value(o.feature_cache),
+      "log-mel feature cache folder (empty: <corpus>/features)")(
+      "data.max_frames", po::value(&o.max_frames)->default_value(o.max_frames),
+      "crop training utterances to this many 10 ms frames (0: no crop)")(
+      "data.spec_augment", po::value(&o.spec_augment)->default_value(o.spec_augment),
+      "SpecAugment masks on training batches")(
+      "data.loader_workers", po::value(&o.loader_workers)->default_value(o.loader_workers),
+      "background batch threads (0: batches made on the training thread)")(
+      "data.corpus_jobs", po::value(&o.corpus_jobs)->default_value(o.corpus_jobs),
+      "processes for corpus generation (0: all cores)");
+
+  po::options_description model("Model [model]");
+  model.add_options()("model.speech_preset", po::value(&o.speech_preset)->default_value(o.speech_preset),
+                      "Conformer size: tiny | mini | small")(
+      "model.d_model", po::value(&o.d_model)->default_value(o.d_model), "override the preset (0: keep)")(
+      "model.num_layers", po::value(&o.num_layers)->default_value(o.num_layers), "override the preset (0: keep)")(
+      "model.num_heads", po::value(&o.num_heads)->default_value(o.num_heads), "override the preset (0: keep)")(
+      "model.ffn_dim", po::value(&o.ffn_dim)->default_value(o.ffn_dim), "override the preset (0: keep)")(
+      "model.conv_kernel", po::value(&o.conv_kernel)->default_value(o.conv_kernel),
+      "depthwise conv kernel, odd (0: keep)")("model.dropout", po::value(&o.dropout)->default_value(o.dropout),
+                                              "dropout of the speech tower (< 0: keep the preset's)")(
+      "model.text_model", po::value(&o.text_model)->default_value(o.text_model),
+      "frozen text tower folder (empty: the installed all-MiniLM-L6-v2)");
+
+  po::options_description loss("Loss [loss]");
+  loss.add_options()("loss.kind", po::value(&ls.kind)->default_value(ls.kind), "cwcl | infonce (CLIP/LiT)")(
+      "loss.kernel", po::value(&ls.kernel)->default_value(ls.kernel),
+      "CWCL weight kernel: linear (paper: cos/2 + 1/2) | exp (exp((cos - 1) / kernel_temperature))")(
+      "loss.kernel_temperature", po::value(&o.loss.kernel_temperature)->default_value(o.loss.kernel_temperature),
+      "temperature of the exp kernel")("loss.mask", po::value(&ls.mask)->default_value(ls.mask),
+                                       "sparsify CWCL weights: none | topk | threshold")(
+      "loss.top_k", po::value(&o.loss.top_k)->default_value(o.loss.top_k), "k of the topk mask")(
+      "loss.threshold", po::value(&o.loss.threshold)->default_value(o.loss.threshold),
+      "cosine threshold of the threshold mask")(
+      "loss.reverse", po::value(&ls.reverse)->default_value(ls.reverse),
+      "reverse (frozen -> trained) direction: weighted | infonce | none")(
+      "loss.reduction", po::value(&ls.reduction)->default_value(ls.reduction),
+      "combine the two directions: mean | sum")(
+      "loss.init_temperature", po::value(&o.loss.init_temperature)->default_value(o.loss.init_temperature),
+      "initial temperature (logit scale 1/T)")(
+      "loss.learn_temperature", po::value(&o.loss.learn_temperature)->default_value(o.loss.learn_temperature),
+      "learn the logit scale (CLIP) or keep it fixed")(
+      "loss.max_logit_scale", po::value(&o.loss.max_logit_scale)->default_value(o.loss.max_logit_scale),
+      "clamp of the logit scale")("loss.linear_weights", po::value(&ls.linear_weights)->default_value(ls.linear_weights),
+                                  "linear-kernel implementation: auto | factored | blockwise (speed only)")(
+      "loss.block_rows", po::value(&o.loss.block_rows)->default_value(o.loss.block_rows),
+      "logit rows per block (0: automatic; speed only)")(
+      "loss.whole_matrix_max_mb", po::value(&o.loss.whole_matrix_max_mb)->default_value(o.loss.whole_matrix_max_mb),
+      "largest N x N matrix made whole, MiB (speed/memory only)");
+
+  po::options_description optim("Optimization [optim]");
+  optim.add_options()("optim.steps", po::value(&o.steps)->default_value(o.steps), "training steps")(
+      "optim.batch_size", po::value(&o.batch_size)->default_value(o.batch_size), "pairs per step (the contrastive batch)")(
+      "optim.warmup_steps", po::value(&o.warmup_steps)->default_value(o.warmup_steps), "linear LR warmup steps")(
+      "optim.lr", po::value(&o.lr)->default_value(o.lr), "peak learning rate (AdamW)")(
+      "optim.min_lr_ratio", po::value(&o.min_lr_ratio)->default_value(o.min_lr_ratio),
+      "cosine schedule ends at lr * min_lr_ratio")(
+      "optim.weight_decay", po::value(&o.weight_decay)->default_value(o.weight_decay),
+      "decoupled weight decay (not on biases, norms or the logit scale)")(
+      "optim.beta1", po::value(&o.beta1)->default_value(o.beta1), "AdamW beta1")(
+      "optim.beta2", po::value(&o.beta2)->default_value(o.beta2), "AdamW beta2")(
+      "optim.eps", po::value(&o.eps)->default_value(o.eps), "AdamW epsilon")(
+      "optim.grad_clip", po::value(&o.grad_clip)->default_value(o.grad_clip),
+      "clip gradients to this global L2 norm (0: off)");
+
+  po::options_description run("Run [run]");
+  run.add_options()("run.seed", po::value(&o.seed)->default_value(o.seed), "seed of init, data order, dropout, SpecAugment")(
+      "run.out", po::value(&o.out)->default_value(o.out), "output folder")(
+      "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every), "zero-shot evaluation every N steps (0: at the end)")(
+      "run.checkpoint_every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
+      "checkpoint every N steps (0: at the end)")(
+      "run.keep_last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints kept")(
+      "run.log_every", po::value(&o.log_every)->default_value(o.log_every), "log a metrics line every N steps")(
+      "run.resume", po::value(&o.resume)->default_value(o.resume), "continue from <out>/checkpoints (latest)")(
+      "run.device", po::value(&o.device)->default_value(o.device), "cpu (cuda: when built with the CUDA backend)")(
+      "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
+      "run.progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | lines")(
+      "run.plots", po::value(&o.plots)->default_value(o.plots), "render PNG plots with gnuplot at the end");
+
+  po::options_description eval("Evaluation [eval]");
+  eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),
+                     "utterances per evaluation batch")(
+      "eval.max_items", po::value(&o.eval_max_items)->default_value(o.eval_max_items),
+      "cap on items per benchmark split in mid-run evaluations (0: all)");
+
+  po::options_description all("train: CWCL / InfoNCE training of the speech tower against a frozen text tower");
+  all.add(general).add(data).add(model).add(loss).add(optim).add(run).add(eval);
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, all), vm);
+    // po::store keeps the first value stored for an option: the command line goes first so it
+    // wins, and config files go last-to-first so that a later file overrides an earlier one.
+    if (vm.count("config")) {
+      auto files = vm["config"].as<std::vector<std::string>>();
+      for (auto it = files.rbegin(); it != files.rend(); ++it) {
+        const std::string& f = *it;
+        std::ifstream in(f);
+        CW_CHECK(in.good(), ValueError, "--config: cannot open '", f, "'");
+        try {
+          po::store(po::parse_config_file(in, all), vm);
+        } catch (const po::error& e) {
+          throw ValueError(std::string("config file '") + f + "': " + e.what());
+        }
+      }
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ValueError(std::string("train: ") + e.what() + " (see --help)");
+  }
+  if (vm.count("help")) {
+    out << all << "\n";
+    parsed.exit_now = true;
+    return parsed;
+  }
+
+  o.loss.loss = losses::parse_loss_kind(ls.kind);
+  o.loss.kernel = losses::parse_weight_kernel(ls.kernel);
+  o.loss.mask = losses::parse_weight_mask(ls.mask);
+  o.loss.reverse = losses::parse_reverse_direction(ls.reverse);
+  o.loss.reduction = losses::parse_direction_reduction(ls.reduction);
+  o.loss.linear_weights = losses::parse_linear_weights_form(ls.linear_weights);
+  o.loss.validate();
+
+  // Contradictions and bad values, each named by its option.
+  auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
+  if (o.loss.loss == losses::LossKind::InfoNCE)
+    for (const char* n : {"loss.kernel", "loss.kernel_temperature", "loss.mask", "loss.top_k", "loss.threshold"})
+      CW_CHECK(!given(n), ValueError, "--", n, " is a CWCL option but --loss.kind is infonce");
+  if (o.loss.kernel != losses::WeightKernel::Exp)
+    CW_CHECK(!given("loss.kernel_temperature"), ValueError,
+             "--loss.kernel_temperature is set but --loss.kernel is not exp");
+  CW_CHECK(!(given("loss.top_k") && o.loss.mask != losses::WeightMask::TopK), ValueError,
+           "--loss.top_k is set but --loss.mask is not topk");
+  CW_CHECK(!(given("loss.threshold") && o.loss.mask != losses::WeightMask::Threshold), ValueError,
+           "--loss.threshold is set but --loss.mask is not threshold");
+  CW_CHECK(o.corpus_size == "tiny" || o.corpus_size == "small" || o.corpus_size == "full" || o.corpus_size == "none",
+           ValueError, "--data.corpus_size must be tiny, small, full or none, got '", o.corpus_size, "'");
+  CW_CHECK(o.max_frames == 0 || o.max_frames >= 16, ValueError, "--data.max_frames must be 0 or >= 16, got ",
+           o.max_frames);
+  CW_CHECK(o.loader_workers >= 0 && o.loader_workers <= 64, ValueError, "--data.loader_workers must be in [0, 64], got ",
+           o.loader_workers);
+  CW_CHECK(o.speech_preset == "tiny" || o.speech_preset == "mini" || o.speech_preset == "small", ValueError,
+           "--model.speech_preset must be tiny, mini or small, got '", o.speech_preset, "'");
+  CW_CHECK(o.d_model >= 0 && o.num_layers >= 0 && o.num_heads >= 0 && o.ffn_dim >= 0 && o.conv_kernel >= 0,
+           ValueError, "--model.* sizes must be >= 0 (0 keeps the preset's)");
+  CW_CHECK(o.conv_kernel == 0 || o.conv_kernel % 2 == 1, ValueError, "--model.conv_kernel must be odd, got ",
+           o.conv_kernel);
+  CW_CHECK(o.dropout < 1.0, ValueError, "--model.dropout must be < 1, got ", o.dropout);
+  CW_CHECK(o.steps >= 1, ValueError, "--optim.steps must be >= 1, got ", o.steps);
+  CW_CHECK(o.batch_size >= 2, ValueError, "--optim.batch_size must be >= 2 (a contrastive batch), got ", o.batch_size);
+  CW_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.steps, ValueError, "--optim.warmup_steps (", o.warmup_steps,
+           ") must be in [0, --optim.steps = ", o.steps, ")");
+  CW_CHECK(o.lr > 0, ValueError, "--optim.lr must be > 0, got ", o.lr);
+  CW_CHECK(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, ValueError, "--optim.min_lr_ratio must be in [0, 1]");
+  CW_CHECK(o.weight_decay >= 0, ValueError, "--optim.weight_decay must be >= 0");
+  CW_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, ValueError,
+           "--optim.beta1 and --optim.beta2 must be in [0, 1)");
+  CW_CHECK(o.eps > 0, ValueError, "--optim.eps must be > 0");
+  CW_CHECK(o.grad_clip >= 0, ValueError, "--optim.grad_clip must be >= 0 (0: off)");
+  CW_CHECK(o.eval_every >= 0 && o.checkpoint_every >= 0 && o.log_every >= 1 && o.keep_last >= 1, ValueError,
+           "--run.eval_every/checkpoint_every must be >= 0, --run.log_every and --run.keep_last >= 1");
+  CW_CHECK(o.progress == "auto" || o.progress == "bar" || o.progress == "lines", ValueError,
+           "--run.progress must be auto, bar or lines, got '", o.progress, "'");
+  CW_CHECK(o.device == "cpu" || o.device.rfind("cuda", 0) == 0, ValueError, "--run.device must be cpu or cuda[:n], got '",
+           o.device, "'");
+  CW_CHECK(o.device == "cpu", ValueError, "--run.device ", o.device,
+           ": this build has no CUDA backend yet (cuda/ is empty); use cpu");
+  CW_CHECK(o.threads >= 0, ValueError, "--run.threads must be >= 0");
+  CW_CHECK(o.eval_batch_size >= 1 && o.eval_max_items >= 0, ValueError,
+           "--eval.batch_size must be >= 1 and --eval.max_items >= 0");
+  CW_CHECK(!o.out.empty(), ValueError, "--run.out must not be empty");
+
+  if (vm.count("print-config")) {
+    out << o.to_ini();
+    parsed.exit_now = true;
+  }
+  return parsed;
+}
+
+}  // namespace cw::train

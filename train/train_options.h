@@ -1,0 +1,76 @@
+// TrainOptions: every setting of the `train` binary, read from the command line and from INI
+// config files with Boost.Program_options. One option has one name everywhere: `--optim.lr 3e-4`
+// on the command line is `lr = 3e-4` under `[optim]` in a config file (Program_options maps
+// sections to dotted prefixes). Precedence: command line > later --config files > earlier ones >
+// defaults. Part of train/.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "losses/contrastive_config.h"
+
+namespace cw::train {
+
+struct TrainOptions {
+  // ---- [data]
+  std::string corpus = ".cache/speech/small";  // corpus folder (tools/make_speech_corpus.py layout)
+  std::string corpus_size = "small";           // generated into `corpus` if missing: tiny|small|full|none
+  std::string feature_cache;                   // log-mel cache folder; empty = <corpus>/features
+  int64_t max_frames = 800;                    // crop longer utterances (10 ms frames); 0 = no crop
+  bool spec_augment = true;
+  int64_t loader_workers = 1;
+  int64_t corpus_jobs = 0;                     // processes for generating the corpus; 0 = all cores
+
+  // ---- [model]
+  std::string speech_preset = "mini";  // tiny | mini | small (models/conformer.h)
+  int64_t d_model = 0, num_layers = 0, num_heads = 0, ffn_dim = 0, conv_kernel = 0;  // 0 = preset's
+  double dropout = -1;                 // < 0 = preset's
+  std::string text_model;              // all-MiniLM-L6-v2 folder; empty = the installed package
+
+  // ---- [loss]: every option of losses::ContrastiveConfig
+  losses::ContrastiveConfig loss;
+
+  // ---- [optim]
+  int64_t steps = 600, batch_size = 64, warmup_steps = 60;
+  double lr = 1e-3, min_lr_ratio = 0.05, weight_decay = 0.05;
+  double beta1 = 0.9, beta2 = 0.98, eps = 1e-8;
+  double grad_clip = 1.0;  // global L2 norm; 0 = off
+
+  // ---- [run]
+  uint64_t seed = 0;
+  std::string out = "runs/default";  // checkpoints, logs, plots, eval results
+  int64_t eval_every = 200;          // steps; 0 = only at the end
+  int64_t checkpoint_every = 200;    // steps; 0 = only at the end
+  int64_t keep_last = 2;
+  int64_t log_every = 10;
+  bool resume = false;               // continue from <out>/checkpoints/latest
+  std::string device = "cpu";
+  int64_t threads = 0;               // OpenMP threads; 0 = OpenMP's default
+  std::string progress = "auto";     // auto (bar on a terminal) | bar | lines
+  bool plots = true;                 // PNG plots with gnuplot at the end, when gnuplot is installed
+
+  // ---- [eval]
+  int64_t eval_batch_size = 64;
+  int64_t eval_max_items = 0;  // per benchmark split, 0 = all (a cap keeps mid-run evals cheap)
+
+  // The resolved settings as an INI file that `--config` reads back to the same options.
+  std::string to_ini() const;
+};
+
+// What parse_train_options decided.
+struct ParsedTrainOptions {
+  TrainOptions options;
+  bool exit_now = false;  // --help or --print-config was handled; exit with status 0
+};
+
+// Parses argv (and the --config files it names). --help prints the options grouped by section;
+// --print-config prints the resolved INI and exits. An unknown option, a bad value, a missing or
+// malformed config file, or a contradiction (e.g. CWCL-only options with --loss.kind infonce,
+// warmup longer than the run) throws cw::ValueError naming the option (and the file).
+ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::ostream& out);
+
+}  // namespace cw::train

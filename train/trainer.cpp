@@ -1,0 +1,345 @@
+// The speech-text training loop (see trainer.h).
+#include "train/trainer.h"
+
+#include <omp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/generator.h"
+#include "core/ops.h"
+#include "data/model_files.h"
+#include "data/speech_loader.h"
+#include "losses/contrastive_loss.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/grad_clip.h"
+#include "train/lr_schedule.h"
+
+namespace cw::train {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+void write_text_atomic(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp-" + std::to_string(getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    CW_CHECK(f.good(), Error, "cannot write '", tmp.string(), "'");
+    f << text;
+    f.flush();
+    CW_CHECK(f.good(), Error, "write to '", tmp.string(), "' failed");
+  }
+  fs::rename(tmp, path);
+}
+
+// Keeps the CSV/JSONL logs in step with a resumed run: rows after the checkpoint's step were
+// written by the interrupted process and are dropped (the resumed run writes them again).
+void truncate_log(const fs::path& path, int64_t last_step, bool csv) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  bool header = csv;
+  while (std::getline(in, line)) {
+    if (header) {
+      kept += line + "\n";
+      header = false;
+      continue;
+    }
+    int64_t step = -1;
+    if (csv)
+      step = std::stoll(line.substr(0, line.find(',')));
+    else
+      step = nlohmann::json::parse(line).value("step", int64_t{-1});
+    if (step <= last_step) kept += line + "\n";
+  }
+  write_text_atomic(path, kept);
+}
+
+std::string eta_string(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  char b[32];
+  std::snprintf(b, sizeof b, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  return b;
+}
+
+// Loss curve, zero-shot accuracy over steps and a similarity heat map, as PNGs (gnuplot, when
+// installed: plots are a convenience, never a reason to fail a finished run).
+void render_plots(const fs::path& out, std::ostream& log) {
+  if (!fs::exists("/usr/bin/gnuplot")) {
+    log << "plots: gnuplot not installed, skipped (apt install gnuplot-nox)\n";
+    return;
+  }
+  std::ostringstream gp;
+  gp << "set terminal pngcairo size 900,500 noenhanced\nset datafile separator ','\nset key outside\n"
+     << "set output 'loss.png'\nset title 'training loss'\nset xlabel 'step'\nset ylabel 'loss'\n"
+     << "plot 'metrics.csv' using 1:3 with lines title 'loss', '' using 1:4 with lines title 'speech->text', "
+        "'' using 1:5 with lines title 'text->speech'\n";
+  if (fs::exists(out / "eval.csv"))
+    gp << "set output 'zero_shot.png'\nset title 'zero-shot accuracy'\nset ylabel 'accuracy'\nset yrange [0:1]\n"
+       << "plot 'eval.csv' using 1:2 with linespoints title 'intent', '' using 1:3 with linespoints title 'keywords', "
+          "'' using 1:4 with linespoints title 'keywords (human)', '' using 1:5 with linespoints title 'R@1 speech->text'\n"
+       << "set autoscale y\n";
+  if (fs::exists(out / "similarity.dat"))
+    gp << "set datafile separator whitespace\nset output 'similarity.png'\nset size ratio -1\n"
+       << "set title 'cosine, held-out speech (rows) vs transcripts (columns)'\nset xlabel 'transcript'\n"
+       << "set ylabel 'utterance'\nset yrange [] reverse\nplot 'similarity.dat' matrix with image notitle\n";
+  write_text_atomic(out / "plots.gp", gp.str());
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(out.c_str()) != 0) _exit(126);
+    execl("/usr/bin/gnuplot", "gnuplot", "plots.gp", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  if (pid > 0) waitpid(pid, &status, 0);
+  if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    log << "plots: " << (out / "loss.png").string() << ", zero_shot.png, similarity.png\n";
+  else
+    log << "plots: gnuplot failed (see " << (out / "plots.gp").string() << ")\n";
+}
+
+void write_similarity(const fs::path& out, models::SpeechTextModel& model, const SpeechTextData& d,
+                      int64_t batch_size) {
+  const int64_t n = std::min<int64_t>(32, d.retrieval.size());
+  if (n == 0) return;
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < n; ++i) rows.push_back(i);
+  const Tensor p = unit_rows(embed_split(model, d.retrieval, rows, batch_size));
+  const Tensor q = unit_rows(d.retrieval_text.narrow(0, 0, n));
+  const Tensor s = ops::matmul(p, q.t()).contiguous();
+  std::ostringstream f;
+  f.precision(4);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) f << (j ? " " : "") << s.data<double>()[i * n + j];
+    f << "\n";
+  }
+  write_text_atomic(out / "similarity.dat", f.str());
+}
+
+}  // namespace
+
+models::ConformerConfig speech_tower_config(const TrainOptions& o, int64_t n_mels, int64_t embed_dim) {
+  models::ConformerConfig c = o.speech_preset == "small" ? models::ConformerConfig::small()
+                              : o.speech_preset == "mini" ? models::ConformerConfig::mini()
+                                                          : models::ConformerConfig::tiny();
+  if (o.d_model) c.d_model = o.d_model;
+  if (o.num_layers) c.num_layers = o.num_layers;
+  if (o.num_heads) c.num_heads = o.num_heads;
+  if (o.ffn_dim) c.ffn_dim = o.ffn_dim;
+  if (o.conv_kernel) c.conv_kernel_size = o.conv_kernel;
+  if (o.dropout >= 0) c.dropout = o.dropout;
+  CW_CHECK(c.d_model % c.num_heads == 0, ValueError, "--model.d_model (", c.d_model,
+           ") must be a multiple of --model.num_heads (", c.num_heads, ")");
+  c.n_mels = n_mels;        // from the features
+  c.embed_dim = embed_dim;  // the frozen tower's dimension
+  return c;
+}
+
+TrainResult run_training(const TrainOptions& o, std::ostream& log) {
+  TrainResult result;
+  const auto t_prepare = Clock::now();
+  if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
+  const fs::path out(o.out);
+  fs::create_directories(out);
+  const fs::path ckpt_dir = out / "checkpoints";
+  log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n" << o.to_ini() << "\n";
+  write_text_atomic(out / "config.ini", o.to_ini());
+
+  // ---- frozen text tower and data
+  const FrozenTextTower text =
+      FrozenTextTower::load(find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
+  const SpeechTextData data = prepare_speech_text_data(o, text, log);
+
+  // ---- model and optimizer (seeded: the same seed gives the same initial weights)
+  manual_seed(o.seed);
+  const models::ConformerConfig cfg = speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
+  models::SpeechTextModel model(cfg, std::log(1.0 / o.loss.init_temperature), o.loss.learn_temperature);
+  model.train();
+  AdamW opt(make_param_groups(model.named_parameters(), o.weight_decay, {"logit_scale"}),
+            AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
+  std::vector<Variable> params;
+  for (const auto& g : opt.groups())
+    for (const auto& p : g.params) params.push_back(p);
+  const LrSchedule schedule{o.lr, o.warmup_steps, o.steps, o.min_lr_ratio};
+  log << "model: Conformer d_model " << cfg.d_model << ", " << cfg.num_layers << " blocks, " << cfg.num_heads
+      << " heads, ffn " << cfg.ffn_dim << ", kernel " << cfg.conv_kernel_size << ": " << model.num_parameters()
+      << " parameters\nloss: " << losses::describe(o.loss) << "\n";
+
+  SpeechLoaderOptions lo;
+  lo.batch_size = o.batch_size;
+  lo.seed = o.seed;
+  lo.spec_augment = o.spec_augment;
+  lo.max_frames = o.max_frames;
+  lo.num_workers = static_cast<int>(o.loader_workers);
+  SpeechLoader loader(data.train.features, lo);
+
+  // ---- resume
+  int64_t step = 0;
+  if (o.resume) {
+    if (auto ck = load_latest_checkpoint(ckpt_dir)) {
+      const nn::LoadReport rep = model.load_state_dict(ck->model, true);
+      CW_CHECK(rep.ok(), ValueError, "--run.resume: ", ck->path.string(), " does not fit this model: ", rep.str());
+      opt.load_state_tensors(ck->optimizer, ck->optimizer_step);
+      default_generator().set_state(ck->state.seed, ck->state.rng_offset);
+      loader.seek(ck->state.epoch, ck->state.batch_in_epoch);
+      step = ck->state.step;
+      for (const char* f : {"metrics.csv", "eval.csv"}) truncate_log(out / f, step, true);
+      for (const char* f : {"metrics.jsonl", "eval.jsonl"}) truncate_log(out / f, step, false);
+      log << "resume: " << ck->path.string() << " (step " << step << ")\n";
+    } else {
+      log << "resume: no checkpoint in " << ckpt_dir.string() << ", starting from step 0\n";
+    }
+  }
+  if (step == 0) {
+    for (const char* f : {"metrics.csv", "metrics.jsonl", "eval.csv", "eval.jsonl"}) fs::remove(out / f);
+    default_generator().manual_seed(o.seed);  // dropout draws start from the run seed
+  }
+  result.first_step = step;
+  result.prepare_seconds = since(t_prepare);
+
+  std::ofstream metrics_csv(out / "metrics.csv", std::ios::app), metrics_jsonl(out / "metrics.jsonl", std::ios::app);
+  std::ofstream eval_csv(out / "eval.csv", std::ios::app), eval_jsonl(out / "eval.jsonl", std::ios::app);
+  if (fs::file_size(out / "metrics.csv") == 0)
+    metrics_csv << "step,epoch,loss,loss_speech_to_text,loss_text_to_speech,acc_speech_to_text,acc_text_to_speech,"
+                   "pos_sim,neg_sim,logit_scale,lr,grad_norm,step_seconds\n";
+  if (fs::file_size(out / "eval.csv") == 0)
+    eval_csv << "step,intent_acc,keyword_acc,keyword_human_acc,retrieval_s2t_r1,retrieval_t2s_r1,structure_corr,"
+                "intent_template_std\n";
+
+  auto run_eval = [&](int64_t at_step, int64_t max_items) {
+    EvalResult r = evaluate(model, data, o.eval_batch_size, max_items);
+    eval_csv << at_step << ',' << r.intent.ensemble_accuracy << ',' << r.keywords.ensemble_accuracy << ','
+             << r.keywords_human.ensemble_accuracy << ',' << r.retrieval.speech_to_text_r1 << ','
+             << r.retrieval.text_to_speech_r1 << ',' << r.structure_correlation << ',' << r.intent.std << std::endl;
+    nlohmann::json j = r.to_json();
+    j["step"] = at_step;
+    j["max_items"] = max_items;
+    eval_jsonl << j.dump() << std::endl;
+    return r;
+  };
+  auto save = [&](int64_t at_step) {
+    TrainerState st;
+    st.step = at_step;
+    st.epoch = loader.epoch();
+    st.batch_in_epoch = loader.batch_in_epoch();
+    st.seed = default_generator().seed();
+    st.rng_offset = default_generator().offset();
+    st.config_text = o.to_ini();
+    save_checkpoint(ckpt_dir, model.state_dict(), opt, st, static_cast<int>(o.keep_last));
+  };
+
+  // ---- the loop
+  const bool bar = o.progress == "bar" || (o.progress == "auto" && &log == &std::cout && isatty(STDOUT_FILENO));
+  const auto t_train = Clock::now();
+  const int64_t first = step;
+  while (step < o.steps) {
+    const auto t_step = Clock::now();
+    const SpeechBatch batch = loader.next();
+    const Tensor idx = ops::from_vector(batch.indices, {static_cast<int64_t>(batch.indices.size())});
+    const Variable q(ops::index_select(data.train_text, 0, idx));  // (B, D) frozen, no grad
+    double loss_value = NAN, norm = NAN;
+    losses::ContrastiveMetrics m;
+    std::string failure;
+    try {
+      const Variable p = model.embed_speech(Variable(batch.features), batch.lengths);  // (B, D)
+      const losses::ContrastiveOutput lo_out = losses::contrastive_loss(p, q, model.logit_scale, o.loss);
+      loss_value = lo_out.loss.data().item();
+      m = lo_out.metrics;
+      if (std::isfinite(loss_value)) {
+        lo_out.loss.backward();
+        norm = o.grad_clip > 0 ? clip_grad_norm(params, o.grad_clip) : grad_norm(params);
+      }
+    } catch (const ValueError& e) {
+      failure = e.what();  // the loss reports NaN / Inf embeddings as a ValueError
+    }
+    if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
+      const auto ck = load_latest_checkpoint(ckpt_dir);
+      log << "\ntrain: stopped at step " << step + 1 << ": "
+          << (failure.empty() ? (!std::isfinite(loss_value) ? "the loss is not finite (" + std::to_string(loss_value) + ")"
+                                                            : "the gradient norm is not finite")
+                              : failure)
+          << ". Try a lower --optim.lr or --optim.grad_clip. Last good checkpoint: "
+          << (ck ? ck->path.string() : std::string("none (no checkpoint was written yet)")) << "\n";
+      result.stopped_on_nan = true;
+      break;
+    }
+    const double lr = schedule.at(step);
+    opt.step(lr);
+    opt.zero_grad();
+    ++step;
+    result.losses.push_back(loss_value);
+    const double step_s = since(t_step);
+
+    char row[512];
+    std::snprintf(row, sizeof row, "%lld,%lld,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f,%.4f,%.3f,%.6g,%.4f,%.3f",
+                  static_cast<long long>(step), static_cast<long long>(batch.epoch), loss_value, m.loss_p2q, m.loss_q2p,
+                  m.acc_p2q, m.acc_q2p, m.pos_sim, m.neg_sim, m.logit_scale, lr, norm, step_s);
+    metrics_csv << row << std::endl;
+    metrics_jsonl << nlohmann::json{{"step", step},         {"epoch", batch.epoch},     {"loss", loss_value},
+                                    {"loss_s2t", m.loss_p2q}, {"loss_t2s", m.loss_q2p}, {"acc_s2t", m.acc_p2q},
+                                    {"acc_t2s", m.acc_q2p},   {"pos_sim", m.pos_sim},   {"neg_sim", m.neg_sim},
+                                    {"logit_scale", m.logit_scale}, {"lr", lr},         {"grad_norm", norm},
+                                    {"step_seconds", step_s}}
+                         .dump()
+                  << std::endl;
+
+    const double elapsed = since(t_train);
+    const double per_step = elapsed / static_cast<double>(step - first);
+    const double utt_s = static_cast<double>(o.batch_size) / per_step;
+    char line[256];
+    std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f  acc %.3f  lr %.2e  scale %.1f  %.1f utt/s  ETA %s",
+                  static_cast<long long>(step), static_cast<long long>(o.steps), loss_value, m.acc_p2q, lr,
+                  m.logit_scale, utt_s, eta_string(per_step * static_cast<double>(o.steps - step)).c_str());
+    if (bar) {
+      const int width = 24, done = static_cast<int>(width * step / o.steps);
+      log << "\r[" << std::string(done, '=') << std::string(width - done, ' ') << "] " << line << "   " << std::flush;
+      if (step == o.steps) log << "\n";
+    } else if (step % o.log_every == 0 || step == o.steps || step == first + 1) {
+      log << line << "\n" << std::flush;
+    }
+
+    const bool last = step == o.steps;
+    if (o.eval_every > 0 && step % o.eval_every == 0 && !last) {
+      const EvalResult r = run_eval(step, o.eval_max_items);
+      log << (bar ? "\n" : "") << "eval @ step " << step << (o.eval_max_items ? " (subset)" : "") << " (" << r.seconds
+          << " s):\n"
+          << r.table() << std::flush;
+    }
+    if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || last) save(step);
+  }
+  result.train_seconds = since(t_train);
+  result.steps_done = step;
+  const SpeechLoaderStats ls = loader.stats();
+  log << "train: " << step - first << " steps in " << result.train_seconds << " s; the loader kept the trainer waiting "
+      << ls.wait_seconds << " s in all\n";
+  if (result.stopped_on_nan) return result;
+
+  result.final_eval = run_eval(step, 0);
+  nlohmann::json final_json = result.final_eval.to_json();
+  final_json["step"] = step;
+  final_json["config"] = o.to_ini();
+  write_text_atomic(out / "eval_final.json", final_json.dump(2) + "\n");
+  log << "zero-shot results after " << step << " steps (" << result.final_eval.seconds << " s):\n"
+      << result.final_eval.table() << "results: " << (out / "eval_final.json").string() << "\n";
+  if (o.plots) {
+    write_similarity(out, model, data, o.eval_batch_size);
+    metrics_csv.flush();
+    eval_csv.flush();
+    render_plots(out, log);
+  }
+  return result;
+}
+
+}  // namespace cw::train
