@@ -52,7 +52,8 @@ std::string TrainOptions::to_ini() const {
     << "[run]\n"
     << "seed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
     << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last << "\nlog_every = " << log_every
-    << "\nresume = " << bool_str(resume) << "\ndevice = " << device << "\nthreads = " << threads
+    << "\nresume = " << bool_str(resume) << "\nstop_after = " << stop_after << "\ndevice = " << device
+    << "\nthreads = " << threads
     << "\nprogress = " << progress << "\nplots = " << bool_str(plots) << "\n\n"
     << "[eval]\n"
     << "batch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
@@ -150,6 +151,9 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "run.keep_last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints kept")(
       "run.log_every", po::value(&o.log_every)->default_value(o.log_every), "log a metrics line every N steps")(
       "run.resume", po::value(&o.resume)->default_value(o.resume), "continue from <out>/checkpoints (latest)")(
+      "run.stop_after", po::value(&o.stop_after)->default_value(o.stop_after),
+      "stop after N steps of this process, with a checkpoint (0: run to --optim.steps); for time-boxed runs and "
+      "resume tests")(
       "run.device", po::value(&o.device)->default_value(o.device), "cpu (cuda: when built with the CUDA backend)")(
       "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
       "run.progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | lines")(
@@ -192,13 +196,25 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
     return parsed;
   }
 
-  o.loss.loss = losses::parse_loss_kind(ls.kind);
-  o.loss.kernel = losses::parse_weight_kernel(ls.kernel);
-  o.loss.mask = losses::parse_weight_mask(ls.mask);
-  o.loss.reverse = losses::parse_reverse_direction(ls.reverse);
-  o.loss.reduction = losses::parse_direction_reduction(ls.reduction);
-  o.loss.linear_weights = losses::parse_linear_weights_form(ls.linear_weights);
-  o.loss.validate();
+  // The loss parsers name the valid spellings but not the option; say which option it was.
+  auto parse_as = [](const char* option, auto parse, const std::string& value) {
+    try {
+      return parse(value);
+    } catch (const ValueError& e) {
+      throw ValueError(std::string("--") + option + ": " + e.what());
+    }
+  };
+  o.loss.loss = parse_as("loss.kind", losses::parse_loss_kind, ls.kind);
+  o.loss.kernel = parse_as("loss.kernel", losses::parse_weight_kernel, ls.kernel);
+  o.loss.mask = parse_as("loss.mask", losses::parse_weight_mask, ls.mask);
+  o.loss.reverse = parse_as("loss.reverse", losses::parse_reverse_direction, ls.reverse);
+  o.loss.reduction = parse_as("loss.reduction", losses::parse_direction_reduction, ls.reduction);
+  o.loss.linear_weights = parse_as("loss.linear_weights", losses::parse_linear_weights_form, ls.linear_weights);
+  try {
+    o.loss.validate();
+  } catch (const ValueError& e) {
+    throw ValueError(std::string("[loss] options: ") + e.what());
+  }
 
   // Contradictions and bad values, each named by its option.
   auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
@@ -238,6 +254,7 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   CW_CHECK(o.grad_clip >= 0, ValueError, "--optim.grad_clip must be >= 0 (0: off)");
   CW_CHECK(o.eval_every >= 0 && o.checkpoint_every >= 0 && o.log_every >= 1 && o.keep_last >= 1, ValueError,
            "--run.eval_every/checkpoint_every must be >= 0, --run.log_every and --run.keep_last >= 1");
+  CW_CHECK(o.stop_after >= 0, ValueError, "--run.stop_after must be >= 0 (0: off), got ", o.stop_after);
   CW_CHECK(o.progress == "auto" || o.progress == "bar" || o.progress == "lines", ValueError,
            "--run.progress must be auto, bar or lines, got '", o.progress, "'");
   CW_CHECK(o.device == "cpu" || o.device.rfind("cuda", 0) == 0, ValueError, "--run.device must be cpu or cuda[:n], got '",

@@ -48,6 +48,7 @@ struct TrainOptions {
   int64_t keep_last = 2;
   int64_t log_every = 10;
   bool resume = false;               // continue from <out>/checkpoints/latest
+  int64_t stop_after = 0;            // stop (with a checkpoint) after N steps of this process; 0 = run to steps
   std::string device = "cpu";
   int64_t threads = 0;               // OpenMP threads; 0 = OpenMP's default
   std::string progress = "auto";     // auto (bar on a terminal) | bar | lines

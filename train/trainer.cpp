@@ -244,7 +244,9 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   const bool bar = o.progress == "bar" || (o.progress == "auto" && &log == &std::cout && isatty(STDOUT_FILENO));
   const auto t_train = Clock::now();
   const int64_t first = step;
-  while (step < o.steps) {
+  // --run.stop_after: this process stops early, with a checkpoint to resume from.
+  const int64_t stop_at = o.stop_after > 0 ? std::min(o.steps, first + o.stop_after) : o.steps;
+  while (step < stop_at) {
     const auto t_step = Clock::now();
     const SpeechBatch batch = loader.next();
     const Tensor idx = ops::from_vector(batch.indices, {static_cast<int64_t>(batch.indices.size())});
@@ -317,7 +319,7 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
           << " s):\n"
           << r.table() << std::flush;
     }
-    if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || last) save(step);
+    if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || last || step == stop_at) save(step);
   }
   result.train_seconds = since(t_train);
   result.steps_done = step;
@@ -325,6 +327,10 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   log << "train: " << step - first << " steps in " << result.train_seconds << " s; the loader kept the trainer waiting "
       << ls.wait_seconds << " s in all\n";
   if (result.stopped_on_nan) return result;
+  if (step < o.steps) {
+    log << "train: stopped after " << step - first << " steps (--run.stop_after); continue with --run.resume true\n";
+    return result;
+  }
 
   result.final_eval = run_eval(step, 0);
   nlohmann::json final_json = result.final_eval.to_json();

@@ -19,7 +19,7 @@ struct TrainResult {
   int64_t steps_done = 0;        // optimizer steps completed (counting those before a resume)
   bool stopped_on_nan = false;   // training stopped because the loss or a gradient was not finite
   std::vector<double> losses;    // loss of every step this process ran
-  EvalResult final_eval;         // on every benchmark row (unset when stopped on NaN)
+  EvalResult final_eval;         // on every benchmark row (unset when stopped on NaN or by --run.stop_after)
   double train_seconds = 0;      // the step loop alone
   double prepare_seconds = 0;    // corpus, features, frozen embeddings
 };
