@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -169,8 +171,10 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   all.add(general).add(data).add(model).add(loss).add(optim).add(run).add(eval);
 
   po::variables_map vm;
+  std::optional<po::parsed_options> command_line;
   try {
-    po::store(po::parse_command_line(argc, argv, all), vm);
+    command_line.emplace(po::parse_command_line(argc, argv, all));
+    po::store(*command_line, vm);
     // po::store keeps the first value stored for an option: the command line goes first so it
     // wins, and config files go last-to-first so that a later file overrides an earlier one.
     if (vm.count("config")) {
@@ -217,7 +221,23 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   }
 
   // Contradictions and bad values, each named by its option.
-  auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
+  // An option counts as given when the command line names it or its value is not the default:
+  // a config file from --print-config (or a run's config.ini) lists every option, defaults
+  // included, and must read back without tripping the checks below.
+  const TrainOptions defaults;
+  const LossStrings default_strings;
+  const std::map<std::string, bool> non_default = {
+      {"loss.kernel", ls.kernel != default_strings.kernel},
+      {"loss.kernel_temperature", o.loss.kernel_temperature != defaults.loss.kernel_temperature},
+      {"loss.mask", ls.mask != default_strings.mask},
+      {"loss.top_k", o.loss.top_k != defaults.loss.top_k},
+      {"loss.threshold", o.loss.threshold != defaults.loss.threshold}};
+  auto on_command_line = [&](const std::string& name) {
+    for (const auto& opt : command_line->options)
+      if (opt.string_key == name) return true;
+    return false;
+  };
+  auto given = [&](const char* name) { return on_command_line(name) || non_default.at(name); };
   if (o.loss.loss == losses::LossKind::InfoNCE)
     for (const char* n : {"loss.kernel", "loss.kernel_temperature", "loss.mask", "loss.top_k", "loss.threshold"})
       CW_CHECK(!given(n), ValueError, "--", n, " is a CWCL option but --loss.kind is infonce");
