@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Summarizes finished `train` runs as a Markdown table: mean +- std over seeds of each group.
+
+A run is a folder holding eval_final.json (written by `train` at the end). Runs group by folder
+name with a trailing `_s<seed>` removed, so runs/mini_cwcl_s1 .. _s3 form the group mini_cwcl.
+Standard library only. Usage: python3 tools/summarize_runs.py runs/mini_*  [--json out.json]
+"""
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+METRICS = [
+    ("intent acc", lambda r: r["intent"]["ensemble_accuracy"]),
+    ("intent tmpl mean", lambda r: r["intent"]["template_mean"]),
+    ("intent tmpl std", lambda r: r["intent"]["template_std"]),
+    ("kws acc", lambda r: r["keywords"]["ensemble_accuracy"]),
+    ("kws synth", lambda r: r["keywords_synthetic"]["ensemble_accuracy"]),
+    ("kws human", lambda r: r["keywords_human"]["ensemble_accuracy"]),
+    ("kws tmpl std", lambda r: r["keywords"]["template_std"]),
+    ("R@1 s->t", lambda r: r["retrieval"]["speech_to_text"]["R@1"]),
+    ("R@5 s->t", lambda r: r["retrieval"]["speech_to_text"]["R@5"]),
+    ("R@1 t->s", lambda r: r["retrieval"]["text_to_speech"]["R@1"]),
+    ("R@5 t->s", lambda r: r["retrieval"]["text_to_speech"]["R@5"]),
+    ("struct corr", lambda r: r["structure_correlation"]),
+]
+
+
+def mean_std(xs):
+    m = sum(xs) / len(xs)
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, s
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="run folders")
+    ap.add_argument("--json", help="also write the per-group numbers here")
+    args = ap.parse_args()
+    groups = {}
+    for run in sorted(args.runs):
+        f = os.path.join(run, "eval_final.json")
+        if not os.path.isfile(f):
+            print(f"skipping {run}: no eval_final.json (unfinished run?)", file=sys.stderr)
+            continue
+        with open(f) as fh:
+            r = json.load(fh)
+        name = re.sub(r"_s\d+$", "", os.path.basename(os.path.normpath(run)))
+        groups.setdefault(name, []).append(r)
+    if not groups:
+        sys.exit("no finished runs")
+    cols = ["group", "seeds", "steps"] + [m for m, _ in METRICS]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + " --- |" * len(cols))
+    out = {}
+    for name, rs in groups.items():
+        cells = [name, str(len(rs)), ",".join(sorted({str(r.get("step", "?")) for r in rs}))]
+        out[name] = {}
+        for label, get in METRICS:
+            xs = [get(r) for r in rs]
+            m, s = mean_std(xs)
+            out[name][label] = {"mean": m, "std": s, "values": xs}
+            scale = 1 if label == "struct corr" else 100
+            cells.append(f"{m * scale:.2f} ± {s * scale:.2f}" if len(xs) > 1 else f"{m * scale:.2f}")
+        print("| " + " | ".join(cells) + " |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
