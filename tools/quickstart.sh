@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Quick start: install what is missing, build everything, run the example job end to end.
-# (Until the train binary exists, the example is examples/tensor_tour: views, ops and a small
-# network fitted with autograd.)
+# Quick start: install what is missing, build everything, and run the default training job end to
+# end: generate the small speech corpus (first run only), cache its features and the frozen
+# MiniLM embeddings, train the mini Conformer with CWCL, print the zero-shot results. Outputs in
+# runs/default (config.ini, metrics.csv, eval_final.json, checkpoints/, PNG plots).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 tools/build.sh
-./build/examples/tensor_tour
+./build/train/train "$@"

@@ -8,19 +8,15 @@
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "data/speech_manifest.h"
 
 namespace cw::train {
 
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
+namespace {
 
-uint64_t fnv1a64(const std::string& s, uint64_t h) { return fnv1a64(s.data(), s.size(), h); }
+uint64_t fnv1a64(const std::string& s, uint64_t h = 0xcbf29ce484222325ull) { return cw::fnv1a64(s.data(), s.size(), h); }
+
+}  // namespace
 
 uint64_t file_fingerprint(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -45,8 +41,8 @@ FrozenTextTower FrozenTextTower::load(const std::filesystem::path& dir) {
   // practice, and --model.text_model names the folder in the run record anyway).
   const uint64_t size = std::filesystem::file_size(dir / "model.safetensors");
   uint64_t h = file_fingerprint(dir / "config.json");
-  h = fnv1a64(&size, sizeof size, h);
-  h = fnv1a64(&t.encoder.max_seq_length, sizeof t.encoder.max_seq_length, h);
+  h = cw::fnv1a64(&size, sizeof size, h);
+  h = cw::fnv1a64(&t.encoder.max_seq_length, sizeof t.encoder.max_seq_length, h);
   t.fingerprint = h;
   return t;
 }

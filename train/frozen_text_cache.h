@@ -14,9 +14,7 @@
 
 namespace cw::train {
 
-// 64-bit FNV-1a, stable across platforms and runs (cache keys, data fingerprints).
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
-uint64_t fnv1a64(const std::string& s, uint64_t h = 0xcbf29ce484222325ull);
+// Fingerprints use data/speech_manifest.h's fnv1a64 (64-bit FNV-1a, stable across runs).
 // The fingerprint of a file's bytes; throws cw::Error naming the file when it cannot be read.
 uint64_t file_fingerprint(const std::filesystem::path& path);
 std::string hex64(uint64_t v);
