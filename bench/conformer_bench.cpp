@@ -82,9 +82,8 @@ void run_phase(const char* name, const Bench& b, const std::vector<const char*>&
   std::printf("  (all %s: ", parts[0]);
   for (double s : t[0]) std::printf("%.0f ", s * 1e3);
   std::printf("ms)\n");
-  std::printf("ours  %-5s peak RSS %.0f MiB (%s), RSS at phase start %.0f MiB, growth %.0f MiB\n", name,
-              peak, reset ? "VmHWM reset before the phase" : "clear_refs failed: process peak", rss0,
-              peak - rss0);
+  std::printf("ours  %-5s peak RSS %.0f MiB (%s), RSS at phase start %.0f MiB, growth %.0f MiB\n", name, peak,
+              reset ? "VmHWM reset before the phase" : "clear_refs failed: process peak", rss0, peak - rss0);
   std::fflush(stdout);
 }
 
@@ -133,12 +132,13 @@ int main(int argc, char** argv) {
     }
   }
   const Tensor lengths = ops::from_vector(len, {b.batch});
-  std::printf("ours  Conformer small: %lld parameters; batch %lld x %lld frames x %lld mels (%s lengths), f32, "
-              "%d OpenMP threads (omp_get_max_threads), %lld warm-up + %lld timed iterations\n",
-              static_cast<long long>(model.num_parameters()), static_cast<long long>(b.batch),
-              static_cast<long long>(b.frames), static_cast<long long>(model.config.n_mels),
-              b.mixed ? "mixed" : "full", omp_get_max_threads(), static_cast<long long>(b.warmup),
-              static_cast<long long>(b.iters));
+  std::printf(
+      "ours  Conformer small: %lld parameters; batch %lld x %lld frames x %lld mels (%s lengths), f32, "
+      "%d OpenMP threads (omp_get_max_threads), %lld warm-up + %lld timed iterations\n",
+      static_cast<long long>(model.num_parameters()), static_cast<long long>(b.batch),
+      static_cast<long long>(b.frames), static_cast<long long>(model.config.n_mels),
+      b.mixed ? "mixed" : "full", omp_get_max_threads(), static_cast<long long>(b.warmup),
+      static_cast<long long>(b.iters));
   std::fflush(stdout);
 
   if (phase == "eval" || phase == "all") {
