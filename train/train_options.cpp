@@ -33,7 +33,7 @@ std::string TrainOptions::to_ini() const {
   s.precision(10);
   s << "[data]\n"
     << "corpus = " << corpus << "\ncorpus_size = " << corpus_size << "\nfeature_cache = " << feature_cache
-    << "\nmax_frames = " << max_frames << "\nspec_augment = " << bool_str(spec_augment)
+    << "\nmax_frames = " << max_frames << "\nspec_augment = " << bool_str(spec_augment) << "\nbucket_by_length = " << bool_str(bucket_by_length)
     << "\nloader_workers = " << loader_workers << "\ncorpus_jobs = " << corpus_jobs << "\n\n"
     << "[model]\n"
     << "speech_preset = " << speech_preset << "\nd_model = " << d_model << "\nnum_layers = " << num_layers
@@ -85,6 +85,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "crop training utterances to this many 10 ms frames (0: no crop)")(
       "data.spec_augment", po::value(&o.spec_augment)->default_value(o.spec_augment),
       "SpecAugment masks on training batches")(
+      "data.bucket_by_length", po::value(&o.bucket_by_length)->default_value(o.bucket_by_length),
+      "batch utterances of similar length together (less padding, but length-matched negatives)")(
       "data.loader_workers", po::value(&o.loader_workers)->default_value(o.loader_workers),
       "background batch threads (0: batches made on the training thread)")(
       "data.corpus_jobs", po::value(&o.corpus_jobs)->default_value(o.corpus_jobs),

@@ -22,6 +22,9 @@ struct TrainOptions {
   std::string feature_cache;                   // log-mel cache folder; empty = <corpus>/features
   int64_t max_frames = 800;                    // crop longer utterances (10 ms frames); 0 = no crop
   bool spec_augment = true;
+  // Batches of similar length (less padding) make every in-batch negative a length-matched one;
+  // from scratch the towers then never leave the collapsed start (EXPERIMENTS.md), so it is off.
+  bool bucket_by_length = false;
   int64_t loader_workers = 1;
   int64_t corpus_jobs = 0;                     // processes for generating the corpus; 0 = all cores
 

@@ -181,6 +181,7 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   lo.batch_size = o.batch_size;
   lo.seed = o.seed;
   lo.spec_augment = o.spec_augment;
+  lo.bucket_by_length = o.bucket_by_length;
   lo.max_frames = o.max_frames;
   lo.num_workers = static_cast<int>(o.loader_workers);
   SpeechLoader loader(data.train.features, lo);
