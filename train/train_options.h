@@ -20,7 +20,7 @@ struct TrainOptions {
   std::string corpus = ".cache/speech/small";  // corpus folder (tools/make_speech_corpus.py layout)
   std::string corpus_size = "small";           // generated into `corpus` if missing: tiny|small|full|none
   std::string feature_cache;                   // log-mel cache folder; empty = <corpus>/features
-  int64_t max_frames = 800;                    // crop longer utterances (10 ms frames); 0 = no crop
+  int64_t max_frames = 600;                    // crop longer utterances (10 ms frames); 0 = no crop
   bool spec_augment = true;
   // Batches of similar length (less padding) make every in-batch negative a length-matched one;
   // from scratch the towers then never leave the collapsed start (EXPERIMENTS.md), so it is off.
@@ -38,7 +38,8 @@ struct TrainOptions {
   losses::ContrastiveConfig loss;
 
   // ---- [optim]
-  int64_t steps = 600, batch_size = 64, warmup_steps = 60;
+  // The default job is sized for about 10 minutes of training on 2 cores (README, EXPERIMENTS.md).
+  int64_t steps = 200, batch_size = 32, warmup_steps = 20;
   double lr = 1e-3, min_lr_ratio = 0.05, weight_decay = 0.05;
   double beta1 = 0.9, beta2 = 0.98, eps = 1e-8;
   double grad_clip = 1.0;  // global L2 norm; 0 = off
@@ -46,8 +47,8 @@ struct TrainOptions {
   // ---- [run]
   uint64_t seed = 0;
   std::string out = "runs/default";  // checkpoints, logs, plots, eval results
-  int64_t eval_every = 200;          // steps; 0 = only at the end
-  int64_t checkpoint_every = 200;    // steps; 0 = only at the end
+  int64_t eval_every = 100;          // steps; 0 = only at the end
+  int64_t checkpoint_every = 100;    // steps; 0 = only at the end
   int64_t keep_last = 2;
   int64_t log_every = 10;
   bool resume = false;               // continue from <out>/checkpoints/latest
@@ -59,7 +60,7 @@ struct TrainOptions {
 
   // ---- [eval]
   int64_t eval_batch_size = 64;
-  int64_t eval_max_items = 0;  // per benchmark split, 0 = all (a cap keeps mid-run evals cheap)
+  int64_t eval_max_items = 200;  // per split in mid-run evaluations, 0 = all (the final one uses all)
 
   // The resolved settings as an INI file that `--config` reads back to the same options.
   std::string to_ini() const;

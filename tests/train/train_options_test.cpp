@@ -85,9 +85,10 @@ TEST(TrainOptions, DefaultsAreTheDocumentedExperiment) {
   EXPECT_EQ(o.loss.loss, losses::LossKind::CWCL);
   EXPECT_EQ(o.loss.kernel, losses::WeightKernel::Linear);
   EXPECT_EQ(o.loss.mask, losses::WeightMask::None);
-  EXPECT_EQ(o.steps, 600);
-  EXPECT_EQ(o.batch_size, 64);
-  EXPECT_EQ(o.warmup_steps, 60);
+  EXPECT_EQ(o.steps, 200);
+  EXPECT_EQ(o.batch_size, 32);
+  EXPECT_EQ(o.warmup_steps, 20);
+  EXPECT_FALSE(o.bucket_by_length);
   EXPECT_DOUBLE_EQ(o.lr, 1e-3);
   EXPECT_DOUBLE_EQ(o.grad_clip, 1.0);
   EXPECT_EQ(o.device, "cpu");
@@ -180,7 +181,7 @@ TEST_F(TrainOptionsFiles, CommandLineBeatsLaterFilesBeatEarlierFiles) {
   EXPECT_EQ(ab.steps, 100);       // only in a
   EXPECT_EQ(ab.warmup_steps, 5);  // only in a
   EXPECT_EQ(ab.out, "runs/b");    // only in b
-  EXPECT_EQ(ab.batch_size, 64);   // in neither: the default
+  EXPECT_EQ(ab.batch_size, 32);   // in neither: the default
 
   const TrainOptions ba = parse({"--config", b, "--config", a}).options;
   EXPECT_DOUBLE_EQ(ba.lr, 0.01);  // now a is the later file
