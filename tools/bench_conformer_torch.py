@@ -62,14 +62,16 @@ def subsampled(n):
 
 
 class Tower(nn.Module):
-    def __init__(self):
+    """The small tower by default; tools/reference_train_torch.py builds the mini one."""
+
+    def __init__(self, layers=LAYERS, kernel=KERNEL):
         super().__init__()
         self.conv1 = nn.Conv2d(1, D, 3, stride=2)
         self.conv2 = nn.Conv2d(D, D, 3, stride=2)
         self.out = nn.Linear(D * subsampled(N_MELS), D)
         self.dropout = nn.Dropout(DROPOUT)
-        self.conformer = Conformer(input_dim=D, num_heads=HEADS, ffn_dim=FFN, num_layers=LAYERS,
-                                   depthwise_conv_kernel_size=KERNEL, dropout=DROPOUT)
+        self.conformer = Conformer(input_dim=D, num_heads=HEADS, ffn_dim=FFN, num_layers=layers,
+                                   depthwise_conv_kernel_size=kernel, dropout=DROPOUT)
         self.proj = nn.Linear(D, EMBED)
 
     def forward(self, feats, lengths):

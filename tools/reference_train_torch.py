@@ -24,9 +24,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchaudio.models import Conformer
 
-N_MELS, D, HEADS, FFN, LAYERS, KERNEL, EMBED, DROPOUT = 80, 144, 4, 576, 4, 15, 384, 0.1
+from bench_conformer_torch import N_MELS, Tower  # the same tower, built at the mini sizes
+
+LAYERS, KERNEL = 4, 15  # the mini preset (models/conformer.h); widths as bench_conformer_torch.py
 MAX_FRAMES, CMVN_EPS = 600, 1e-5
 WARMUP, COSINE_STEPS, FINAL_FRACTION = 60, 600, 0.05
 
@@ -54,46 +55,6 @@ def only_file(pattern):
     if len(files) != 1:
         raise SystemExit(f"reference_train_torch: expected exactly one file matching {pattern}, found {files}")
     return files[0]
-
-
-def sinusoidal_positions(T, d):
-    """ESPnet's PositionalEncoding table (Vaswani et al. 2017, sec. 3.5): (T, d)."""
-    pos = torch.arange(T, dtype=torch.float32)[:, None]
-    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * -(math.log(10000.0) / d))
-    pe = torch.zeros(T, d)
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div)
-    return pe
-
-
-def subsampled(n):
-    return ((n - 1) // 2 - 1) // 2
-
-
-class Tower(nn.Module):
-    """tools/bench_conformer_torch.py's tower, at the mini sizes."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, D, 3, stride=2)
-        self.conv2 = nn.Conv2d(D, D, 3, stride=2)
-        self.out = nn.Linear(D * subsampled(N_MELS), D)
-        self.dropout = nn.Dropout(DROPOUT)
-        self.conformer = Conformer(input_dim=D, num_heads=HEADS, ffn_dim=FFN, num_layers=LAYERS,
-                                   depthwise_conv_kernel_size=KERNEL, dropout=DROPOUT)
-        self.proj = nn.Linear(D, EMBED)
-
-    def forward(self, feats, lengths):
-        B = feats.size(0)
-        h = F.relu(self.conv2(F.relu(self.conv1(feats[:, None]))))  # (B, D, T', F')
-        T = h.size(2)
-        h = self.out(h.transpose(1, 2).reshape(B, T, -1))  # (B, T', D)
-        h = self.dropout(h * math.sqrt(D) + sinusoidal_positions(T, D))
-        out_len = subsampled(lengths)
-        h, _ = self.conformer(h, out_len)
-        keep = (torch.arange(T)[None, :] < out_len[:, None]).unsqueeze(-1).to(h.dtype)  # (B, T', 1)
-        pooled = (h * keep).sum(1) / out_len[:, None].to(h.dtype)  # (B, D)
-        return self.proj(pooled)  # (B, 384)
 
 
 def make_batch(feats, offsets, rows):
@@ -143,7 +104,7 @@ def main():
                          f"{len(offsets)} and text embeddings {tuple(text.shape)}")
     text = F.normalize(text, dim=-1)
 
-    model = Tower()
+    model = Tower(layers=LAYERS, kernel=KERNEL)
     log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     decay, no_decay = [], [log_scale]
     for _, p in model.named_parameters():
