@@ -19,7 +19,9 @@ class SpeechTextModel : public nn::Module {
                   DType dtype = DType::F32);
 
   // features (B, T, n_mels), lengths (B) i64 -> speech embeddings (B, embed_dim), not normalized.
-  Variable embed_speech(const Variable& features, const Tensor& lengths) { return speech->forward(features, lengths); }
+  Variable embed_speech(const Variable& features, const Tensor& lengths) {
+    return speech->forward(features, lengths);
+  }
 
   std::shared_ptr<Conformer> speech;
   Variable logit_scale;  // 0-d

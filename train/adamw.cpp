@@ -19,9 +19,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // The per-step scalars of one update, shared by both code paths.
 struct StepScalars {
-  double decay;        // 1 - lr * wd
-  double step_size;    // lr / (1 - beta1^t)
-  double bc2_sqrt;     // sqrt(1 - beta2^t)
+  double decay;      // 1 - lr * wd
+  double step_size;  // lr / (1 - beta1^t)
+  double bc2_sqrt;   // sqrt(1 - beta2^t)
   double beta1, beta2, eps;
 };
 
@@ -81,8 +81,8 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
       CW_CHECK(seen.insert(name).second, ValueError, "AdamW: parameter name '", name,
                "' appears twice (names key the optimizer state and must be unique)");
       CW_CHECK(p.defined(), ValueError, "AdamW: parameter '", name, "' is undefined");
-      CW_CHECK(is_floating(p.dtype()), DTypeError, "AdamW: parameter '", name,
-               "' must be floating, got ", describe(p.data()));
+      CW_CHECK(is_floating(p.dtype()), DTypeError, "AdamW: parameter '", name, "' must be floating, got ",
+               describe(p.data()));
       slots_.push_back({name, p, group.weight_decay, ops::zeros_like(p.data()), ops::zeros_like(p.data())});
     }
   }
@@ -112,7 +112,8 @@ void AdamW::step(double lr) {
     // Any device: the same formula from core ops, then copied into the live buffers.
     const Tensor decayed = ops::mul(p, s.decay);
     const Tensor m = ops::add(ops::mul(slot.exp_avg, s.beta1), ops::mul(grad, 1.0 - s.beta1));
-    const Tensor v = ops::add(ops::mul(slot.exp_avg_sq, s.beta2), ops::mul(ops::mul(grad, grad), 1.0 - s.beta2));
+    const Tensor v =
+        ops::add(ops::mul(slot.exp_avg_sq, s.beta2), ops::mul(ops::mul(grad, grad), 1.0 - s.beta2));
     const Tensor denom = ops::add(ops::div(ops::sqrt(v), s.bc2_sqrt), s.eps);
     const Tensor updated = ops::sub(decayed, ops::mul(ops::div(m, denom), s.step_size));
     slot.exp_avg.copy_(m);

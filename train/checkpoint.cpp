@@ -250,7 +250,8 @@ LoadedCheckpoint load_checkpoint(const fs::path& step_dir) {
   }
 
   const fs::path state_path = step_dir / "trainer_state.json";
-  CW_CHECK(fs::is_regular_file(state_path), ValueError, "load_checkpoint: missing file ", state_path.string());
+  CW_CHECK(fs::is_regular_file(state_path), ValueError, "load_checkpoint: missing file ",
+           state_path.string());
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_text(state_path));
@@ -266,7 +267,8 @@ LoadedCheckpoint load_checkpoint(const fs::path& step_dir) {
 
 std::optional<LoadedCheckpoint> load_latest_checkpoint(const fs::path& dir) {
   if (!fs::exists(dir)) return std::nullopt;
-  CW_CHECK(fs::is_directory(dir), ValueError, "load_latest_checkpoint: ", dir.string(), " is not a directory");
+  CW_CHECK(fs::is_directory(dir), ValueError, "load_latest_checkpoint: ", dir.string(),
+           " is not a directory");
   const fs::path pointer = dir / "latest";
   if (fs::exists(pointer)) {
     std::string text = read_text(pointer);

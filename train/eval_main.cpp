@@ -23,9 +23,10 @@ int main(int argc, char** argv) {
     std::string run_dir, checkpoint, corpus, json_out;
     int64_t batch_size = 64;
     po::options_description desc("eval: zero-shot evaluation of a speech tower trained by `train`");
-    desc.add_options()("help,h", "print this help")("run", po::value(&run_dir)->required(),
-                                                    "run folder of `train` (holds config.ini and checkpoints/)")(
-        "checkpoint", po::value(&checkpoint), "a step folder to evaluate (default: the run's latest checkpoint)")(
+    desc.add_options()("help,h", "print this help")(
+        "run", po::value(&run_dir)->required(), "run folder of `train` (holds config.ini and checkpoints/)")(
+        "checkpoint", po::value(&checkpoint),
+        "a step folder to evaluate (default: the run's latest checkpoint)")(
         "corpus", po::value(&corpus), "evaluate on this corpus instead of the run's")(
         "batch-size", po::value(&batch_size)->default_value(batch_size), "utterances per batch")(
         "json", po::value(&json_out), "also write the results as JSON to this file");
@@ -38,7 +39,8 @@ int main(int argc, char** argv) {
     po::notify(vm);
 
     const fs::path config = fs::path(run_dir) / "config.ini";
-    CW_CHECK(fs::exists(config), ValueError, "--run ", run_dir, ": no config.ini (not a folder written by train?)");
+    CW_CHECK(fs::exists(config), ValueError, "--run ", run_dir,
+             ": no config.ini (not a folder written by train?)");
     std::vector<std::string> args = {"train", "--config", config.string()};
     if (!corpus.empty()) args.insert(args.end(), {"--data.corpus", corpus, "--data.corpus_size", "none"});
     std::vector<const char*> cargs;
@@ -55,12 +57,14 @@ int main(int argc, char** argv) {
         find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
     const SpeechTextData data = prepare_speech_text_data(o, text, std::cout);
     // The architecture comes from the run's configuration, exactly as train built it.
-    const models::ConformerConfig cfg = speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
+    const models::ConformerConfig cfg =
+        speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
     models::SpeechTextModel model(cfg, 0.0, false);
     const nn::LoadReport rep = model.load_state_dict(ck.model, true);
     CW_CHECK(rep.ok(), ValueError, ck.path.string(), " does not fit the run's model: ", rep.str());
     const EvalResult r = evaluate(model, data, batch_size, 0);
-    std::cout << "zero-shot results of " << ck.path.string() << " (step " << ck.state.step << "):\n" << r.table();
+    std::cout << "zero-shot results of " << ck.path.string() << " (step " << ck.state.step << "):\n"
+              << r.table();
     nlohmann::json j = r.to_json();
     j["checkpoint"] = ck.path.string();
     j["step"] = ck.state.step;

@@ -32,8 +32,8 @@ std::vector<T> pick(const std::vector<T>& v, const std::vector<int64_t>& rows) {
   return out;
 }
 
-ZeroShotScore score_subset(const Tensor& emb, const std::vector<int64_t>& labels, const std::vector<bool>& keep,
-                           const std::vector<Tensor>& classes) {
+ZeroShotScore score_subset(const Tensor& emb, const std::vector<int64_t>& labels,
+                           const std::vector<bool>& keep, const std::vector<Tensor>& classes) {
   std::vector<int64_t> idx, lab;
   for (size_t i = 0; i < keep.size(); ++i)
     if (keep[i]) {
@@ -88,7 +88,8 @@ EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, 
   {
     const auto rows = spaced_rows(data.retrieval.size(), max_items);
     const Tensor e = embed_split(model, data.retrieval, rows, batch_size);
-    const Tensor t = ops::index_select(data.retrieval_text, 0, ops::from_vector(rows, {static_cast<int64_t>(rows.size())}));
+    const Tensor t = ops::index_select(data.retrieval_text, 0,
+                                       ops::from_vector(rows, {static_cast<int64_t>(rows.size())}));
     r.retrieval = retrieval_recall(e, t);
     if (rows.size() >= 3) r.structure_correlation = similarity_structure_correlation(e, t);
   }
@@ -110,9 +111,11 @@ std::string EvalResult::table() const {
   std::ostringstream s;
   char line[256];
   auto zs = [&](const char* name, const ZeroShotScore& z) {
-    std::snprintf(line, sizeof line, "  %-20s n=%-5lld ensemble %6.2f%%   templates mean %6.2f%% std %5.2f min %6.2f%% max %6.2f%%\n",
-                  name, static_cast<long long>(z.n), 100 * z.ensemble_accuracy, 100 * z.mean, 100 * z.std,
-                  100 * z.min, 100 * z.max);
+    std::snprintf(
+        line, sizeof line,
+        "  %-20s n=%-5lld ensemble %6.2f%%   templates mean %6.2f%% std %5.2f min %6.2f%% max %6.2f%%\n",
+        name, static_cast<long long>(z.n), 100 * z.ensemble_accuracy, 100 * z.mean, 100 * z.std, 100 * z.min,
+        100 * z.max);
     s << line;
   };
   zs("intent", intent);
@@ -120,10 +123,12 @@ std::string EvalResult::table() const {
   zs("keywords synthetic", keywords_synthetic);
   zs("keywords human", keywords_human);
   std::snprintf(line, sizeof line,
-                "  %-20s n=%-5lld speech->text R@1 %5.1f%% R@5 %5.1f%% R@10 %5.1f%% | text->speech R@1 %5.1f%% R@5 %5.1f%% R@10 %5.1f%%\n",
+                "  %-20s n=%-5lld speech->text R@1 %5.1f%% R@5 %5.1f%% R@10 %5.1f%% | text->speech R@1 "
+                "%5.1f%% R@5 %5.1f%% R@10 %5.1f%%\n",
                 "retrieval", static_cast<long long>(retrieval.n), 100 * retrieval.speech_to_text_r1,
-                100 * retrieval.speech_to_text_r5, 100 * retrieval.speech_to_text_r10, 100 * retrieval.text_to_speech_r1,
-                100 * retrieval.text_to_speech_r5, 100 * retrieval.text_to_speech_r10);
+                100 * retrieval.speech_to_text_r5, 100 * retrieval.speech_to_text_r10,
+                100 * retrieval.text_to_speech_r1, 100 * retrieval.text_to_speech_r5,
+                100 * retrieval.text_to_speech_r10);
   s << line;
   std::snprintf(line, sizeof line, "  %-20s %.4f (Pearson, off-diagonal cosines, speech vs frozen text)\n",
                 "structure corr", structure_correlation);

@@ -5,9 +5,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "models/dual_encoder.h"
 #include "train/speech_text_data.h"
@@ -16,15 +15,15 @@
 namespace cw::train {
 
 struct EvalResult {
-  ZeroShotScore intent;             // SLURP-like intents, all test rows
-  ZeroShotScore keywords;           // Speech Commands-like keywords, all rows
-  ZeroShotScore keywords_synthetic; // held-out synthetic voices
-  ZeroShotScore keywords_human;     // the recorded human digits
-  RetrievalScore retrieval;         // held-out speech-transcript pairs
-  double structure_correlation = 0; // corr(speech-speech cosines, text-text cosines) on the retrieval set
+  ZeroShotScore intent;              // SLURP-like intents, all test rows
+  ZeroShotScore keywords;            // Speech Commands-like keywords, all rows
+  ZeroShotScore keywords_synthetic;  // held-out synthetic voices
+  ZeroShotScore keywords_human;      // the recorded human digits
+  RetrievalScore retrieval;          // held-out speech-transcript pairs
+  double structure_correlation = 0;  // corr(speech-speech cosines, text-text cosines) on the retrieval set
   double seconds = 0;
   nlohmann::json to_json() const;
-  std::string table() const;        // a human-readable summary, one benchmark per line
+  std::string table() const;  // a human-readable summary, one benchmark per line
 };
 
 // The speech embeddings (N, D) f32 of rows `rows` of a split (features normalized per utterance,

@@ -14,7 +14,9 @@ namespace cw::train {
 
 namespace {
 
-uint64_t fnv1a64(const std::string& s, uint64_t h = 0xcbf29ce484222325ull) { return cw::fnv1a64(s.data(), s.size(), h); }
+uint64_t fnv1a64(const std::string& s, uint64_t h = 0xcbf29ce484222325ull) {
+  return cw::fnv1a64(s.data(), s.size(), h);
+}
 
 }  // namespace
 

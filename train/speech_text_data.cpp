@@ -69,7 +69,8 @@ std::string fill_template(const std::string& tmpl, const std::string& name, cons
       else if (field == "description")
         out += description;
       else
-        throw ValueError("template '" + tmpl + "': unknown field {" + field + "} (use {name} or {description})");
+        throw ValueError("template '" + tmpl + "': unknown field {" + field +
+                         "} (use {name} or {description})");
       i = close + 1;
     } else {
       out += tmpl[i++];
@@ -105,22 +106,27 @@ fs::path generator_script() {
     const fs::path p = root / "tools" / "make_speech_corpus.py";
     if (fs::exists(p)) return p;
   }
-  throw Error("tools/make_speech_corpus.py not found (looked in the current folder and the project it was built from)");
+  throw Error(
+      "tools/make_speech_corpus.py not found (looked in the current folder and the project it was built "
+      "from)");
 }
 
 SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs::path& cache_dir,
                        const FbankOptions& fbank, std::ostream& log) {
   const auto t0 = std::chrono::steady_clock::now();
   const fs::path tsv = corpus / (name + ".tsv");
-  CW_CHECK(fs::exists(tsv), Error, "corpus '", corpus.string(), "' has no ", name, ".tsv (incomplete corpus?)");
+  CW_CHECK(fs::exists(tsv), Error, "corpus '", corpus.string(), "' has no ", name,
+           ".tsv (incomplete corpus?)");
   SpeechSplit s;
   s.name = name;
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   s.features = std::make_shared<const FeatureCache>(
       FeatureCache::build_or_load(SpeechManifest::read(tsv), fbank, cache_dir, threads));
-  for (const auto& u : s.manifest().utterances()) s.human.push_back(u.voice.find("human") != std::string::npos);
+  for (const auto& u : s.manifest().utterances())
+    s.human.push_back(u.voice.find("human") != std::string::npos);
   log << "data: " << name << ": " << s.size() << " utterances, " << s.features->total_frames() << " frames, "
-      << (s.features->was_built() ? "features computed" : "features cached") << " (" << seconds_since(t0) << " s)\n";
+      << (s.features->was_built() ? "features computed" : "features cached") << " (" << seconds_since(t0)
+      << " s)\n";
   return s;
 }
 
@@ -131,8 +137,8 @@ void attach_labels(SpeechSplit& split, const std::vector<std::string>& classes) 
   for (int64_t i = 0; i < split.size(); ++i) {
     const auto& u = split.manifest()[i];
     const auto it = index.find(u.label);
-    CW_CHECK(it != index.end(), ValueError, split.manifest().path().string(), ": row '", u.id, "' has label '",
-             u.label, "', which is not among the ", classes.size(), " classes");
+    CW_CHECK(it != index.end(), ValueError, split.manifest().path().string(), ": row '", u.id,
+             "' has label '", u.label, "', which is not among the ", classes.size(), " classes");
     split.labels.push_back(it->second);
   }
 }
@@ -144,7 +150,8 @@ ClassPrompts make_prompts(const FrozenTextTower& text, const std::vector<std::st
   ClassPrompts p{labels, templates, {}};
   std::vector<std::string> sentences;
   for (const auto& t : templates)
-    for (size_t c = 0; c < names.size(); ++c) sentences.push_back(fill_template(t, names[c], descriptions[c]));
+    for (size_t c = 0; c < names.size(); ++c)
+      sentences.push_back(fill_template(t, names[c], descriptions[c]));
   const Tensor all = embed_with_cache(text, sentences, cache_dir, cache_name).embeddings;  // (K * C, D)
   const int64_t c = static_cast<int64_t>(names.size());
   for (size_t k = 0; k < templates.size(); ++k)
@@ -166,16 +173,18 @@ void ensure_corpus(const TrainOptions& o, std::ostream& log) {
   const std::string cmd_hint = "python3 tools/make_speech_corpus.py --size " +
                                (o.corpus_size == "none" ? std::string("small") : o.corpus_size) + " --out " +
                                corpus.string();
-  CW_CHECK(o.corpus_size != "none", Error, "corpus '", corpus.string(),
-           "' is missing or incomplete (no corpus.json) and --data.corpus_size is none; make it with: ", cmd_hint);
+  CW_CHECK(
+      o.corpus_size != "none", Error, "corpus '", corpus.string(),
+      "' is missing or incomplete (no corpus.json) and --data.corpus_size is none; make it with: ", cmd_hint);
   const std::string python = fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-  std::vector<std::string> args = {python,    generator_script().string(), "--size", o.corpus_size, "--out",
-                                   o.corpus, "--seed",                      "0"};
+  std::vector<std::string> args = {
+      python, generator_script().string(), "--size", o.corpus_size, "--out", o.corpus, "--seed", "0"};
   if (o.corpus_jobs > 0) {
     args.push_back("--jobs");
     args.push_back(std::to_string(o.corpus_jobs));
   }
-  log << "data: generating the " << o.corpus_size << " speech corpus into " << o.corpus << " ...\n" << std::flush;
+  log << "data: generating the " << o.corpus_size << " speech corpus into " << o.corpus << " ...\n"
+      << std::flush;
   const auto t0 = std::chrono::steady_clock::now();
   const int rc = run_process(args);
   CW_CHECK(rc == 0 && fs::exists(corpus / "corpus.json"), Error, "corpus generation failed (exit status ", rc,
@@ -183,7 +192,8 @@ void ensure_corpus(const TrainOptions& o, std::ostream& log) {
   log << "data: corpus generated in " << seconds_since(t0) << " s\n";
 }
 
-SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text, std::ostream& log) {
+SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text,
+                                        std::ostream& log) {
   ensure_corpus(o, log);
   SpeechTextData d;
   d.corpus = o.corpus;
@@ -221,8 +231,8 @@ SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextT
   d.valid_text = embed(d.valid);
   d.retrieval_text = embed(d.retrieval);
   d.intent_classes = make_prompts(text, il, in, idesc, intent_templates(), text_dir, "intent_prompts");
-  d.kws_classes = make_prompts(text, kl, kn, std::vector<std::string>(kn.size()), keyword_templates(), text_dir,
-                               "keyword_prompts");
+  d.kws_classes = make_prompts(text, kl, kn, std::vector<std::string>(kn.size()), keyword_templates(),
+                               text_dir, "keyword_prompts");
   log << "data: " << il.size() << " intents x " << intent_templates().size() << " templates, " << kl.size()
       << " keywords x " << keyword_templates().size() << " templates\n";
   return d;

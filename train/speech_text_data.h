@@ -30,9 +30,9 @@ struct SpeechSplit {
 // A zero-shot benchmark's classes as text: for each template, the frozen tower's (C, D) class
 // embeddings. Templates use {name} and {description} (intents) or {name} (keywords).
 struct ClassPrompts {
-  std::vector<std::string> labels;        // C labels, in intents.tsv / keywords.tsv order
-  std::vector<std::string> templates;     // K templates
-  std::vector<Tensor> embeddings;         // K tensors f32 (C, D)
+  std::vector<std::string> labels;     // C labels, in intents.tsv / keywords.tsv order
+  std::vector<std::string> templates;  // K templates
+  std::vector<Tensor> embeddings;      // K tensors f32 (C, D)
 };
 
 // The templates used for intents and keywords (>= 10 each, listed in the .cpp with their reason).
@@ -56,6 +56,7 @@ void ensure_corpus(const TrainOptions& o, std::ostream& log);
 
 // ensure_corpus, then features and frozen embeddings (computed or read from the caches), with
 // one log line per step and its time.
-SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text, std::ostream& log);
+SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text,
+                                        std::ostream& log);
 
 }  // namespace cw::train

@@ -33,8 +33,9 @@ std::string TrainOptions::to_ini() const {
   s.precision(10);
   s << "[data]\n"
     << "corpus = " << corpus << "\ncorpus_size = " << corpus_size << "\nfeature_cache = " << feature_cache
-    << "\nmax_frames = " << max_frames << "\nspec_augment = " << bool_str(spec_augment) << "\nbucket_by_length = " << bool_str(bucket_by_length)
-    << "\nloader_workers = " << loader_workers << "\ncorpus_jobs = " << corpus_jobs << "\n\n"
+    << "\nmax_frames = " << max_frames << "\nspec_augment = " << bool_str(spec_augment)
+    << "\nbucket_by_length = " << bool_str(bucket_by_length) << "\nloader_workers = " << loader_workers
+    << "\ncorpus_jobs = " << corpus_jobs << "\n\n"
     << "[model]\n"
     << "speech_preset = " << speech_preset << "\nd_model = " << d_model << "\nnum_layers = " << num_layers
     << "\nnum_heads = " << num_heads << "\nffn_dim = " << ffn_dim << "\nconv_kernel = " << conv_kernel
@@ -43,20 +44,24 @@ std::string TrainOptions::to_ini() const {
     << "kind = " << losses::to_string(loss.loss) << "\nkernel = " << losses::to_string(loss.kernel)
     << "\nkernel_temperature = " << loss.kernel_temperature << "\nmask = " << losses::to_string(loss.mask)
     << "\ntop_k = " << loss.top_k << "\nthreshold = " << loss.threshold
-    << "\nreverse = " << losses::to_string(loss.reverse) << "\nreduction = " << losses::to_string(loss.reduction)
-    << "\ninit_temperature = " << loss.init_temperature << "\nlearn_temperature = " << bool_str(loss.learn_temperature)
-    << "\nmax_logit_scale = " << loss.max_logit_scale << "\nlinear_weights = " << losses::to_string(loss.linear_weights)
-    << "\nblock_rows = " << loss.block_rows << "\nwhole_matrix_max_mb = " << loss.whole_matrix_max_mb << "\n\n"
+    << "\nreverse = " << losses::to_string(loss.reverse)
+    << "\nreduction = " << losses::to_string(loss.reduction)
+    << "\ninit_temperature = " << loss.init_temperature
+    << "\nlearn_temperature = " << bool_str(loss.learn_temperature)
+    << "\nmax_logit_scale = " << loss.max_logit_scale
+    << "\nlinear_weights = " << losses::to_string(loss.linear_weights) << "\nblock_rows = " << loss.block_rows
+    << "\nwhole_matrix_max_mb = " << loss.whole_matrix_max_mb << "\n\n"
     << "[optim]\n"
     << "steps = " << steps << "\nbatch_size = " << batch_size << "\nwarmup_steps = " << warmup_steps
     << "\nlr = " << lr << "\nmin_lr_ratio = " << min_lr_ratio << "\nweight_decay = " << weight_decay
-    << "\nbeta1 = " << beta1 << "\nbeta2 = " << beta2 << "\neps = " << eps << "\ngrad_clip = " << grad_clip << "\n\n"
+    << "\nbeta1 = " << beta1 << "\nbeta2 = " << beta2 << "\neps = " << eps << "\ngrad_clip = " << grad_clip
+    << "\n\n"
     << "[run]\n"
     << "seed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
-    << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last << "\nlog_every = " << log_every
-    << "\nresume = " << bool_str(resume) << "\nstop_after = " << stop_after << "\ndevice = " << device
-    << "\nthreads = " << threads
-    << "\nprogress = " << progress << "\nplots = " << bool_str(plots) << "\n\n"
+    << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
+    << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nstop_after = " << stop_after
+    << "\ndevice = " << device << "\nthreads = " << threads << "\nprogress = " << progress
+    << "\nplots = " << bool_str(plots) << "\n\n"
     << "[eval]\n"
     << "batch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
   return s.str();
@@ -96,11 +101,13 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   model.add_options()("model.speech_preset", po::value(&o.speech_preset)->default_value(o.speech_preset),
                       "Conformer size: tiny | mini | small")(
       "model.d_model", po::value(&o.d_model)->default_value(o.d_model), "override the preset (0: keep)")(
-      "model.num_layers", po::value(&o.num_layers)->default_value(o.num_layers), "override the preset (0: keep)")(
-      "model.num_heads", po::value(&o.num_heads)->default_value(o.num_heads), "override the preset (0: keep)")(
+      "model.num_layers", po::value(&o.num_layers)->default_value(o.num_layers),
+      "override the preset (0: keep)")("model.num_heads", po::value(&o.num_heads)->default_value(o.num_heads),
+                                       "override the preset (0: keep)")(
       "model.ffn_dim", po::value(&o.ffn_dim)->default_value(o.ffn_dim), "override the preset (0: keep)")(
       "model.conv_kernel", po::value(&o.conv_kernel)->default_value(o.conv_kernel),
-      "depthwise conv kernel, odd (0: keep)")("model.dropout", po::value(&o.dropout)->default_value(o.dropout),
+      "depthwise conv kernel, odd (0: keep)")("model.dropout",
+                                              po::value(&o.dropout)->default_value(o.dropout),
                                               "dropout of the speech tower (< 0: keep the preset's)")(
       "model.text_model", po::value(&o.text_model)->default_value(o.text_model),
       "frozen text tower folder (empty: the installed all-MiniLM-L6-v2)");
@@ -109,7 +116,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   loss.add_options()("loss.kind", po::value(&ls.kind)->default_value(ls.kind), "cwcl | infonce (CLIP/LiT)")(
       "loss.kernel", po::value(&ls.kernel)->default_value(ls.kernel),
       "CWCL weight kernel: linear (paper: cos/2 + 1/2) | exp (exp((cos - 1) / kernel_temperature))")(
-      "loss.kernel_temperature", po::value(&o.loss.kernel_temperature)->default_value(o.loss.kernel_temperature),
+      "loss.kernel_temperature",
+      po::value(&o.loss.kernel_temperature)->default_value(o.loss.kernel_temperature),
       "temperature of the exp kernel")("loss.mask", po::value(&ls.mask)->default_value(ls.mask),
                                        "sparsify CWCL weights: none | topk | threshold")(
       "loss.top_k", po::value(&o.loss.top_k)->default_value(o.loss.top_k), "k of the topk mask")(
@@ -124,17 +132,21 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "loss.learn_temperature", po::value(&o.loss.learn_temperature)->default_value(o.loss.learn_temperature),
       "learn the logit scale (CLIP) or keep it fixed")(
       "loss.max_logit_scale", po::value(&o.loss.max_logit_scale)->default_value(o.loss.max_logit_scale),
-      "clamp of the logit scale")("loss.linear_weights", po::value(&ls.linear_weights)->default_value(ls.linear_weights),
+      "clamp of the logit scale")("loss.linear_weights",
+                                  po::value(&ls.linear_weights)->default_value(ls.linear_weights),
                                   "linear-kernel implementation: auto | factored | blockwise (speed only)")(
       "loss.block_rows", po::value(&o.loss.block_rows)->default_value(o.loss.block_rows),
       "logit rows per block (0: automatic; speed only)")(
-      "loss.whole_matrix_max_mb", po::value(&o.loss.whole_matrix_max_mb)->default_value(o.loss.whole_matrix_max_mb),
+      "loss.whole_matrix_max_mb",
+      po::value(&o.loss.whole_matrix_max_mb)->default_value(o.loss.whole_matrix_max_mb),
       "largest N x N matrix made whole, MiB (speed/memory only)");
 
   po::options_description optim("Optimization [optim]");
   optim.add_options()("optim.steps", po::value(&o.steps)->default_value(o.steps), "training steps")(
-      "optim.batch_size", po::value(&o.batch_size)->default_value(o.batch_size), "pairs per step (the contrastive batch)")(
-      "optim.warmup_steps", po::value(&o.warmup_steps)->default_value(o.warmup_steps), "linear LR warmup steps")(
+      "optim.batch_size", po::value(&o.batch_size)->default_value(o.batch_size),
+      "pairs per step (the contrastive batch)")("optim.warmup_steps",
+                                                po::value(&o.warmup_steps)->default_value(o.warmup_steps),
+                                                "linear LR warmup steps")(
       "optim.lr", po::value(&o.lr)->default_value(o.lr), "peak learning rate (AdamW)")(
       "optim.min_lr_ratio", po::value(&o.min_lr_ratio)->default_value(o.min_lr_ratio),
       "cosine schedule ends at lr * min_lr_ratio")(
@@ -147,18 +159,22 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "clip gradients to this global L2 norm (0: off)");
 
   po::options_description run("Run [run]");
-  run.add_options()("run.seed", po::value(&o.seed)->default_value(o.seed), "seed of init, data order, dropout, SpecAugment")(
+  run.add_options()("run.seed", po::value(&o.seed)->default_value(o.seed),
+                    "seed of init, data order, dropout, SpecAugment")(
       "run.out", po::value(&o.out)->default_value(o.out), "output folder")(
-      "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every), "zero-shot evaluation every N steps (0: at the end)")(
+      "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every),
+      "zero-shot evaluation every N steps (0: at the end)")(
       "run.checkpoint_every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
       "checkpoint every N steps (0: at the end)")(
       "run.keep_last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints kept")(
-      "run.log_every", po::value(&o.log_every)->default_value(o.log_every), "log a metrics line every N steps")(
-      "run.resume", po::value(&o.resume)->default_value(o.resume), "continue from <out>/checkpoints (latest)")(
+      "run.log_every", po::value(&o.log_every)->default_value(o.log_every),
+      "log a metrics line every N steps")("run.resume", po::value(&o.resume)->default_value(o.resume),
+                                          "continue from <out>/checkpoints (latest)")(
       "run.stop_after", po::value(&o.stop_after)->default_value(o.stop_after),
-      "stop after N steps of this process, with a checkpoint (0: run to --optim.steps); for time-boxed runs and "
-      "resume tests")(
-      "run.device", po::value(&o.device)->default_value(o.device), "cpu (cuda: when built with the CUDA backend)")(
+      "stop after N steps of this process, with a checkpoint (0: run to --optim.steps); for time-boxed runs "
+      "and "
+      "resume tests")("run.device", po::value(&o.device)->default_value(o.device),
+                      "cpu (cuda: when built with the CUDA backend)")(
       "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
       "run.progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | lines")(
       "run.plots", po::value(&o.plots)->default_value(o.plots), "render PNG plots with gnuplot at the end");
@@ -169,7 +185,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "eval.max_items", po::value(&o.eval_max_items)->default_value(o.eval_max_items),
       "cap on items per benchmark split in mid-run evaluations (0: all)");
 
-  po::options_description all("train: CWCL / InfoNCE training of the speech tower against a frozen text tower");
+  po::options_description all(
+      "train: CWCL / InfoNCE training of the speech tower against a frozen text tower");
   all.add(general).add(data).add(model).add(loss).add(optim).add(run).add(eval);
 
   po::variables_map vm;
@@ -215,7 +232,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   o.loss.mask = parse_as("loss.mask", losses::parse_weight_mask, ls.mask);
   o.loss.reverse = parse_as("loss.reverse", losses::parse_reverse_direction, ls.reverse);
   o.loss.reduction = parse_as("loss.reduction", losses::parse_direction_reduction, ls.reduction);
-  o.loss.linear_weights = parse_as("loss.linear_weights", losses::parse_linear_weights_form, ls.linear_weights);
+  o.loss.linear_weights =
+      parse_as("loss.linear_weights", losses::parse_linear_weights_form, ls.linear_weights);
   try {
     o.loss.validate();
   } catch (const ValueError& e) {
@@ -241,7 +259,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   };
   auto given = [&](const char* name) { return on_command_line(name) || non_default.at(name); };
   if (o.loss.loss == losses::LossKind::InfoNCE)
-    for (const char* n : {"loss.kernel", "loss.kernel_temperature", "loss.mask", "loss.top_k", "loss.threshold"})
+    for (const char* n :
+         {"loss.kernel", "loss.kernel_temperature", "loss.mask", "loss.top_k", "loss.threshold"})
       CW_CHECK(!given(n), ValueError, "--", n, " is a CWCL option but --loss.kind is infonce");
   if (o.loss.kernel != losses::WeightKernel::Exp)
     CW_CHECK(!given("loss.kernel_temperature"), ValueError,
@@ -250,12 +269,13 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
            "--loss.top_k is set but --loss.mask is not topk");
   CW_CHECK(!(given("loss.threshold") && o.loss.mask != losses::WeightMask::Threshold), ValueError,
            "--loss.threshold is set but --loss.mask is not threshold");
-  CW_CHECK(o.corpus_size == "tiny" || o.corpus_size == "small" || o.corpus_size == "full" || o.corpus_size == "none",
+  CW_CHECK(o.corpus_size == "tiny" || o.corpus_size == "small" || o.corpus_size == "full" ||
+               o.corpus_size == "none",
            ValueError, "--data.corpus_size must be tiny, small, full or none, got '", o.corpus_size, "'");
   CW_CHECK(o.max_frames == 0 || o.max_frames >= 16, ValueError, "--data.max_frames must be 0 or >= 16, got ",
            o.max_frames);
-  CW_CHECK(o.loader_workers >= 0 && o.loader_workers <= 64, ValueError, "--data.loader_workers must be in [0, 64], got ",
-           o.loader_workers);
+  CW_CHECK(o.loader_workers >= 0 && o.loader_workers <= 64, ValueError,
+           "--data.loader_workers must be in [0, 64], got ", o.loader_workers);
   CW_CHECK(o.speech_preset == "tiny" || o.speech_preset == "mini" || o.speech_preset == "small", ValueError,
            "--model.speech_preset must be tiny, mini or small, got '", o.speech_preset, "'");
   CW_CHECK(o.d_model >= 0 && o.num_layers >= 0 && o.num_heads >= 0 && o.ffn_dim >= 0 && o.conv_kernel >= 0,
@@ -264,9 +284,10 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
            o.conv_kernel);
   CW_CHECK(o.dropout < 1.0, ValueError, "--model.dropout must be < 1, got ", o.dropout);
   CW_CHECK(o.steps >= 1, ValueError, "--optim.steps must be >= 1, got ", o.steps);
-  CW_CHECK(o.batch_size >= 2, ValueError, "--optim.batch_size must be >= 2 (a contrastive batch), got ", o.batch_size);
-  CW_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.steps, ValueError, "--optim.warmup_steps (", o.warmup_steps,
-           ") must be in [0, --optim.steps = ", o.steps, ")");
+  CW_CHECK(o.batch_size >= 2, ValueError, "--optim.batch_size must be >= 2 (a contrastive batch), got ",
+           o.batch_size);
+  CW_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.steps, ValueError, "--optim.warmup_steps (",
+           o.warmup_steps, ") must be in [0, --optim.steps = ", o.steps, ")");
   CW_CHECK(o.lr > 0, ValueError, "--optim.lr must be > 0, got ", o.lr);
   CW_CHECK(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, ValueError, "--optim.min_lr_ratio must be in [0, 1]");
   CW_CHECK(o.weight_decay >= 0, ValueError, "--optim.weight_decay must be >= 0");
@@ -279,8 +300,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   CW_CHECK(o.stop_after >= 0, ValueError, "--run.stop_after must be >= 0 (0: off), got ", o.stop_after);
   CW_CHECK(o.progress == "auto" || o.progress == "bar" || o.progress == "lines", ValueError,
            "--run.progress must be auto, bar or lines, got '", o.progress, "'");
-  CW_CHECK(o.device == "cpu" || o.device.rfind("cuda", 0) == 0, ValueError, "--run.device must be cpu or cuda[:n], got '",
-           o.device, "'");
+  CW_CHECK(o.device == "cpu" || o.device.rfind("cuda", 0) == 0, ValueError,
+           "--run.device must be cpu or cuda[:n], got '", o.device, "'");
   CW_CHECK(o.device == "cpu", ValueError, "--run.device ", o.device,
            ": this build has no CUDA backend yet (cuda/ is empty); use cpu");
   CW_CHECK(o.threads >= 0, ValueError, "--run.threads must be >= 0");

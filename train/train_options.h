@@ -26,13 +26,13 @@ struct TrainOptions {
   // from scratch the towers then never leave the collapsed start (EXPERIMENTS.md), so it is off.
   bool bucket_by_length = false;
   int64_t loader_workers = 1;
-  int64_t corpus_jobs = 0;                     // processes for generating the corpus; 0 = all cores
+  int64_t corpus_jobs = 0;  // processes for generating the corpus; 0 = all cores
 
   // ---- [model]
   std::string speech_preset = "mini";  // tiny | mini | small (models/conformer.h)
   int64_t d_model = 0, num_layers = 0, num_heads = 0, ffn_dim = 0, conv_kernel = 0;  // 0 = preset's
-  double dropout = -1;                 // < 0 = preset's
-  std::string text_model;              // all-MiniLM-L6-v2 folder; empty = the installed package
+  double dropout = -1;                                                               // < 0 = preset's
+  std::string text_model;  // all-MiniLM-L6-v2 folder; empty = the installed package
 
   // ---- [loss]: every option of losses::ContrastiveConfig
   losses::ContrastiveConfig loss;
@@ -51,12 +51,12 @@ struct TrainOptions {
   int64_t checkpoint_every = 100;    // steps; 0 = only at the end
   int64_t keep_last = 2;
   int64_t log_every = 10;
-  bool resume = false;               // continue from <out>/checkpoints/latest
-  int64_t stop_after = 0;            // stop (with a checkpoint) after N steps of this process; 0 = run to steps
+  bool resume = false;     // continue from <out>/checkpoints/latest
+  int64_t stop_after = 0;  // stop (with a checkpoint) after N steps of this process; 0 = run to steps
   std::string device = "cpu";
-  int64_t threads = 0;               // OpenMP threads; 0 = OpenMP's default
-  std::string progress = "auto";     // auto (bar on a terminal) | bar | lines
-  bool plots = true;                 // PNG plots with gnuplot at the end, when gnuplot is installed
+  int64_t threads = 0;            // OpenMP threads; 0 = OpenMP's default
+  std::string progress = "auto";  // auto (bar on a terminal) | bar | lines
+  bool plots = true;              // PNG plots with gnuplot at the end, when gnuplot is installed
 
   // ---- [eval]
   int64_t eval_batch_size = 64;

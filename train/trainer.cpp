@@ -87,9 +87,12 @@ void render_plots(const fs::path& out, std::ostream& log) {
      << "plot 'metrics.csv' using 1:3 with lines title 'loss', '' using 1:4 with lines title 'speech->text', "
         "'' using 1:5 with lines title 'text->speech'\n";
   if (fs::exists(out / "eval.csv"))
-    gp << "set output 'zero_shot.png'\nset title 'zero-shot accuracy'\nset ylabel 'accuracy'\nset yrange [0:1]\n"
-       << "plot 'eval.csv' using 1:2 with linespoints title 'intent', '' using 1:3 with linespoints title 'keywords', "
-          "'' using 1:4 with linespoints title 'keywords (human)', '' using 1:5 with linespoints title 'R@1 speech->text'\n"
+    gp << "set output 'zero_shot.png'\nset title 'zero-shot accuracy'\nset ylabel 'accuracy'\nset yrange "
+          "[0:1]\n"
+       << "plot 'eval.csv' using 1:2 with linespoints title 'intent', '' using 1:3 with linespoints title "
+          "'keywords', "
+          "'' using 1:4 with linespoints title 'keywords (human)', '' using 1:5 with linespoints title 'R@1 "
+          "speech->text'\n"
        << "set autoscale y\n";
   if (fs::exists(out / "similarity.dat"))
     gp << "set datafile separator whitespace\nset output 'similarity.png'\nset size ratio -1\n"
@@ -131,7 +134,7 @@ void write_similarity(const fs::path& out, models::SpeechTextModel& model, const
 }  // namespace
 
 models::ConformerConfig speech_tower_config(const TrainOptions& o, int64_t n_mels, int64_t embed_dim) {
-  models::ConformerConfig c = o.speech_preset == "small" ? models::ConformerConfig::small()
+  models::ConformerConfig c = o.speech_preset == "small"  ? models::ConformerConfig::small()
                               : o.speech_preset == "mini" ? models::ConformerConfig::mini()
                                                           : models::ConformerConfig::tiny();
   if (o.d_model) c.d_model = o.d_model;
@@ -154,17 +157,19 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   const fs::path out(o.out);
   fs::create_directories(out);
   const fs::path ckpt_dir = out / "checkpoints";
-  log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n" << o.to_ini() << "\n";
+  log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n"
+      << o.to_ini() << "\n";
   write_text_atomic(out / "config.ini", o.to_ini());
 
   // ---- frozen text tower and data
-  const FrozenTextTower text =
-      FrozenTextTower::load(find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
+  const FrozenTextTower text = FrozenTextTower::load(
+      find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
   const SpeechTextData data = prepare_speech_text_data(o, text, log);
 
   // ---- model and optimizer (seeded: the same seed gives the same initial weights)
   manual_seed(o.seed);
-  const models::ConformerConfig cfg = speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
+  const models::ConformerConfig cfg =
+      speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
   models::SpeechTextModel model(cfg, std::log(1.0 / o.loss.init_temperature), o.loss.learn_temperature);
   model.train();
   AdamW opt(make_param_groups(model.named_parameters(), o.weight_decay, {"logit_scale"}),
@@ -174,8 +179,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
     for (const auto& p : g.params) params.push_back(p);
   const LrSchedule schedule{o.lr, o.warmup_steps, o.steps, o.min_lr_ratio};
   log << "model: Conformer d_model " << cfg.d_model << ", " << cfg.num_layers << " blocks, " << cfg.num_heads
-      << " heads, ffn " << cfg.ffn_dim << ", kernel " << cfg.conv_kernel_size << ": " << model.num_parameters()
-      << " parameters\nloss: " << losses::describe(o.loss) << "\n";
+      << " heads, ffn " << cfg.ffn_dim << ", kernel " << cfg.conv_kernel_size << ": "
+      << model.num_parameters() << " parameters\nloss: " << losses::describe(o.loss) << "\n";
 
   SpeechLoaderOptions lo;
   lo.batch_size = o.batch_size;
@@ -191,7 +196,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   if (o.resume) {
     if (auto ck = load_latest_checkpoint(ckpt_dir)) {
       const nn::LoadReport rep = model.load_state_dict(ck->model, true);
-      CW_CHECK(rep.ok(), ValueError, "--run.resume: ", ck->path.string(), " does not fit this model: ", rep.str());
+      CW_CHECK(rep.ok(), ValueError, "--run.resume: ", ck->path.string(),
+               " does not fit this model: ", rep.str());
       opt.load_state_tensors(ck->optimizer, ck->optimizer_step);
       default_generator().set_state(ck->state.seed, ck->state.rng_offset);
       loader.seek(ck->state.epoch, ck->state.batch_in_epoch);
@@ -210,20 +216,24 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   result.first_step = step;
   result.prepare_seconds = since(t_prepare);
 
-  std::ofstream metrics_csv(out / "metrics.csv", std::ios::app), metrics_jsonl(out / "metrics.jsonl", std::ios::app);
+  std::ofstream metrics_csv(out / "metrics.csv", std::ios::app),
+      metrics_jsonl(out / "metrics.jsonl", std::ios::app);
   std::ofstream eval_csv(out / "eval.csv", std::ios::app), eval_jsonl(out / "eval.jsonl", std::ios::app);
   if (fs::file_size(out / "metrics.csv") == 0)
-    metrics_csv << "step,epoch,loss,loss_speech_to_text,loss_text_to_speech,acc_speech_to_text,acc_text_to_speech,"
-                   "pos_sim,neg_sim,logit_scale,lr,grad_norm,step_seconds\n";
+    metrics_csv
+        << "step,epoch,loss,loss_speech_to_text,loss_text_to_speech,acc_speech_to_text,acc_text_to_speech,"
+           "pos_sim,neg_sim,logit_scale,lr,grad_norm,step_seconds\n";
   if (fs::file_size(out / "eval.csv") == 0)
-    eval_csv << "step,intent_acc,keyword_acc,keyword_human_acc,retrieval_s2t_r1,retrieval_t2s_r1,structure_corr,"
-                "intent_template_std\n";
+    eval_csv
+        << "step,intent_acc,keyword_acc,keyword_human_acc,retrieval_s2t_r1,retrieval_t2s_r1,structure_corr,"
+           "intent_template_std\n";
 
   auto run_eval = [&](int64_t at_step, int64_t max_items) {
     EvalResult r = evaluate(model, data, o.eval_batch_size, max_items);
     eval_csv << at_step << ',' << r.intent.ensemble_accuracy << ',' << r.keywords.ensemble_accuracy << ','
              << r.keywords_human.ensemble_accuracy << ',' << r.retrieval.speech_to_text_r1 << ','
-             << r.retrieval.text_to_speech_r1 << ',' << r.structure_correlation << ',' << r.intent.std << std::endl;
+             << r.retrieval.text_to_speech_r1 << ',' << r.structure_correlation << ',' << r.intent.std
+             << std::endl;
     nlohmann::json j = r.to_json();
     j["step"] = at_step;
     j["max_items"] = max_items;
@@ -242,7 +252,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   };
 
   // ---- the loop
-  const bool bar = o.progress == "bar" || (o.progress == "auto" && &log == &std::cout && isatty(STDOUT_FILENO));
+  const bool bar =
+      o.progress == "bar" || (o.progress == "auto" && &log == &std::cout && isatty(STDOUT_FILENO));
   const auto t_train = Clock::now();
   const int64_t first = step;
   // --run.stop_after: this process stops early, with a checkpoint to resume from.
@@ -270,8 +281,9 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
     if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
       const auto ck = load_latest_checkpoint(ckpt_dir);
       log << "\ntrain: stopped at step " << step + 1 << ": "
-          << (failure.empty() ? (!std::isfinite(loss_value) ? "the loss is not finite (" + std::to_string(loss_value) + ")"
-                                                            : "the gradient norm is not finite")
+          << (failure.empty() ? (!std::isfinite(loss_value)
+                                     ? "the loss is not finite (" + std::to_string(loss_value) + ")"
+                                     : "the gradient norm is not finite")
                               : failure)
           << ". Try a lower --optim.lr or --optim.grad_clip. Last good checkpoint: "
           << (ck ? ck->path.string() : std::string("none (no checkpoint was written yet)")) << "\n";
@@ -287,13 +299,21 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
 
     char row[512];
     std::snprintf(row, sizeof row, "%lld,%lld,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f,%.4f,%.3f,%.6g,%.4f,%.3f",
-                  static_cast<long long>(step), static_cast<long long>(batch.epoch), loss_value, m.loss_p2q, m.loss_q2p,
-                  m.acc_p2q, m.acc_q2p, m.pos_sim, m.neg_sim, m.logit_scale, lr, norm, step_s);
+                  static_cast<long long>(step), static_cast<long long>(batch.epoch), loss_value, m.loss_p2q,
+                  m.loss_q2p, m.acc_p2q, m.acc_q2p, m.pos_sim, m.neg_sim, m.logit_scale, lr, norm, step_s);
     metrics_csv << row << std::endl;
-    metrics_jsonl << nlohmann::json{{"step", step},         {"epoch", batch.epoch},     {"loss", loss_value},
-                                    {"loss_s2t", m.loss_p2q}, {"loss_t2s", m.loss_q2p}, {"acc_s2t", m.acc_p2q},
-                                    {"acc_t2s", m.acc_q2p},   {"pos_sim", m.pos_sim},   {"neg_sim", m.neg_sim},
-                                    {"logit_scale", m.logit_scale}, {"lr", lr},         {"grad_norm", norm},
+    metrics_jsonl << nlohmann::json{{"step", step},
+                                    {"epoch", batch.epoch},
+                                    {"loss", loss_value},
+                                    {"loss_s2t", m.loss_p2q},
+                                    {"loss_t2s", m.loss_q2p},
+                                    {"acc_s2t", m.acc_p2q},
+                                    {"acc_t2s", m.acc_q2p},
+                                    {"pos_sim", m.pos_sim},
+                                    {"neg_sim", m.neg_sim},
+                                    {"logit_scale", m.logit_scale},
+                                    {"lr", lr},
+                                    {"grad_norm", norm},
                                     {"step_seconds", step_s}}
                          .dump()
                   << std::endl;
@@ -302,12 +322,14 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
     const double per_step = elapsed / static_cast<double>(step - first);
     const double utt_s = static_cast<double>(o.batch_size) / per_step;
     char line[256];
-    std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f  acc %.3f  lr %.2e  scale %.1f  %.1f utt/s  ETA %s",
+    std::snprintf(line, sizeof line,
+                  "step %lld/%lld  loss %.4f  acc %.3f  lr %.2e  scale %.1f  %.1f utt/s  ETA %s",
                   static_cast<long long>(step), static_cast<long long>(o.steps), loss_value, m.acc_p2q, lr,
                   m.logit_scale, utt_s, eta_string(per_step * static_cast<double>(o.steps - step)).c_str());
     if (bar) {
       const int width = 24, done = static_cast<int>(width * step / o.steps);
-      log << "\r[" << std::string(done, '=') << std::string(width - done, ' ') << "] " << line << "   " << std::flush;
+      log << "\r[" << std::string(done, '=') << std::string(width - done, ' ') << "] " << line << "   "
+          << std::flush;
       if (step == o.steps) log << "\n";
     } else if (step % o.log_every == 0 || step == o.steps || step == first + 1) {
       log << line << "\n" << std::flush;
@@ -316,8 +338,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
     const bool last = step == o.steps;
     if (o.eval_every > 0 && step % o.eval_every == 0 && !last) {
       const EvalResult r = run_eval(step, o.eval_max_items);
-      log << (bar ? "\n" : "") << "eval @ step " << step << (o.eval_max_items ? " (subset)" : "") << " (" << r.seconds
-          << " s):\n"
+      log << (bar ? "\n" : "") << "eval @ step " << step << (o.eval_max_items ? " (subset)" : "") << " ("
+          << r.seconds << " s):\n"
           << r.table() << std::flush;
     }
     if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || last || step == stop_at) save(step);
@@ -325,11 +347,12 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   result.train_seconds = since(t_train);
   result.steps_done = step;
   const SpeechLoaderStats ls = loader.stats();
-  log << "train: " << step - first << " steps in " << result.train_seconds << " s; the loader kept the trainer waiting "
-      << ls.wait_seconds << " s in all\n";
+  log << "train: " << step - first << " steps in " << result.train_seconds
+      << " s; the loader kept the trainer waiting " << ls.wait_seconds << " s in all\n";
   if (result.stopped_on_nan) return result;
   if (step < o.steps) {
-    log << "train: stopped after " << step - first << " steps (--run.stop_after); continue with --run.resume true\n";
+    log << "train: stopped after " << step - first
+        << " steps (--run.stop_after); continue with --run.resume true\n";
     return result;
   }
 

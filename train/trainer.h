@@ -15,13 +15,13 @@
 namespace cw::train {
 
 struct TrainResult {
-  int64_t first_step = 0;        // 0, or the step a resumed run started from
-  int64_t steps_done = 0;        // optimizer steps completed (counting those before a resume)
-  bool stopped_on_nan = false;   // training stopped because the loss or a gradient was not finite
-  std::vector<double> losses;    // loss of every step this process ran
-  EvalResult final_eval;         // on every benchmark row (unset when stopped on NaN or by --run.stop_after)
-  double train_seconds = 0;      // the step loop alone
-  double prepare_seconds = 0;    // corpus, features, frozen embeddings
+  int64_t first_step = 0;       // 0, or the step a resumed run started from
+  int64_t steps_done = 0;       // optimizer steps completed (counting those before a resume)
+  bool stopped_on_nan = false;  // training stopped because the loss or a gradient was not finite
+  std::vector<double> losses;   // loss of every step this process ran
+  EvalResult final_eval;        // on every benchmark row (unset when stopped on NaN or by --run.stop_after)
+  double train_seconds = 0;     // the step loop alone
+  double prepare_seconds = 0;   // corpus, features, frozen embeddings
 };
 
 // The speech tower's configuration: the preset of --model.speech_preset with the --model.* sizes

@@ -26,13 +26,19 @@ Tensor unit_rows(const Tensor& x) {
 }
 
 nlohmann::json ZeroShotScore::to_json() const {
-  return {{"n", n}, {"ensemble_accuracy", ensemble_accuracy}, {"per_template", per_template},
-          {"template_mean", mean}, {"template_std", std}, {"template_min", min}, {"template_max", max}};
+  return {{"n", n},
+          {"ensemble_accuracy", ensemble_accuracy},
+          {"per_template", per_template},
+          {"template_mean", mean},
+          {"template_std", std},
+          {"template_min", min},
+          {"template_max", max}};
 }
 
 ZeroShotScore zero_shot_classify(const Tensor& items, const std::vector<int64_t>& labels,
                                  const std::vector<Tensor>& class_embeddings) {
-  CW_CHECK(items.dim() == 2, ShapeError, "zero_shot_classify: items must be (N, D), got ", shape_str(items.shape()));
+  CW_CHECK(items.dim() == 2, ShapeError, "zero_shot_classify: items must be (N, D), got ",
+           shape_str(items.shape()));
   const int64_t n = items.size(0);
   CW_CHECK(static_cast<int64_t>(labels.size()) == n, ShapeError, "zero_shot_classify: ", labels.size(),
            " labels for ", n, " items");
@@ -42,7 +48,8 @@ ZeroShotScore zero_shot_classify(const Tensor& items, const std::vector<int64_t>
     CW_CHECK(e.dim() == 2 && e.size(0) == c && e.size(1) == items.size(1), ShapeError,
              "zero_shot_classify: class embeddings must all be (C, D) = (", c, ", ", items.size(1), "), got ",
              shape_str(e.shape()));
-  for (int64_t y : labels) CW_CHECK(y >= 0 && y < c, IndexError, "zero_shot_classify: label ", y, " outside [0, ", c, ")");
+  for (int64_t y : labels)
+    CW_CHECK(y >= 0 && y < c, IndexError, "zero_shot_classify: label ", y, " outside [0, ", c, ")");
 
   auto accuracy = [&](const Tensor& classes) {
     if (n == 0) return 0.0;
@@ -70,14 +77,17 @@ ZeroShotScore zero_shot_classify(const Tensor& items, const std::vector<int64_t>
 
 nlohmann::json RetrievalScore::to_json() const {
   return {{"n", n},
-          {"speech_to_text", {{"R@1", speech_to_text_r1}, {"R@5", speech_to_text_r5}, {"R@10", speech_to_text_r10}}},
-          {"text_to_speech", {{"R@1", text_to_speech_r1}, {"R@5", text_to_speech_r5}, {"R@10", text_to_speech_r10}}}};
+          {"speech_to_text",
+           {{"R@1", speech_to_text_r1}, {"R@5", speech_to_text_r5}, {"R@10", speech_to_text_r10}}},
+          {"text_to_speech",
+           {{"R@1", text_to_speech_r1}, {"R@5", text_to_speech_r5}, {"R@10", text_to_speech_r10}}}};
 }
 
 RetrievalScore retrieval_recall(const Tensor& speech, const Tensor& text) {
-  CW_CHECK(speech.dim() == 2 && text.dim() == 2 && speech.size(0) == text.size(0) && speech.size(1) == text.size(1),
-           ShapeError, "retrieval_recall: speech ", shape_str(speech.shape()), " and text ", shape_str(text.shape()),
-           " must both be (N, D)");
+  CW_CHECK(speech.dim() == 2 && text.dim() == 2 && speech.size(0) == text.size(0) &&
+               speech.size(1) == text.size(1),
+           ShapeError, "retrieval_recall: speech ", shape_str(speech.shape()), " and text ",
+           shape_str(text.shape()), " must both be (N, D)");
   const int64_t n = speech.size(0);
   RetrievalScore r;
   r.n = n;

@@ -6,10 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/tensor.h"
 
@@ -19,9 +18,9 @@ namespace cw::train {
 Tensor unit_rows(const Tensor& x);
 
 struct ZeroShotScore {
-  int64_t n = 0;                       // items scored
-  double ensemble_accuracy = 0;        // class embedding = normalized mean over templates (CLIP)
-  std::vector<double> per_template;    // accuracy with each template alone
+  int64_t n = 0;                               // items scored
+  double ensemble_accuracy = 0;                // class embedding = normalized mean over templates (CLIP)
+  std::vector<double> per_template;            // accuracy with each template alone
   double mean = 0, std = 0, min = 0, max = 0;  // over per_template (std: population, ddof 0)
   nlohmann::json to_json() const;
 };

@@ -33,8 +33,10 @@ void sum_rows(ReduceOp op, const T* x, T* y, int64_t outer, int64_t r) {
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t o = task / blocks, b = task % blocks;
     const int64_t i0 = b * kSumBlock, n = std::min(r, i0 + kSumBlock) - i0;
-    partial[task] = n > 0 ? static_cast<Acc>(Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x + o * r + i0, n).sum())
-                          : Acc(0);
+    partial[task] =
+        n > 0
+            ? static_cast<Acc>(Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x + o * r + i0, n).sum())
+            : Acc(0);
   }
   for (int64_t o = 0; o < outer; ++o) {
     Acc s = 0;

@@ -1,11 +1,12 @@
 // AdamW against torch.optim.AdamW (tests/fixtures/adamw_reference.safetensors, made by
 // tools/make_adamw_fixture.py), the decay / no-decay split, state save / restore, bad input.
+#include "train/adamw.h"
+
 #include <gtest/gtest.h>
 
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "support/check.h"
-#include "train/adamw.h"
 
 namespace cw {
 namespace {
@@ -38,24 +39,28 @@ void replay(const std::string& dtype, double atol, double rtol, bool transposed_
   if (transposed_w) {
     ASSERT_FALSE(params["w"].data().is_contiguous());
   }
-  AdamW opt({ParamGroup{{"w"}, {params["w"]}, ref.opts[3]}, ParamGroup{{"b", "s"}, {params["b"], params["s"]}, 0.0}},
+  AdamW opt({ParamGroup{{"w"}, {params["w"]}, ref.opts[3]},
+             ParamGroup{{"b", "s"}, {params["b"], params["s"]}, 0.0}},
             ref.options());
   for (int k = 0; k < 5; ++k) {
-    for (auto& [name, v] : params) v.set_grad(ref.file.load(dtype + "." + name + ".grad." + std::to_string(k)));
+    for (auto& [name, v] : params)
+      v.set_grad(ref.file.load(dtype + "." + name + ".grad." + std::to_string(k)));
     opt.step(ref.lrs[k]);
     EXPECT_EQ(opt.step_count(), k + 1);
     for (auto& [name, v] : params) {
-      EXPECT_TRUE(all_close(v.data(), ref.file.load(dtype + "." + name + ".after." + std::to_string(k)), atol, rtol))
+      EXPECT_TRUE(
+          all_close(v.data(), ref.file.load(dtype + "." + name + ".after." + std::to_string(k)), atol, rtol))
           << dtype << " " << name << " after step " << k;
     }
   }
   const auto state = opt.state_tensors();
   for (const char* p : {"w", "b", "s"}) {
-    EXPECT_TRUE(all_close(state.at(std::string("exp_avg.") + p), ref.file.load(dtype + "." + p + ".exp_avg"), atol, rtol))
+    EXPECT_TRUE(all_close(state.at(std::string("exp_avg.") + p), ref.file.load(dtype + "." + p + ".exp_avg"),
+                          atol, rtol))
         << p;
     // exp_avg_sq of "b" is ~1e-14: compare relatively.
-    EXPECT_TRUE(all_close(state.at(std::string("exp_avg_sq.") + p), ref.file.load(dtype + "." + p + ".exp_avg_sq"),
-                          0.0, rtol))
+    EXPECT_TRUE(all_close(state.at(std::string("exp_avg_sq.") + p),
+                          ref.file.load(dtype + "." + p + ".exp_avg_sq"), 0.0, rtol))
         << p;
   }
 }
@@ -148,23 +153,23 @@ TEST(AdamW, RejectsBadConstruction) {
 
 TEST(ParamGroups, DecayRule) {
   std::vector<std::pair<std::string, Variable>> named = {
-      {"enc.dense.weight", Variable(ops::ones({3, 2}), true)},   // matrix: decay
-      {"enc.dense.bias", Variable(ops::ones({3}), true)},        // bias: no decay
-      {"enc.LayerNorm.weight", Variable(ops::ones({3}), true)},  // 1-d norm gain: no decay
+      {"enc.dense.weight", Variable(ops::ones({3, 2}), true)},            // matrix: decay
+      {"enc.dense.bias", Variable(ops::ones({3}), true)},                 // bias: no decay
+      {"enc.LayerNorm.weight", Variable(ops::ones({3}), true)},           // 1-d norm gain: no decay
       {"proj.bias_like_matrix_bias", Variable(ops::ones({2, 2}), true)},  // ends in "bias": no decay
-      {"logit_scale", Variable(ops::ones({}), true)},            // 0-d: no decay
-      {"pos.embedding", Variable(ops::ones({4, 3}), true)},      // matrix, but listed: no decay
-      {"frozen.weight", Variable(ops::ones({3, 3}), false)},     // frozen: left out
-      {"conv.weight", Variable(ops::ones({2, 1, 3}), true)},     // 3-d: decay
+      {"logit_scale", Variable(ops::ones({}), true)},                     // 0-d: no decay
+      {"pos.embedding", Variable(ops::ones({4, 3}), true)},               // matrix, but listed: no decay
+      {"frozen.weight", Variable(ops::ones({3, 3}), false)},              // frozen: left out
+      {"conv.weight", Variable(ops::ones({2, 1, 3}), true)},              // 3-d: decay
   };
   const auto groups = train::make_param_groups(named, 0.05, {"pos.embed"});
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].weight_decay, 0.05);
   EXPECT_EQ(groups[0].names, (std::vector<std::string>{"enc.dense.weight", "conv.weight"}));
   EXPECT_EQ(groups[1].weight_decay, 0.0);
-  EXPECT_EQ(groups[1].names, (std::vector<std::string>{"enc.dense.bias", "enc.LayerNorm.weight",
-                                                       "proj.bias_like_matrix_bias", "logit_scale",
-                                                       "pos.embedding"}));
+  EXPECT_EQ(groups[1].names,
+            (std::vector<std::string>{"enc.dense.bias", "enc.LayerNorm.weight", "proj.bias_like_matrix_bias",
+                                      "logit_scale", "pos.embedding"}));
   EXPECT_TRUE(groups[1].params[3].data().shares_storage(named[4].second.data()));
   // Only exempt parameters: one group, no empty decay group.
   const auto only = train::make_param_groups({named[1]}, 0.05);

@@ -1,5 +1,7 @@
 // Checkpoints: a full round trip (model, optimizer, trainer state), keep_last_k pruning, what a
 // killed writer leaves behind, and clear errors for corrupt pointers and files.
+#include "train/checkpoint.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +12,6 @@
 
 #include "nn/basic_layers.h"
 #include "support/check.h"
-#include "train/checkpoint.h"
 
 namespace cw {
 namespace {
@@ -42,7 +43,8 @@ class CheckpointTest : public ::testing::Test {
     run->opt = std::make_unique<AdamW>(train::make_param_groups(run->model->named_parameters(), 0.1),
                                        train::AdamWOptions{});
     for (int k = 0; k < steps; ++k) {
-      for (Variable& p : run->model->parameters()) p.set_grad(test::rand64(p.shape(), -1, 1, 10 + k).to(DType::F32));
+      for (Variable& p : run->model->parameters())
+        p.set_grad(test::rand64(p.shape(), -1, 1, 10 + k).to(DType::F32));
       run->opt->step(1e-2);
     }
     run->state.step = steps;

@@ -20,10 +20,10 @@ using train::LrSchedule;
 TEST(LrSchedule, KeySteps) {
   const LrSchedule s{1e-3, 10, 110, 0.1};
   const double min = 1e-4;
-  EXPECT_DOUBLE_EQ(s.at(0), 1e-4);   // first update: base / W
+  EXPECT_DOUBLE_EQ(s.at(0), 1e-4);  // first update: base / W
   EXPECT_DOUBLE_EQ(s.at(4), 5e-4);
-  EXPECT_DOUBLE_EQ(s.at(9), 1e-3);   // last warmup update reaches base
-  EXPECT_DOUBLE_EQ(s.at(10), 1e-3);  // cosine starts at base
+  EXPECT_DOUBLE_EQ(s.at(9), 1e-3);                       // last warmup update reaches base
+  EXPECT_DOUBLE_EQ(s.at(10), 1e-3);                      // cosine starts at base
   EXPECT_DOUBLE_EQ(s.at(60), min + (1e-3 - min) * 0.5);  // halfway: midpoint
   EXPECT_DOUBLE_EQ(s.at(35), min + (1e-3 - min) * 0.5 * (1 + std::cos(std::numbers::pi * 0.25)));
   EXPECT_DOUBLE_EQ(s.at(109), min + (1e-3 - min) * 0.5 * (1 + std::cos(std::numbers::pi * 0.99)));
