@@ -1,15 +1,13 @@
 // Corpus, features and frozen embeddings of a speech-text run (see speech_text_data.h).
 #include "train/speech_text_data.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <ostream>
 #include <thread>
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "train/subprocess.h"
 
 #ifndef CW_PROJECT_DIR
 #define CW_PROJECT_DIR "."
@@ -83,22 +81,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Runs argv without a shell; returns the exit status (-1 when it could not start or was killed).
-int run_process(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  if (waitpid(pid, &status, 0) < 0) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 fs::path generator_script() {

@@ -2,7 +2,6 @@
 #include "train/trainer.h"
 
 #include <omp.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/grad_clip.h"
 #include "train/lr_schedule.h"
+#include "train/subprocess.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;
@@ -99,15 +99,7 @@ void render_plots(const fs::path& out, std::ostream& log) {
        << "set title 'cosine, held-out speech (rows) vs transcripts (columns)'\nset xlabel 'transcript'\n"
        << "set ylabel 'utterance'\nset yrange [] reverse\nplot 'similarity.dat' matrix with image notitle\n";
   write_text_atomic(out / "plots.gp", gp.str());
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(out.c_str()) != 0) _exit(126);
-    execl("/usr/bin/gnuplot", "gnuplot", "plots.gp", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  if (pid > 0) waitpid(pid, &status, 0);
-  if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+  if (run_process({"/usr/bin/gnuplot", "plots.gp"}, out) == 0)
     log << "plots: " << (out / "loss.png").string() << ", zero_shot.png, similarity.png\n";
   else
     log << "plots: gnuplot failed (see " << (out / "plots.gp").string() << ")\n";

@@ -1,0 +1,15 @@
+// Running a helper program (the corpus generator, gnuplot) from the train layer: argv without a
+// shell, so paths with spaces or quotes cannot be misread, and the caller gets the exit status.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace cw::train {
+
+// Runs args[0] (looked up in PATH) with args, in `cwd` when given, and waits. Returns the exit
+// status, or -1 when the program could not be started or was killed by a signal.
+int run_process(const std::vector<std::string>& args, const std::filesystem::path& cwd = {});
+
+}  // namespace cw::train
