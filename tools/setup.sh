@@ -26,6 +26,7 @@ packages=(
   asterisk-core-sounds-en-wav   # real human speech (8 kHz prompts, incl. digits) for the test splits
   asterisk-core-sounds-en       # transcripts of those prompts (core-sounds-en.txt)
   gnuplot-nox                   # plots of training curves and benchmarks (no X needed)
+  libopenmpi-dev openmpi-bin    # data-parallel training: mpirun and the MPI collectives (dist/)
 )
 
 missing=()
