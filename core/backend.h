@@ -115,11 +115,32 @@ class Backend {
   virtual void im2col(const Tensor& x, const ConvGeometry& g, Tensor& cols) = 0;
   // The adjoint of im2col: sums every column entry back into its pixel of x (N, C, H, W).
   virtual void col2im(const Tensor& cols, const ConvGeometry& g, Tensor& x) = 0;
+
+  // ---- depthwise convolution (one filter per channel: groups = Cin = Cout), computed directly ----
+  // im2col would write a (C*kh*kw, OH*OW) column matrix per image only to multiply each channel's
+  // kh*kw rows by kh*kw weights; a direct loop reads x in place and needs no buffer.
+  // x (N, C, H, W) and w (C, kh, kw) contiguous; out (N, C, OH, OW), overwritten.
+  virtual void depthwise_conv(const Tensor& x, const Tensor& w, const ConvGeometry& g, Tensor& out) = 0;
+  // gx (N, C, H, W), overwritten: the adjoint of depthwise_conv in x. gy contiguous.
+  virtual void depthwise_conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g,
+                                             Tensor& gx) = 0;
+  // gw (C, kh, kw), overwritten: sum over images and output pixels of gy * the input it saw.
+  virtual void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
+                                              Tensor& gw) = 0;
 };
 
 // The backend that serves a device type; throws DeviceError naming the op if none is
 // registered (e.g. a CUDA tensor in a build without the CUDA backend).
 Backend& backend_for(Device device, const char* op);
 void register_backend(DeviceType type, Backend* backend);
+
+// Copies between devices belong to the device's backend (it owns the copy engine and streams),
+// so a non-CPU backend registers one function for them. src and dst have the same shape and
+// dtype and are both contiguous; they are on different devices (host<->device, or two devices of
+// the type). Tensor::to(Device) is its one caller.
+using CrossDeviceCopyFn = void (*)(const Tensor& src, Tensor& dst);
+void register_cross_device_copy(DeviceType type, CrossDeviceCopyFn fn);
+// Runs the registered copy of the non-CPU side; throws DeviceError naming op if there is none.
+void cross_device_copy(const Tensor& src, Tensor& dst, const char* op);
 
 }  // namespace cw

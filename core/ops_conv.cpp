@@ -1,14 +1,22 @@
-// Convolutions lowered to im2col + batched GEMM (conv1d is conv2d with height 1).
+// Convolutions (conv1d is conv2d with height 1), in two kernels:
 //
-// Forward, per image and group g (K = Cin/groups * kh * kw, L = OH * OW):
+// Depthwise (groups = Cin = Cout, the Conformer's convolution module): a direct backend kernel
+// per channel plane (Backend::depthwise_conv and its two backward kernels); no buffers.
+//
+// Everything else is lowered to im2col + GEMM, per image and group g (K = Cin/groups * kh * kw,
+// L = OH * OW):
 //   cols = im2col(x)                      (K, L)   one column per output pixel
 //   y_g  = W_g @ cols_g                   (Cout/groups, L)
 // Backward follows from y = W @ cols being a matmul:
 //   dW_g   = sum over images of dy_g @ cols_g^T
 //   dcols_g = W_g^T @ dy_g,  dx = col2im(dcols)   (col2im is the adjoint of im2col)
 //   db     = sum of dy over images and pixels
-// Simple and GEMM-bound; a depthwise conv pays for a (1, k) @ (k, L) product per channel, which
-// a direct kernel would beat: left for when the Conformer measures it.
+// The column matrix is kh*kw times the input, so it is built for a chunk of images at a time
+// (kColumnBudget elements): the batch's full column matrix was the largest transient of a
+// Conformer step (312 MB for its 3x3 subsampling conv at 32 x 4 s). Chunks of several images
+// keep each GEMM large enough to run at full speed.
+#include <algorithm>
+
 #include "core/ops.h"
 
 namespace cw::ops {
@@ -45,15 +53,41 @@ Conv2dShapes conv2d_shapes(const Tensor& x, const Tensor& w, const Conv2dOptions
 
 }  // namespace
 
+namespace {
+
+// Elements of the im2col buffer one chunk may use (16 MiB of f32): at least one image.
+constexpr int64_t kColumnBudget = int64_t{1} << 22;
+
+int64_t images_per_chunk(const Conv2dShapes& s) {
+  const int64_t per_image = s.cin * s.geo.kh * s.geo.kw * s.geo.out_h() * s.geo.out_w();
+  return std::max<int64_t>(1, std::min<int64_t>(s.n, kColumnBudget / std::max<int64_t>(per_image, 1)));
+}
+
+bool is_depthwise(const Conv2dShapes& s) { return s.groups == s.cin && s.cout == s.cin; }
+
+}  // namespace
+
 Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Conv2dOptions& o) {
   const Conv2dShapes s = conv2d_shapes(x_in, w, o);
   const Tensor x = x_in.contiguous();
-  const int64_t L = s.geo.out_h() * s.geo.out_w();
-  Tensor cols = Tensor::empty({s.n, s.cin * s.geo.kh * s.geo.kw, L}, x.dtype(), x.device());
-  backend_for(x.device(), "conv2d").im2col(x, s.geo, cols);
-  // (g, Cout/g, K) @ (N, g, K, L) -> (N, g, Cout/g, L)
-  Tensor y = matmul(w.reshape({s.groups, s.cout / s.groups, s.k}), cols.view({s.n, s.groups, s.k, L}));
-  y = y.view({s.n, s.cout, s.geo.out_h(), s.geo.out_w()});
+  const int64_t OH = s.geo.out_h(), OW = s.geo.out_w(), L = OH * OW;
+  Tensor y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
+  Backend& be = backend_for(x.device(), "conv2d");
+  if (is_depthwise(s)) {
+    be.depthwise_conv(x, w.contiguous(), s.geo, y);
+  } else {
+    const Tensor wg = w.reshape({s.groups, s.cout / s.groups, s.k});  // (g, Cout/g, K)
+    const int64_t chunk = images_per_chunk(s);
+    Tensor cols = Tensor::empty({chunk, s.cin * s.geo.kh * s.geo.kw, L}, x.dtype(), x.device());
+    for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
+      const int64_t nc = std::min(chunk, s.n - n0);
+      Tensor c = cols.narrow(0, 0, nc);
+      be.im2col(x.narrow(0, n0, nc), s.geo, c);
+      // (g, Cout/g, K) @ (nc, g, K, L) -> (nc, g, Cout/g, L)
+      y.narrow(0, n0, nc).view({nc, s.groups, s.cout / s.groups, L}).copy_(
+          matmul(wg, c.view({nc, s.groups, s.k, L})));
+    }
+  }
   if (bias.defined()) {
     CW_CHECK(bias.shape() == Shape{s.cout}, ShapeError, "conv2d: bias ", shape_str(bias.shape()),
              " should be (", s.cout, ",)");
@@ -68,22 +102,44 @@ ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w,
   const int64_t L = s.geo.out_h() * s.geo.out_w();
   CW_CHECK(gy.shape() == (Shape{s.n, s.cout, s.geo.out_h(), s.geo.out_w()}), ShapeError,
            "conv2d_backward: gradient ", shape_str(gy.shape()), " does not match the output shape");
-  const Tensor gyv = gy.contiguous().view({s.n, s.groups, s.cout / s.groups, L});
+  const Tensor gyc = gy.contiguous();
+  Backend& be = backend_for(x_in.device(), "conv2d_backward");
   ConvGrads g;
-  if (need_weight) {
+  if (is_depthwise(s)) {
+    if (need_weight) {
+      g.weight = Tensor::empty(w.shape(), w.dtype(), w.device());
+      be.depthwise_conv_backward_weight(gyc, x_in.contiguous(), s.geo, g.weight);
+    }
+    if (need_x) {
+      g.x = Tensor::empty(x_in.shape(), x_in.dtype(), x_in.device());
+      be.depthwise_conv_backward_input(gyc, w.contiguous(), s.geo, g.x);
+    }
+  } else if (need_weight || need_x) {
     const Tensor x = x_in.contiguous();
-    Tensor cols = Tensor::empty({s.n, s.cin * s.geo.kh * s.geo.kw, L}, x.dtype(), x.device());
-    backend_for(x.device(), "conv2d_backward").im2col(x, s.geo, cols);
-    // (N, g, Cout/g, L) @ (N, g, L, K) -> (N, g, Cout/g, K), summed over images.
-    const Tensor per_image = matmul(gyv, cols.view({s.n, s.groups, s.k, L}).transpose(-1, -2));
-    g.weight = sum(per_image, {0}).view(w.shape());
-  }
-  if (need_x) {
-    // (g, K, Cout/g) @ (N, g, Cout/g, L) -> (N, g, K, L)
-    const Tensor wt = w.reshape({s.groups, s.cout / s.groups, s.k}).transpose(-1, -2);
-    const Tensor gcols = matmul(wt, gyv).view({s.n, s.cin * s.geo.kh * s.geo.kw, L});
-    g.x = zeros(x_in.shape(), x_in.dtype(), x_in.device());
-    backend_for(x_in.device(), "conv2d_backward").col2im(gcols, s.geo, g.x);
+    const int64_t chunk = images_per_chunk(s);
+    const int64_t K_all = s.cin * s.geo.kh * s.geo.kw;
+    const Tensor wg = w.reshape({s.groups, s.cout / s.groups, s.k});  // (g, Cout/g, K)
+    Tensor cols = Tensor::empty({chunk, K_all, L}, x.dtype(), x.device());
+    if (need_x) g.x = Tensor::empty(x_in.shape(), x_in.dtype(), x_in.device());
+    for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
+      const int64_t nc = std::min(chunk, s.n - n0);
+      const Tensor gyv = gyc.narrow(0, n0, nc).view({nc, s.groups, s.cout / s.groups, L});
+      if (need_weight) {
+        Tensor c = cols.narrow(0, 0, nc);
+        be.im2col(x.narrow(0, n0, nc), s.geo, c);
+        // (nc, g, Cout/g, L) @ (nc, g, L, K) -> (nc, g, Cout/g, K), summed over the chunk's images
+        const Tensor part = sum(matmul(gyv, c.view({nc, s.groups, s.k, L}).transpose(-1, -2)), {0});
+        g.weight = g.weight.defined() ? add(g.weight, part) : part;
+      }
+      if (need_x) {
+        // (g, K, Cout/g) @ (nc, g, Cout/g, L) -> (nc, g, K, L), folded back into the images
+        const Tensor gcols = matmul(wg.transpose(-1, -2), gyv).view({nc, K_all, L});
+        Tensor gx = g.x.narrow(0, n0, nc);
+        gx.zero_();
+        be.col2im(gcols, s.geo, gx);
+      }
+    }
+    if (need_weight) g.weight = g.weight.view(w.shape());
   }
   if (need_bias) g.bias = sum(gy, {0, 2, 3});
   return g;

@@ -40,6 +40,11 @@ class CpuBackend final : public Backend {
 
   void im2col(const Tensor& x, const ConvGeometry& g, Tensor& cols) override;
   void col2im(const Tensor& cols, const ConvGeometry& g, Tensor& x) override;
+  void depthwise_conv(const Tensor& x, const Tensor& w, const ConvGeometry& g, Tensor& out) override;
+  void depthwise_conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g,
+                                     Tensor& gx) override;
+  void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
+                                      Tensor& gw) override;
 };
 
 // The one CPU backend instance.

@@ -252,6 +252,15 @@ TEST(GradCheck, Conv2d) {
     EXPECT_TRUE(gradcheck([&](const V& v) { return ag::conv2d(v[0], v[1], v[2], o); }, {x, w, b}))
         << "groups " << o.groups << " stride " << o.stride[0];
   }
+  // Depthwise (groups = Cin = Cout) takes the direct kernels, not im2col.
+  ops::Conv2dOptions depthwise;
+  depthwise.groups = 3;
+  depthwise.stride = {1, 2};
+  depthwise.padding = {1, 2};
+  depthwise.dilation = {2, 1};
+  EXPECT_TRUE(gradcheck([&](const V& v) { return ag::conv2d(v[0], v[1], v[2], depthwise); },
+                        {rand64({2, 3, 5, 6}, -1, 1, 134), rand64({3, 1, 2, 3}, -1, 1, 135),
+                         rand64({3}, -1, 1, 136)}));
 }
 
 }  // namespace

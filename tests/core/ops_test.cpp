@@ -1,6 +1,8 @@
 // Forward values of the core ops against closed forms, the agreement of every kernel path
 // (contiguous, strided, broadcast, parallel-sized, f32 vs f64), and the errors bad input gets.
 // Values against PyTorch itself are in reference_test.cpp.
+#include <array>
+
 #include "support/check.h"
 
 namespace cw {
@@ -212,6 +214,60 @@ TEST(Ops, ConvIdentityAndShapes) {
   ops::Conv2dOptions bad;
   bad.groups = 3;
   EXPECT_THROW(ops::conv2d(img, ops::ones({3, 1, 1, 1}, DType::F64), Tensor(), bad), ShapeError);
+}
+
+// The direct depthwise kernels (groups = Cin = Cout) against the same convolution done densely
+// (groups 1, a block-diagonal weight, through im2col + GEMM): forward, input and weight gradients,
+// over strides, padding and dilation in both directions.
+TEST(Ops, DepthwiseConvMatchesDenseConv) {
+  const int64_t C = 3;
+  for (const auto& [sh, sw, ph, pw, dh, dw] : std::vector<std::array<int64_t, 6>>{
+           {1, 1, 0, 0, 1, 1}, {1, 1, 2, 3, 1, 1}, {2, 3, 1, 0, 1, 2}, {1, 2, 3, 2, 2, 1}}) {
+    ops::Conv2dOptions o;
+    o.stride = {sh, sw};
+    o.padding = {ph, pw};
+    o.dilation = {dh, dw};
+    const Tensor x = test::rand64({2, C, 6, 9}, -1, 1, 301);
+    const Tensor w = test::rand64({C, 1, 3, 4}, -1, 1, 302);
+    Tensor dense = ops::zeros({C, C, 3, 4}, DType::F64);
+    for (int64_t c = 0; c < C; ++c) dense.select(0, c).select(0, c).copy_(w.select(0, c).select(0, 0));
+    ops::Conv2dOptions od = o, odw = o;
+    odw.groups = C;
+    const Tensor y = ops::conv2d(x, w, Tensor(), odw);
+    const Tensor yd = ops::conv2d(x, dense, Tensor(), od);
+    ASSERT_TRUE(all_close(y, yd, 1e-12, 1e-12)) << "stride " << sh << "," << sw << " pad " << ph << "," << pw;
+    const Tensor gy = test::rand64(y.shape(), -1, 1, 303);
+    const ops::ConvGrads g = ops::conv2d_backward(gy, x, w, odw, true, true, false);
+    const ops::ConvGrads gd = ops::conv2d_backward(gy, x, dense, od, true, true, false);
+    EXPECT_TRUE(all_close(g.x, gd.x, 1e-12, 1e-12));
+    for (int64_t c = 0; c < C; ++c)
+      EXPECT_TRUE(all_close(g.weight.select(0, c).select(0, 0), gd.weight.select(0, c).select(0, c), 1e-12, 1e-12));
+  }
+}
+
+// The im2col path builds its column buffer for a chunk of images at a time; a batch large enough
+// to need several chunks (with a last, shorter one) must equal the images done one by one.
+TEST(Ops, ConvChunkedOverImagesMatchesPerImage) {
+  const int64_t N = 60;  // 2*9*64*64 = 73.7k column entries per image: chunks of 56 and 4 images
+  ops::Conv2dOptions o;
+  o.padding = {1, 1};
+  const Tensor x = test::rand64({N, 2, 64, 64}, -1, 1, 311).to(DType::F32);
+  const Tensor w = test::rand64({5, 2, 3, 3}, -1, 1, 312).to(DType::F32);
+  const Tensor y = ops::conv2d(x, w, Tensor(), o);
+  const Tensor gy = test::rand64(y.shape(), -1, 1, 313).to(DType::F32);
+  const ops::ConvGrads g = ops::conv2d_backward(gy, x, w, o, true, true, false);
+  for (int64_t n : {int64_t{0}, int64_t{55}, int64_t{56}, N - 1}) {
+    const Tensor xn = x.narrow(0, n, 1);
+    EXPECT_TRUE(all_close(y.narrow(0, n, 1), ops::conv2d(xn, w, Tensor(), o), 1e-6, 1e-5)) << "image " << n;
+    const ops::ConvGrads gn = ops::conv2d_backward(gy.narrow(0, n, 1), xn, w, o, true, false, false);
+    EXPECT_TRUE(all_close(g.x.narrow(0, n, 1), gn.x, 1e-6, 1e-5)) << "image " << n;
+  }
+  // The weight gradient summed over four batches of 15 images (one chunk each).
+  Tensor gw_sum = ops::zeros(w.shape());
+  for (int64_t n0 = 0; n0 < N; n0 += 15)
+    gw_sum = ops::add(gw_sum, ops::conv2d_backward(gy.narrow(0, n0, 15), x.narrow(0, n0, 15), w, o, false,
+                                                   true, false).weight);
+  EXPECT_TRUE(all_close(g.weight, gw_sum, 1e-4, 1e-4));
 }
 
 // Large shapes take the OpenMP-parallel and strided paths; they must agree with the serial,
