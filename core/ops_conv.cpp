@@ -14,7 +14,8 @@
 // The column matrix is kh*kw times the input, so it is built for a chunk of images at a time
 // (kColumnBudget elements): the batch's full column matrix was the largest transient of a
 // Conformer step (312 MB for its 3x3 subsampling conv at 32 x 4 s). Chunks of several images
-// keep each GEMM large enough to run at full speed.
+// keep each GEMM large enough to run at full speed. A pointwise conv (1x1, stride 1, no padding)
+// needs no lowering at all: x is its own column matrix.
 #include <algorithm>
 
 #include "core/ops.h"
@@ -51,19 +52,23 @@ Conv2dShapes conv2d_shapes(const Tensor& x, const Tensor& w, const Conv2dOptions
   return {geo, x.size(0), x.size(1), w.size(0), g, w.size(1) * w.size(2) * w.size(3)};
 }
 
-}  // namespace
+bool is_depthwise(const Conv2dShapes& s) { return s.groups == s.cin && s.cout == s.cin; }
 
-namespace {
+// A 1x1 kernel with stride 1 and no padding: im2col is the identity, so x itself is the column
+// matrix (N, Cin, H*W) and the whole batch is one chunk.
+bool is_pointwise(const Conv2dShapes& s) {
+  const ConvGeometry& g = s.geo;
+  return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+}
 
 // Elements of the im2col buffer one chunk may use (16 MiB of f32): at least one image.
 constexpr int64_t kColumnBudget = int64_t{1} << 22;
 
 int64_t images_per_chunk(const Conv2dShapes& s) {
+  if (is_pointwise(s)) return std::max<int64_t>(1, s.n);
   const int64_t per_image = s.cin * s.geo.kh * s.geo.kw * s.geo.out_h() * s.geo.out_w();
   return std::max<int64_t>(1, std::min<int64_t>(s.n, kColumnBudget / std::max<int64_t>(per_image, 1)));
 }
-
-bool is_depthwise(const Conv2dShapes& s) { return s.groups == s.cin && s.cout == s.cin; }
 
 }  // namespace
 
@@ -71,22 +76,31 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Con
   const Conv2dShapes s = conv2d_shapes(x_in, w, o);
   const Tensor x = x_in.contiguous();
   const int64_t OH = s.geo.out_h(), OW = s.geo.out_w(), L = OH * OW;
-  Tensor y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
   Backend& be = backend_for(x.device(), "conv2d");
+  Tensor y;
   if (is_depthwise(s)) {
+    y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
     be.depthwise_conv(x, w.contiguous(), s.geo, y);
   } else {
     const Tensor wg = w.reshape({s.groups, s.cout / s.groups, s.k});  // (g, Cout/g, K)
     const int64_t chunk = images_per_chunk(s);
-    Tensor cols = Tensor::empty({chunk, s.cin * s.geo.kh * s.geo.kw, L}, x.dtype(), x.device());
+    const bool pointwise = is_pointwise(s);
+    Tensor cols;
+    if (!pointwise) cols = Tensor::empty({chunk, s.cin * s.geo.kh * s.geo.kw, L}, x.dtype(), x.device());
     for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
       const int64_t nc = std::min(chunk, s.n - n0);
-      Tensor c = cols.narrow(0, 0, nc);
-      be.im2col(x.narrow(0, n0, nc), s.geo, c);
+      Tensor c = pointwise ? x.narrow(0, n0, nc).view({nc, s.cin, L}) : cols.narrow(0, 0, nc);
+      if (!pointwise) be.im2col(x.narrow(0, n0, nc), s.geo, c);
       // (g, Cout/g, K) @ (nc, g, K, L) -> (nc, g, Cout/g, L)
-      y.narrow(0, n0, nc).view({nc, s.groups, s.cout / s.groups, L}).copy_(
-          matmul(wg, c.view({nc, s.groups, s.k, L})));
+      const Tensor part = matmul(wg, c.view({nc, s.groups, s.k, L}));
+      if (nc == s.n) {  // one chunk: the product is the output
+        y = part.view({s.n, s.cout, OH, OW});
+        break;
+      }
+      if (!y.defined()) y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
+      y.narrow(0, n0, nc).view({nc, s.groups, s.cout / s.groups, L}).copy_(part);
     }
+    if (!y.defined()) y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());  // empty batch
   }
   if (bias.defined()) {
     CW_CHECK(bias.shape() == Shape{s.cout}, ShapeError, "conv2d: bias ", shape_str(bias.shape()),
@@ -119,14 +133,16 @@ ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w,
     const int64_t chunk = images_per_chunk(s);
     const int64_t K_all = s.cin * s.geo.kh * s.geo.kw;
     const Tensor wg = w.reshape({s.groups, s.cout / s.groups, s.k});  // (g, Cout/g, K)
-    Tensor cols = Tensor::empty({chunk, K_all, L}, x.dtype(), x.device());
+    const bool pointwise = is_pointwise(s);
+    Tensor cols;
+    if (!pointwise && need_weight) cols = Tensor::empty({chunk, K_all, L}, x.dtype(), x.device());
     if (need_x) g.x = Tensor::empty(x_in.shape(), x_in.dtype(), x_in.device());
     for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
       const int64_t nc = std::min(chunk, s.n - n0);
       const Tensor gyv = gyc.narrow(0, n0, nc).view({nc, s.groups, s.cout / s.groups, L});
       if (need_weight) {
-        Tensor c = cols.narrow(0, 0, nc);
-        be.im2col(x.narrow(0, n0, nc), s.geo, c);
+        Tensor c = pointwise ? x.narrow(0, n0, nc).view({nc, K_all, L}) : cols.narrow(0, 0, nc);
+        if (!pointwise) be.im2col(x.narrow(0, n0, nc), s.geo, c);
         // (nc, g, Cout/g, L) @ (nc, g, L, K) -> (nc, g, Cout/g, K), summed over the chunk's images
         const Tensor part = sum(matmul(gyv, c.view({nc, s.groups, s.k, L}).transpose(-1, -2)), {0});
         g.weight = g.weight.defined() ? add(g.weight, part) : part;
@@ -135,8 +151,12 @@ ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w,
         // (g, K, Cout/g) @ (nc, g, Cout/g, L) -> (nc, g, K, L), folded back into the images
         const Tensor gcols = matmul(wg.transpose(-1, -2), gyv).view({nc, K_all, L});
         Tensor gx = g.x.narrow(0, n0, nc);
-        gx.zero_();
-        be.col2im(gcols, s.geo, gx);
+        if (pointwise) {
+          gx.view({nc, K_all, L}).copy_(gcols);
+        } else {
+          gx.zero_();
+          be.col2im(gcols, s.geo, gx);
+        }
       }
     }
     if (need_weight) g.weight = g.weight.view(w.shape());

@@ -223,6 +223,7 @@ TEST(GradCheck, Conv1d) {
       {2, 2, 2, {1, 2, 2, 1}},  // dilation 2
       {4, 2, 3, {1, 1, 1, 2}},  // groups 2
       {3, 3, 5, {1, 2, 1, 3}},  // depthwise, "same" padding
+      {3, 2, 1, {1, 0, 1, 1}},  // pointwise (no im2col)
   };
   for (const Case& c : cases) {
     const Tensor x = rand64({2, c.cin, 7}, -1, 1, 121);

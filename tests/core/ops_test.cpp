@@ -245,6 +245,19 @@ TEST(Ops, DepthwiseConvMatchesDenseConv) {
   }
 }
 
+// A pointwise conv (1x1, stride 1, no padding) skips im2col: it must still be W @ x per image.
+TEST(Ops, PointwiseConvIsAMatmul) {
+  const Tensor x = test::rand64({3, 4, 7}, -1, 1, 321);
+  const Tensor w = test::rand64({5, 4, 1}, -1, 1, 322);
+  const Tensor y = ops::conv1d(x, w, Tensor());
+  EXPECT_TRUE(all_close(y, ops::matmul(w.squeeze(2), x), 1e-12, 1e-12));
+  const Tensor gy = test::rand64(y.shape(), -1, 1, 323);
+  const ops::ConvGrads g = ops::conv1d_backward(gy, x, w, {}, true, true, true);
+  EXPECT_TRUE(all_close(g.x, ops::matmul(w.squeeze(2).t(), gy), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(g.weight.squeeze(2), ops::sum(ops::matmul(gy, x.transpose(1, 2)), {0}), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(g.bias, ops::sum(gy, {0, 2}), 1e-12, 1e-12));
+}
+
 // The im2col path builds its column buffer for a chunk of images at a time; a batch large enough
 // to need several chunks (with a last, shorter one) must equal the images done one by one.
 TEST(Ops, ConvChunkedOverImagesMatchesPerImage) {
