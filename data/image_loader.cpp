@@ -1,0 +1,259 @@
+// The image batch loader: epoch plans, augmentation and batch assembly, and the prefetching worker
+// threads; see image_loader.h. The threading follows speech_loader.cpp (same key derivation, same
+// produce/consume protocol), so both loaders resume and prefetch the same way.
+#include "data/image_loader.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/generator.h"
+
+namespace cw {
+namespace {
+
+// splitmix64's finalizer, chained to derive keys from (seed, domain, epoch, batch): the same
+// derivation as speech_loader.cpp, so nearby seeds give unrelated streams.
+uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+enum : uint64_t { kRowShuffle = 1, kAugment = 3 };
+
+uint64_t derive_key(uint64_t seed, uint64_t domain, int64_t epoch, int64_t batch = 0) {
+  return mix64(mix64(mix64(seed ^ mix64(domain)) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(batch));
+}
+
+// Uniform integer in [0, n) from one 32-bit word (n is tiny here: crop offsets, caption counts;
+// the modulo bias is below n / 2^32).
+int64_t below(uint32_t word, int64_t n) { return static_cast<int64_t>(word % static_cast<uint32_t>(n)); }
+
+// Fisher-Yates with one Philox block per swap: a pure function of the key.
+void shuffle_rows(std::vector<int64_t>& xs, uint64_t key) {
+  for (size_t i = xs.size(); i > 1; --i) {
+    const auto r = philox4x32(i - 1, 0, key);
+    const auto j = static_cast<size_t>(std::min<double>(uniform_double(r[0], r[1]) * static_cast<double>(i),
+                                                        static_cast<double>(i - 1)));
+    std::swap(xs[i - 1], xs[j]);
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+ImageLoaderOptions image_eval_options(int64_t batch_size) {
+  ImageLoaderOptions o;
+  o.batch_size = batch_size;
+  o.shuffle = false;
+  o.drop_last = false;
+  o.augment = false;
+  o.caption_choice = "first";
+  o.num_workers = 0;
+  return o;
+}
+
+ImageLoader::ImageLoader(std::shared_ptr<const ImageDataset> dataset, ImageLoaderOptions options)
+    : dataset_(std::move(dataset)), options_(std::move(options)) {
+  CW_CHECK(dataset_ != nullptr, ValueError, "ImageLoader: no data set");
+  const ImageLoaderOptions& o = options_;
+  CW_CHECK(o.batch_size >= 1, ValueError, "ImageLoader: batch_size must be >= 1, got ", o.batch_size);
+  CW_CHECK(o.crop_padding >= 0, ValueError, "ImageLoader: crop_padding must be >= 0, got ", o.crop_padding);
+  CW_CHECK(o.num_workers >= 0, ValueError, "ImageLoader: num_workers must be >= 0, got ", o.num_workers);
+  CW_CHECK(o.prefetch_batches >= 1, ValueError, "ImageLoader: prefetch_batches must be >= 1, got ",
+           o.prefetch_batches);
+  CW_CHECK(o.caption_choice == "random" || o.caption_choice == "first", ValueError,
+           "ImageLoader: caption_choice must be \"random\" or \"first\", got \"", o.caption_choice, "\"");
+  const auto c = static_cast<size_t>(dataset_->channels());
+  CW_CHECK(o.mean.size() == o.std.size() && (o.mean.empty() || o.mean.size() == c), ValueError,
+           "ImageLoader: mean (", o.mean.size(), " values) and std (", o.std.size(), ") must both be empty or have ",
+           c, " values (the channels of ", dataset_->name(), ")");
+  for (float s : o.std) CW_CHECK(s > 0.0f, ValueError, "ImageLoader: std values must be > 0, got ", s);
+  const int64_t n = dataset_->size();
+  batches_per_epoch_ = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
+  CW_CHECK(batches_per_epoch_ > 0, ValueError, "ImageLoader: batch_size ", o.batch_size, " with drop_last and ", n,
+           " images of ", dataset_->name(), "/", dataset_->split(), " gives no batch");
+}
+
+ImageLoader::~ImageLoader() { stop_workers(); }
+
+std::vector<std::vector<int64_t>> ImageLoader::epoch_plan(int64_t epoch) const {
+  const int64_t n = dataset_->size(), b = options_.batch_size;
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  std::iota(rows.begin(), rows.end(), 0);
+  if (options_.shuffle) shuffle_rows(rows, derive_key(options_.seed, kRowShuffle, epoch));
+  if (options_.drop_last) rows.resize(static_cast<size_t>(n / b * b));
+  std::vector<std::vector<int64_t>> batches;
+  for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(b))
+    batches.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(start),
+                         rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), start + static_cast<size_t>(b))));
+  return batches;
+}
+
+std::shared_ptr<const std::vector<std::vector<int64_t>>> ImageLoader::plan_for(int64_t epoch) const {
+  std::lock_guard<std::mutex> lock(plan_mutex_);
+  auto it = plans_.find(epoch);
+  if (it != plans_.end()) return it->second;
+  auto plan = std::make_shared<const std::vector<std::vector<int64_t>>>(epoch_plan(epoch));
+  if (plans_.size() >= 3) plans_.erase(plans_.begin());  // workers straddle at most two epochs
+  plans_.emplace(epoch, plan);
+  return plan;
+}
+
+ImageBatch ImageLoader::batch(int64_t epoch, int64_t batch_in_epoch) const {
+  CW_CHECK(epoch >= 0 && batch_in_epoch >= 0 && batch_in_epoch < batches_per_epoch_, IndexError,
+           "ImageLoader: batch (epoch ", epoch, ", batch ", batch_in_epoch, ") out of range: epochs >= 0, ",
+           batches_per_epoch_, " batches per epoch");
+  return make_batch(epoch, batch_in_epoch, *plan_for(epoch));
+}
+
+ImageBatch ImageLoader::make_batch(int64_t epoch, int64_t b, const std::vector<std::vector<int64_t>>& plan) const {
+  const ImageLoaderOptions& o = options_;
+  const ImageDataset& ds = *dataset_;
+  const int64_t C = ds.channels(), H = ds.height(), W = ds.width();
+  const int64_t pad = o.augment ? o.crop_padding : 0;
+  const bool flip_allowed = o.augment && ds.horizontal_flip();
+  ImageBatch out;
+  out.epoch = epoch;
+  out.batch_in_epoch = b;
+  out.indices = plan[static_cast<size_t>(b)];
+  const auto B = static_cast<int64_t>(out.indices.size());
+  out.images = Tensor::empty({B, C, H, W}, DType::F32);  // (B, C, H, W)
+  out.labels = Tensor::empty({B}, DType::I64);
+  float* dst = out.images.data<float>();
+  int64_t* lab = out.labels.data<int64_t>();
+  // Per-channel affine map of a byte: (v / 255 - mean) / std = v * scale + shift.
+  std::vector<float> scale(static_cast<size_t>(C), 1.0f / 255.0f), shift(static_cast<size_t>(C), 0.0f);
+  for (size_t c = 0; c < o.mean.size(); ++c) {
+    scale[c] = 1.0f / (255.0f * o.std[c]);
+    shift[c] = -o.mean[c] / o.std[c];
+  }
+  const uint64_t key = derive_key(o.seed, kAugment, epoch, b);
+  for (int64_t j = 0; j < B; ++j) {
+    const int64_t row = out.indices[static_cast<size_t>(j)];
+    const ImageRow& r = ds.row(row);
+    lab[j] = r.label;
+    // One Philox block per row: crop x, crop y, flip, caption.
+    const auto rnd = philox4x32(static_cast<uint64_t>(j), 0, key);
+    const int64_t dx = pad > 0 ? below(rnd[0], 2 * pad + 1) - pad : 0;  // shift in [-pad, pad]
+    const int64_t dy = pad > 0 ? below(rnd[1], 2 * pad + 1) - pad : 0;
+    const bool flip = flip_allowed && (rnd[2] & 1u) != 0;
+    const int64_t cap =
+        o.caption_choice == "random" ? below(rnd[3], static_cast<int64_t>(r.captions.size())) : int64_t{0};
+    out.caption_index.push_back(cap);
+    out.captions.push_back(r.captions[static_cast<size_t>(cap)]);
+
+    const uint8_t* src = ds.pixels(row);  // (H, W, C)
+    float* img = dst + j * C * H * W;     // (C, H, W)
+    for (int64_t y = 0; y < H; ++y) {
+      const int64_t sy = y + dy;  // source row of the padded-then-cropped image
+      for (int64_t x = 0; x < W; ++x) {
+        const int64_t ox = flip ? W - 1 - x : x;  // flip after the crop, as torchvision orders it
+        const int64_t sx = ox + dx;
+        const bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
+        for (int64_t c = 0; c < C; ++c) {
+          const float v = inside ? static_cast<float>(src[(sy * W + sx) * C + c]) : 0.0f;  // zero padding
+          img[(c * H + y) * W + x] = v * scale[static_cast<size_t>(c)] + shift[static_cast<size_t>(c)];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+void ImageLoader::start_workers() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = false;
+  }
+  for (int t = 0; t < options_.num_workers; ++t) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void ImageLoader::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  produce_cv_.notify_all();
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+}
+
+void ImageLoader::worker_loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    produce_cv_.wait(lock, [&] { return stop_ || next_produce_ < next_consume_ + options_.prefetch_batches; });
+    if (stop_) return;
+    const int64_t k = next_produce_++;
+    lock.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
+    Prepared p;
+    try {
+      const int64_t epoch = k / batches_per_epoch_, b = k % batches_per_epoch_;
+      p.batch = make_batch(epoch, b, *plan_for(epoch));
+    } catch (...) {
+      p.error = std::current_exception();
+    }
+    const double took = seconds_since(t0);
+    lock.lock();
+    stats_.produce_seconds += took;
+    ready_.emplace(k, std::move(p));
+    consume_cv_.notify_all();
+  }
+}
+
+ImageBatch ImageLoader::next() {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (options_.num_workers == 0) {
+    const int64_t k = next_consume_;
+    ImageBatch b = batch(k / batches_per_epoch_, k % batches_per_epoch_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++next_consume_;
+    ++stats_.batches;
+    const double took = seconds_since(t0);
+    stats_.wait_seconds += took;
+    stats_.produce_seconds += took;
+    return b;
+  }
+  if (workers_.empty()) start_workers();
+  std::unique_lock<std::mutex> lock(mutex_);
+  consume_cv_.wait(lock, [&] { return ready_.count(next_consume_) != 0; });
+  auto node = ready_.extract(next_consume_);
+  ++next_consume_;
+  ++stats_.batches;
+  stats_.wait_seconds += seconds_since(t0);
+  lock.unlock();
+  produce_cv_.notify_all();
+  if (node.mapped().error) std::rethrow_exception(node.mapped().error);
+  return std::move(node.mapped().batch);
+}
+
+void ImageLoader::seek(int64_t epoch, int64_t batch_in_epoch) {
+  CW_CHECK(epoch >= 0 && batch_in_epoch >= 0 && batch_in_epoch < batches_per_epoch_, IndexError,
+           "ImageLoader: seek(", epoch, ", ", batch_in_epoch, ") out of range: epochs >= 0, ", batches_per_epoch_,
+           " batches per epoch");
+  stop_workers();  // in-flight batches finish; they and every prepared batch are dropped
+  std::lock_guard<std::mutex> lock(mutex_);
+  ready_.clear();
+  next_consume_ = next_produce_ = epoch * batches_per_epoch_ + batch_in_epoch;
+}
+
+ImageLoaderStats ImageLoader::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+std::vector<ImageBatch> image_eval_batches(std::shared_ptr<const ImageDataset> dataset, int64_t batch_size) {
+  ImageLoader loader(std::move(dataset), image_eval_options(batch_size));
+  std::vector<ImageBatch> batches;
+  for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) batches.push_back(loader.batch(0, b));
+  return batches;
+}
+
+}  // namespace cw
