@@ -26,6 +26,10 @@ packages=(
   asterisk-core-sounds-en-wav   # real human speech (8 kHz prompts, incl. digits) for the test splits
   asterisk-core-sounds-en       # transcripts of those prompts (core-sounds-en.txt)
   gnuplot-nox                   # plots of training curves and benchmarks (no X needed)
+  zlib1g-dev                    # image data: gzip'd IDX files (data/idx_reader.cpp)
+  dataset-fashion-mnist         # image data: Fashion-MNIST IDX files (/usr/share/datasets/fashion-mnist)
+  python3-sklearn               # image data: the scikit-learn digits (digits.csv.gz in the package)
+  python3-numpy python3-pil     # image data: tools/make_image_corpus.py renders the shapes set with Pillow
   libopenmpi-dev openmpi-bin    # data-parallel training: mpirun and the MPI collectives (dist/)
 )
 

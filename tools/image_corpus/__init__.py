@@ -1,0 +1,1 @@
+# Pieces of tools/make_image_corpus.py: IDX files, WordNet captions, the rendered shapes set.
