@@ -18,8 +18,30 @@ void register_backend(DeviceType type, Backend* backend) { registry()[static_cas
 
 Backend& backend_for(Device device, const char* op) {
   Backend* b = registry()[static_cast<size_t>(device.type)];
-  CW_CHECK(b != nullptr, DeviceError, op, ": no backend for device ", device.str(), " in this build");
+  CW_CHECK(b != nullptr, DeviceError, op, ": no backend for device ", device.str(),
+           " in this build (the CUDA backend needs a CW_CUDA build and a call to cw::cuda::init())");
   return *b;
+}
+
+namespace {
+std::array<CrossDeviceCopyFn, kNumDeviceTypes>& copy_registry() {
+  static std::array<CrossDeviceCopyFn, kNumDeviceTypes> r = {nullptr, nullptr};
+  return r;
+}
+}  // namespace
+
+void register_cross_device_copy(DeviceType type, CrossDeviceCopyFn fn) {
+  copy_registry()[static_cast<size_t>(type)] = fn;
+}
+
+void cross_device_copy(const Tensor& src, Tensor& dst, const char* op) {
+  // The device side owns the copy: dst's type when dst is not the CPU, else src's.
+  const DeviceType side = dst.device().is_cpu() ? src.device().type : dst.device().type;
+  CrossDeviceCopyFn fn = copy_registry()[static_cast<size_t>(side)];
+  CW_CHECK(fn != nullptr, DeviceError, op, ": no copy path from ", src.device().str(), " to ",
+           dst.device().str(), " in this build (the CUDA backend needs a CW_CUDA build and a call to ",
+           "cw::cuda::init())");
+  fn(src, dst);
 }
 
 const char* unary_op_name(UnaryOp op) {

@@ -272,11 +272,13 @@ Tensor Tensor::to(DType dtype) const {
 
 Tensor Tensor::to(Device device) const {
   if (device == this->device()) return *this;
-  // Cross-device copies belong to the device backend (it knows its copy engine); the CPU
-  // backend alone cannot do them.
-  CW_CHECK(false, DeviceError, "to: no copy path from ", this->device().str(), " to ", device.str(),
-           " in this build");
-  return *this;
+  // Cross-device copies belong to the device backend (it knows its copy engine); they move
+  // contiguous bytes, so a strided source is first made contiguous on its own device.
+  CW_CHECK(defined(), ValueError, "to: undefined tensor");
+  const Tensor src = contiguous();
+  Tensor out = Tensor::empty(shape_, dtype_, device);
+  cross_device_copy(src, out, "to");
+  return out;
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {

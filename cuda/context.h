@@ -1,0 +1,36 @@
+// Per-device state of the CUDA backend: the current-device guard, the stream all work is queued
+// on, and the cuBLAS handles. Internal to cuda/.
+//
+// One stream: every kernel, GEMM and copy goes to the legacy default stream, so all work on a
+// device runs in issue order. That is what makes the caching allocator safe without events: a
+// block freed on the host may be handed to the next op at once, because that op runs after
+// every op that used the block. (More streams would need per-block stream bookkeeping.)
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "core/device.h"
+
+namespace cw::cuda {
+
+// Makes `device` current for the scope and restores the previous device after it.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(Device device);
+  explicit DeviceGuard(int index);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
+inline cudaStream_t stream() { return cudaStreamLegacy; }
+
+// The cuBLAS handle of a device (created on first use, bound to stream()). Never destroyed: a
+// handle destroyed after the driver has shut down at exit would crash.
+cublasHandle_t cublas_handle(int device);
+
+}  // namespace cw::cuda

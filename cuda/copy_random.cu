@@ -1,0 +1,157 @@
+// CUDA copies (strided, with dtype conversion), fills, ranges and Philox random draws. The draws
+// use the same (seed, offset + i) -> number map as the CPU backend (philox.cuh), so a tensor
+// drawn on either device holds the same values (to the last bit for uniform; normal goes
+// through log/cos, whose device versions may differ from glibc's in the last ulp).
+#include <cmath>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/launch.cuh"
+#include "cuda/philox.cuh"
+
+namespace cw::cuda {
+
+Backend& cuda_backend() {
+  static CudaBackend b;
+  return b;
+}
+
+namespace {
+
+template <class S, class D, bool Contig>
+__global__ void copy_kernel(const S* src, D* dst, int64_t n, OffsetCalc<2> calc) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    if constexpr (Contig) {
+      dst[i] = static_cast<D>(src[i]);
+    } else {
+      int64_t off[2];
+      calc.get(i, off);
+      dst[off[0]] = static_cast<D>(src[off[1]]);
+    }
+  }
+}
+
+template <class T, bool Contig>
+__global__ void fill_kernel(T* dst, int64_t n, T value, OffsetCalc<1> calc) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    if constexpr (Contig) {
+      dst[i] = value;
+    } else {
+      int64_t off[1];
+      calc.get(i, off);
+      dst[off[0]] = value;
+    }
+  }
+}
+
+template <class T>
+__global__ void arange_kernel(T* out, int64_t n, double start, double step) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = static_cast<T>(start + static_cast<double>(i) * step);
+}
+
+template <class T>
+__global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    const Philox4 r = philox4x32(offset + static_cast<uint64_t>(i), 0, seed);
+    T v = static_cast<T>(lo + (hi - lo) * uniform_double(r.v[0], r.v[1]));
+    // As on the CPU: rounding to f32 can land on hi; keep the interval half-open.
+    if (v >= static_cast<T>(hi) && hi > lo) {
+      if constexpr (sizeof(T) == 4)
+        v = nextafterf(static_cast<float>(hi), static_cast<float>(lo));
+      else
+        v = nextafter(hi, lo);
+    }
+    out[i] = v;
+  }
+}
+
+template <class T>
+__global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double std) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    // Box-Muller on two uniforms of one block, in double, as the CPU backend.
+    const Philox4 r = philox4x32(offset + static_cast<uint64_t>(i), 0, seed);
+    const double u1 = 1.0 - uniform_double(r.v[0], r.v[1]);
+    const double u2 = uniform_double(r.v[2], r.v[3]);
+    out[i] = static_cast<T>(mean + std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+  }
+}
+
+}  // namespace
+
+void CudaBackend::copy(const Tensor& src, Tensor& dst) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  DeviceGuard g(dst.device());
+  bool contig = false;
+  const auto calc = make_offset_calc<2>(dst.shape(), {&dst.strides(), &src.strides()}, contig, "copy");
+  dispatch_cuda<true>(src.dtype(), "copy", [&](auto s_tag) {
+    using S = decltype(s_tag);
+    dispatch_cuda<true>(dst.dtype(), "copy", [&](auto d_tag) {
+      using D = decltype(d_tag);
+      const S* s = static_cast<const S*>(src.raw_data());
+      D* d = static_cast<D*>(dst.raw_data());
+      if (contig && std::is_same_v<S, D>) {
+        CW_CUDA_CHECK(cudaMemcpyAsync(d, s, n * sizeof(D), cudaMemcpyDeviceToDevice, stream()));
+      } else if (contig) {
+        copy_kernel<S, D, true><<<grid_for(n), kThreads, 0, stream()>>>(s, d, n, calc);
+      } else {
+        copy_kernel<S, D, false><<<grid_for(n), kThreads, 0, stream()>>>(s, d, n, calc);
+      }
+    });
+  });
+  CW_CUDA_CHECK_LAUNCH("copy_kernel");
+}
+
+void CudaBackend::fill(Tensor& dst, double value) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  DeviceGuard g(dst.device());
+  bool contig = false;
+  const auto calc = make_offset_calc<1>(dst.shape(), {&dst.strides()}, contig, "fill");
+  dispatch_cuda<true>(dst.dtype(), "fill", [&](auto tag) {
+    using T = decltype(tag);
+    T* d = static_cast<T*>(dst.raw_data());
+    if (contig)
+      fill_kernel<T, true><<<grid_for(n), kThreads, 0, stream()>>>(d, n, static_cast<T>(value), calc);
+    else
+      fill_kernel<T, false><<<grid_for(n), kThreads, 0, stream()>>>(d, n, static_cast<T>(value), calc);
+  });
+  CW_CUDA_CHECK_LAUNCH("fill_kernel");
+}
+
+void CudaBackend::arange(Tensor& out, double start, double step) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  DeviceGuard g(out.device());
+  dispatch_cuda<true>(out.dtype(), "arange", [&](auto tag) {
+    using T = decltype(tag);
+    arange_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(static_cast<T*>(out.raw_data()), n, start, step);
+  });
+  CW_CUDA_CHECK_LAUNCH("arange_kernel");
+}
+
+void CudaBackend::uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  DeviceGuard g(out.device());
+  dispatch_cuda<false>(out.dtype(), "uniform", [&](auto tag) {
+    using T = decltype(tag);
+    uniform_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(static_cast<T*>(out.raw_data()), n, seed, offset, lo,
+                                                              hi);
+  });
+  CW_CUDA_CHECK_LAUNCH("uniform_kernel");
+}
+
+void CudaBackend::normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  DeviceGuard g(out.device());
+  dispatch_cuda<false>(out.dtype(), "normal", [&](auto tag) {
+    using T = decltype(tag);
+    normal_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(static_cast<T*>(out.raw_data()), n, seed, offset, mean,
+                                                             std);
+  });
+  CW_CUDA_CHECK_LAUNCH("normal_kernel");
+}
+
+}  // namespace cw::cuda

@@ -1,0 +1,58 @@
+// The CUDA backend: every Backend primitive on a CUDA device. Elementwise ops, reductions,
+// softmax, layer norm, indexing and im2col are our kernels (one .cu per family); matmul is
+// cuBLAS. All work is queued on one stream (context.h). Internal to cuda/; users call
+// cw::cuda::init() (cuda.h), which registers it.
+#pragma once
+
+#include <memory>
+
+#include "core/backend.h"
+#include "core/storage.h"
+
+namespace cw::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  const char* name() const override { return "cuda"; }
+
+  void copy(const Tensor& src, Tensor& dst) override;
+  void fill(Tensor& dst, double value) override;
+  void arange(Tensor& out, double start, double step) override;
+  void uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) override;
+  void normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) override;
+
+  void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) override;
+  void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                      double scalar) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) override;
+
+  void reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int64_t r, int64_t inner) override;
+  void matmul(const Tensor& a, const Tensor& b, Tensor& out) override;
+
+  void softmax(const Tensor& x, Tensor& out, bool log) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y,
+                  Tensor& mean, Tensor& rstd) override;
+  void layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& weight, Tensor& gx, Tensor& gweight, Tensor& gbias) override;
+
+  void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) override;
+  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+  void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) override;
+  void scatter_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+
+  void im2col(const Tensor& x, const ConvGeometry& g, Tensor& cols) override;
+  void col2im(const Tensor& cols, const ConvGeometry& g, Tensor& x) override;
+
+  void depthwise_conv(const Tensor& x, const Tensor& w, const ConvGeometry& g, Tensor& out) override;
+  void depthwise_conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g, Tensor& gx) override;
+  void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g, Tensor& gw) override;
+};
+
+Backend& cuda_backend();
+
+// The allocator function registered with core (allocator.cpp).
+std::shared_ptr<Storage> allocate_cuda_storage(size_t nbytes, Device device);
+
+}  // namespace cw::cuda

@@ -1,0 +1,46 @@
+// Philox4x32-10 and the uniform mapping of core/generator.h, compiled for host and device, so
+// that a CUDA draw gives element i the same number as the CPU backend: both are functions of
+// (seed, offset + i) only. tests/cuda/philox_test.cpp checks on the host that these equal
+// core's, which keeps the two copies from drifting apart. Internal to cuda/.
+#pragma once
+
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define CW_HD __host__ __device__ __forceinline__
+#else
+#define CW_HD inline
+#endif
+
+namespace cw::cuda {
+
+struct Philox4 {
+  uint32_t v[4];
+};
+
+CW_HD Philox4 philox4x32(uint64_t counter_lo, uint64_t counter_hi, uint64_t key) {
+  uint32_t c0 = static_cast<uint32_t>(counter_lo), c1 = static_cast<uint32_t>(counter_lo >> 32);
+  uint32_t c2 = static_cast<uint32_t>(counter_hi), c3 = static_cast<uint32_t>(counter_hi >> 32);
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = uint64_t{0xD2511F53} * c0;
+    const uint64_t p1 = uint64_t{0xCD9E8D57} * c2;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    c1 = static_cast<uint32_t>(p1);
+    c3 = static_cast<uint32_t>(p0);
+    c0 = n0;
+    c2 = n2;
+    k0 += 0x9E3779B9;
+    k1 += 0xBB67AE85;
+  }
+  return {{c0, c1, c2, c3}};
+}
+
+// 53 random bits as a double in [0, 1), exactly as core's uniform_double.
+CW_HD double uniform_double(uint32_t a, uint32_t b) {
+  const uint64_t bits = (uint64_t{a} << 21) ^ uint64_t{b};
+  return static_cast<double>(bits & ((uint64_t{1} << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
+}  // namespace cw::cuda
