@@ -42,6 +42,23 @@ void shuffle_rows(std::vector<int64_t>& xs, uint64_t key) {
   }
 }
 
+// One axis of bilinear resampling, PyTorch's align_corners=False rule: destination pixel d samples
+// source position (d + 0.5) * in / out - 0.5, clamped at 0, between pixels i0 and i1.
+struct Tap {
+  int64_t i0, i1;
+  float w1;  // weight of i1; i0 gets 1 - w1
+};
+std::vector<Tap> bilinear_taps(int64_t in, int64_t out) {
+  std::vector<Tap> taps;
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  for (int64_t d = 0; d < out; ++d) {
+    const double src = std::max(0.0, (static_cast<double>(d) + 0.5) * scale - 0.5);
+    const auto i0 = std::min(static_cast<int64_t>(src), in - 1);
+    taps.push_back({i0, std::min(i0 + 1, in - 1), static_cast<float>(src - static_cast<double>(i0))});
+  }
+  return taps;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -71,6 +88,9 @@ ImageLoader::ImageLoader(std::shared_ptr<const ImageDataset> dataset, ImageLoade
   CW_CHECK(o.caption_choice == "random" || o.caption_choice == "first", ValueError,
            "ImageLoader: caption_choice must be \"random\" or \"first\", got \"", o.caption_choice, "\"");
   const auto c = static_cast<size_t>(dataset_->channels());
+  CW_CHECK((o.resize_height == 0) == (o.resize_width == 0) && o.resize_height >= 0 && o.resize_width >= 0,
+           ValueError, "ImageLoader: resize_height and resize_width must both be 0 (no resize) or both > 0, got ",
+           o.resize_height, " x ", o.resize_width);
   CW_CHECK(o.mean.size() == o.std.size() && (o.mean.empty() || o.mean.size() == c), ValueError,
            "ImageLoader: mean (", o.mean.size(), " values) and std (", o.std.size(), ") must both be empty or have ",
            c, " values (the channels of ", dataset_->name(), ")");
@@ -124,7 +144,11 @@ ImageBatch ImageLoader::make_batch(int64_t epoch, int64_t b, const std::vector<s
   out.batch_in_epoch = b;
   out.indices = plan[static_cast<size_t>(b)];
   const auto B = static_cast<int64_t>(out.indices.size());
-  out.images = Tensor::empty({B, C, H, W}, DType::F32);  // (B, C, H, W)
+  const bool resize = o.resize_height > 0;
+  const int64_t OH = resize ? o.resize_height : H, OW = resize ? o.resize_width : W;
+  const std::vector<Tap> ty = bilinear_taps(H, OH), tx = bilinear_taps(W, OW);
+  std::vector<float> plane(static_cast<size_t>(C * H * W));  // one augmented image, (C, H, W), bytes
+  out.images = Tensor::empty({B, C, OH, OW}, DType::F32);      // (B, C, OH, OW)
   out.labels = Tensor::empty({B}, DType::I64);
   float* dst = out.images.data<float>();
   int64_t* lab = out.labels.data<int64_t>();
@@ -150,18 +174,35 @@ ImageBatch ImageLoader::make_batch(int64_t epoch, int64_t b, const std::vector<s
     out.captions.push_back(r.captions[static_cast<size_t>(cap)]);
 
     const uint8_t* src = ds.pixels(row);  // (H, W, C)
-    float* img = dst + j * C * H * W;     // (C, H, W)
     for (int64_t y = 0; y < H; ++y) {
       const int64_t sy = y + dy;  // source row of the padded-then-cropped image
       for (int64_t x = 0; x < W; ++x) {
         const int64_t ox = flip ? W - 1 - x : x;  // flip after the crop, as torchvision orders it
         const int64_t sx = ox + dx;
         const bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
-        for (int64_t c = 0; c < C; ++c) {
-          const float v = inside ? static_cast<float>(src[(sy * W + sx) * C + c]) : 0.0f;  // zero padding
-          img[(c * H + y) * W + x] = v * scale[static_cast<size_t>(c)] + shift[static_cast<size_t>(c)];
-        }
+        for (int64_t c = 0; c < C; ++c)  // zero padding outside
+          plane[static_cast<size_t>((c * H + y) * W + x)] = inside ? static_cast<float>(src[(sy * W + sx) * C + c]) : 0.0f;
       }
+    }
+    // Resize (bilinear weights sum to 1, so normalizing after it equals normalizing before).
+    float* img = dst + j * C * OH * OW;  // (C, OH, OW)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* p = plane.data() + c * H * W;
+      const float a = scale[static_cast<size_t>(c)], b = shift[static_cast<size_t>(c)];
+      for (int64_t y = 0; y < OH; ++y)
+        for (int64_t x = 0; x < OW; ++x) {
+          float v;
+          if (!resize) {
+            v = p[y * W + x];
+          } else {
+            const Tap& u = ty[static_cast<size_t>(y)];
+            const Tap& t = tx[static_cast<size_t>(x)];
+            const float top = p[u.i0 * W + t.i0] * (1 - t.w1) + p[u.i0 * W + t.i1] * t.w1;
+            const float bottom = p[u.i1 * W + t.i0] * (1 - t.w1) + p[u.i1 * W + t.i1] * t.w1;
+            v = top * (1 - u.w1) + bottom * u.w1;
+          }
+          img[(c * OH + y) * OW + x] = v * a + b;
+        }
     }
   }
   return out;

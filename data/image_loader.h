@@ -15,7 +15,7 @@
 // window at a uniform offset in [0, 2 * crop_padding]^2 (so the image moves by at most
 // crop_padding pixels), mirror left-right with probability 1/2 (only when the data set's
 // horizontal_flip() is true: not for digits, nor for the shapes whose captions say left/right),
-// scale bytes to [0, 1], then (x - mean[c]) / std[c] when mean/std are given.
+// resize when asked, scale bytes to [0, 1], then (x - mean[c]) / std[c] when mean/std are given.
 #pragma once
 
 #include <condition_variable>
@@ -40,6 +40,11 @@ struct ImageLoaderOptions {
   bool drop_last = true;  // every batch has batch_size rows (a partial last batch is dropped)
   bool augment = false;   // random crop (crop_padding > 0) and, where allowed, horizontal flip
   int64_t crop_padding = 2;
+  // Output size: 0, 0 keeps the data set's H x W; otherwise each image is resized to
+  // resize_height x resize_width after augmentation, bilinearly with PyTorch's
+  // interpolate(mode="bilinear", align_corners=False) sampling (e.g. the 8 x 8 digits to the
+  // 28 x 28 of the small ViT preset).
+  int64_t resize_height = 0, resize_width = 0;
   // Per-channel normalization; both empty (no normalization) or both of size C, std > 0.
   // Use the training split's ImageDataset::channel_stats() for every split.
   std::vector<float> mean, std;
@@ -56,7 +61,7 @@ struct ImageLoaderOptions {
 ImageLoaderOptions image_eval_options(int64_t batch_size);
 
 struct ImageBatch {
-  Tensor images;                      // f32 (B, C, H, W)
+  Tensor images;                      // f32 (B, C, H, W), H x W the resize target when set
   Tensor labels;                      // i64 (B)
   std::vector<int64_t> indices;       // data set rows, in batch order
   std::vector<int64_t> caption_index; // which of each row's captions was taken

@@ -11,6 +11,14 @@
 #include "autograd/functions.h"
 
 namespace cw::nn {
+namespace {
+BatchNormReplicaSum& replica_sum() {
+  static BatchNormReplicaSum sum;
+  return sum;
+}
+}  // namespace
+
+void set_batch_norm_replica_sum(BatchNormReplicaSum sum) { replica_sum() = std::move(sum); }
 
 BatchNorm1d::BatchNorm1d(int64_t c, double eps_, double momentum_, bool affine, DType dtype)
     : num_features(c), eps(eps_), momentum(momentum_) {
@@ -38,7 +46,25 @@ Variable BatchNorm1d::forward(const Variable& x, const Tensor& padding_mask) {
   if (is_training()) {
     Variable mean, var;
     double n = 0;
-    if (padding_mask.defined()) {
+    if (replica_sum()) {
+      // Over every replica: sums of x and of the squared deviations, and the count, summed
+      // across replicas (the same two-pass formulas as below).
+      const BatchNormReplicaSum& all = replica_sum();
+      Variable r;
+      double local_n = static_cast<double>(x.numel() / C);
+      if (padding_mask.defined()) {
+        CW_CHECK(x.dim() == 3 && padding_mask.shape() == (Shape{x.size(0), x.size(2)}), ShapeError,
+                 "BatchNorm1d: padding_mask ", shape_str(padding_mask.shape()), " should be (batch, time)");
+        const Tensor real = ops::eq(padding_mask, 0.0).to(x.dtype()).unsqueeze(1);
+        local_n = ops::sum(real).item();
+        r = Variable(real);
+      }
+      n = all(Variable(ops::scalar(local_n, DType::F64))).item();
+      CW_CHECK(n > 1, ValueError, "BatchNorm1d: training needs more than 1 value per channel, got ", n);
+      mean = all(ag::sum(r.defined() ? x * r : x, dims, /*keepdim=*/true)) / n;
+      const Variable centered = r.defined() ? (x - mean) * r : x - mean;
+      var = all(ag::sum(centered * centered, dims, /*keepdim=*/true)) / n;
+    } else if (padding_mask.defined()) {
       CW_CHECK(x.dim() == 3 && padding_mask.shape() == (Shape{x.size(0), x.size(2)}), ShapeError,
                "BatchNorm1d: padding_mask ", shape_str(padding_mask.shape()), " should be (batch, time) = (",
                x.size(0), ", ", x.dim() == 3 ? x.size(2) : 0, ") for a 3-d input");

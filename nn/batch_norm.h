@@ -5,6 +5,8 @@
 // batches: a padding mask restricts the statistics to real frames. Part of nn/.
 #pragma once
 
+#include <functional>
+
 #include "nn/module.h"
 
 namespace cw::nn {
@@ -29,5 +31,12 @@ class BatchNorm1d : public Module {
   double eps, momentum;
   Variable weight, bias;  // (C), or undefined when !affine
 };
+
+// Synchronized batch statistics for data-parallel training: when set, training-mode batch norm
+// takes its mean and variance over the real frames of every replica's batch, as one process
+// holding the global batch would. The function is a differentiable sum over replicas (the
+// trainer passes dist::all_reduce_sum); unset (the default), the statistics are this batch's.
+using BatchNormReplicaSum = std::function<Variable(const Variable&)>;
+void set_batch_norm_replica_sum(BatchNormReplicaSum sum);
 
 }  // namespace cw::nn

@@ -62,6 +62,9 @@ std::string TrainOptions::to_ini() const {
     << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nstop_after = " << stop_after
     << "\ndevice = " << device << "\nthreads = " << threads << "\nprogress = " << progress
     << "\nplots = " << bool_str(plots) << "\n\n"
+    << "[dist]\n"
+    << "backend = " << dist_backend << "\ntimeout = " << dist_timeout << "\nbucket_mb = " << dist_bucket_mb
+    << "\n\n"
     << "[eval]\n"
     << "batch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
   return s.str();
@@ -179,6 +182,14 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "run.progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | lines")(
       "run.plots", po::value(&o.plots)->default_value(o.plots), "render PNG plots with gnuplot at the end");
 
+  po::options_description dist("Data-parallel training [dist] (launch: mpirun -np N train ...)");
+  dist.add_options()("dist.backend", po::value(&o.dist_backend)->default_value(o.dist_backend),
+                     "auto (MPI when started by mpirun/srun) | none (one process) | mpi | nccl")(
+      "dist.timeout", po::value(&o.dist_timeout)->default_value(o.dist_timeout),
+      "seconds a collective may wait for the other ranks before the job is ended")(
+      "dist.bucket_mb", po::value(&o.dist_bucket_mb)->default_value(o.dist_bucket_mb),
+      "MiB per gradient all-reduce bucket");
+
   po::options_description eval("Evaluation [eval]");
   eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),
                      "utterances per evaluation batch")(
@@ -187,7 +198,7 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
 
   po::options_description all(
       "train: CWCL / InfoNCE training of the speech tower against a frozen text tower");
-  all.add(general).add(data).add(model).add(loss).add(optim).add(run).add(eval);
+  all.add(general).add(data).add(model).add(loss).add(optim).add(run).add(dist).add(eval);
 
   po::variables_map vm;
   std::optional<po::parsed_options> command_line;
@@ -308,6 +319,13 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   CW_CHECK(o.eval_batch_size >= 1 && o.eval_max_items >= 0, ValueError,
            "--eval.batch_size must be >= 1 and --eval.max_items >= 0");
   CW_CHECK(!o.out.empty(), ValueError, "--run.out must not be empty");
+  CW_CHECK(o.dist_backend == "auto" || o.dist_backend == "none" || o.dist_backend == "mpi" ||
+               o.dist_backend == "nccl",
+           ValueError, "--dist.backend must be auto, none, mpi or nccl, got '", o.dist_backend, "'");
+  CW_CHECK(o.dist_timeout > 0 && o.dist_bucket_mb > 0, ValueError,
+           "--dist.timeout and --dist.bucket_mb must be > 0, got ", o.dist_timeout, " and ", o.dist_bucket_mb);
+  CW_CHECK(o.dist_backend != "nccl" || o.device != "cpu", ValueError,
+           "--dist.backend nccl needs --run.device cuda (NCCL moves GPU buffers); on cpu use mpi");
 
   if (vm.count("print-config")) {
     out << o.to_ini();

@@ -58,6 +58,11 @@ struct TrainOptions {
   std::string progress = "auto";  // auto (bar on a terminal) | bar | lines
   bool plots = true;              // PNG plots with gnuplot at the end, when gnuplot is installed
 
+  // ---- [dist]: data-parallel training (dist/), when launched by mpirun / srun
+  std::string dist_backend = "auto";  // auto (MPI when launched by MPI) | none | mpi | nccl
+  double dist_timeout = 300;          // seconds a collective may wait before the job is ended
+  double dist_bucket_mb = 4;          // gradient all-reduce bucket size
+
   // ---- [eval]
   int64_t eval_batch_size = 64;
   int64_t eval_max_items = 200;  // per split in mid-run evaluations, 0 = all (the final one uses all)

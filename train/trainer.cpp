@@ -11,12 +11,18 @@
 #include <iostream>
 #include <sstream>
 
+#include "autograd/functions.h"
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "data/speech_loader.h"
+#include "dist/communicator.h"
+#include "dist/differentiable.h"
+#include "dist/gradient_reducer.h"
+#include "losses/contrastive_block.h"
 #include "losses/contrastive_loss.h"
+#include "nn/batch_norm.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/grad_clip.h"
@@ -64,6 +70,12 @@ void truncate_log(const fs::path& path, int64_t last_step, bool csv) {
     if (step <= last_step) kept += line + "\n";
   }
   write_text_atomic(path, kept);
+}
+
+std::string join_counts(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? " + " : "") + std::to_string(v[i]);
+  return s;
 }
 
 std::string eta_string(double seconds) {
@@ -142,21 +154,38 @@ models::ConformerConfig speech_tower_config(const TrainOptions& o, int64_t n_mel
   return c;
 }
 
-TrainResult run_training(const TrainOptions& o, std::ostream& log) {
+TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   TrainResult result;
   const auto t_prepare = Clock::now();
   if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
+  // Data parallelism (dist/): in a world of one (no launcher) every collective below is the
+  // identity and the loop is the single-process one. Rank 0 alone logs and writes files.
+  dist::Communicator& comm = dist::world(o.dist_backend, o.dist_timeout);
+  const int rank = comm.rank(), world = comm.world_size();
+  const bool lead = rank == 0;
+  std::ostream null_log(nullptr);  // ranks > 0: nothing to print
+  std::ostream& log = lead ? lead_log : null_log;
+  CW_CHECK(o.batch_size >= world, ValueError, "--optim.batch_size (", o.batch_size, ") must be at least the ",
+           world, " ranks: each rank takes a slice of the global batch");
   const fs::path out(o.out);
-  fs::create_directories(out);
   const fs::path ckpt_dir = out / "checkpoints";
-  log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n"
-      << o.to_ini() << "\n";
-  write_text_atomic(out / "config.ini", o.to_ini());
+  if (lead) {
+    fs::create_directories(out);
+    log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n"
+        << o.to_ini() << "\n";
+    write_text_atomic(out / "config.ini", o.to_ini());
+  }
+  if (world > 1)
+    log << "dist: " << world << " ranks (" << comm.name() << "), global batch " << o.batch_size << " = "
+        << join_counts(dist::shard_counts(o.batch_size, world)) << " rows per rank\n";
 
-  // ---- frozen text tower and data
+  // ---- frozen text tower and data. Rank 0 first: it may generate the corpus and write the
+  // feature and embedding caches, which the other ranks then read (no timeout: that can take long).
   const FrozenTextTower text = FrozenTextTower::load(
       find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
+  if (!lead) comm.barrier(0);
   const SpeechTextData data = prepare_speech_text_data(o, text, log);
+  if (lead && world > 1) comm.barrier(0);
 
   // ---- model and optimizer (seeded: the same seed gives the same initial weights)
   manual_seed(o.seed);
@@ -183,6 +212,14 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   lo.num_workers = static_cast<int>(o.loader_workers);
   SpeechLoader loader(data.train.features, lo);
 
+  // Synchronized batch norm: statistics over the global batch, as one process would have them.
+  struct ReplicaSumReset {
+    ~ReplicaSumReset() { nn::set_batch_norm_replica_sum({}); }
+  } replica_sum_reset;
+  if (world > 1)
+    nn::set_batch_norm_replica_sum([&comm](const Variable& v) { return dist::all_reduce_sum(comm, v); });
+  dist::GradientReducer reducer(comm, params, static_cast<int64_t>(o.dist_bucket_mb * 1024 * 1024));
+
   // ---- resume
   int64_t step = 0;
   if (o.resume) {
@@ -191,31 +228,47 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
       CW_CHECK(rep.ok(), ValueError, "--run.resume: ", ck->path.string(),
                " does not fit this model: ", rep.str());
       opt.load_state_tensors(ck->optimizer, ck->optimizer_step);
-      default_generator().set_state(ck->state.seed, ck->state.rng_offset);
+      // Each rank its own dropout stream (seed + rank; rank 0's is the one saved).
+      default_generator().set_state(ck->state.seed + static_cast<uint64_t>(rank), ck->state.rng_offset);
       loader.seek(ck->state.epoch, ck->state.batch_in_epoch);
       step = ck->state.step;
-      for (const char* f : {"metrics.csv", "eval.csv"}) truncate_log(out / f, step, true);
-      for (const char* f : {"metrics.jsonl", "eval.jsonl"}) truncate_log(out / f, step, false);
+      if (lead) {
+        for (const char* f : {"metrics.csv", "eval.csv"}) truncate_log(out / f, step, true);
+        for (const char* f : {"metrics.jsonl", "eval.jsonl"}) truncate_log(out / f, step, false);
+      }
       log << "resume: " << ck->path.string() << " (step " << step << ")\n";
     } else {
       log << "resume: no checkpoint in " << ckpt_dir.string() << ", starting from step 0\n";
     }
   }
   if (step == 0) {
-    for (const char* f : {"metrics.csv", "metrics.jsonl", "eval.csv", "eval.jsonl"}) fs::remove(out / f);
-    default_generator().manual_seed(o.seed);  // dropout draws start from the run seed
+    if (lead)
+      for (const char* f : {"metrics.csv", "metrics.jsonl", "eval.csv", "eval.jsonl"}) fs::remove(out / f);
+    default_generator().manual_seed(o.seed + static_cast<uint64_t>(rank));  // dropout draws start from the run seed
+  }
+  // Every rank starts from rank 0's weights and buffers (equal already when built from the same
+  // seed or checkpoint; the broadcast makes it so whatever happened before).
+  if (world > 1) {
+    std::vector<Tensor> state;
+    for (const auto& [name, t] : model.state_dict()) state.push_back(t);
+    dist::broadcast_tensors(comm, state, 0);
   }
   result.first_step = step;
   result.prepare_seconds = since(t_prepare);
 
-  std::ofstream metrics_csv(out / "metrics.csv", std::ios::app),
-      metrics_jsonl(out / "metrics.jsonl", std::ios::app);
-  std::ofstream eval_csv(out / "eval.csv", std::ios::app), eval_jsonl(out / "eval.jsonl", std::ios::app);
-  if (fs::file_size(out / "metrics.csv") == 0)
+  // Rank 0's logs; the other ranks' streams stay closed (writes to them are dropped).
+  std::ofstream metrics_csv, metrics_jsonl, eval_csv, eval_jsonl;
+  if (lead) {
+    metrics_csv.open(out / "metrics.csv", std::ios::app);
+    metrics_jsonl.open(out / "metrics.jsonl", std::ios::app);
+    eval_csv.open(out / "eval.csv", std::ios::app);
+    eval_jsonl.open(out / "eval.jsonl", std::ios::app);
+  }
+  if (lead && fs::file_size(out / "metrics.csv") == 0)
     metrics_csv
         << "step,epoch,loss,loss_speech_to_text,loss_text_to_speech,acc_speech_to_text,acc_text_to_speech,"
            "pos_sim,neg_sim,logit_scale,lr,grad_norm,step_seconds\n";
-  if (fs::file_size(out / "eval.csv") == 0)
+  if (lead && fs::file_size(out / "eval.csv") == 0)
     eval_csv
         << "step,intent_acc,keyword_acc,keyword_human_acc,retrieval_s2t_r1,retrieval_t2s_r1,structure_corr,"
            "intent_template_std\n";
@@ -233,6 +286,7 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
     return r;
   };
   auto save = [&](int64_t at_step) {
+    if (!lead) return;  // one writer; the state is the same on every rank
     TrainerState st;
     st.step = at_step;
     st.epoch = loader.epoch();
@@ -246,32 +300,67 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   // ---- the loop
   const bool bar =
       o.progress == "bar" || (o.progress == "auto" && &log == &std::cout && isatty(STDOUT_FILENO));
+  const dist::RowShard shard = dist::shard_rows(o.batch_size, rank, world);
+  const std::vector<int64_t> shard_sizes = dist::shard_counts(o.batch_size, world);
+  comm.reset_stats();
   const auto t_train = Clock::now();
   const int64_t first = step;
   // --run.stop_after: this process stops early, with a checkpoint to resume from.
   const int64_t stop_at = o.stop_after > 0 ? std::min(o.steps, first + o.stop_after) : o.steps;
   while (step < stop_at) {
     const auto t_step = Clock::now();
+    // Every rank reads the same global batch (a pure function of seed, epoch and batch) and
+    // keeps its contiguous slice of rows, padded to the global batch's length as one process's.
     const SpeechBatch batch = loader.next();
     const Tensor idx = ops::from_vector(batch.indices, {static_cast<int64_t>(batch.indices.size())});
-    const Variable q(ops::index_select(data.train_text, 0, idx));  // (B, D) frozen, no grad
+    const Variable q(ops::index_select(data.train_text, 0, idx));  // (B, D) frozen, no grad, all rows
     double loss_value = NAN, norm = NAN;
     losses::ContrastiveMetrics m;
     std::string failure;
     try {
-      const Variable p = model.embed_speech(Variable(batch.features), batch.lengths);  // (B, D)
-      const losses::ContrastiveOutput lo_out = losses::contrastive_loss(p, q, model.logit_scale, o.loss);
-      loss_value = lo_out.loss.data().item();
-      m = lo_out.metrics;
-      if (std::isfinite(loss_value)) {
-        lo_out.loss.backward();
-        norm = o.grad_clip > 0 ? clip_grad_norm(params, o.grad_clip) : grad_norm(params);
+      if (world == 1) {
+        const Variable p = model.embed_speech(Variable(batch.features), batch.lengths);  // (B, D)
+        const losses::ContrastiveOutput lo_out = losses::contrastive_loss(p, q, model.logit_scale, o.loss);
+        loss_value = lo_out.loss.data().item();
+        m = lo_out.metrics;
+        if (std::isfinite(loss_value)) {
+          lo_out.loss.backward();
+          norm = o.grad_clip > 0 ? clip_grad_norm(params, o.grad_clip) : grad_norm(params);
+        }
+      } else {
+        const Tensor feats = batch.features.narrow(0, shard.offset, shard.count).contiguous();
+        const Tensor lens = batch.lengths.narrow(0, shard.offset, shard.count).contiguous();
+        const Variable p_local = model.embed_speech(Variable(feats), lens);           // (B_r, D)
+        const Variable p_all = dist::all_gather_rows(comm, p_local, shard_sizes);     // (B, D)
+        // This rank's row block of the global-batch loss; the blocks sum to the global loss.
+        const losses::ContrastiveOutput lo_out =
+            losses::contrastive_loss_block(p_all, q, model.logit_scale, o.loss, shard.offset, shard.count);
+        m = lo_out.metrics;
+        Tensor sums = ops::from_vector(std::vector<double>{lo_out.loss.data().item(), m.loss_p2q, m.loss_q2p,
+                                                           m.acc_p2q, m.acc_q2p, m.pos_sim, m.neg_sim},
+                                       {7});
+        comm.all_reduce(sums, dist::ReduceOp::Sum);
+        const std::vector<double> g = sums.to_vector<double>();
+        loss_value = g[0];
+        m.loss_p2q = g[1];
+        m.loss_q2p = g[2];
+        m.acc_p2q = g[3];
+        m.acc_q2p = g[4];
+        m.pos_sim = g[5];
+        m.neg_sim = g[6];
+        if (std::isfinite(loss_value)) {
+          // world x the block's loss, then the mean of the gradients over ranks: the gradient of
+          // the global loss, on every rank.
+          ag::mul(lo_out.loss, static_cast<double>(world)).backward();
+          reducer.average();
+          norm = o.grad_clip > 0 ? clip_grad_norm(params, o.grad_clip) : grad_norm(params);
+        }
       }
     } catch (const ValueError& e) {
       failure = e.what();  // the loss reports NaN / Inf embeddings as a ValueError
     }
     if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
-      const auto ck = load_latest_checkpoint(ckpt_dir);
+      const auto ck = lead ? load_latest_checkpoint(ckpt_dir) : std::nullopt;
       log << "\ntrain: stopped at step " << step + 1 << ": "
           << (failure.empty() ? (!std::isfinite(loss_value)
                                      ? "the loss is not finite (" + std::to_string(loss_value) + ")"
@@ -329,10 +418,13 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
 
     const bool last = step == o.steps;
     if (o.eval_every > 0 && step % o.eval_every == 0 && !last) {
-      const EvalResult r = run_eval(step, o.eval_max_items);
-      log << (bar ? "\n" : "") << "eval @ step " << step << (o.eval_max_items ? " (subset)" : "") << " ("
-          << r.seconds << " s):\n"
-          << r.table() << std::flush;
+      if (lead) {
+        const EvalResult r = run_eval(step, o.eval_max_items);
+        log << (bar ? "\n" : "") << "eval @ step " << step << (o.eval_max_items ? " (subset)" : "") << " ("
+            << r.seconds << " s):\n"
+            << r.table() << std::flush;
+      }
+      if (world > 1) comm.barrier(0);  // the others wait for rank 0's evaluation, however long
     }
     if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || last || step == stop_at) save(step);
   }
@@ -341,7 +433,19 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   const SpeechLoaderStats ls = loader.stats();
   log << "train: " << step - first << " steps in " << result.train_seconds
       << " s; the loader kept the trainer waiting " << ls.wait_seconds << " s in all\n";
-  if (result.stopped_on_nan) return result;
+  result.comm = comm.stats();
+  if (world > 1 && step > first) {
+    const double steps_run = static_cast<double>(step - first);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "dist: rank 0 spent %.3f s in %lld collectives (%.2f ms and %.3f MB per step, %lld gradient "
+                  "buckets)\n",
+                  result.comm.seconds, static_cast<long long>(result.comm.calls),
+                  1e3 * result.comm.seconds / steps_run, static_cast<double>(result.comm.bytes) / 1e6 / steps_run,
+                  static_cast<long long>(reducer.buckets()));
+    log << line;
+  }
+  if (result.stopped_on_nan || !lead) return result;
   if (step < o.steps) {
     log << "train: stopped after " << step - first
         << " steps (--run.stop_after); continue with --run.resume true\n";

@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <vector>
 
+#include "dist/communicator.h"
 #include "train/evaluator.h"
 #include "train/train_options.h"
 
@@ -22,6 +23,7 @@ struct TrainResult {
   EvalResult final_eval;        // on every benchmark row (unset when stopped on NaN or by --run.stop_after)
   double train_seconds = 0;     // the step loop alone
   double prepare_seconds = 0;   // corpus, features, frozen embeddings
+  dist::CommStats comm;         // this rank's collectives in the step loop (none in a world of one)
 };
 
 // The speech tower's configuration: the preset of --model.speech_preset with the --model.* sizes
@@ -31,6 +33,9 @@ models::ConformerConfig speech_tower_config(const TrainOptions& o, int64_t n_mel
 // Runs the whole job of TrainOptions: prepare data, build or resume the model, train, evaluate,
 // write logs (metrics.csv / .jsonl, eval.csv / .jsonl, eval_final.json), checkpoints and plots
 // under o.out. Progress goes to `log`. Throws cw::Error for bad data or options.
+// Under an MPI launcher (mpirun -np N train ...; --dist.*) every rank runs this: rank 0 logs,
+// evaluates and writes files, each rank trains on its slice of every global batch of
+// --optim.batch_size rows, and all ranks take the same optimizer steps (dist/).
 TrainResult run_training(const TrainOptions& o, std::ostream& log);
 
 }  // namespace cw::train

@@ -137,6 +137,12 @@ def main():
         record = json.load(f)
     assert set(record["files"]) == {"fashion_mnist", "digits", "shapes"}
 
+    # The checker itself catches what it must: words, plurals, compounds, digits.
+    fb = {"coat", "top", "boot", "one"}
+    for bad in ("a red coat", "tops", "an overcoat", "two boots", "one", "bootlace"):
+        assert leak(bad, fb, False), bad
+    assert leak("the figure 7", set(), True) and not leak("a stop sign, a bone", fb, False)
+
     # Fashion-MNIST and digits: no caption contains a class-name word of the prompts.
     for name, no_digits in (("fashion_mnist", False), ("digits", True)):
         meta, splits = check_dataset(a, name)

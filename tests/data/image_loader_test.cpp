@@ -215,6 +215,44 @@ TEST(ImageLoader, NormalizesPerChannelAndPicksCaptions) {
   EXPECT_EQ(seen, (std::set<int64_t>{0, 1, 2}));
 }
 
+TEST(ImageLoader, ResizesBilinearlyLikePyTorch) {
+  ImageTempDir dir("resize");
+  TinyImageSet s;
+  s.n = 1;
+  s.c = 1;
+  s.h = 2;
+  s.w = 2;
+  s.classes = 1;
+  auto ds = tiny_set(dir, s);  // one image [[1, 2], [3, 4]] / 255
+  ImageLoaderOptions o = image_eval_options(1);
+  o.resize_height = 4;
+  o.resize_width = 4;
+  const ImageBatch b = ImageLoader(ds, o).batch(0, 0);
+  ASSERT_EQ(b.images.shape(), (Shape{1, 1, 4, 4}));
+  // torch.nn.functional.interpolate(x, size=(4, 4), mode="bilinear", align_corners=False) of
+  // [[1, 2], [3, 4]] (rows and columns sample at -0.25 -> 0, 0.25, 0.75, 1.25 -> 1).
+  const float want[] = {1, 1.25f, 1.75f, 2, 1.5f, 1.75f, 2.25f, 2.5f, 2.5f, 2.75f, 3.25f, 3.5f, 3, 3.25f, 3.75f, 4};
+  const auto v = b.images.to_vector<float>();
+  for (int k = 0; k < 16; ++k) EXPECT_NEAR(v[static_cast<size_t>(k)] * 255.0f, want[k], 1e-4) << k;
+  // Downsizing 4 x 5 -> 2 x 2 samples at 0.5 (rows) and 0.75, 2.75 (columns); with normalization.
+  ImageTempDir dir2("resize_down");
+  auto ds2 = tiny_set(dir2);
+  o.resize_height = 2;
+  o.resize_width = 2;
+  o.mean = {0.5f, 0.5f, 0.5f};
+  o.std = {2.0f, 2.0f, 2.0f};
+  const auto d = ImageLoader(ds2, o).batch(0, 0).images.to_vector<float>();
+  auto px = [](int64_t y, int64_t x) { return static_cast<float>(test::test_pixel(0, y, x, 0, 5)); };
+  const float top_left = 0.5f * (0.25f * px(0, 0) + 0.75f * px(0, 1)) + 0.5f * (0.25f * px(1, 0) + 0.75f * px(1, 1));
+  EXPECT_NEAR(d[0], (top_left / 255.0f - 0.5f) / 2.0f, 1e-6);
+  EXPECT_THROW(ImageLoader(ds2, [] {
+                 ImageLoaderOptions bad = image_eval_options(1);
+                 bad.resize_height = 3;
+                 return bad;
+               }()),
+               ValueError);
+}
+
 TEST(ImageLoader, BadOptionsAreNamed) {
   ImageTempDir dir("bad");
   auto ds = tiny_set(dir);

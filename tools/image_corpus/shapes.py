@@ -163,7 +163,7 @@ def captions(rng, p, k):
             t = rng.choice(SINGLE_TEMPLATES).format(count=count, size=size, color=color, shape=sing, pos=pos)
         else:
             t = rng.choice(MULTI_TEMPLATES).format(count=count, size=size, color=color, shapes=plur)
-        t = _fix_articles(" ".join(t.split()))
+        t = _fix_articles(" ".join(t.split())).replace("there are a pair", "there is a pair")
         if t not in out:
             out.append(t)
     return out
