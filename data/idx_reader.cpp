@@ -106,8 +106,8 @@ IdxArray read_idx(const std::filesystem::path& path) {
 
 Tensor idx_images_to_tensor(const IdxArray& images) {
   const auto& d = images.dims;
-  CW_CHECK(d.size() == 3 || d.size() == 4, ValueError, "idx_images_to_tensor: ", images.path.string(), " has ",
-           d.size(), " dims; images need 3 (N, H, W) or 4 (N, H, W, C)");
+  CW_CHECK(d.size() == 3 || d.size() == 4, ValueError, "idx_images_to_tensor: ", images.path.string(),
+           " has ", d.size(), " dims; images need 3 (N, H, W) or 4 (N, H, W, C)");
   const int64_t n = d[0], h = d[1], w = d[2], c = d.size() == 4 ? d[3] : 1;
   Tensor out = Tensor::empty({n, c, h, w}, DType::F32);  // (N, C, H, W)
   float* dst = out.data<float>();
@@ -116,7 +116,8 @@ Tensor idx_images_to_tensor(const IdxArray& images) {
     for (int64_t y = 0; y < h; ++y)
       for (int64_t x = 0; x < w; ++x)
         for (int64_t ch = 0; ch < c; ++ch)
-          dst[((i * c + ch) * h + y) * w + x] = static_cast<float>(src[((i * h + y) * w + x) * c + ch]) / 255.0f;
+          dst[((i * c + ch) * h + y) * w + x] =
+              static_cast<float>(src[((i * h + y) * w + x) * c + ch]) / 255.0f;
   return out;
 }
 
@@ -129,9 +130,9 @@ Tensor idx_labels_to_tensor(const IdxArray& labels, int64_t num_classes) {
   int64_t* dst = out.data<int64_t>();
   for (int64_t i = 0; i < labels.count(); ++i) {
     dst[i] = labels.data[static_cast<size_t>(i)];
-    CW_CHECK(num_classes <= 0 || dst[i] < num_classes, ValueError, "idx_labels_to_tensor: ",
-             labels.path.string(), ": label ", dst[i], " of item ", i, " is not below the ", num_classes,
-             " classes");
+    CW_CHECK(num_classes <= 0 || dst[i] < num_classes, ValueError,
+             "idx_labels_to_tensor: ", labels.path.string(), ": label ", dst[i], " of item ", i,
+             " is not below the ", num_classes, " classes");
   }
   return out;
 }

@@ -57,11 +57,12 @@ fs::path default_image_root() {
 #endif
 }
 
-ImageDataset ImageDataset::load_named(const std::string& name, const std::string& split, const fs::path& root) {
+ImageDataset ImageDataset::load_named(const std::string& name, const std::string& split,
+                                      const fs::path& root) {
   const fs::path base = root.empty() ? default_image_root() : root;
   const fs::path dir = base / name;
-  CW_CHECK(fs::is_regular_file(dir / "dataset.json"), ValueError, "ImageDataset: no data set '", name, "' in ",
-           base.string(), " (", (dir / "dataset.json").string(),
+  CW_CHECK(fs::is_regular_file(dir / "dataset.json"), ValueError, "ImageDataset: no data set '", name,
+           "' in ", base.string(), " (", (dir / "dataset.json").string(),
            " missing): run tools/make_image_corpus.py (after tools/setup.sh)");
   return load(dir, split);
 }
@@ -83,13 +84,14 @@ ImageDataset ImageDataset::load(const fs::path& dir, const std::string& split) {
     ds.classes_ = meta.at("classes").get<std::vector<std::string>>();
     ds.templates_ = meta.at("prompt_templates").get<std::vector<std::string>>();
     ds.horizontal_flip_ = meta.at("horizontal_flip").get<bool>();
-    if (meta.contains("heldout_classes")) ds.heldout_ = meta.at("heldout_classes").get<std::vector<int64_t>>();
+    if (meta.contains("heldout_classes"))
+      ds.heldout_ = meta.at("heldout_classes").get<std::vector<int64_t>>();
   } catch (const nlohmann::json::exception& e) {
     CW_CHECK(false, ValueError, "ImageDataset: ", meta_path.string(), ": ", e.what());
   }
   CW_CHECK(!ds.classes_.empty(), ValueError, "ImageDataset: ", meta_path.string(), ": no classes");
-  CW_CHECK(meta.at("splits").contains(split), ValueError, "ImageDataset: ", meta_path.string(), " has no split '",
-           split, "' (it has ", meta.at("splits").dump(), ")");
+  CW_CHECK(meta.at("splits").contains(split), ValueError, "ImageDataset: ", meta_path.string(),
+           " has no split '", split, "' (it has ", meta.at("splits").dump(), ")");
   const auto& sp = meta.at("splits").at(split);
   const fs::path images_path = resolve(dir, sp.at("images").get<std::string>());
   const fs::path labels_path = resolve(dir, sp.at("labels").get<std::string>());
@@ -102,8 +104,8 @@ ImageDataset ImageDataset::load(const fs::path& dir, const std::string& split) {
   const int64_t c = d.size() == 4 ? d[3] : 1;
   CW_CHECK((d.size() == 3 || d.size() == 4) && d[1] == ds.height_ && d[2] == ds.width_ && c == ds.channels_,
            ValueError, "ImageDataset: ", images_path.string(), " holds items of ", ds.images_.item_size(),
-           " bytes in ", d.size(), " dims, but ", meta_path.string(), " says ", ds.channels_, " x ", ds.height_,
-           " x ", ds.width_);
+           " bytes in ", d.size(), " dims, but ", meta_path.string(), " says ", ds.channels_, " x ",
+           ds.height_, " x ", ds.width_);
 
   std::ifstream in(manifest_path, std::ios::binary);
   CW_CHECK(in.good(), ValueError, "ImageDataset: cannot open manifest ", manifest_path.string());
@@ -129,12 +131,13 @@ ImageDataset ImageDataset::load(const fs::path& dir, const std::string& split) {
     r.line = lineno;
     CW_CHECK(!r.id.empty(), ValueError, "ImageDataset: ", where, lineno, ": empty id");
     CW_CHECK(r.index >= 0 && r.index < ds.images_.count(), ValueError, "ImageDataset: ", where, lineno,
-             ": index '", f[1], "' is not a row of ", images_path.string(), " (", ds.images_.count(), " images)");
-    CW_CHECK(r.label >= 0 && r.label < ds.num_classes(), ValueError, "ImageDataset: ", where, lineno, ": label '",
-             f[2], "' is not one of the ", ds.num_classes(), " classes");
+             ": index '", f[1], "' is not a row of ", images_path.string(), " (", ds.images_.count(),
+             " images)");
+    CW_CHECK(r.label >= 0 && r.label < ds.num_classes(), ValueError, "ImageDataset: ", where, lineno,
+             ": label '", f[2], "' is not one of the ", ds.num_classes(), " classes");
     const int64_t idx_label = labels.data[static_cast<size_t>(r.index)];
-    CW_CHECK(idx_label == r.label, ValueError, "ImageDataset: ", where, lineno, ": label ", r.label,
-             " but ", labels_path.string(), " has ", idx_label, " at index ", r.index);
+    CW_CHECK(idx_label == r.label, ValueError, "ImageDataset: ", where, lineno, ": label ", r.label, " but ",
+             labels_path.string(), " has ", idx_label, " at index ", r.index);
     for (std::string& cap : split_on(f[3], kCaptionSep))
       if (!cap.empty()) r.captions.push_back(std::move(cap));
     CW_CHECK(!r.captions.empty(), ValueError, "ImageDataset: ", where, lineno, ": no caption");
@@ -145,17 +148,20 @@ ImageDataset ImageDataset::load(const fs::path& dir, const std::string& split) {
 }
 
 std::vector<std::string> ImageDataset::prompts(int64_t c) const {
-  CW_CHECK(c >= 0 && c < num_classes(), IndexError, "ImageDataset ", name_, ": class ", c, " of ", num_classes());
+  CW_CHECK(c >= 0 && c < num_classes(), IndexError, "ImageDataset ", name_, ": class ", c, " of ",
+           num_classes());
   std::vector<std::string> out;
   for (const std::string& t : templates_) {
     const size_t at = t.find("{}");
-    out.push_back(at == std::string::npos ? t : t.substr(0, at) + classes_[static_cast<size_t>(c)] + t.substr(at + 2));
+    out.push_back(
+        at == std::string::npos ? t : t.substr(0, at) + classes_[static_cast<size_t>(c)] + t.substr(at + 2));
   }
   return out;
 }
 
 const ImageRow& ImageDataset::row(int64_t i) const {
-  CW_CHECK(i >= 0 && i < size(), IndexError, "ImageDataset ", name_, "/", split_, ": row ", i, " of ", size());
+  CW_CHECK(i >= 0 && i < size(), IndexError, "ImageDataset ", name_, "/", split_, ": row ", i, " of ",
+           size());
   return rows_[static_cast<size_t>(i)];
 }
 
@@ -170,7 +176,8 @@ Tensor ImageDataset::image(int64_t i) const {
   for (int64_t y = 0; y < height_; ++y)
     for (int64_t x = 0; x < width_; ++x)
       for (int64_t ch = 0; ch < channels_; ++ch)
-        dst[(ch * height_ + y) * width_ + x] = static_cast<float>(src[(y * width_ + x) * channels_ + ch]) / 255.0f;
+        dst[(ch * height_ + y) * width_ + x] =
+            static_cast<float>(src[(y * width_ + x) * channels_ + ch]) / 255.0f;
   return out;
 }
 

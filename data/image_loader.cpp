@@ -25,7 +25,8 @@ uint64_t mix64(uint64_t x) {
 enum : uint64_t { kRowShuffle = 1, kAugment = 3 };
 
 uint64_t derive_key(uint64_t seed, uint64_t domain, int64_t epoch, int64_t batch = 0) {
-  return mix64(mix64(mix64(seed ^ mix64(domain)) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(batch));
+  return mix64(mix64(mix64(seed ^ mix64(domain)) ^ static_cast<uint64_t>(epoch)) ^
+               static_cast<uint64_t>(batch));
 }
 
 // Uniform integer in [0, n) from one 32-bit word (n is tiny here: crop offsets, caption counts;
@@ -36,8 +37,8 @@ int64_t below(uint32_t word, int64_t n) { return static_cast<int64_t>(word % sta
 void shuffle_rows(std::vector<int64_t>& xs, uint64_t key) {
   for (size_t i = xs.size(); i > 1; --i) {
     const auto r = philox4x32(i - 1, 0, key);
-    const auto j = static_cast<size_t>(std::min<double>(uniform_double(r[0], r[1]) * static_cast<double>(i),
-                                                        static_cast<double>(i - 1)));
+    const auto j = static_cast<size_t>(
+        std::min<double>(uniform_double(r[0], r[1]) * static_cast<double>(i), static_cast<double>(i - 1)));
     std::swap(xs[i - 1], xs[j]);
   }
 }
@@ -89,16 +90,18 @@ ImageLoader::ImageLoader(std::shared_ptr<const ImageDataset> dataset, ImageLoade
            "ImageLoader: caption_choice must be \"random\" or \"first\", got \"", o.caption_choice, "\"");
   const auto c = static_cast<size_t>(dataset_->channels());
   CW_CHECK((o.resize_height == 0) == (o.resize_width == 0) && o.resize_height >= 0 && o.resize_width >= 0,
-           ValueError, "ImageLoader: resize_height and resize_width must both be 0 (no resize) or both > 0, got ",
+           ValueError,
+           "ImageLoader: resize_height and resize_width must both be 0 (no resize) or both > 0, got ",
            o.resize_height, " x ", o.resize_width);
   CW_CHECK(o.mean.size() == o.std.size() && (o.mean.empty() || o.mean.size() == c), ValueError,
-           "ImageLoader: mean (", o.mean.size(), " values) and std (", o.std.size(), ") must both be empty or have ",
-           c, " values (the channels of ", dataset_->name(), ")");
+           "ImageLoader: mean (", o.mean.size(), " values) and std (", o.std.size(),
+           ") must both be empty or have ", c, " values (the channels of ", dataset_->name(), ")");
   for (float s : o.std) CW_CHECK(s > 0.0f, ValueError, "ImageLoader: std values must be > 0, got ", s);
   const int64_t n = dataset_->size();
   batches_per_epoch_ = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
-  CW_CHECK(batches_per_epoch_ > 0, ValueError, "ImageLoader: batch_size ", o.batch_size, " with drop_last and ", n,
-           " images of ", dataset_->name(), "/", dataset_->split(), " gives no batch");
+  CW_CHECK(batches_per_epoch_ > 0, ValueError, "ImageLoader: batch_size ", o.batch_size,
+           " with drop_last and ", n, " images of ", dataset_->name(), "/", dataset_->split(),
+           " gives no batch");
 }
 
 ImageLoader::~ImageLoader() { stop_workers(); }
@@ -111,8 +114,9 @@ std::vector<std::vector<int64_t>> ImageLoader::epoch_plan(int64_t epoch) const {
   if (options_.drop_last) rows.resize(static_cast<size_t>(n / b * b));
   std::vector<std::vector<int64_t>> batches;
   for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(b))
-    batches.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(start),
-                         rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), start + static_cast<size_t>(b))));
+    batches.emplace_back(
+        rows.begin() + static_cast<std::ptrdiff_t>(start),
+        rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), start + static_cast<size_t>(b))));
   return batches;
 }
 
@@ -133,7 +137,8 @@ ImageBatch ImageLoader::batch(int64_t epoch, int64_t batch_in_epoch) const {
   return make_batch(epoch, batch_in_epoch, *plan_for(epoch));
 }
 
-ImageBatch ImageLoader::make_batch(int64_t epoch, int64_t b, const std::vector<std::vector<int64_t>>& plan) const {
+ImageBatch ImageLoader::make_batch(int64_t epoch, int64_t b,
+                                   const std::vector<std::vector<int64_t>>& plan) const {
   const ImageLoaderOptions& o = options_;
   const ImageDataset& ds = *dataset_;
   const int64_t C = ds.channels(), H = ds.height(), W = ds.width();
@@ -148,7 +153,7 @@ ImageBatch ImageLoader::make_batch(int64_t epoch, int64_t b, const std::vector<s
   const int64_t OH = resize ? o.resize_height : H, OW = resize ? o.resize_width : W;
   const std::vector<Tap> ty = bilinear_taps(H, OH), tx = bilinear_taps(W, OW);
   std::vector<float> plane(static_cast<size_t>(C * H * W));  // one augmented image, (C, H, W), bytes
-  out.images = Tensor::empty({B, C, OH, OW}, DType::F32);      // (B, C, OH, OW)
+  out.images = Tensor::empty({B, C, OH, OW}, DType::F32);    // (B, C, OH, OW)
   out.labels = Tensor::empty({B}, DType::I64);
   float* dst = out.images.data<float>();
   int64_t* lab = out.labels.data<int64_t>();
@@ -181,7 +186,8 @@ ImageBatch ImageLoader::make_batch(int64_t epoch, int64_t b, const std::vector<s
         const int64_t sx = ox + dx;
         const bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
         for (int64_t c = 0; c < C; ++c)  // zero padding outside
-          plane[static_cast<size_t>((c * H + y) * W + x)] = inside ? static_cast<float>(src[(sy * W + sx) * C + c]) : 0.0f;
+          plane[static_cast<size_t>((c * H + y) * W + x)] =
+              inside ? static_cast<float>(src[(sy * W + sx) * C + c]) : 0.0f;
       }
     }
     // Resize (bilinear weights sum to 1, so normalizing after it equals normalizing before).
@@ -229,7 +235,8 @@ void ImageLoader::stop_workers() {
 void ImageLoader::worker_loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    produce_cv_.wait(lock, [&] { return stop_ || next_produce_ < next_consume_ + options_.prefetch_batches; });
+    produce_cv_.wait(lock,
+                     [&] { return stop_ || next_produce_ < next_consume_ + options_.prefetch_batches; });
     if (stop_) return;
     const int64_t k = next_produce_++;
     lock.unlock();
@@ -277,8 +284,8 @@ ImageBatch ImageLoader::next() {
 
 void ImageLoader::seek(int64_t epoch, int64_t batch_in_epoch) {
   CW_CHECK(epoch >= 0 && batch_in_epoch >= 0 && batch_in_epoch < batches_per_epoch_, IndexError,
-           "ImageLoader: seek(", epoch, ", ", batch_in_epoch, ") out of range: epochs >= 0, ", batches_per_epoch_,
-           " batches per epoch");
+           "ImageLoader: seek(", epoch, ", ", batch_in_epoch, ") out of range: epochs >= 0, ",
+           batches_per_epoch_, " batches per epoch");
   stop_workers();  // in-flight batches finish; they and every prepared batch are dropped
   std::lock_guard<std::mutex> lock(mutex_);
   ready_.clear();

@@ -61,11 +61,11 @@ struct ImageLoaderOptions {
 ImageLoaderOptions image_eval_options(int64_t batch_size);
 
 struct ImageBatch {
-  Tensor images;                      // f32 (B, C, H, W), H x W the resize target when set
-  Tensor labels;                      // i64 (B)
-  std::vector<int64_t> indices;       // data set rows, in batch order
-  std::vector<int64_t> caption_index; // which of each row's captions was taken
-  std::vector<std::string> captions;  // that caption's text
+  Tensor images;                       // f32 (B, C, H, W), H x W the resize target when set
+  Tensor labels;                       // i64 (B)
+  std::vector<int64_t> indices;        // data set rows, in batch order
+  std::vector<int64_t> caption_index;  // which of each row's captions was taken
+  std::vector<std::string> captions;   // that caption's text
   int64_t epoch = 0, batch_in_epoch = 0;
 };
 

@@ -34,7 +34,8 @@ struct TempDir {
 Bytes idx_bytes(const std::vector<int32_t>& dims, const Bytes& data, uint8_t type = 0x08) {
   Bytes b = {0, 0, type, static_cast<uint8_t>(dims.size())};
   for (int32_t d : dims)
-    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<uint8_t>(static_cast<uint32_t>(d) >> shift));
+    for (int shift = 24; shift >= 0; shift -= 8)
+      b.push_back(static_cast<uint8_t>(static_cast<uint32_t>(d) >> shift));
   b.insert(b.end(), data.begin(), data.end());
   return b;
 }
@@ -151,7 +152,8 @@ TEST(IdxReader, BadFilesGiveErrorsNamingTheFile) {
       {"wrong_magic", wrong_magic, "wrong magic 31 0 8 3"},
       {"zero_dims", {0, 0, 8, 0}, "wrong magic"},
       {"truncated_header", truncated_header, "truncated in the header"},
-      {"truncated_data", truncated_data, "truncated: the header says (2, 2, 3) = 12 bytes of data, the file has 11"},
+      {"truncated_data", truncated_data,
+       "truncated: the header says (2, 2, 3) = 12 bytes of data, the file has 11"},
       {"trailing", trailing, "trailing bytes"},
       {"no_items", idx_bytes({0, 2, 3}, {}), "no items"},
       {"zero_size", idx_bytes({2, 0, 3}, {}), "a size of 0"},

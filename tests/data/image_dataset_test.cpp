@@ -38,7 +38,8 @@ TEST(ImageDataset, LoadsRowsCaptionsPromptsAndPixels) {
   EXPECT_EQ(r.id, "train-7");
   EXPECT_EQ(r.label, 3);
   EXPECT_EQ(r.line, 9);
-  EXPECT_EQ(r.captions, (std::vector<std::string>{"image 7 caption 0", "image 7 caption 1", "image 7 caption 2"}));
+  EXPECT_EQ(r.captions,
+            (std::vector<std::string>{"image 7 caption 0", "image 7 caption 1", "image 7 caption 2"}));
   EXPECT_EQ(r.attributes, "count=7");
   EXPECT_THROW(ds.row(10), IndexError);
   EXPECT_EQ(ds.labels().to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3, 0, 1, 2, 3, 0, 1}));
@@ -49,7 +50,8 @@ TEST(ImageDataset, LoadsRowsCaptionsPromptsAndPixels) {
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t y = 0; y < 4; ++y)
       for (int64_t x = 0; x < 5; ++x)
-        EXPECT_FLOAT_EQ(v[static_cast<size_t>((c * 4 + y) * 5 + x)], test::test_pixel(7, y, x, c, 5) / 255.0f);
+        EXPECT_FLOAT_EQ(v[static_cast<size_t>((c * 4 + y) * 5 + x)],
+                        test::test_pixel(7, y, x, c, 5) / 255.0f);
 
   // Channel statistics against a direct computation.
   const ChannelStats st = ds.channel_stats();
@@ -72,7 +74,8 @@ TEST(ImageDataset, LoadsRowsCaptionsPromptsAndPixels) {
 TEST(ImageDataset, ManifestMayListASubsetInAnyOrder) {
   ImageTempDir dir("subset");
   write_tiny_image_set(dir.path);
-  write_file(dir / "train.tsv", "id\tindex\tlabel\tcaptions\tattributes\r\nb\t5\t1\tfive\t\r\n\r\na\t2\t2\tx | y\t\r\n");
+  write_file(dir / "train.tsv",
+             "id\tindex\tlabel\tcaptions\tattributes\r\nb\t5\t1\tfive\t\r\n\r\na\t2\t2\tx | y\t\r\n");
   const ImageDataset ds = ImageDataset::load(dir.path, "train");
   ASSERT_EQ(ds.size(), 2);
   EXPECT_EQ(ds.row(0).index, 5);
@@ -104,7 +107,8 @@ TEST(ImageDataset, MalformedInputNamesFileAndLine) {
     std::function<void(const test::fs::path&)> edit;
   };
   const std::vector<Case> cases = {
-      {"header", "train.tsv:1: header must be", [](const test::fs::path& d) { write_file(d / "train.tsv", "id\tx\n"); }},
+      {"header", "train.tsv:1: header must be",
+       [](const test::fs::path& d) { write_file(d / "train.tsv", "id\tx\n"); }},
       {"fields", "train.tsv:2: 4 tab-separated fields", manifest("a\t0\t0\tcap\n")},
       {"index", "train.tsv:2: index '10' is not a row of", manifest("a\t10\t2\tcap\t\n")},
       {"index_text", "train.tsv:2: index 'x'", manifest("a\tx\t2\tcap\t\n")},
@@ -118,12 +122,19 @@ TEST(ImageDataset, MalformedInputNamesFileAndLine) {
          TinyImageSet s;
          s.w = 6;
          write_tiny_image_set(d / "other", s);
-         test::fs::copy_file(d / "other/train-images", d / "train-images", test::fs::copy_options::overwrite_existing);
+         test::fs::copy_file(d / "other/train-images", d / "train-images",
+                             test::fs::copy_options::overwrite_existing);
        }},
       {"count", "has 10 images but",
-       [](const test::fs::path& d) { write_file(d / "train-labels", test::idx_file({3}, {0, 1, 2})); }},
-      {"json", "dataset.json", [](const test::fs::path& d) { write_file(d / "dataset.json", "{\"name\": 3}"); }},
-      {"truncated", "truncated", [](const test::fs::path& d) { write_file(d / "train-images", test::idx_file({10, 4, 5, 3}, {1, 2})); }},
+       [](const test::fs::path& d) {
+         write_file(d / "train-labels", test::idx_file({3}, {0, 1, 2}));
+       }},
+      {"json", "dataset.json",
+       [](const test::fs::path& d) { write_file(d / "dataset.json", "{\"name\": 3}"); }},
+      {"truncated", "truncated",
+       [](const test::fs::path& d) {
+         write_file(d / "train-images", test::idx_file({10, 4, 5, 3}, {1, 2}));
+       }},
   };
   for (const Case& c : cases) {
     const std::string m = load_error(c.name, c.edit);
@@ -151,7 +162,8 @@ TEST(ImageDataset, MalformedInputNamesFileAndLine) {
 // images of 28 x 28, 10 balanced classes.
 TEST(ImageDataset, DebianFashionMnistFilesDecode) {
   const test::fs::path dir = "/usr/share/datasets/fashion-mnist";
-  if (!test::fs::exists(dir / "t10k-images-idx3-ubyte.gz")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  if (!test::fs::exists(dir / "t10k-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "dataset-fashion-mnist not installed";
   const IdxArray images = read_idx(dir / "t10k-images-idx3-ubyte.gz");
   const IdxArray labels = read_idx(dir / "t10k-labels-idx1-ubyte.gz");
   check_idx_pair(images, labels);

@@ -52,7 +52,7 @@ TEST(ImageLoader, BatchesArePureWhateverTheWorkers) {
   auto ds = tiny_set(dir);
   ImageLoader sync(ds, train_options(0)), one(ds, train_options(1)), three(ds, train_options(3));
   ASSERT_EQ(sync.batches_per_epoch(), 3);  // 10 rows, batch 3, drop_last
-  for (int k = 0; k < 10; ++k) {  // over three epochs
+  for (int k = 0; k < 10; ++k) {           // over three epochs
     const ImageBatch a = sync.next(), b = one.next(), c = three.next();
     expect_same(a, b);
     expect_same(a, c);
@@ -231,7 +231,8 @@ TEST(ImageLoader, ResizesBilinearlyLikePyTorch) {
   ASSERT_EQ(b.images.shape(), (Shape{1, 1, 4, 4}));
   // torch.nn.functional.interpolate(x, size=(4, 4), mode="bilinear", align_corners=False) of
   // [[1, 2], [3, 4]] (rows and columns sample at -0.25 -> 0, 0.25, 0.75, 1.25 -> 1).
-  const float want[] = {1, 1.25f, 1.75f, 2, 1.5f, 1.75f, 2.25f, 2.5f, 2.5f, 2.75f, 3.25f, 3.5f, 3, 3.25f, 3.75f, 4};
+  const float want[] = {1,    1.25f, 1.75f, 2,    1.5f, 1.75f, 2.25f, 2.5f,
+                        2.5f, 2.75f, 3.25f, 3.5f, 3,    3.25f, 3.75f, 4};
   const auto v = b.images.to_vector<float>();
   for (int k = 0; k < 16; ++k) EXPECT_NEAR(v[static_cast<size_t>(k)] * 255.0f, want[k], 1e-4) << k;
   // Downsizing 4 x 5 -> 2 x 2 samples at 0.5 (rows) and 0.75, 2.75 (columns); with normalization.
@@ -243,13 +244,15 @@ TEST(ImageLoader, ResizesBilinearlyLikePyTorch) {
   o.std = {2.0f, 2.0f, 2.0f};
   const auto d = ImageLoader(ds2, o).batch(0, 0).images.to_vector<float>();
   auto px = [](int64_t y, int64_t x) { return static_cast<float>(test::test_pixel(0, y, x, 0, 5)); };
-  const float top_left = 0.5f * (0.25f * px(0, 0) + 0.75f * px(0, 1)) + 0.5f * (0.25f * px(1, 0) + 0.75f * px(1, 1));
+  const float top_left =
+      0.5f * (0.25f * px(0, 0) + 0.75f * px(0, 1)) + 0.5f * (0.25f * px(1, 0) + 0.75f * px(1, 1));
   EXPECT_NEAR(d[0], (top_left / 255.0f - 0.5f) / 2.0f, 1e-6);
-  EXPECT_THROW(ImageLoader(ds2, [] {
-                 ImageLoaderOptions bad = image_eval_options(1);
-                 bad.resize_height = 3;
-                 return bad;
-               }()),
+  EXPECT_THROW(ImageLoader(ds2,
+                           [] {
+                             ImageLoaderOptions bad = image_eval_options(1);
+                             bad.resize_height = 3;
+                             return bad;
+                           }()),
                ValueError);
 }
 
@@ -269,8 +272,15 @@ TEST(ImageLoader, BadOptionsAreNamed) {
   EXPECT_NE(error([](auto& o) { o.batch_size = 0; }).find("batch_size"), std::string::npos);
   EXPECT_NE(error([](auto& o) { o.batch_size = 11; }).find("gives no batch"), std::string::npos);
   EXPECT_NE(error([](auto& o) { o.crop_padding = -1; }).find("crop_padding"), std::string::npos);
-  EXPECT_NE(error([](auto& o) { o.mean = {0.5f}; o.std = {0.5f}; }).find("3 values"), std::string::npos);
-  EXPECT_NE(error([](auto& o) { o.mean = {0, 0, 0}; o.std = {1, 0, 1}; }).find("std values must be > 0"),
+  EXPECT_NE(error([](auto& o) {
+              o.mean = {0.5f};
+              o.std = {0.5f};
+            }).find("3 values"),
+            std::string::npos);
+  EXPECT_NE(error([](auto& o) {
+              o.mean = {0, 0, 0};
+              o.std = {1, 0, 1};
+            }).find("std values must be > 0"),
             std::string::npos);
   EXPECT_NE(error([](auto& o) { o.caption_choice = "all"; }).find("caption_choice"), std::string::npos);
   EXPECT_NE(error([](auto& o) { o.prefetch_batches = 0; }).find("prefetch_batches"), std::string::npos);

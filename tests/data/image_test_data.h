@@ -37,7 +37,8 @@ inline void write_file(const fs::path& p, const std::string& bytes) {
 inline std::string idx_file(const std::vector<int32_t>& dims, const std::vector<uint8_t>& data) {
   std::string b = {0, 0, 8, static_cast<char>(dims.size())};
   for (int32_t d : dims)
-    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<char>(static_cast<uint32_t>(d) >> shift));
+    for (int shift = 24; shift >= 0; shift -= 8)
+      b.push_back(static_cast<char>(static_cast<uint32_t>(d) >> shift));
   b.append(data.begin(), data.end());
   return b;
 }
@@ -64,15 +65,17 @@ inline void write_tiny_image_set(const fs::path& dir, const TinyImageSet& s = {}
       for (int64_t x = 0; x < s.w; ++x)
         for (int64_t ch = 0; ch < s.c; ++ch) px.push_back(test_pixel(i, y, x, ch, s.w));
   }
-  std::vector<int32_t> dims = {static_cast<int32_t>(s.n), static_cast<int32_t>(s.h), static_cast<int32_t>(s.w)};
+  std::vector<int32_t> dims = {static_cast<int32_t>(s.n), static_cast<int32_t>(s.h),
+                               static_cast<int32_t>(s.w)};
   if (s.c != 1) dims.push_back(static_cast<int32_t>(s.c));
   write_file(dir / "train-images", idx_file(dims, px));
   write_file(dir / "train-labels", idx_file({static_cast<int32_t>(s.n)}, lab));
   std::string classes;
-  for (int64_t k = 0; k < s.classes; ++k) classes += std::string(k ? ", " : "") + "\"class" + std::to_string(k) + "\"";
+  for (int64_t k = 0; k < s.classes; ++k)
+    classes += std::string(k ? ", " : "") + "\"class" + std::to_string(k) + "\"";
   write_file(dir / "dataset.json",
-             "{\"name\": \"tiny\", \"channels\": " + std::to_string(s.c) + ", \"height\": " + std::to_string(s.h) +
-                 ", \"width\": " + std::to_string(s.w) + ", \"classes\": [" + classes +
+             "{\"name\": \"tiny\", \"channels\": " + std::to_string(s.c) + ", \"height\": " +
+                 std::to_string(s.h) + ", \"width\": " + std::to_string(s.w) + ", \"classes\": [" + classes +
                  "], \"prompt_templates\": [\"a photo of a {}.\", \"{} again\"], \"horizontal_flip\": " +
                  (s.flip ? "true" : "false") +
                  ", \"heldout_classes\": [3], \"splits\": {\"train\": {\"images\": \"train-images\", "
@@ -80,7 +83,8 @@ inline void write_tiny_image_set(const fs::path& dir, const TinyImageSet& s = {}
                  std::to_string(s.n) + "}}}\n");
   std::string tsv = "id\tindex\tlabel\tcaptions\tattributes\n";
   for (int64_t i = 0; i < s.n; ++i) {
-    tsv += "train-" + std::to_string(i) + "\t" + std::to_string(i) + "\t" + std::to_string(i % s.classes) + "\t";
+    tsv +=
+        "train-" + std::to_string(i) + "\t" + std::to_string(i) + "\t" + std::to_string(i % s.classes) + "\t";
     for (int k = 0; k < s.captions_per_row; ++k)
       tsv += (k ? " | " : "") + ("image " + std::to_string(i) + " caption " + std::to_string(k));
     tsv += "\tcount=" + std::to_string(i) + "\n";
