@@ -30,7 +30,7 @@ except ImportError as e:  # python3-numpy / python3-pil missing
     print(f"make_image_corpus: {e}: run tools/setup.sh", file=sys.stderr)
     sys.exit(2)
 
-VERSION = 2  # bump when any output of a given seed changes
+VERSION = 3  # bump when any output of a given seed changes
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 HEADER = "id\tindex\tlabel\tcaptions\tattributes"
 CAPTIONS_PER_IMAGE = 3
@@ -43,7 +43,7 @@ SIZES = {
     "default": {"fashion_mnist": {"train": 60000, "test": 10000},
                 "shapes": {"train": 10000, "valid": 1000, "test": 2000}},
 }
-DIGITS_TEST_EVERY = 5  # digits row i is a test row when i % 5 == 4 (359 of 1797)
+DIGITS_TEST_EVERY = 5  # the k-th digit of each class is a test row when k % 5 == 4
 
 FASHION_PROMPTS = ["a photo of a {}.", "a black and white photo of a {}.",
                    "a low resolution photo of a {}.", "a blurry photo of a {}.", "a photo of the {}.",
@@ -146,7 +146,15 @@ def build_digits(d, size, seed):
     # 8x8 pixels of 0..16 (4x4 blocks of 32x32 bitmaps counted) -> 0..255, rounded half up.
     pixels = ((table[:, :64] * 255 + 8) // 16).astype(np.uint8).reshape(-1, 8, 8)
     labels = table[:, 64].astype(np.uint8)
-    is_test = np.arange(len(labels)) % DIGITS_TEST_EVERY == DIGITS_TEST_EVERY - 1
+    # Stratified: the k-th image of each class (in file order) is a test image when k % 5 == 4.
+    # (A rule on the row number alone would not do: the file cycles through the classes, so
+    # rows 4, 9, 14, ... are mostly 4s and 9s.)
+    rank = np.zeros(len(labels), dtype=np.int64)
+    seen = {}
+    for i, y in enumerate(labels):
+        rank[i] = seen.get(int(y), 0)
+        seen[int(y)] = rank[i] + 1
+    is_test = rank % DIGITS_TEST_EVERY == DIGITS_TEST_EVERY - 1
     rows_by_split, splits = {}, {}
     for split, mask in (("train", ~is_test), ("test", is_test)):
         write_file(os.path.join(d, f"{split}-images-idx3-ubyte"), idx_io.encode(pixels[mask], False))
@@ -163,7 +171,7 @@ def build_digits(d, size, seed):
             "leakage_rule": "no caption contains a class-name word (or its plural, or a word "
                             "containing a class-name word of 4+ letters) or any digit character",
             "source": "Debian python3-sklearn, sklearn/datasets/data/digits.csv.gz (UCI optdigits "
-                      "test part); test rows: index % 5 == 4",
+                      "test part); test rows: the k-th image of each class with k % 5 == 4",
             "splits": splits}, rows_by_split
 
 

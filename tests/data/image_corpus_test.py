@@ -164,6 +164,8 @@ def main():
         assert len(per_class) == len(meta["classes"]) and min(len(v) for v in per_class.values()) >= 2
     meta, splits = check_dataset(a, "digits")
     assert len(splits["train"]) + len(splits["test"]) == 1797
+    test_per_class = [sum(int(r["label"]) == c for r in splits["test"]) for c in range(10)]
+    assert min(test_per_class) >= 34 and max(test_per_class) <= 37, test_per_class  # stratified
 
     # The shapes set: held-out (color, shape) pairs only in test; no train/valid caption names one.
     meta, splits = check_dataset(a, "shapes")
