@@ -1,5 +1,6 @@
 // Backward rules of dropout and the convolutions.
-//   dropout: y = x * mask  =>  dx = g * mask (the mask already holds 1/(1-p) for kept units)
+//   dropout: y = x * mask  =>  dx = g * mask (the mask already holds 1/(1-p) for kept units;
+//            it is redrawn from the saved generator state, not stored)
 //   conv1d / conv2d: the backward kernels derived in core/ops_conv.cpp.
 #include "autograd/functions.h"
 
@@ -7,9 +8,14 @@ namespace cw::ag {
 
 Variable dropout(const Variable& x, double p, bool training, Generator& gen) {
   if (!training || p == 0.0) return x;
-  const Tensor mask = ops::dropout_mask(x.shape(), p, x.dtype(), gen);
-  return record("dropout", ops::mul(x.data(), mask), {x},
-                [mask](const Grads& g, const auto&) { return Grads{ops::mul(g[0], mask)}; });
+  // The mask is a pure function of the generator state (counter-based Philox), so the backward
+  // redraws it from a copy of that state instead of keeping a mask as large as x alive.
+  const Generator at = gen;
+  const Tensor y = ops::mul(x.data(), ops::dropout_mask(x.shape(), p, x.dtype(), gen));
+  return record("dropout", y, {x}, [at, p](const Grads& g, const auto&) {
+    Generator redraw = at;
+    return Grads{ops::mul(g[0], ops::dropout_mask(g[0].shape(), p, g[0].dtype(), redraw))};
+  });
 }
 
 Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,

@@ -12,9 +12,16 @@ namespace {
 
 Variable unary_op(UnaryOp op, const Variable& x, double scalar = 0.0) {
   Tensor y = ops::unary(op, x.data(), scalar);
-  // exp, tanh, sigmoid and the roots reuse their output in the derivative; the others need x.
-  return record(unary_op_name(op), y, {x}, [op, xs = x.data(), y, scalar](const Grads& g, const auto&) {
-    return Grads{ops::unary_backward(op, xs, y, g[0], scalar)};
+  // Keep alive only what the derivative reads: the output for ops whose derivative is a function
+  // of it (exp, tanh, sigmoid, the roots; relu's x > 0 is y > 0; neg reads nothing), the input
+  // for the others. Keeping both would hold two activations per op until the backward.
+  if (unary_grad_uses_output(op)) {
+    return record(unary_op_name(op), y, {x}, [op, y, scalar](const Grads& g, const auto&) {
+      return Grads{ops::unary_backward(op, y, y, g[0], scalar)};
+    });
+  }
+  return record(unary_op_name(op), y, {x}, [op, xs = x.data(), scalar](const Grads& g, const auto&) {
+    return Grads{ops::unary_backward(op, xs, Tensor(), g[0], scalar)};
   });
 }
 

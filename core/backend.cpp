@@ -63,6 +63,19 @@ const char* unary_op_name(UnaryOp op) {
   return "?";
 }
 
+bool unary_grad_uses_output(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Neg:
+    case UnaryOp::Exp:
+    case UnaryOp::Sqrt:
+    case UnaryOp::Rsqrt:
+    case UnaryOp::Tanh:
+    case UnaryOp::Sigmoid:
+    case UnaryOp::Relu: return true;
+    default: return false;
+  }
+}
+
 const char* binary_op_name(BinaryOp op) {
   switch (op) {
     case BinaryOp::Add: return "add";

@@ -26,6 +26,9 @@ enum class UnaryOp : uint8_t {
   Pow,
 };
 const char* unary_op_name(UnaryOp op);
+// True when op's derivative is a function of its output alone (exp, sqrt, rsqrt, tanh, sigmoid,
+// relu, neg), so autograd can save y instead of x.
+bool unary_grad_uses_output(UnaryOp op);
 
 enum class BinaryOp : uint8_t {
   Add,
@@ -72,7 +75,9 @@ class Backend {
   // ---- elementwise ----
   // out = op(x) (x any strides, same shape as out). `scalar` is the exponent of Pow.
   virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) = 0;
-  // gx = gy * op'(x), using the saved output y where that is cheaper (exp, tanh, sigmoid).
+  // gx = gy * op'(x), using the saved output y where that is cheaper. For the ops where
+  // unary_grad_uses_output(op) is true, callers may pass y itself as x (the derivative must read
+  // only y, or x only through its sign, which y shares: relu); for the others y may be undefined.
   virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
                               double scalar) = 0;
   // out = a op b; a and b are expanded to out's shape (stride 0 where broadcast).
