@@ -5,6 +5,7 @@
 // without MPI (CW_MPI off) or without the MiniLM model.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -57,18 +58,27 @@ Job run_job(const std::string& cmd, int limit_s, const fs::path& log) {
 std::string mpirun(int np) { return std::string(CW_MPIEXEC) + " -np " + std::to_string(np) + " " + CW_MPIEXEC_FLAGS + " "; }
 #endif
 
-#define CW_REQUIRE_MPI()                                                                       \
-  do {                                                                                         \
-    if (!mpi_built()) GTEST_SKIP() << "built without MPI (CW_MPI off): multi-rank jobs not run"; \
-  } while (0)
-
-bool mpi_built() {
+// Why multi-rank jobs cannot run here (empty: they can): a build without MPI, or an mpirun
+// that cannot start a job at all (e.g. no loopback interface for its PMIx server).
+std::string why_no_mpi() {
 #ifdef CW_MPIEXEC
-  return true;
+  static const std::string why = [] {
+    const fs::path log = fs::temp_directory_path() / ("cw_mpirun_probe_" + std::to_string(::getpid()) + ".txt");
+    const Job j = run_job(mpirun(1) + "true", 60, log);
+    fs::remove(log);
+    return j.code == 0 ? std::string() : "mpirun cannot start a job on this machine: " + j.output;
+  }();
+  return why;
 #else
-  return false;
+  return "built without MPI (CW_MPI off): multi-rank jobs not run";
 #endif
 }
+bool mpi_built() { return why_no_mpi().empty(); }
+
+#define CW_REQUIRE_MPI()                             \
+  do {                                               \
+    if (!mpi_built()) GTEST_SKIP() << why_no_mpi(); \
+  } while (0)
 
 class MpiJob : public ::testing::Test {
  protected:
@@ -125,7 +135,7 @@ std::vector<double> loss_column(const fs::path& csv) {
 class MpiTraining : public MpiJob {
  protected:
   void SetUp() override {
-    if (!mpi_built()) GTEST_SKIP() << "built without MPI (CW_MPI off): multi-rank training not run";
+    if (!mpi_built()) GTEST_SKIP() << why_no_mpi();
     if (!try_find_minilm_dir()) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
     MpiJob::SetUp();
     test::write_speech_text_corpus(dir_->path / "corpus");
