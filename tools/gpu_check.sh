@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# One prepared GPU check of the CUDA backend (issue 8), for a session that has a GPU machine
+# (H200 class, no network, CMake + nvcc there, cuDNN maybe only inside Python's nvidia packages).
+# It builds core/, autograd/, nn/, cuda/ and tests/cuda with nvcc (tools/gpu_check/CMakeLists.txt,
+# which needs none of the project's other dependencies), runs the CUDA tests, then runs them
+# again under compute-sanitizer memcheck. Every step has a time limit and the script goes on
+# after a failure; all output lands in $OUT (default ./gpu_check_out). Worst case ~7 minutes.
+#
+# On the development machine, once (Eigen, nlohmann/json and GoogleTest sources into an ignored
+# folder that the run carries; ~3 MB):
+#   tools/gpu_check.sh --prepare
+# Then, as the device run's command, with carry [".gpu_deps"] and timeout_s 540:
+#   bash tools/gpu_check.sh
+set -u
+
+if [[ "${1:-}" == "--prepare" ]]; then
+  set -e
+  mkdir -p .gpu_deps
+  grep -qx '/.gpu_deps/' .git/info/exclude 2>/dev/null || echo '/.gpu_deps/' >> .git/info/exclude
+  tar -C / -cJf .gpu_deps/deps.tar.xz --transform 's,^usr/include/,,;s,^usr/src/,,' \
+    usr/include/eigen3 usr/include/nlohmann usr/src/googletest
+  ls -l .gpu_deps/deps.tar.xz
+  exit 0
+fi
+
+OUT="${OUT:-$PWD/gpu_check_out}"
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.log"
+BUILD=/tmp/cw_gpu_build
+DEPS=/tmp/cw_deps
+: > "$SUMMARY"
+say() { echo "$*" | tee -a "$SUMMARY"; }
+# step NAME SECONDS LOGFILE COMMAND...: runs with a time limit, records rc and seconds.
+step() {
+  local name=$1 limit=$2 log=$3; shift 3
+  local t0=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
+  local rc=$?
+  say "step $name: rc=$rc ($((SECONDS - t0)) s, limit $limit s$([[ $rc == 124 || $rc == 137 ]] && echo ', TIMED OUT'))"
+  return $rc
+}
+
+say "== gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+  nvcc --version 2>&1 | tail -2
+  g++ --version 2>&1 | head -1
+  cmake --version 2>&1 | head -1
+  python3 -c "import nvidia.cudnn as m; print('cudnn wheel:', list(m.__path__)[0])" 2>&1 | tail -1
+  compute-sanitizer --version 2>&1 | head -2
+} | tee -a "$SUMMARY"
+
+if [[ ! -f .gpu_deps/deps.tar.xz ]]; then
+  say "missing .gpu_deps/deps.tar.xz: run 'tools/gpu_check.sh --prepare' first and carry .gpu_deps"
+  exit 2
+fi
+rm -rf "$DEPS" && mkdir -p "$DEPS" && tar -C "$DEPS" -xJf .gpu_deps/deps.tar.xz
+
+gen=()
+command -v ninja > /dev/null && gen=(-G Ninja)
+step configure 60 "$OUT/configure.log" \
+  cmake -S tools/gpu_check -B "$BUILD" "${gen[@]}" -DCW_DEPS="$DEPS" -DCMAKE_BUILD_TYPE=Release
+grep -E "cwcl|gpu_check|cuDNN" "$OUT/configure.log" | tee -a "$SUMMARY"
+step build 210 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests -j16
+tail -5 "$OUT/build.log" >> "$SUMMARY"
+
+BIN="$BUILD/cw_cuda_tests"
+if [[ -x "$BIN" ]]; then
+  step tests 60 "$OUT/tests.log" "$BIN" --gtest_output="xml:$OUT/cuda_tests.xml"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran|^\[  FAILED" "$OUT/tests.log" | tee -a "$SUMMARY"
+  # memcheck: out-of-bounds and misaligned accesses in every kernel the tests launch.
+  step memcheck 100 "$OUT/memcheck.log" \
+    compute-sanitizer --tool memcheck --leak-check no --error-exitcode 7 "$BIN" --gtest_brief=1
+  grep -E "ERROR SUMMARY|Device not supported|tests ran|PASSED|FAILED" "$OUT/memcheck.log" | tail -5 | tee -a "$SUMMARY"
+else
+  say "no test binary: see build.log"
+fi
+say "== done in $SECONDS s"
