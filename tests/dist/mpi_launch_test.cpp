@@ -219,5 +219,42 @@ TEST_F(MpiTraining, ResumesWithAnotherNumberOfRanks) {
   expect_same("mixed", "one", 1e-5);
 }
 
+TEST_F(MpiTraining, KilledRankStopsTrainingAndTheLastCheckpointStaysValid) {
+#ifdef CW_MPIEXEC
+  // A long 2-rank run with a checkpoint every 2 steps; once one exists, one rank is killed
+  // (SIGKILL, a child of mpirun). The job must end non-zero within the timeout, the latest
+  // checkpoint must load, and a 1-rank run must resume from it.
+  const fs::path out = dir_->path / "killed";
+  // (ostringstream rather than a chain of std::string +, on which GCC 12 warns falsely: -Wrestrict)
+  std::ostringstream script;
+  script << mpirun(2) << "'" << CW_TRAIN_BINARY << "' --data.corpus '" << (dir_->path / "corpus").string()
+         << "' --data.corpus_size none --model.speech_preset tiny --optim.batch_size 8 --optim.steps 5000"
+            " --optim.warmup_steps 2 --optim.lr 0.01 --run.eval_every 0 --run.checkpoint_every 2 --run.plots false"
+            " --run.progress lines --run.threads 1 --dist.timeout 20 --run.out '"
+         << out.string() << "' > '" << (dir_->path / "killed.log").string() << "' 2>&1 & job=$!; i=0; while [ ! -e '"
+         << (out / "checkpoints" / "latest").string()
+         << "' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.3; "
+            "kill -9 $(pgrep -P $job | tail -n 1); wait $job\n";
+  const fs::path script_file = dir_->path / "kill.sh";
+  std::ofstream(script_file) << script.str();
+  const Job j = run_job("sh '" + script_file.string() + "'", 180, dir_->path / "kill_driver.log");
+  const std::string log = read_all(dir_->path / "killed.log");
+  EXPECT_NE(j.code, 0) << log;
+  EXPECT_NE(j.code, 124) << "the job hung until the test's limit:\n" << log;
+  EXPECT_TRUE(log.find("signal 9") != std::string::npos || log.find("did not complete within") != std::string::npos)
+      << log;
+  const auto ck = train::load_latest_checkpoint(out / "checkpoints");
+  ASSERT_TRUE(ck.has_value()) << log;
+  EXPECT_GE(ck->state.step, 2);
+  EXPECT_LT(ck->state.step, 5000);
+  std::ostringstream resume;
+  resume << "'" << CW_TRAIN_BINARY << "' --config '" << (out / "config.ini").string()
+         << "' --run.resume true --run.stop_after 2";
+  const Job resumed = run_job(resume.str(), 120, dir_->path / "resumed.log");
+  EXPECT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resume: "), std::string::npos) << resumed.output;
+#endif
+}
+
 }  // namespace
 }  // namespace cw
