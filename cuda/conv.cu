@@ -8,130 +8,43 @@
 //   depthwise input grad: thread per input pixel, sum over the taps and outputs that read it
 //   depthwise weight grad: block per (channel, tap), block-wide sum over images and pixels
 // Geometry as core/cpu/cpu_conv.cpp: ih = oh*sh - ph + ki*dh, iw = ow*sw - pw + kj*dw.
+#include "cuda/conv_math.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/launch.cuh"
 
 namespace cw::cuda {
 namespace {
 
-// The geometry as plain ints for the kernels.
-struct Geo {
-  int64_t C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW;
-};
-Geo geo_of(const ConvGeometry& g) {
-  return {g.channels, g.height, g.width, g.kh,    g.kw,      g.stride_h, g.stride_w,
-          g.pad_h,    g.pad_w,  g.dil_h, g.dil_w, g.out_h(), g.out_w()};
-}
-
 #define CW_GRID_LOOP(i, n) \
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
 
 template <class T>
 __global__ void im2col_kernel(const T* x, T* cols, int64_t total, Geo g) {
-  CW_GRID_LOOP(i, total) {
-    // i = ((n*C + c)*kh*kw + ki*kw + kj)*L + oh*OW + ow
-    const int64_t ow = i % g.OW;
-    int64_t t = i / g.OW;
-    const int64_t oh = t % g.OH;
-    t /= g.OH;
-    const int64_t kj = t % g.kw;
-    t /= g.kw;
-    const int64_t ki = t % g.kh;
-    const int64_t nc = t / g.kh;
-    const int64_t ih = oh * g.sh - g.ph + ki * g.dh, iw = ow * g.sw - g.pw + kj * g.dw;
-    cols[i] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[(nc * g.H + ih) * g.W + iw] : T(0);
-  }
-}
-
-// The output positions (along one axis) whose receptive field puts tap k on input position i:
-// o * s - p + k * d == i, 0 <= o < O. Returns -1 when there is none.
-__device__ __forceinline__ int64_t out_pos(int64_t i, int64_t k, int64_t s, int64_t p, int64_t d, int64_t O) {
-  const int64_t num = i + p - k * d;
-  if (num < 0 || num % s != 0) return -1;
-  const int64_t o = num / s;
-  return o < O ? o : -1;
+  CW_GRID_LOOP(i, total) cols[i] = im2col_at(x, i, g);
 }
 
 template <class T>
 __global__ void col2im_kernel(const T* cols, T* x, int64_t total, Geo g) {
-  const int64_t L = g.OH * g.OW;
-  CW_GRID_LOOP(i, total) {
-    const int64_t iw = i % g.W;
-    const int64_t ih = (i / g.W) % g.H;
-    const int64_t nc = i / (g.W * g.H);
-    T acc = 0;
-    for (int64_t ki = 0; ki < g.kh; ++ki) {
-      const int64_t oh = out_pos(ih, ki, g.sh, g.ph, g.dh, g.OH);
-      if (oh < 0) continue;
-      for (int64_t kj = 0; kj < g.kw; ++kj) {
-        const int64_t ow = out_pos(iw, kj, g.sw, g.pw, g.dw, g.OW);
-        if (ow < 0) continue;
-        acc += cols[(nc * g.kh * g.kw + ki * g.kw + kj) * L + oh * g.OW + ow];
-      }
-    }
-    x[i] += acc;
-  }
+  CW_GRID_LOOP(i, total) x[i] += col2im_at(cols, i, g);
 }
 
 template <class T>
 __global__ void depthwise_forward_kernel(const T* x, const T* w, T* out, int64_t total, Geo g) {
-  CW_GRID_LOOP(i, total) {
-    const int64_t ow = i % g.OW;
-    const int64_t oh = (i / g.OW) % g.OH;
-    const int64_t nc = i / (g.OW * g.OH);
-    const int64_t c = nc % g.C;
-    const T* xp = x + nc * g.H * g.W;
-    const T* wp = w + c * g.kh * g.kw;
-    T acc = 0;
-    for (int64_t ki = 0; ki < g.kh; ++ki) {
-      const int64_t ih = oh * g.sh - g.ph + ki * g.dh;
-      if (ih < 0 || ih >= g.H) continue;
-      for (int64_t kj = 0; kj < g.kw; ++kj) {
-        const int64_t iw = ow * g.sw - g.pw + kj * g.dw;
-        if (iw >= 0 && iw < g.W) acc += wp[ki * g.kw + kj] * xp[ih * g.W + iw];
-      }
-    }
-    out[i] = acc;
-  }
+  CW_GRID_LOOP(i, total) out[i] = depthwise_forward_at(x, w, i, g);
 }
 
 template <class T>
 __global__ void depthwise_backward_input_kernel(const T* gy, const T* w, T* gx, int64_t total, Geo g) {
-  CW_GRID_LOOP(i, total) {
-    const int64_t iw = i % g.W;
-    const int64_t ih = (i / g.W) % g.H;
-    const int64_t nc = i / (g.W * g.H);
-    const int64_t c = nc % g.C;
-    const T* gp = gy + nc * g.OH * g.OW;
-    const T* wp = w + c * g.kh * g.kw;
-    T acc = 0;
-    for (int64_t ki = 0; ki < g.kh; ++ki) {
-      const int64_t oh = out_pos(ih, ki, g.sh, g.ph, g.dh, g.OH);
-      if (oh < 0) continue;
-      for (int64_t kj = 0; kj < g.kw; ++kj) {
-        const int64_t ow = out_pos(iw, kj, g.sw, g.pw, g.dw, g.OW);
-        if (ow >= 0) acc += wp[ki * g.kw + kj] * gp[oh * g.OW + ow];
-      }
-    }
-    gx[i] = acc;
-  }
+  CW_GRID_LOOP(i, total) gx[i] = depthwise_input_grad_at(gy, w, i, g);
 }
 
-// Block b computes gw[c, ki, kj] with b = c*kh*kw + ki*kw + kj; the block's threads stride over
-// (n, oh, ow). Accumulates in double: a tap's sum runs over every image and output pixel.
+// Block b computes gw[b], b = (c*kh + ki)*kw + kj; the block's threads stride over the N*OH*OW
+// terms. Accumulates in double: a tap's sum runs over every image and output pixel.
 template <class T>
 __global__ void depthwise_backward_weight_kernel(const T* gy, const T* x, T* gw, int64_t N, Geo g) {
-  const int64_t b = blockIdx.x;
-  const int64_t kj = b % g.kw, ki = (b / g.kw) % g.kh, c = b / (g.kw * g.kh);
-  const int64_t per_image = g.OH * g.OW;
+  const int64_t b = blockIdx.x, terms = N * g.OH * g.OW;
   double acc = 0;
-  for (int64_t j = threadIdx.x; j < N * per_image; j += blockDim.x) {
-    const int64_t n = j / per_image, p = j % per_image, oh = p / g.OW, ow = p % g.OW;
-    const int64_t ih = oh * g.sh - g.ph + ki * g.dh, iw = ow * g.sw - g.pw + kj * g.dw;
-    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
-    const int64_t nc = n * g.C + c;
-    acc += static_cast<double>(gy[nc * per_image + p]) * static_cast<double>(x[(nc * g.H + ih) * g.W + iw]);
-  }
+  for (int64_t j = threadIdx.x; j < terms; j += blockDim.x) acc += depthwise_weight_grad_term(gy, x, b, j, g);
   acc = block_reduce(acc, SumOp{}, 0.0);
   if (threadIdx.x == 0) gw[b] = static_cast<T>(acc);
 }

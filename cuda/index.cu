@@ -4,6 +4,7 @@
 // indices, vary run to run; the CPU backend adds serially. Indices were bounds-checked by
 // core/ops_index.cpp before any kernel runs.
 #include "cuda/cuda_backend.h"
+#include "cuda/index_math.h"
 #include "cuda/launch.cuh"
 
 namespace cw::cuda {
@@ -11,48 +12,6 @@ namespace {
 
 #define CW_GRID_LOOP(i, n) \
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
-
-// (outer, size, inner) of a contiguous tensor around dim.
-struct Around {
-  int64_t outer = 1, size = 1, inner = 1;
-};
-Around around(const Shape& s, int64_t dim) {
-  Around a;
-  if (s.empty()) return a;
-  for (int64_t d = 0; d < dim; ++d) a.outer *= s[d];
-  a.size = s[dim];
-  for (size_t d = dim + 1; d < s.size(); ++d) a.inner *= s[d];
-  return a;
-}
-
-// Shape of the index tensor and the strides of the indexed tensor, for gather / scatter_add.
-struct IndexGeo {
-  int ndim;
-  int64_t ishape[kMaxDims];
-  int64_t xstride[kMaxDims];
-};
-IndexGeo index_geo(const Tensor& index, const Tensor& x, const char* op) {
-  CW_CHECK(index.dim() <= kMaxDims, NotImplementedError, op, ": more than ", kMaxDims, " dims on cuda");
-  IndexGeo g{};
-  g.ndim = static_cast<int>(index.dim());
-  for (int d = 0; d < g.ndim; ++d) {
-    g.ishape[d] = index.size(d);
-    g.xstride[d] = x.stride(d);
-  }
-  return g;
-}
-
-// Offset in x of element i of the contiguous index tensor, with the coordinate along dim
-// replaced by the index value (as the CPU's gathered_offset).
-__device__ __forceinline__ int64_t gathered_offset(int64_t i, const IndexGeo& g, int64_t dim, int64_t idx) {
-  int64_t off = 0;
-  for (int d = g.ndim - 1; d >= 0; --d) {
-    const int64_t c = i % g.ishape[d];
-    i /= g.ishape[d];
-    off += (d == dim ? idx : c) * g.xstride[d];
-  }
-  return off;
-}
 
 template <class T>
 __device__ __forceinline__ void atomic_add(T* p, T v) {
@@ -63,21 +22,17 @@ __device__ __forceinline__ void atomic_add(T* p, T v) {
 }
 
 template <class T>
-__global__ void index_select_kernel(const T* x, const int64_t* idx, T* out, int64_t total, int64_t n, int64_t size,
-                                    int64_t inner) {
+__global__ void index_select_kernel(const T* x, const int64_t* idx, T* out, int64_t total, int64_t n, Around a) {
   CW_GRID_LOOP(t, total) {
     // t = (o * n + i) * inner + j
-    const int64_t j = t % inner, oi = t / inner, i = oi % n, o = oi / n;
-    out[t] = x[(o * size + idx[i]) * inner + j];
+    out[t] = x[selected_offset(t, idx, n, a)];
   }
 }
 
 template <class T>
-__global__ void index_add_kernel(T* out, const int64_t* idx, const T* src, int64_t total, int64_t n, int64_t size,
-                                 int64_t inner) {
+__global__ void index_add_kernel(T* out, const int64_t* idx, const T* src, int64_t total, int64_t n, Around a) {
   CW_GRID_LOOP(t, total) {
-    const int64_t j = t % inner, oi = t / inner, i = oi % n, o = oi / n;
-    atomic_add(&out[(o * size + idx[i]) * inner + j], src[t]);
+    atomic_add(&out[selected_offset(t, idx, n, a)], src[t]);
   }
 }
 
@@ -102,7 +57,7 @@ void CudaBackend::index_select(const Tensor& x, int64_t dim, const Tensor& index
     using T = decltype(tag);
     index_select_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
         static_cast<const T*>(x.raw_data()), static_cast<const int64_t*>(index.raw_data()),
-        static_cast<T*>(out.raw_data()), total, index.numel(), a.size, a.inner);
+        static_cast<T*>(out.raw_data()), total, index.numel(), a);
   });
   CW_CUDA_CHECK_LAUNCH("index_select_kernel");
 }
@@ -116,7 +71,7 @@ void CudaBackend::index_add(Tensor& out, int64_t dim, const Tensor& index, const
     using T = decltype(tag);
     index_add_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
         static_cast<T*>(out.raw_data()), static_cast<const int64_t*>(index.raw_data()),
-        static_cast<const T*>(src.raw_data()), total, index.numel(), a.size, a.inner);
+        static_cast<const T*>(src.raw_data()), total, index.numel(), a);
   });
   CW_CUDA_CHECK_LAUNCH("index_add_kernel");
 }

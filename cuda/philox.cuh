@@ -6,11 +6,7 @@
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define CW_HD __host__ __device__ __forceinline__
-#else
-#define CW_HD inline
-#endif
+#include "cuda/host_device.h"
 
 namespace cw::cuda {
 

@@ -1,0 +1,171 @@
+// The CUDA kernels' index math, run on the host (no GPU needed): OffsetCalc (strided
+// elementwise kernels) against direct stride arithmetic, the convolution kernels' per-element
+// functions (cuda/conv_math.h) and the indexing kernels' offsets (cuda/index_math.h) against
+// the CPU backend. The kernels call exactly these functions, one element per thread.
+#include <gtest/gtest.h>
+
+#include "core/backend.h"
+#include "core/ops.h"
+#include "cuda/conv_math.h"
+#include "cuda/index_math.h"
+#include "cuda/strided.h"
+#include "support/check.h"
+
+namespace cw {
+namespace {
+
+// Element offsets of t's elements in row-major order, straight from its strides.
+std::vector<int64_t> direct_offsets(const Tensor& t) {
+  std::vector<int64_t> out(static_cast<size_t>(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    int64_t rem = i, off = 0;
+    for (int64_t d = t.dim() - 1; d >= 0; --d) {
+      off += (rem % t.size(d)) * t.stride(d);
+      rem /= t.size(d);
+    }
+    out[i] = off;
+  }
+  return out;
+}
+
+TEST(CudaKernelMath, OffsetCalcMatchesStrides) {
+  const Tensor base = ops::zeros({4, 5, 6, 3});
+  const std::vector<Tensor> views = {
+      base,                                                  // contiguous: merged to one dim
+      base.permute({2, 0, 3, 1}),                            // permuted
+      base.slice(1, 1, 5, 2).transpose(0, 3),                // stepped and transposed
+      base.select(2, 4).unsqueeze(1).expand({4, 7, 5, 3}),   // broadcast (stride 0)
+      ops::zeros({5}).expand({2, 3, 5}),                     // leading broadcast dims
+      ops::zeros({}),                                        // 0-d
+      base.narrow(0, 1, 1).narrow(3, 2, 1),                  // size-1 dims
+  };
+  for (const Tensor& v : views) {
+    const Tensor out = ops::zeros(v.shape());  // a contiguous output beside the strided input
+    bool contig = false;
+    const auto calc = cuda::make_offset_calc<2>(v.shape(), {&out.strides(), &v.strides()}, contig, "test");
+    const auto want = direct_offsets(v), want_out = direct_offsets(out);
+    for (int64_t i = 0; i < v.numel(); ++i) {
+      int64_t off[2];
+      calc.get(i, off);
+      ASSERT_EQ(off[0], want_out[i]) << shape_str(v.shape()) << " element " << i;
+      ASSERT_EQ(off[1], want[i]) << shape_str(v.shape()) << " strides " << shape_str(v.strides()) << " element " << i;
+    }
+    EXPECT_EQ(contig, v.is_contiguous() && v.numel() > 0) << shape_str(v.shape()) << " " << shape_str(v.strides());
+  }
+}
+
+TEST(CudaKernelMath, OffsetCalcRejectsTooManyDims) {
+  Shape shape(14, 2);
+  Tensor t = ops::zeros(shape);
+  // Reverse every dim's order so that no two dims merge.
+  std::vector<int64_t> perm(14);
+  for (int64_t d = 0; d < 14; ++d) perm[d] = 13 - d;
+  const Tensor p = t.permute(perm);
+  const Tensor out = ops::zeros(p.shape());
+  bool contig = false;
+  EXPECT_THROW((cuda::make_offset_calc<2>(p.shape(), {&out.strides(), &p.strides()}, contig, "test")),
+               NotImplementedError);
+}
+
+struct ConvCase {
+  int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+ConvGeometry geometry(const ConvCase& k) {
+  return {k.c, k.h, k.w, k.kh, k.kw, k.sh, k.sw, k.ph, k.pw, k.dh, k.dw};
+}
+
+const std::vector<ConvCase> kConvCases = {
+    {2, 3, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},      // same-padded 3x3
+    {1, 2, 9, 11, 3, 2, 2, 3, 1, 2, 2, 1},     // strides, padding, dilation, non-square
+    {3, 4, 1, 40, 1, 31, 1, 1, 0, 15, 1, 1},   // Conformer depthwise conv1d (k = 31)
+    {2, 2, 1, 17, 1, 5, 1, 2, 0, 0, 1, 3},     // conv1d with stride and dilation, no padding
+};
+
+TEST(CudaKernelMath, Im2colAndCol2imMatchCpu) {
+  Backend& cpu = backend_for(Device::cpu(), "test");
+  for (const ConvCase& k : kConvCases) {
+    const ConvGeometry g = geometry(k);
+    const cuda::Geo geo = cuda::geo_of(g);
+    const int64_t L = g.out_h() * g.out_w();
+    const Tensor x = test::rand64({k.n, k.c, k.h, k.w});
+    Tensor cols = ops::empty({k.n, k.c * k.kh * k.kw, L}, DType::F64);
+    cpu.im2col(x, g, cols);
+    const auto want = cols.to_vector<double>();
+    for (int64_t i = 0; i < cols.numel(); ++i)
+      ASSERT_EQ(cuda::im2col_at(x.data<double>(), i, geo), want[i]) << "case kw " << k.kw << " element " << i;
+
+    const Tensor gcols = test::rand64(cols.shape(), -1, 1, 3);
+    Tensor gx = ops::zeros(x.shape(), DType::F64);
+    cpu.col2im(gcols, g, gx);
+    const auto want_x = gx.to_vector<double>();
+    for (int64_t i = 0; i < gx.numel(); ++i)
+      ASSERT_NEAR(cuda::col2im_at(gcols.data<double>(), i, geo), want_x[i], 1e-12) << "element " << i;
+  }
+}
+
+TEST(CudaKernelMath, DepthwiseMatchesCpu) {
+  Backend& cpu = backend_for(Device::cpu(), "test");
+  for (const ConvCase& k : kConvCases) {
+    const ConvGeometry g = geometry(k);
+    const cuda::Geo geo = cuda::geo_of(g);
+    const Tensor x = test::rand64({k.n, k.c, k.h, k.w}, -1, 1, 1);
+    const Tensor w = test::rand64({k.c, k.kh, k.kw}, -1, 1, 2);
+    Tensor y = ops::empty({k.n, k.c, g.out_h(), g.out_w()}, DType::F64);
+    cpu.depthwise_conv(x, w, g, y);
+    const auto want_y = y.to_vector<double>();
+    for (int64_t i = 0; i < y.numel(); ++i)
+      ASSERT_NEAR(cuda::depthwise_forward_at(x.data<double>(), w.data<double>(), i, geo), want_y[i], 1e-12);
+
+    const Tensor gy = test::rand64(y.shape(), -1, 1, 3);
+    Tensor gx = ops::empty(x.shape(), DType::F64);
+    cpu.depthwise_conv_backward_input(gy, w, g, gx);
+    const auto want_gx = gx.to_vector<double>();
+    for (int64_t i = 0; i < gx.numel(); ++i)
+      ASSERT_NEAR(cuda::depthwise_input_grad_at(gy.data<double>(), w.data<double>(), i, geo), want_gx[i], 1e-12);
+
+    Tensor gw = ops::empty(w.shape(), DType::F64);
+    cpu.depthwise_conv_backward_weight(gy, x, g, gw);
+    const auto want_gw = gw.to_vector<double>();
+    const int64_t terms = k.n * g.out_h() * g.out_w();
+    for (int64_t b = 0; b < gw.numel(); ++b) {
+      double s = 0;
+      for (int64_t j = 0; j < terms; ++j) s += cuda::depthwise_weight_grad_term(gy.data<double>(), x.data<double>(), b, j, geo);
+      ASSERT_NEAR(s, want_gw[b], 1e-11) << "tap " << b;
+    }
+  }
+}
+
+TEST(CudaKernelMath, IndexOffsetsMatchCpu) {
+  Backend& cpu = backend_for(Device::cpu(), "test");
+  const Tensor x = test::rand64({4, 6, 5});
+  const Tensor idx = test::i64({5, 0, 5, 2}, {4});
+  for (int64_t dim : {0, 1, 2}) {
+    Shape shape = x.shape();
+    const Tensor index = dim == 0 ? test::i64({3, 0, 3, 2}, {4}) : idx.narrow(0, 0, dim == 2 ? 3 : 4);
+    shape[dim] = index.numel();
+    Tensor out = ops::empty(shape, DType::F64);
+    cpu.index_select(x, dim, index, out);
+    const auto want = out.to_vector<double>();
+    const cuda::Around a = cuda::around(x.shape(), dim);
+    for (int64_t t = 0; t < out.numel(); ++t)
+      ASSERT_EQ(x.data<double>()[cuda::selected_offset(t, index.data<int64_t>(), index.numel(), a)], want[t])
+          << "dim " << dim << " element " << t;
+  }
+  // gather along each dim with an index smaller than x in the other dims.
+  for (int64_t dim : {0, 1, 2}) {
+    const Tensor gi = ops::minimum(ops::mul(test::rand64({3, 4, 2}, 0, 1, 9), static_cast<double>(x.size(dim))),
+                                   static_cast<double>(x.size(dim) - 1))
+                          .to(DType::I64);
+    Tensor out = ops::empty(gi.shape(), DType::F64);
+    cpu.gather(x, dim, gi, out);
+    const auto want = out.to_vector<double>();
+    const cuda::IndexGeo geo = cuda::index_geo(gi, x, "test");
+    for (int64_t i = 0; i < out.numel(); ++i)
+      ASSERT_EQ(x.data<double>()[cuda::gathered_offset(i, geo, dim, gi.data<int64_t>()[i])], want[i])
+          << "dim " << dim << " element " << i;
+  }
+}
+
+}  // namespace
+}  // namespace cw
