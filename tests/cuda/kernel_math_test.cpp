@@ -1,12 +1,15 @@
-// The CUDA kernels' index math, run on the host (no GPU needed): OffsetCalc (strided
-// elementwise kernels) against direct stride arithmetic, the convolution kernels' per-element
-// functions (cuda/conv_math.h) and the indexing kernels' offsets (cuda/index_math.h) against
-// the CPU backend. The kernels call exactly these functions, one element per thread.
+// The CUDA kernels' per-element math, run on the host (no GPU needed): OffsetCalc (strided
+// elementwise kernels) against direct stride arithmetic; the elementwise functions and
+// derivatives (cuda/elementwise_math.h), the convolution kernels' per-element functions
+// (cuda/conv_math.h) and the indexing kernels' offsets (cuda/index_math.h) against the CPU
+// backend. The kernels call exactly these functions, one element per thread. (On the device
+// expf & co. differ from glibc in the last ulps; the parity suite covers that.)
 #include <gtest/gtest.h>
 
 #include "core/backend.h"
 #include "core/ops.h"
 #include "cuda/conv_math.h"
+#include "cuda/elementwise_math.h"
 #include "cuda/index_math.h"
 #include "cuda/strided.h"
 #include "support/check.h"
@@ -164,6 +167,51 @@ TEST(CudaKernelMath, IndexOffsetsMatchCpu) {
     for (int64_t i = 0; i < out.numel(); ++i)
       ASSERT_EQ(x.data<double>()[cuda::gathered_offset(i, geo, dim, gi.data<int64_t>()[i])], want[i])
           << "dim " << dim << " element " << i;
+  }
+}
+
+template <class T>
+void check_unary(UnaryOp op, DType dt, double rtol) {
+  Backend& cpu = backend_for(Device::cpu(), "test");
+  const bool positive = op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Rsqrt || op == UnaryOp::Pow;
+  const Tensor x = test::rand64({257}, positive ? 0.1 : -4, positive ? 3 : 4, 17).to(dt);
+  const double p = 1.7;
+  Tensor y = ops::empty(x.shape(), dt), gx = ops::empty(x.shape(), dt);
+  cpu.unary(op, x, y, p);
+  cpu.unary_backward(op, x, y, ops::ones(x.shape(), dt), gx, p);
+  const T* px = x.data<T>();
+  const T* py = y.data<T>();
+  const T* pg = gx.data<T>();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const T fy = cuda::unary_fn<T>(op, px[i], p), fg = cuda::unary_grad<T>(op, px[i], py[i], p);
+    ASSERT_NEAR(fy, py[i], rtol * (1 + std::abs(py[i]))) << unary_op_name(op) << " " << dtype_name(dt) << " x " << px[i];
+    ASSERT_NEAR(fg, pg[i], rtol * (1 + std::abs(pg[i]))) << unary_op_name(op) << "' " << dtype_name(dt) << " x " << px[i];
+  }
+}
+
+TEST(CudaKernelMath, UnaryFunctionsAndDerivativesMatchCpu) {
+  for (int o = 0; o <= static_cast<int>(UnaryOp::Pow); ++o) {
+    check_unary<double>(static_cast<UnaryOp>(o), DType::F64, 1e-13);
+    check_unary<float>(static_cast<UnaryOp>(o), DType::F32, 2e-6);
+  }
+}
+
+TEST(CudaKernelMath, BinaryFunctionsMatchCpu) {
+  Backend& cpu = backend_for(Device::cpu(), "test");
+  // Small integers so that comparisons see ties.
+  const Tensor a = test::rand64({64}, -3, 3, 5).to(DType::I64).to(DType::F64);
+  const Tensor b = ops::add(test::rand64({64}, -3, 3, 6).to(DType::I64).to(DType::F64), 0.5);
+  for (int o = 0; o <= static_cast<int>(BinaryOp::Ge); ++o) {
+    const BinaryOp op = static_cast<BinaryOp>(o);
+    for (const Tensor& rhs : {b, a}) {
+      Tensor out = ops::empty(a.shape(), DType::F64);
+      cpu.binary(op, a, rhs, out);
+      for (int64_t i = 0; i < a.numel(); ++i) {
+        if (op == BinaryOp::Div && rhs.data<double>()[i] == 0) continue;
+        ASSERT_EQ(cuda::binary_fn<double>(op, a.data<double>()[i], rhs.data<double>()[i]), out.data<double>()[i])
+            << binary_op_name(op) << " element " << i;
+      }
+    }
   }
 }
 
