@@ -2,9 +2,10 @@
 # One prepared GPU check of the CUDA backend (issue 8), for a session that has a GPU machine
 # (H200 class, no network, CMake + nvcc there, cuDNN maybe only inside Python's nvidia packages).
 # It builds core/, autograd/, nn/, cuda/ and tests/cuda with nvcc (tools/gpu_check/CMakeLists.txt,
-# which needs none of the project's other dependencies), runs the CUDA tests, then runs them
-# again under compute-sanitizer memcheck. Every step has a time limit and the script goes on
-# after a failure; all output lands in $OUT (default ./gpu_check_out). Worst case ~7 minutes.
+# which needs none of the project's other dependencies), runs the CUDA tests, runs them again
+# under compute-sanitizer memcheck, then times the main kernels against PyTorch on the same
+# shapes. Every step has a time limit and the script goes on after a failure; all output lands
+# in $OUT (default ./gpu_check_out; 7 files). Worst case 7.5 minutes (the sum of the limits), expected 3-5.
 #
 # On the development machine, once (Eigen, nlohmann/json and GoogleTest sources into an ignored
 # folder that the run carries; ~3 MB):
@@ -58,21 +59,27 @@ rm -rf "$DEPS" && mkdir -p "$DEPS" && tar -C "$DEPS" -xJf .gpu_deps/deps.tar.xz
 
 gen=()
 command -v ninja > /dev/null && gen=(-G Ninja)
-step configure 60 "$OUT/configure.log" \
+step configure 45 "$OUT/configure.log" \
   cmake -S tools/gpu_check -B "$BUILD" "${gen[@]}" -DCW_DEPS="$DEPS" -DCMAKE_BUILD_TYPE=Release
 grep -E "cwcl|gpu_check|cuDNN" "$OUT/configure.log" | tee -a "$SUMMARY"
-step build 210 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests -j16
+step build 180 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench -j16
 tail -5 "$OUT/build.log" >> "$SUMMARY"
 
 BIN="$BUILD/cw_cuda_tests"
 if [[ -x "$BIN" ]]; then
-  step tests 60 "$OUT/tests.log" "$BIN" --gtest_output="xml:$OUT/cuda_tests.xml"
+  step tests 45 "$OUT/tests.log" "$BIN" --gtest_output="xml:$OUT/cuda_tests.xml"
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran|^\[  FAILED" "$OUT/tests.log" | tee -a "$SUMMARY"
   # memcheck: out-of-bounds and misaligned accesses in every kernel the tests launch.
-  step memcheck 100 "$OUT/memcheck.log" \
+  step memcheck 90 "$OUT/memcheck.log" \
     compute-sanitizer --tool memcheck --leak-check no --error-exitcode 7 "$BIN" --gtest_brief=1
   grep -E "ERROR SUMMARY|Device not supported|tests ran|PASSED|FAILED" "$OUT/memcheck.log" | tail -5 | tee -a "$SUMMARY"
 else
   say "no test binary: see build.log"
+fi
+# Kernel throughput, ours then PyTorch's, same shapes and timing (tools/gpu_check/*_bench*).
+if [[ -x "$BUILD/cuda_ops_bench" ]]; then
+  step bench 90 "$OUT/bench.log" bash -c "'$BUILD/cuda_ops_bench'; echo '-- pytorch'; \
+    PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_ops_bench.py"
+  cat "$OUT/bench.log" >> "$SUMMARY"
 fi
 say "== done in $SECONDS s"
