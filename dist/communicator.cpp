@@ -92,8 +92,9 @@ Tensor Communicator::reduce_scatter_rows(const Tensor& full, const std::vector<i
   check_counts(*this, counts, "reduce_scatter_rows");
   int64_t total = 0;
   for (int64_t n : counts) total += n;
-  CW_CHECK(full.dim() >= 1 && full.size(0) == total, ShapeError, "dist::reduce_scatter_rows: ",
-           describe(full), " should have ", total, " rows (the sum of the counts)");
+  CW_CHECK(full.dim() >= 1 && full.size(0) == total, ShapeError,
+           "dist::reduce_scatter_rows: ", describe(full), " should have ", total,
+           " rows (the sum of the counts)");
   Shape shape = full.shape();
   shape[0] = counts[rank()];
   Tensor out = Tensor::empty(shape, full.dtype(), full.device());

@@ -64,7 +64,8 @@ class Communicator {
   virtual void do_broadcast(Tensor& t, int root) = 0;
   virtual void do_all_reduce(Tensor& t, ReduceOp op) = 0;
   virtual void do_all_gather_rows(const Tensor& local, const std::vector<int64_t>& counts, Tensor& out) = 0;
-  virtual void do_reduce_scatter_rows(const Tensor& full, const std::vector<int64_t>& counts, Tensor& out) = 0;
+  virtual void do_reduce_scatter_rows(const Tensor& full, const std::vector<int64_t>& counts,
+                                      Tensor& out) = 0;
   virtual void do_barrier(double timeout_s) = 0;
 
  private:

@@ -20,8 +20,9 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<Variable> param
   for (size_t i = 0; i < params_.size(); ++i) {
     const Variable& p = params_[i];
     const int64_t bytes = p.numel() * static_cast<int64_t>(dtype_size(p.dtype()));
-    const bool fits = !buckets_.empty() && params_[buckets_.back().params.front()].dtype() == p.dtype() &&
-                      (buckets_.back().numel * static_cast<int64_t>(dtype_size(p.dtype())) + bytes <= bucket_bytes);
+    const bool fits =
+        !buckets_.empty() && params_[buckets_.back().params.front()].dtype() == p.dtype() &&
+        (buckets_.back().numel * static_cast<int64_t>(dtype_size(p.dtype())) + bytes <= bucket_bytes);
     if (!fits) buckets_.push_back({});
     buckets_.back().params.push_back(i);
     buckets_.back().numel += p.numel();

@@ -106,9 +106,11 @@ void MpiCommunicator::do_all_reduce(Tensor& t, ReduceOp op) {
   if (op == ReduceOp::Avg && world_ > 1) t.copy_(ops::mul(t, 1.0 / world_));
 }
 
-void MpiCommunicator::do_all_gather_rows(const Tensor& local, const std::vector<int64_t>& counts, Tensor& out) {
+void MpiCommunicator::do_all_gather_rows(const Tensor& local, const std::vector<int64_t>& counts,
+                                         Tensor& out) {
   check_cpu(local, "all_gather_rows");
-  const int64_t row = local.size(0) > 0 ? local.numel() / local.size(0) : out.numel() / std::max<int64_t>(1, out.size(0));
+  const int64_t row =
+      local.size(0) > 0 ? local.numel() / local.size(0) : out.numel() / std::max<int64_t>(1, out.size(0));
   std::vector<int> recv(world_), displ(world_);
   int64_t at = 0;
   for (int r = 0; r < world_; ++r) {

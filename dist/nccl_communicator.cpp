@@ -94,9 +94,10 @@ void NcclCommunicator::sync(const char* what, int64_t bytes) {
     if (async != ncclSuccess && async != ncclInProgress)
       abort(detail::cat("NCCL ", what, " failed: ", ncclGetErrorString(async)), 3);
     if (std::chrono::duration<double>(Clock::now() - t0).count() > mpi_.timeout_seconds())
-      abort(detail::cat("NCCL ", what, " (", bytes, " bytes) did not complete within ", mpi_.timeout_seconds(),
-                        " s (--dist.timeout): another rank has died or hangs. Ending the whole job."),
-            3);
+      abort(
+          detail::cat("NCCL ", what, " (", bytes, " bytes) did not complete within ", mpi_.timeout_seconds(),
+                      " s (--dist.timeout): another rank has died or hangs. Ending the whole job."),
+          3);
     std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
 }
@@ -130,8 +131,8 @@ void NcclCommunicator::all_gather_raw(const void* send, void* recv, const std::v
     int64_t at = 0;
     for (int r = 0; r < world_size(); ++r) {
       auto* dst = static_cast<char*>(recv) + at * esize;
-      nccl_check(ncclBroadcast(r == rank() ? send : dst, dst, static_cast<size_t>(elems[r]), nccl_type(dtype), r,
-                               comm_, stream_),
+      nccl_check(ncclBroadcast(r == rank() ? send : dst, dst, static_cast<size_t>(elems[r]), nccl_type(dtype),
+                               r, comm_, stream_),
                  "ncclBroadcast");
       at += elems[r];
     }

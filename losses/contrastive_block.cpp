@@ -32,12 +32,13 @@ struct Direction {
   double gs = 0;    // sum_kj g_kj s_kj
 };
 
-Direction direction(const Tensor& x_all, const Tensor& c_all, const Tensor& e_all, const weights::WeightSpec& spec,
-                    const weights::Neighbours* nb, bool weighted, double scale, int64_t row0, int64_t rows,
-                    double coeff, bool need_anchor, bool need_cand) {
+Direction direction(const Tensor& x_all, const Tensor& c_all, const Tensor& e_all,
+                    const weights::WeightSpec& spec, const weights::Neighbours* nb, bool weighted,
+                    double scale, int64_t row0, int64_t rows, double coeff, bool need_anchor,
+                    bool need_cand) {
   const int64_t n = c_all.size(0);
   const Tensor xs = ops::mul(x_all.narrow(0, row0, rows), scale).contiguous();  // (rows, D) sigma X_blk
-  Tensor s = Tensor::empty({rows, n}, x_all.dtype(), x_all.device());            // (rows, N)
+  Tensor s = Tensor::empty({rows, n}, x_all.dtype(), x_all.device());           // (rows, N)
   blocks::gemm_into(xs, c_all.t(), s);
   Tensor w;
   if (weighted) {
@@ -52,7 +53,8 @@ Direction direction(const Tensor& x_all, const Tensor& c_all, const Tensor& e_al
       wp = w.data<T>();
       weights::cosines_to_weights<T>(wp, rows, n, row0, spec, nb);
     }
-    const blocks::RowTotals rt = blocks::row_pass<T>(s.data<T>(), wp, rows, n, row0, weighted, lse.data(), r.data());
+    const blocks::RowTotals rt =
+        blocks::row_pass<T>(s.data<T>(), wp, rows, n, row0, weighted, lse.data(), r.data());
     double sum_lse = 0;
     for (int64_t k = 0; k < rows; ++k) sum_lse += lse[row0 + k];
     d.loss_sum = sum_lse - (weighted ? rt.target_term : rt.diag);
@@ -106,9 +108,9 @@ Tensor add_rows(const Tensor& into, const Tensor& rows, int64_t row0) {
 
 }  // namespace
 
-ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& q_all, const Variable& log_scale,
-                                         const ContrastiveConfig& cfg, int64_t row0, int64_t rows,
-                                         const Tensor& weight_source_all) {
+ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& q_all,
+                                         const Variable& log_scale, const ContrastiveConfig& cfg,
+                                         int64_t row0, int64_t rows, const Tensor& weight_source_all) {
   cfg.validate();
   CW_CHECK(p_all.defined() && q_all.defined() && log_scale.defined(), ValueError,
            "contrastive_loss_block: p, q and log_scale must all be defined");
@@ -118,10 +120,12 @@ ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& 
   CW_CHECK(q_all.size(1) == p_all.size(1), ShapeError, "contrastive_loss_block: p ", describe(pt), " and q ",
            describe(q_all.data()), " must have the same width");
   const int64_t n = p_all.size(0);
-  CW_CHECK(n >= 1 && row0 >= 0 && rows >= 1 && row0 + rows <= n, ValueError, "contrastive_loss_block: block [",
-           row0, ", ", row0 + rows, ") is not a non-empty range of the ", n, " pairs");
+  CW_CHECK(n >= 1 && row0 >= 0 && rows >= 1 && row0 + rows <= n, ValueError,
+           "contrastive_loss_block: block [", row0, ", ", row0 + rows, ") is not a non-empty range of the ",
+           n, " pairs");
   CW_CHECK(log_scale.numel() == 1 && is_floating(log_scale.dtype()), ShapeError,
-           "contrastive_loss_block: log_scale must be one floating-point value, got ", describe(log_scale.data()));
+           "contrastive_loss_block: log_scale must be one floating-point value, got ",
+           describe(log_scale.data()));
   CW_CHECK(pt.device().is_cpu(), NotImplementedError, "contrastive_loss_block: runs on cpu only, got p on ",
            pt.device().str());
   const bool cwcl = cfg.loss == LossKind::CWCL;
@@ -165,13 +169,13 @@ ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& 
   // Gradients only for the towers that want one (the frozen tower's q usually does not).
   const bool grad = GradMode::is_enabled(), need_p = grad && p_all.requires_grad(),
              need_q = grad && q_all.requires_grad();
-  const Direction dr =
-      direction(p_unit, q_unit, e, plan.weights, &nb, rows_weighted, scale, row0, rows, alpha, need_p, need_q);
+  const Direction dr = direction(p_unit, q_unit, e, plan.weights, &nb, rows_weighted, scale, row0, rows,
+                                 alpha, need_p, need_q);
   // Without the column direction its accuracy is still reported (as contrastive_loss does).
-  const Direction dc = has_cols ? direction(q_unit, p_unit, e, plan.weights, &nb, cols_weighted, scale, row0,
-                                            rows, beta, need_q, need_p)
-                                : direction(q_unit, p_unit, e, plan.weights, &nb, false, scale, row0, rows, 0.0,
-                                            false, false);
+  const Direction dc =
+      has_cols ? direction(q_unit, p_unit, e, plan.weights, &nb, cols_weighted, scale, row0, rows, beta,
+                           need_q, need_p)
+               : direction(q_unit, p_unit, e, plan.weights, &nb, false, scale, row0, rows, 0.0, false, false);
 
   const double loss_rows = dr.loss_sum / static_cast<double>(n);
   const double loss_cols = has_cols ? dc.loss_sum / static_cast<double>(n) : 0.0;
@@ -201,15 +205,16 @@ ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& 
   const double dscale = (dr.gs + (has_cols ? dc.gs : 0.0)) / scale;
   const double dt = clamped ? 0.0 : dscale * scale;  // dL/dt = dL/dscale * exp(t), 0 on the clamp
   const char* name = cwcl ? "cwcl_loss_block" : "info_nce_loss_block";
-  out.loss = ag::record(name, ops::scalar(loss, pt.dtype(), pt.device()), {p_all, q_all, log_scale},
-                        [dp, dq, dt, ls = log_scale.data()](const Grads& grads, const std::vector<bool>& need) {
-                          const double upstream = grads[0].to(DType::F64).item();
-                          Grads r(3);
-                          if (need[0]) r[0] = ops::mul(dp, upstream);
-                          if (need[1]) r[1] = ops::mul(dq, upstream);
-                          if (need[2]) r[2] = ops::full(ls.shape(), dt * upstream, ls.dtype(), ls.device());
-                          return r;
-                        });
+  out.loss =
+      ag::record(name, ops::scalar(loss, pt.dtype(), pt.device()), {p_all, q_all, log_scale},
+                 [dp, dq, dt, ls = log_scale.data()](const Grads& grads, const std::vector<bool>& need) {
+                   const double upstream = grads[0].to(DType::F64).item();
+                   Grads r(3);
+                   if (need[0]) r[0] = ops::mul(dp, upstream);
+                   if (need[1]) r[1] = ops::mul(dq, upstream);
+                   if (need[2]) r[2] = ops::full(ls.shape(), dt * upstream, ls.dtype(), ls.device());
+                   return r;
+                 });
   return out;
 }
 

@@ -22,8 +22,9 @@ namespace cw::losses {
 // metrics: this block's share of each batch metric (loss_*, acc_*, pos_sim, neg_sim), so the sum
 // over blocks is the global value; logit_scale is the scale itself.
 // Throws as contrastive_loss, and ValueError for a block outside [0, N).
-ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& q_all, const Variable& log_scale,
-                                         const ContrastiveConfig& cfg, int64_t row0, int64_t rows,
+ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& q_all,
+                                         const Variable& log_scale, const ContrastiveConfig& cfg,
+                                         int64_t row0, int64_t rows,
                                          const Tensor& weight_source_all = Tensor());
 
 }  // namespace cw::losses

@@ -323,7 +323,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
                o.dist_backend == "nccl",
            ValueError, "--dist.backend must be auto, none, mpi or nccl, got '", o.dist_backend, "'");
   CW_CHECK(o.dist_timeout > 0 && o.dist_bucket_mb > 0, ValueError,
-           "--dist.timeout and --dist.bucket_mb must be > 0, got ", o.dist_timeout, " and ", o.dist_bucket_mb);
+           "--dist.timeout and --dist.bucket_mb must be > 0, got ", o.dist_timeout, " and ",
+           o.dist_bucket_mb);
   CW_CHECK(o.dist_backend != "nccl" || o.device != "cpu", ValueError,
            "--dist.backend nccl needs --run.device cuda (NCCL moves GPU buffers); on cpu use mpi");
 

@@ -244,7 +244,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   if (step == 0) {
     if (lead)
       for (const char* f : {"metrics.csv", "metrics.jsonl", "eval.csv", "eval.jsonl"}) fs::remove(out / f);
-    default_generator().manual_seed(o.seed + static_cast<uint64_t>(rank));  // dropout draws start from the run seed
+    default_generator().manual_seed(o.seed +
+                                    static_cast<uint64_t>(rank));  // dropout draws start from the run seed
   }
   // Every rank starts from rank 0's weights and buffers (equal already when built from the same
   // seed or checkpoint; the broadcast makes it so whatever happened before).
@@ -330,8 +331,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
       } else {
         const Tensor feats = batch.features.narrow(0, shard.offset, shard.count).contiguous();
         const Tensor lens = batch.lengths.narrow(0, shard.offset, shard.count).contiguous();
-        const Variable p_local = model.embed_speech(Variable(feats), lens);           // (B_r, D)
-        const Variable p_all = dist::all_gather_rows(comm, p_local, shard_sizes);     // (B, D)
+        const Variable p_local = model.embed_speech(Variable(feats), lens);        // (B_r, D)
+        const Variable p_all = dist::all_gather_rows(comm, p_local, shard_sizes);  // (B, D)
         // This rank's row block of the global-batch loss; the blocks sum to the global loss.
         const losses::ContrastiveOutput lo_out =
             losses::contrastive_loss_block(p_all, q, model.logit_scale, o.loss, shard.offset, shard.count);
@@ -437,12 +438,12 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   if (world > 1 && step > first) {
     const double steps_run = static_cast<double>(step - first);
     char line[256];
-    std::snprintf(line, sizeof line,
-                  "dist: rank 0 spent %.3f s in %lld collectives (%.2f ms and %.3f MB per step, %lld gradient "
-                  "buckets)\n",
-                  result.comm.seconds, static_cast<long long>(result.comm.calls),
-                  1e3 * result.comm.seconds / steps_run, static_cast<double>(result.comm.bytes) / 1e6 / steps_run,
-                  static_cast<long long>(reducer.buckets()));
+    std::snprintf(
+        line, sizeof line,
+        "dist: rank 0 spent %.3f s in %lld collectives (%.2f ms and %.3f MB per step, %lld gradient "
+        "buckets)\n",
+        result.comm.seconds, static_cast<long long>(result.comm.calls), 1e3 * result.comm.seconds / steps_run,
+        static_cast<double>(result.comm.bytes) / 1e6 / steps_run, static_cast<long long>(reducer.buckets()));
     log << line;
   }
   if (result.stopped_on_nan || !lead) return result;

@@ -35,7 +35,8 @@ inline std::vector<BlockLossCase> block_loss_cases() {
     c.reverse = ReverseDirection::None;
     c.reduction = DirectionReduction::Sum;
   });
-  add("infonce_clip_both_towers", [](ContrastiveConfig& c) { c.loss = LossKind::InfoNCE; }, false, true);
+  add(
+      "infonce_clip_both_towers", [](ContrastiveConfig& c) { c.loss = LossKind::InfoNCE; }, false, true);
   add("cwcl_linear", [](ContrastiveConfig&) {});
   add("cwcl_linear_factored", [](ContrastiveConfig& c) { c.linear_weights = LinearWeightsForm::Factored; });
   add("cwcl_exp_sum", [](ContrastiveConfig& c) {
@@ -53,7 +54,8 @@ inline std::vector<BlockLossCase> block_loss_cases() {
     c.reverse = ReverseDirection::InfoNCE;
   });
   add("cwcl_rows_only", [](ContrastiveConfig& c) { c.reverse = ReverseDirection::None; });
-  add("cwcl_weight_source", [](ContrastiveConfig&) {}, true);
+  add(
+      "cwcl_weight_source", [](ContrastiveConfig&) {}, true);
   add("cwcl_unnormalized_clamped", [](ContrastiveConfig& c) {
     c.normalize = false;
     c.max_logit_scale = 5.0;  // exp(log(1/0.07)) = 14.3 is clamped: dL/dt = 0

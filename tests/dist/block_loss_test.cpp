@@ -30,7 +30,8 @@ void check_split(const test::BlockLossCase& c, int64_t n, int world) {
     const dist::RowShard s = dist::shard_rows(n, r, world);
     const Variable pb(in.p.clone(), true), qb(in.q.clone(), c.q_grad);
     const Variable tb = losses::make_log_scale(c.cfg, DType::F64);
-    const losses::ContrastiveOutput out = losses::contrastive_loss_block(pb, qb, tb, c.cfg, s.offset, s.count, ws);
+    const losses::ContrastiveOutput out =
+        losses::contrastive_loss_block(pb, qb, tb, c.cfg, s.offset, s.count, ws);
     out.loss.backward();
     loss += out.loss.item();
     loss_rows += out.metrics.loss_p2q;
@@ -82,7 +83,8 @@ TEST(BlockLoss, BadBlocksAndInputsAreNamed) {
       EXPECT_NE(std::string(e.what()).find("block ["), std::string::npos) << e.what();
     }
   }
-  EXPECT_THROW((void)losses::contrastive_loss_block(p, Variable(in.q.narrow(0, 0, 3)), t, cfg, 0, 2), ShapeError);
+  EXPECT_THROW((void)losses::contrastive_loss_block(p, Variable(in.q.narrow(0, 0, 3)), t, cfg, 0, 2),
+               ShapeError);
   Tensor bad = in.p.clone();
   bad.data<double>()[5] = NAN;
   try {

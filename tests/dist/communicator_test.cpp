@@ -1,10 +1,11 @@
 // dist/ in a single process: row shards, the single-process communicator (every collective the
 // identity, counted in its stats), the differentiable gather in a world of one, the gradient
 // buckets, and the process-wide communicator of a process that no MPI launcher started.
+#include "dist/communicator.h"
+
 #include <gtest/gtest.h>
 
 #include "autograd/functions.h"
-#include "dist/communicator.h"
 #include "dist/differentiable.h"
 #include "dist/gradient_reducer.h"
 #include "support/check.h"
@@ -67,7 +68,7 @@ TEST(Dist, GradientBucketsFollowTheSizeLimit) {
   for (int64_t n : {100, 100, 300, 10}) params.emplace_back(ops::zeros({n}, DType::F32), true);
   params.emplace_back(ops::zeros({5}, DType::F64), true);  // another dtype: its own bucket
   dist::GradientReducer r(c, params, 800);                 // 200 f32 per bucket
-  EXPECT_EQ(r.buckets(), 4);  // {100, 100}, {300}, {10}, {5 f64}
+  EXPECT_EQ(r.buckets(), 4);                               // {100, 100}, {300}, {10}, {5 f64}
   params[0].set_grad(ops::ones({100}, DType::F32));
   r.average();  // world of one: untouched
   EXPECT_EQ(params[0].grad().numel(), 100);

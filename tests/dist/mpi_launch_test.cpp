@@ -55,7 +55,9 @@ Job run_job(const std::string& cmd, int limit_s, const fs::path& log) {
   return j;
 }
 
-std::string mpirun(int np) { return std::string(CW_MPIEXEC) + " -np " + std::to_string(np) + " " + CW_MPIEXEC_FLAGS + " "; }
+std::string mpirun(int np) {
+  return std::string(CW_MPIEXEC) + " -np " + std::to_string(np) + " " + CW_MPIEXEC_FLAGS + " ";
+}
 #endif
 
 // Why multi-rank jobs cannot run here (empty: they can): a build without MPI, or an mpirun
@@ -63,7 +65,8 @@ std::string mpirun(int np) { return std::string(CW_MPIEXEC) + " -np " + std::to_
 std::string why_no_mpi() {
 #ifdef CW_MPIEXEC
   static const std::string why = [] {
-    const fs::path log = fs::temp_directory_path() / ("cw_mpirun_probe_" + std::to_string(::getpid()) + ".txt");
+    const fs::path log =
+        fs::temp_directory_path() / ("cw_mpirun_probe_" + std::to_string(::getpid()) + ".txt");
     const Job j = run_job(mpirun(1) + "true", 60, log);
     fs::remove(log);
     return j.code == 0 ? std::string() : "mpirun cannot start a job on this machine: " + j.output;
@@ -75,16 +78,16 @@ std::string why_no_mpi() {
 }
 bool mpi_built() { return why_no_mpi().empty(); }
 
-#define CW_REQUIRE_MPI()                             \
-  do {                                               \
+#define CW_REQUIRE_MPI()                            \
+  do {                                              \
     if (!mpi_built()) GTEST_SKIP() << why_no_mpi(); \
   } while (0)
 
 class MpiJob : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::make_unique<test::SpeechTempDir>(std::string("mpi_") +
-                                                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::make_unique<test::SpeechTempDir>(
+        std::string("mpi_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
   std::unique_ptr<test::SpeechTempDir> dir_;
 };
@@ -112,7 +115,8 @@ TEST_F(MpiJob, HungRankEndsTheJobAfterTheTimeout) {
   EXPECT_NE(j.code, 124) << "the job hung until the test's limit:\n" << j.output;
   EXPECT_LT(j.seconds, 30) << j.output;
   EXPECT_NE(j.output.find("rank 0 of 2"), std::string::npos) << j.output;
-  EXPECT_NE(j.output.find("all_reduce (4000 bytes) did not complete within 3 s"), std::string::npos) << j.output;
+  EXPECT_NE(j.output.find("all_reduce (4000 bytes) did not complete within 3 s"), std::string::npos)
+      << j.output;
 #endif
 }
 
@@ -160,7 +164,8 @@ class MpiTraining : public MpiJob {
   }
   // Losses and final weights of two runs within rtol (atol 1e-6 for values near 0).
   void expect_same(const std::string& a, const std::string& b, double rtol) {
-    const auto la = loss_column(dir_->path / a / "metrics.csv"), lb = loss_column(dir_->path / b / "metrics.csv");
+    const auto la = loss_column(dir_->path / a / "metrics.csv"),
+               lb = loss_column(dir_->path / b / "metrics.csv");
     ASSERT_EQ(la.size(), 20u);
     ASSERT_EQ(la.size(), lb.size());
     for (size_t i = 0; i < la.size(); ++i)
@@ -191,7 +196,8 @@ class MpiTraining : public MpiJob {
       if (w > worst) worst = w, worst_name = name;
     }
     double loss_worst = 0;
-    for (size_t i = 0; i < la.size(); ++i) loss_worst = std::max(loss_worst, std::abs(la[i] - lb[i]) / std::abs(lb[i]));
+    for (size_t i = 0; i < la.size(); ++i)
+      loss_worst = std::max(loss_worst, std::abs(la[i] - lb[i]) / std::abs(lb[i]));
     std::cout << "[ compare  ] " << a << " vs " << b << ": worst relative loss difference " << loss_worst
               << ", worst |diff| / (|w| + 1e-3) over the weights " << worst << " (" << worst_name << ")\n";
   }
@@ -200,7 +206,8 @@ class MpiTraining : public MpiJob {
 TEST_F(MpiTraining, TwoRanksOfHalfTheBatchTrainAsOneRankCwcl) {
   if (!train(0, "one", "--loss.kind cwcl").code && !train(2, "two", "--loss.kind cwcl").code) {
     const std::string log = read_all(dir_->path / "two.log");
-    EXPECT_NE(log.find("dist: 2 ranks (mpi), global batch 8 = 4 + 4 rows per rank"), std::string::npos) << log;
+    EXPECT_NE(log.find("dist: 2 ranks (mpi), global batch 8 = 4 + 4 rows per rank"), std::string::npos)
+        << log;
     EXPECT_NE(log.find("dist: rank 0 spent"), std::string::npos) << log;
     expect_same("two", "one", 1e-5);
   }
@@ -229,10 +236,11 @@ TEST_F(MpiTraining, KilledRankStopsTrainingAndTheLastCheckpointStaysValid) {
   std::ostringstream script;
   script << mpirun(2) << "'" << CW_TRAIN_BINARY << "' --data.corpus '" << (dir_->path / "corpus").string()
          << "' --data.corpus_size none --model.speech_preset tiny --optim.batch_size 8 --optim.steps 5000"
-            " --optim.warmup_steps 2 --optim.lr 0.01 --run.eval_every 0 --run.checkpoint_every 2 --run.plots false"
+            " --optim.warmup_steps 2 --optim.lr 0.01 --run.eval_every 0 --run.checkpoint_every 2 --run.plots "
+            "false"
             " --run.progress lines --run.threads 1 --dist.timeout 20 --run.out '"
-         << out.string() << "' > '" << (dir_->path / "killed.log").string() << "' 2>&1 & job=$!; i=0; while [ ! -e '"
-         << (out / "checkpoints" / "latest").string()
+         << out.string() << "' > '" << (dir_->path / "killed.log").string()
+         << "' 2>&1 & job=$!; i=0; while [ ! -e '" << (out / "checkpoints" / "latest").string()
          << "' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.3; "
             "kill -9 $(pgrep -P $job | tail -n 1); wait $job\n";
   const fs::path script_file = dir_->path / "kill.sh";
@@ -241,7 +249,8 @@ TEST_F(MpiTraining, KilledRankStopsTrainingAndTheLastCheckpointStaysValid) {
   const std::string log = read_all(dir_->path / "killed.log");
   EXPECT_NE(j.code, 0) << log;
   EXPECT_NE(j.code, 124) << "the job hung until the test's limit:\n" << log;
-  EXPECT_TRUE(log.find("signal 9") != std::string::npos || log.find("did not complete within") != std::string::npos)
+  EXPECT_TRUE(log.find("signal 9") != std::string::npos ||
+              log.find("did not complete within") != std::string::npos)
       << log;
   const auto ck = train::load_latest_checkpoint(out / "checkpoints");
   ASSERT_TRUE(ck.has_value()) << log;

@@ -31,12 +31,14 @@ int main(int argc, char** argv) {
         c.barrier();
         const auto t0 = std::chrono::steady_clock::now();
         c.all_reduce(t, cw::dist::ReduceOp::Avg);
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       }
       std::sort(ms.begin(), ms.end());
       if (c.rank() == 0)
         std::printf("all_reduce mean of %lld f32 (%.2f MB) on %d ranks: median %.3f ms, min %.3f ms\n",
-                    static_cast<long long>(n), 4e-6 * static_cast<double>(n), c.world_size(), ms[ms.size() / 2], ms[0]);
+                    static_cast<long long>(n), 4e-6 * static_cast<double>(n), c.world_size(),
+                    ms[ms.size() / 2], ms[0]);
     }
     return 0;
   }
