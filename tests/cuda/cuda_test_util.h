@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,18 +17,32 @@
 
 namespace cw::test {
 
+// CW_CUDA_TESTS_ON_CPU=1 runs the parity tests with their "device" side on the CPU as well: a
+// dry run of the tests' own code (shapes, index ranges, API use) on machines without a GPU, so
+// that a GPU session's few minutes are not spent on a broken test. CPU vs CPU proves nothing
+// about the kernels; the memory tests (which need the CUDA allocator) skip in it.
+inline bool dry_run_on_cpu() {
+  static const bool on = std::getenv("CW_CUDA_TESTS_ON_CPU") != nullptr;
+  return on;
+}
+
+inline Device gpu() { return dry_run_on_cpu() ? Device::cpu() : Device::cuda(0); }
+
 // Every test that needs a device derives from this; without one it skips with the reason.
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     cuda::init();
+    if (dry_run_on_cpu()) {
+      if (needs_cuda_allocator()) GTEST_SKIP() << "dry run on the CPU: this test needs the CUDA allocator";
+      return;
+    }
     if (!cuda::is_available())
       GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount reports 0): CUDA test skipped; "
                       "tools/gpu_check.sh runs it on a GPU machine";
   }
+  virtual bool needs_cuda_allocator() const { return false; }
 };
-
-inline Device gpu() { return Device::cuda(0); }
 
 // Random tensor in [lo, hi) from a seed (CPU).
 inline Tensor rnd(const Shape& shape, DType dt = DType::F32, double lo = -1, double hi = 1, uint64_t seed = 7) {
@@ -45,7 +60,7 @@ inline ::testing::AssertionResult forward_parity(const TensorFn& f, const std::v
   for (const Tensor& t : inputs) dev.push_back(t.to(gpu()));
   const Tensor want = f(inputs);
   const Tensor got = f(dev);
-  if (!got.device().is_cuda()) return ::testing::AssertionFailure() << "result is on " << got.device().str();
+  if (got.device() != gpu()) return ::testing::AssertionFailure() << "result is on " << got.device().str();
   return all_close(got.to(Device::cpu()), want, atol, rtol);
 }
 

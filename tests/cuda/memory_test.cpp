@@ -7,7 +7,10 @@
 namespace cw::test {
 namespace {
 
-class CudaMemory : public CudaTest {};
+class CudaMemory : public CudaTest {
+ protected:
+  bool needs_cuda_allocator() const override { return true; }
+};
 
 TEST_F(CudaMemory, FreedBlockIsReusedWithoutCudaMalloc) {
   void* first = nullptr;

@@ -133,9 +133,10 @@ TEST_F(CudaParity, WhereAndMaskedFill) {
     EXPECT_TRUE(grad_parity(
         [cpu_cond](auto& v) { return ag::where(cpu_cond.to(v[0].device()), v[0], v[1]); }, {a, b}, atol_for(dt),
         rtol_for(dt)));
+    // The mask (4, 1, 5) broadcasts to the input (4, 3, 5).
     EXPECT_TRUE(grad_parity(
-        [cpu_cond](auto& v) { return ag::masked_fill(v[0], cpu_cond.to(v[0].device()), -1e9); }, {b},
-        atol_for(dt), rtol_for(dt)));
+        [cpu_cond](auto& v) { return ag::masked_fill(v[0], cpu_cond.to(v[0].device()), -1e9); },
+        {rnd({4, 3, 5}, dt, -1, 1, 14)}, atol_for(dt), rtol_for(dt)));
   }
   // An i64 condition.
   const Tensor icond = ops::from_vector<int64_t>({1, 0, 0, 1, 1, 0}, {2, 3});
