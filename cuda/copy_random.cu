@@ -2,8 +2,9 @@
 // use the same (seed, offset + i) -> number map as the CPU backend (philox.cuh), so a tensor
 // drawn on either device holds the same values (to the last bit for uniform; normal goes
 // through log/cos, whose device versions may differ from glibc's in the last ulp). The
-// __dadd_rn / __dmul_rn intrinsics keep nvcc from fusing a*b+c into an FMA, which the CPU build
-// (ISO C++, no contraction) does not do, so both round the same way.
+// multiply-adds are explicit fma(): g++ contracts the CPU backend's `lo + (hi - lo) * u` into one
+// FMA on x86-64 with FMA (-march=native; seen in its assembly), so the device does the same.
+// A CPU build without FMA rounds twice and differs in the last bit of f64 draws.
 #include <cmath>
 
 #include "cuda/cuda_backend.h"
@@ -48,14 +49,14 @@ __global__ void fill_kernel(T* dst, int64_t n, T value, OffsetCalc<1> calc) {
 template <class T>
 __global__ void arange_kernel(T* out, int64_t n, double start, double step) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    out[i] = static_cast<T>(__dadd_rn(start, __dmul_rn(static_cast<double>(i), step)));
+    out[i] = static_cast<T>(fma(static_cast<double>(i), step, start));
 }
 
 template <class T>
 __global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
     const Philox4 r = philox4x32(offset + static_cast<uint64_t>(i), 0, seed);
-    T v = static_cast<T>(__dadd_rn(lo, __dmul_rn(hi - lo, uniform_double(r.v[0], r.v[1]))));
+    T v = static_cast<T>(fma(hi - lo, uniform_double(r.v[0], r.v[1]), lo));
     // As on the CPU: rounding to f32 can land on hi; keep the interval half-open.
     if (v >= static_cast<T>(hi) && hi > lo) {
       if constexpr (sizeof(T) == 4)
@@ -74,7 +75,7 @@ __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset,
     const Philox4 r = philox4x32(offset + static_cast<uint64_t>(i), 0, seed);
     const double u1 = 1.0 - uniform_double(r.v[0], r.v[1]);
     const double u2 = uniform_double(r.v[2], r.v[3]);
-    out[i] = static_cast<T>(__dadd_rn(mean, __dmul_rn(__dmul_rn(std, sqrt(-2.0 * log(u1))), cos(2.0 * M_PI * u2))));
+    out[i] = static_cast<T>(fma(std * sqrt(-2.0 * log(u1)), cos(2.0 * M_PI * u2), mean));
   }
 }
 
