@@ -27,7 +27,9 @@ class DeviceGuard {
   int previous_ = -1;
 };
 
-inline cudaStream_t stream() { return cudaStreamLegacy; }
+// The legacy default stream (handle 0: nothing here is built with --default-stream per-thread),
+// the stream that cudaMemcpy and every library default to, so all of them stay ordered.
+inline cudaStream_t stream() { return nullptr; }
 
 // The cuBLAS handle of a device (created on first use, bound to stream()). Never destroyed: a
 // handle destroyed after the driver has shut down at exit would crash.
