@@ -11,6 +11,8 @@
 #include "data/model_files.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
+#include "train/image_options.h"
+#include "train/image_text_trainer.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -41,6 +43,13 @@ int main(int argc, char** argv) {
     const fs::path config = fs::path(run_dir) / "config.ini";
     CW_CHECK(fs::exists(config), ValueError, "--run ", run_dir,
              ": no config.ini (not a folder written by train?)");
+    // A run of train --task image_text: zero-shot image classification instead (image_text_trainer.h).
+    const std::string config_arg = config.string();
+    const char* task_args[] = {"eval", "--config", config_arg.c_str()};
+    if (requested_task(3, task_args) == "image_text") {
+      evaluate_image_text_run(run_dir, checkpoint, json_out, std::cout);
+      return 0;
+    }
     std::vector<std::string> args = {"train", "--config", config.string()};
     if (!corpus.empty()) args.insert(args.end(), {"--data.corpus", corpus, "--data.corpus_size", "none"});
     std::vector<const char*> cargs;

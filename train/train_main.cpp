@@ -4,10 +4,24 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "train/image_text_trainer.h"
+#include "train/ssl_trainer.h"
 #include "train/trainer.h"
 
 int main(int argc, char** argv) {
   try {
+    // The image tasks (--task image_ssl | image_text) have their own option table.
+    const std::string task = cw::train::requested_task(argc, argv);
+    if (task == "image_ssl" || task == "image_text") {
+      const cw::train::ParsedImageTrainOptions img =
+          cw::train::parse_image_train_options(argc, argv, std::cout);
+      if (img.exit_now) return 0;
+      const bool nan = task == "image_ssl" ? cw::train::run_image_ssl(img.options, std::cout).stopped_on_nan
+                                           : cw::train::run_image_text(img.options, std::cout).stopped_on_nan;
+      return nan ? 3 : 0;
+    }
+    CW_CHECK(task == "speech_text", ValueError, "--task must be speech_text, image_ssl or image_text, got '",
+             task, "'");
     const cw::train::ParsedTrainOptions parsed = cw::train::parse_train_options(argc, argv, std::cout);
     if (parsed.exit_now) return 0;
     const cw::train::TrainResult r = cw::train::run_training(parsed.options, std::cout);

@@ -1,0 +1,267 @@
+// Option table of the image tasks of `train` (see image_options.h). Each option is declared once,
+// bound to its ImageTrainOptions field; loss enums are read as strings and parsed by
+// losses/contrastive_config.h.
+#include "train/image_options.h"
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace cw::train {
+namespace po = boost::program_options;
+
+namespace {
+
+struct LossStrings {
+  std::string kind = "cwcl", kernel = "linear", mask = "none", reverse = "weighted", reduction = "mean";
+};
+
+std::string bool_str(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+std::string ImageTrainOptions::to_ini() const {
+  std::ostringstream s;
+  s.precision(10);
+  s << "task = " << task << "\n\n[data]\ndataset = " << dataset << "\nimage_root = " << image_root
+    << "\nloader_workers = " << loader_workers << "\n\n[model]\nimage_preset = " << image_preset
+    << "\nimage_patch = " << image_patch << "\nimage_dim = " << image_dim
+    << "\nimage_layers = " << image_layers << "\nimage_heads = " << image_heads
+    << "\nimage_mlp = " << image_mlp << "\nssl_proj_dim = " << ssl_proj_dim
+    << "\nimage_tower = " << image_tower << "\ntext_model = " << text_model
+    << "\ntext_train_layers = " << text_train_layers << "\n\n[ssl]\ncrop_min_scale = " << crop_min_scale
+    << "\nbrightness = " << brightness << "\ncontrast = " << contrast << "\nnoise_std = " << noise_std
+    << "\ntemperature = " << ssl_temperature << "\nknn_k = " << knn_k << "\nknn_memory = " << knn_memory
+    << "\n\n[loss]\nkind = " << losses::to_string(loss.loss)
+    << "\nkernel = " << losses::to_string(loss.kernel) << "\nkernel_temperature = " << loss.kernel_temperature
+    << "\nmask = " << losses::to_string(loss.mask) << "\ntop_k = " << loss.top_k
+    << "\nthreshold = " << loss.threshold << "\nreverse = " << losses::to_string(loss.reverse)
+    << "\nreduction = " << losses::to_string(loss.reduction)
+    << "\ninit_temperature = " << loss.init_temperature
+    << "\nlearn_temperature = " << bool_str(loss.learn_temperature)
+    << "\nmax_logit_scale = " << loss.max_logit_scale << "\n\n[optim]\nsteps = " << steps
+    << "\nbatch_size = " << batch_size << "\nwarmup_steps = " << warmup_steps << "\nlr = " << lr
+    << "\nmin_lr_ratio = " << min_lr_ratio << "\nweight_decay = " << weight_decay << "\nbeta1 = " << beta1
+    << "\nbeta2 = " << beta2 << "\neps = " << eps << "\ngrad_clip = " << grad_clip
+    << "\n\n[run]\nseed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
+    << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
+    << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nthreads = " << threads
+    << "\n\n[eval]\nbatch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
+  return s.str();
+}
+
+ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* argv, std::ostream& out) {
+  ParsedImageTrainOptions parsed;
+  ImageTrainOptions& o = parsed.options;
+  LossStrings ls;
+  std::vector<std::string> config_files;
+
+  po::options_description general("General");
+  general.add_options()("help,h", "print this help and exit")(
+      "config,c", po::value(&config_files)->composing(), "INI config file (repeatable; later files win)")(
+      "print-config", "print the resolved configuration as INI and exit")(
+      "task", po::value(&o.task)->default_value(o.task),
+      "image_ssl | image_text (speech_text: the speech task)");
+
+  po::options_description data("Data [data]");
+  data.add_options()("data.dataset", po::value(&o.dataset)->default_value(o.dataset),
+                     "fashion_mnist | digits | shapes")(
+      "data.image_root", po::value(&o.image_root)->default_value(o.image_root),
+      "folder of the image data sets (empty: .cache/images/default or $CW_IMAGE_DATA)")(
+      "data.loader_workers", po::value(&o.loader_workers)->default_value(o.loader_workers),
+      "background batch threads");
+
+  po::options_description model("Model [model]");
+  model.add_options()("model.image_preset", po::value(&o.image_preset)->default_value(o.image_preset),
+                      "image tower preset: micro28 | small28 (image_ssl)")(
+      "model.image_patch", po::value(&o.image_patch)->default_value(o.image_patch), "override (0: preset's)")(
+      "model.image_dim", po::value(&o.image_dim)->default_value(o.image_dim), "override (0: preset's)")(
+      "model.image_layers", po::value(&o.image_layers)->default_value(o.image_layers),
+      "override (0: preset's)")("model.image_heads", po::value(&o.image_heads)->default_value(o.image_heads),
+                                "override (0: preset's)")(
+      "model.image_mlp", po::value(&o.image_mlp)->default_value(o.image_mlp), "override (0: preset's)")(
+      "model.ssl_proj_dim", po::value(&o.ssl_proj_dim)->default_value(o.ssl_proj_dim),
+      "SimCLR projection head width")("model.image_tower",
+                                      po::value(&o.image_tower)->default_value(o.image_tower),
+                                      "frozen image tower file written by --task image_ssl (image_text)")(
+      "model.text_model", po::value(&o.text_model)->default_value(o.text_model),
+      "MiniLM folder the text tower starts from (empty: the installed all-MiniLM-L6-v2)")(
+      "model.text_train_layers", po::value(&o.text_train_layers)->default_value(o.text_train_layers),
+      "top MiniLM layers trained (-1: all, embeddings included; 0: projection and scale only)");
+
+  po::options_description ssl("Self-supervised pretraining [ssl] (image_ssl)");
+  ssl.add_options()("ssl.crop_min_scale", po::value(&o.crop_min_scale)->default_value(o.crop_min_scale),
+                    "random resized crop: smallest area fraction")(
+      "ssl.brightness", po::value(&o.brightness)->default_value(o.brightness), "brightness jitter (0: off)")(
+      "ssl.contrast", po::value(&o.contrast)->default_value(o.contrast), "contrast jitter (0: off)")(
+      "ssl.noise_std", po::value(&o.noise_std)->default_value(o.noise_std), "Gaussian pixel noise")(
+      "ssl.temperature", po::value(&o.ssl_temperature)->default_value(o.ssl_temperature),
+      "fixed temperature of the view-to-view InfoNCE")(
+      "ssl.knn_k", po::value(&o.knn_k)->default_value(o.knn_k), "k of the k-NN check")(
+      "ssl.knn_memory", po::value(&o.knn_memory)->default_value(o.knn_memory),
+      "training images in the k-NN memory (0: all)");
+
+  po::options_description loss("Loss [loss] (image_text)");
+  loss.add_options()("loss.kind", po::value(&ls.kind)->default_value(ls.kind), "cwcl | infonce (LiT)")(
+      "loss.kernel", po::value(&ls.kernel)->default_value(ls.kernel), "CWCL weight kernel: linear | exp")(
+      "loss.kernel_temperature",
+      po::value(&o.loss.kernel_temperature)->default_value(o.loss.kernel_temperature),
+      "exp kernel temperature")("loss.mask", po::value(&ls.mask)->default_value(ls.mask),
+                                "none | topk | threshold")(
+      "loss.top_k", po::value(&o.loss.top_k)->default_value(o.loss.top_k), "k of the topk mask")(
+      "loss.threshold", po::value(&o.loss.threshold)->default_value(o.loss.threshold), "threshold mask")(
+      "loss.reverse", po::value(&ls.reverse)->default_value(ls.reverse), "weighted | infonce | none")(
+      "loss.reduction", po::value(&ls.reduction)->default_value(ls.reduction), "mean | sum")(
+      "loss.init_temperature", po::value(&o.loss.init_temperature)->default_value(o.loss.init_temperature),
+      "initial temperature")("loss.learn_temperature",
+                             po::value(&o.loss.learn_temperature)->default_value(o.loss.learn_temperature),
+                             "learn the logit scale")(
+      "loss.max_logit_scale", po::value(&o.loss.max_logit_scale)->default_value(o.loss.max_logit_scale),
+      "clamp of the logit scale");
+
+  po::options_description optim("Optimization [optim]");
+  optim.add_options()("optim.steps", po::value(&o.steps)->default_value(o.steps), "training steps")(
+      "optim.batch_size", po::value(&o.batch_size)->default_value(o.batch_size), "images (pairs) per step")(
+      "optim.warmup_steps", po::value(&o.warmup_steps)->default_value(o.warmup_steps), "linear warmup")(
+      "optim.lr", po::value(&o.lr)->default_value(o.lr), "peak learning rate")(
+      "optim.min_lr_ratio", po::value(&o.min_lr_ratio)->default_value(o.min_lr_ratio), "cosine floor")(
+      "optim.weight_decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "AdamW decay")(
+      "optim.beta1", po::value(&o.beta1)->default_value(o.beta1), "AdamW beta1")(
+      "optim.beta2", po::value(&o.beta2)->default_value(o.beta2), "AdamW beta2")(
+      "optim.eps", po::value(&o.eps)->default_value(o.eps), "AdamW epsilon")(
+      "optim.grad_clip", po::value(&o.grad_clip)->default_value(o.grad_clip), "global-norm clip (0: off)");
+
+  po::options_description run("Run [run]");
+  run.add_options()("run.seed", po::value(&o.seed)->default_value(o.seed), "seed")(
+      "run.out", po::value(&o.out)->default_value(o.out), "output folder")(
+      "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every),
+      "evaluate every N steps (0: end)")("run.checkpoint_every",
+                                         po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
+                                         "checkpoint every N steps (0: end)")(
+      "run.keep_last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints kept")(
+      "run.log_every", po::value(&o.log_every)->default_value(o.log_every), "log every N steps")(
+      "run.resume", po::value(&o.resume)->default_value(o.resume), "continue from <out>/checkpoints")(
+      "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)");
+
+  po::options_description eval("Evaluation [eval]");
+  eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),
+                     "images per evaluation batch")(
+      "eval.max_items", po::value(&o.eval_max_items)->default_value(o.eval_max_items),
+      "test images in mid-run evaluations (0: all; the final one uses all)");
+
+  po::options_description all("train --task image_ssl | image_text: the image-text experiment");
+  all.add(general).add(data).add(model).add(ssl).add(loss).add(optim).add(run).add(eval);
+
+  po::variables_map vm;
+  std::optional<po::parsed_options> command_line;
+  try {
+    command_line.emplace(po::parse_command_line(argc, argv, all));
+    po::store(*command_line, vm);
+    if (vm.count("config")) {
+      auto files = vm["config"].as<std::vector<std::string>>();
+      for (auto it = files.rbegin(); it != files.rend(); ++it) {
+        std::ifstream in(*it);
+        CW_CHECK(in.good(), ValueError, "--config: cannot open '", *it, "'");
+        try {
+          po::store(po::parse_config_file(in, all), vm);
+        } catch (const po::error& e) {
+          throw ValueError(std::string("config file '") + *it + "': " + e.what());
+        }
+      }
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ValueError(std::string("train: ") + e.what() + " (see --task image_text --help)");
+  }
+  if (vm.count("help")) {
+    out << all << "\n";
+    parsed.exit_now = true;
+    return parsed;
+  }
+  auto parse_as = [](const char* option, auto parse, const std::string& value) {
+    try {
+      return parse(value);
+    } catch (const ValueError& e) {
+      throw ValueError(std::string("--") + option + ": " + e.what());
+    }
+  };
+  o.loss.loss = parse_as("loss.kind", losses::parse_loss_kind, ls.kind);
+  o.loss.kernel = parse_as("loss.kernel", losses::parse_weight_kernel, ls.kernel);
+  o.loss.mask = parse_as("loss.mask", losses::parse_weight_mask, ls.mask);
+  o.loss.reverse = parse_as("loss.reverse", losses::parse_reverse_direction, ls.reverse);
+  o.loss.reduction = parse_as("loss.reduction", losses::parse_direction_reduction, ls.reduction);
+  try {
+    o.loss.validate();
+  } catch (const ValueError& e) {
+    throw ValueError(std::string("[loss] options: ") + e.what());
+  }
+
+  CW_CHECK(o.task == "image_ssl" || o.task == "image_text", ValueError,
+           "--task must be image_ssl or image_text here, got '", o.task, "'");
+  CW_CHECK(o.dataset == "fashion_mnist" || o.dataset == "digits" || o.dataset == "shapes", ValueError,
+           "--data.dataset must be fashion_mnist, digits or shapes, got '", o.dataset, "'");
+  CW_CHECK(o.loader_workers >= 0 && o.loader_workers <= 64, ValueError,
+           "--data.loader_workers must be in [0, 64], got ", o.loader_workers);
+  CW_CHECK(o.image_preset == "micro28" || o.image_preset == "small28", ValueError,
+           "--model.image_preset must be micro28 or small28, got '", o.image_preset, "'");
+  CW_CHECK(
+      o.image_patch >= 0 && o.image_dim >= 0 && o.image_layers >= 0 && o.image_heads >= 0 && o.image_mlp >= 0,
+      ValueError, "--model.image_* sizes must be >= 0 (0 keeps the preset's)");
+  CW_CHECK(o.ssl_proj_dim >= 1, ValueError, "--model.ssl_proj_dim must be >= 1");
+  CW_CHECK(o.task != "image_text" || !o.image_tower.empty(), ValueError,
+           "--task image_text needs --model.image_tower (the file written by --task image_ssl)");
+  CW_CHECK(o.text_train_layers >= -1, ValueError, "--model.text_train_layers must be >= -1, got ",
+           o.text_train_layers);
+  CW_CHECK(o.crop_min_scale > 0 && o.crop_min_scale <= 1, ValueError,
+           "--ssl.crop_min_scale must be in (0, 1]");
+  CW_CHECK(o.brightness >= 0 && o.brightness < 1 && o.contrast >= 0 && o.contrast < 1 && o.noise_std >= 0,
+           ValueError, "--ssl.brightness and --ssl.contrast must be in [0, 1), --ssl.noise_std >= 0");
+  CW_CHECK(o.ssl_temperature > 0, ValueError, "--ssl.temperature must be > 0");
+  CW_CHECK(o.knn_k >= 1 && o.knn_memory >= 0, ValueError, "--ssl.knn_k must be >= 1, --ssl.knn_memory >= 0");
+  CW_CHECK(o.steps >= 1, ValueError, "--optim.steps must be >= 1, got ", o.steps);
+  CW_CHECK(o.batch_size >= 2, ValueError, "--optim.batch_size must be >= 2, got ", o.batch_size);
+  CW_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.steps, ValueError, "--optim.warmup_steps (",
+           o.warmup_steps, ") must be in [0, --optim.steps = ", o.steps, ")");
+  CW_CHECK(o.lr > 0 && o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1 && o.weight_decay >= 0, ValueError,
+           "--optim.lr must be > 0, --optim.min_lr_ratio in [0, 1], --optim.weight_decay >= 0");
+  CW_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0 && o.grad_clip >= 0,
+           ValueError, "--optim.beta1/beta2 must be in [0, 1), --optim.eps > 0, --optim.grad_clip >= 0");
+  CW_CHECK(o.eval_every >= 0 && o.checkpoint_every >= 0 && o.log_every >= 1 && o.keep_last >= 1, ValueError,
+           "--run.eval_every/checkpoint_every must be >= 0, --run.log_every and --run.keep_last >= 1");
+  CW_CHECK(o.threads >= 0 && !o.out.empty(), ValueError, "--run.threads must be >= 0, --run.out not empty");
+  CW_CHECK(o.eval_batch_size >= 1 && o.eval_max_items >= 0, ValueError,
+           "--eval.batch_size must be >= 1 and --eval.max_items >= 0");
+  if (vm.count("print-config")) {
+    out << o.to_ini();
+    parsed.exit_now = true;
+  }
+  return parsed;
+}
+
+std::string requested_task(int argc, const char* const* argv) {
+  std::string task;
+  std::vector<std::string> configs;
+  po::options_description d;
+  d.add_options()("task", po::value(&task))("config,c", po::value(&configs)->composing());
+  po::variables_map vm;
+  try {
+    // Only --task and --config are read here; every other option waits for the strict parser.
+    po::store(po::command_line_parser(argc, argv).options(d).allow_unregistered().run(), vm);
+    if (vm.count("config"))
+      for (auto it = vm["config"].as<std::vector<std::string>>().rbegin();
+           it != vm["config"].as<std::vector<std::string>>().rend(); ++it) {
+        std::ifstream in(*it);
+        if (in.good()) po::store(po::parse_config_file(in, d, true), vm);
+      }
+    po::notify(vm);
+  } catch (const po::error&) {
+    return "speech_text";  // the strict parser reports the problem
+  }
+  return task.empty() ? "speech_text" : task;
+}
+
+}  // namespace cw::train

@@ -1,0 +1,53 @@
+// The image-text experiment's training loop (`train --task image_text`), the paper's image-text
+// setup in miniature: the image tower (pretrained by --task image_ssl, ssl_trainer.h) is frozen
+// and its embeddings of every image are cached once; the text tower (MiniLM + projection,
+// image_text_model.h) learns to embed each image's caption where the image tower embeds the
+// image, with CWCL (weights from the frozen IMAGE tower's similarities) or InfoNCE (LiT), a
+// learnable temperature, AdamW, warmup + cosine, clipping, checkpoints and --run.resume. Then
+// zero-shot classification of the test images from class names in every prompt template (per
+// template and ensembled), caption retrieval and the structure correlation, as a table, eval.csv /
+// eval.jsonl and eval_final.json. Part of train/.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "train/image_options.h"
+#include "train/zero_shot.h"
+
+namespace cw::train {
+
+struct ImageTextEval {
+  std::string dataset;
+  ZeroShotScore zero_shot;             // test images, every template and the ensemble
+  std::vector<std::string> templates;  // in per_template's order
+  RetrievalScore retrieval;            // text (first caption) <-> image, on the first test rows
+  double structure_correlation = 0;    // text-tower vs image-tower similarity structure, same rows
+  double seconds = 0;
+  nlohmann::json to_json() const;
+  std::string table() const;  // human-readable, one template per line
+};
+
+struct ImageTextResult {
+  int64_t steps_done = 0;
+  bool stopped_on_nan = false;
+  std::vector<double> losses;
+  ImageTextEval initial_eval;  // before the first step (the MiniLM start with a random projection)
+  ImageTextEval final_eval;
+  double train_seconds = 0, prepare_seconds = 0;
+};
+
+ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log);
+
+// `eval` for a run of --task image_text: rebuilds the model from the run's config.ini, loads the
+// checkpoint (the latest when `checkpoint` is empty), evaluates on the test split and prints the
+// table and JSON (also written to json_out when given). Returns the evaluation.
+ImageTextEval evaluate_image_text_run(const std::filesystem::path& run_dir,
+                                      const std::filesystem::path& checkpoint, const std::string& json_out,
+                                      std::ostream& out);
+
+}  // namespace cw::train

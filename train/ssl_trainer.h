@@ -1,0 +1,30 @@
+// Self-supervised pretraining of the image tower (`train --task image_ssl`): SimCLR without
+// labels on a data set's training images. Two augmented views of every image (ssl_augment.h) go
+// through the ViT and its projection head, and the project's InfoNCE loss (losses/, both
+// directions, fixed temperature) pulls each image's two views together against the other images
+// of the batch. AdamW, warmup + cosine, clipping, atomic checkpoints and --run.resume as the
+// speech trainer; at the end the tower is written as <out>/image_tower.safetensors (image_tower.h)
+// and checked by weighted k-NN classification of the test images (image_knn.h). Part of train/.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <vector>
+
+#include "train/image_options.h"
+
+namespace cw::train {
+
+struct ImageSslResult {
+  int64_t steps_done = 0;
+  bool stopped_on_nan = false;
+  std::vector<double> losses;                   // every step this process ran
+  std::vector<std::pair<int64_t, double>> knn;  // (step, k-NN test accuracy), step 0 = the random init
+  std::filesystem::path tower;                  // the tower file written at the end
+  double train_seconds = 0;
+};
+
+ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log);
+
+}  // namespace cw::train
