@@ -27,7 +27,7 @@ fi
 OUT="${OUT:-$PWD/gpu_check_out}"
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.log"
-BUILD=/tmp/cw_gpu_build
+BUILD="${CW_GPU_BUILD:-/tmp/cw_gpu_build}"  # overridable, to rehearse the script on a dev machine
 DEPS=/tmp/cw_deps
 : > "$SUMMARY"
 say() { echo "$*" | tee -a "$SUMMARY"; }
@@ -42,7 +42,10 @@ step() {
 }
 
 say "== gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
+# nvcc may be installed without being on PATH.
+command -v nvcc > /dev/null || export PATH="$PATH:/usr/local/cuda/bin"
 {
+  echo "nvcc: $(command -v nvcc || echo MISSING)  g++: $(command -v g++ || echo MISSING)  ninja: $(command -v ninja || echo no)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
   nvcc --version 2>&1 | tail -2
   g++ --version 2>&1 | head -1
@@ -60,15 +63,16 @@ rm -rf "$DEPS" && mkdir -p "$DEPS" && tar -C "$DEPS" -xJf .gpu_deps/deps.tar.xz
 gen=()
 command -v ninja > /dev/null && gen=(-G Ninja)
 step configure 45 "$OUT/configure.log" \
-  cmake -S tools/gpu_check -B "$BUILD" "${gen[@]}" -DCW_DEPS="$DEPS" -DCMAKE_BUILD_TYPE=Release
-grep -E "cwcl|gpu_check|cuDNN" "$OUT/configure.log" | tee -a "$SUMMARY"
+  cmake -S tools/gpu_check -B "$BUILD" "${gen[@]}" -DCW_DEPS="$DEPS" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 ${CW_GPU_CMAKE_ARGS:-}
+grep -E "cwcl|gpu_check|cuDNN|CMake Error" -A2 "$OUT/configure.log" | head -30 | tee -a "$SUMMARY"
 step build 180 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench -j16
 tail -5 "$OUT/build.log" >> "$SUMMARY"
 
 BIN="$BUILD/cw_cuda_tests"
 if [[ -x "$BIN" ]]; then
   step tests 45 "$OUT/tests.log" "$BIN" --gtest_output="xml:$OUT/cuda_tests.xml"
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran|^\[  FAILED" "$OUT/tests.log" | tee -a "$SUMMARY"
+  grep -E "tests ran|^\[  PASSED  \] [0-9]|^\[  SKIPPED \] [0-9]|^\[  FAILED  \]" "$OUT/tests.log" | tee -a "$SUMMARY"
   # memcheck: out-of-bounds and misaligned accesses in every kernel the tests launch.
   step memcheck 90 "$OUT/memcheck.log" \
     compute-sanitizer --tool memcheck --leak-check no --error-exitcode 7 "$BIN" --gtest_brief=1
