@@ -9,54 +9,14 @@
 //   inner > 1 (columns, e.g. a bias gradient, sum over dim 0 of (B*T, C)): one thread per
 //     output, reading coalesced across inner. When outer*inner threads are too few for r (C =
 //     384 outputs over 65536 rows), r is cut into chunks whose partials a second pass combines.
-#include <cfloat>
 #include <climits>
 
 #include "cuda/cuda_backend.h"
 #include "cuda/launch.cuh"
+#include "cuda/reduce_math.h"
 
 namespace cw::cuda {
 namespace {
-
-template <class T>
-using AccT = std::conditional_t<std::is_same_v<T, float>, double, T>;
-
-template <class A>
-__device__ __forceinline__ bool is_nan(A v) {
-  if constexpr (std::is_floating_point_v<A>) return v != v; else return false;
-}
-
-// Sum/Mean/Max/Min as one combining rule (Mean combines as Sum, divides at the end).
-template <class A>
-struct Combine {
-  ReduceOp op;
-  __device__ __forceinline__ A operator()(A a, A b) const {
-    switch (op) {
-      case ReduceOp::Max: return is_nan(a) ? a : (is_nan(b) ? b : (a > b ? a : b));
-      case ReduceOp::Min: return is_nan(a) ? a : (is_nan(b) ? b : (a < b ? a : b));
-      default: return a + b;
-    }
-  }
-  __device__ __forceinline__ A identity() const {
-    if constexpr (std::is_floating_point_v<A>) {
-      if (op == ReduceOp::Max) return -INFINITY;
-      if (op == ReduceOp::Min) return INFINITY;
-    } else {
-      if (op == ReduceOp::Max) return LLONG_MIN;
-      if (op == ReduceOp::Min) return LLONG_MAX;
-    }
-    return A(0);
-  }
-};
-
-template <class A, class T>
-__device__ __forceinline__ T finalize(ReduceOp op, A acc, int64_t r) {
-  if (op == ReduceOp::Mean) {
-    if constexpr (std::is_floating_point_v<A>) return static_cast<T>(acc / static_cast<A>(r));
-    else return static_cast<T>(r ? acc / r : 0);
-  }
-  return static_cast<T>(acc);
-}
 
 // Block (o, s) reduces chunk s of row o. Final: writes out[o] (T); else the partial
 // part[s * outer + o] (A), for reduce_cols to combine.
@@ -96,18 +56,6 @@ __global__ void reduce_cols_kernel(ReduceOp op, const In* x, void* dst, int64_t 
     else
       static_cast<A*>(dst)[s * n + t] = acc;
   }
-}
-
-// ArgMax: `a` better than `b` (a NaN beats numbers, the larger value wins, ties to the lower index).
-template <class T>
-__device__ __forceinline__ bool better(T va, int64_t ia, T vb, int64_t ib) {
-  if (is_nan(va) || is_nan(vb)) return is_nan(va) && (!is_nan(vb) || ia < ib);
-  return va > vb || (va == vb && ia < ib);
-}
-
-template <class T>
-__device__ __forceinline__ T lowest() {
-  if constexpr (std::is_floating_point_v<T>) return -INFINITY; else return LLONG_MIN;
 }
 
 template <class T>

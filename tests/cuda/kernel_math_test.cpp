@@ -6,11 +6,15 @@
 // expf & co. differ from glibc in the last ulps; the parity suite covers that.)
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <random>
+
 #include "core/backend.h"
 #include "core/ops.h"
 #include "cuda/conv_math.h"
 #include "cuda/elementwise_math.h"
 #include "cuda/index_math.h"
+#include "cuda/reduce_math.h"
 #include "cuda/strided.h"
 #include "support/check.h"
 
@@ -213,6 +217,57 @@ TEST(CudaKernelMath, BinaryFunctionsMatchCpu) {
       }
     }
   }
+}
+
+// Combines the items in a random tree order, as a block reduction does, with `pick`.
+template <class Item, class Pick>
+Item random_tree(std::vector<Item> items, std::mt19937& rng, Pick pick) {
+  while (items.size() > 1) {
+    std::uniform_int_distribution<size_t> d(0, items.size() - 1);
+    const size_t i = d(rng);
+    Item a = items[i];
+    items.erase(items.begin() + static_cast<int64_t>(i));
+    const size_t j = std::uniform_int_distribution<size_t>(0, items.size() - 1)(rng);
+    items[j] = pick(a, items[j]);
+  }
+  return items[0];
+}
+
+TEST(CudaKernelMath, ReductionRulesAreOrderFreeAndMatchCpu) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<std::vector<double>> rows = {
+      {1, 3, 2, 3, 0, 3},               // ties: the first maximum
+      {-5, nan, 2, nan, 9},             // NaNs: the first NaN wins, max is NaN
+      {-INFINITY, -INFINITY, -INFINITY},  // all -inf: index 0
+      {4},
+  };
+  std::mt19937 rng(3);
+  for (const auto& row : rows) {
+    const Tensor x = test::f64(row, {1, static_cast<int64_t>(row.size())});
+    const int64_t want_arg = ops::argmax(x, 1).to_vector<int64_t>()[0];
+    const double want_max = ops::amax(x, {1}).to_vector<double>()[0], want_min = ops::amin(x, {1}).to_vector<double>()[0];
+    std::vector<std::pair<double, int64_t>> items;
+    for (size_t i = 0; i < row.size(); ++i) items.emplace_back(row[i], static_cast<int64_t>(i));
+    items.emplace_back(cuda::lowest<double>(), std::numeric_limits<int64_t>::max());  // an idle thread's pair
+    const cuda::Combine<double> mx{ReduceOp::Max}, mn{ReduceOp::Min};
+    for (int trial = 0; trial < 50; ++trial) {
+      const auto best = random_tree(items, rng, [](auto a, auto b) {
+        return cuda::better(a.first, a.second, b.first, b.second) ? a : b;
+      });
+      ASSERT_EQ(best.second, want_arg) << "trial " << trial;
+      std::vector<double> vals(row.begin(), row.end());
+      vals.push_back(mx.identity());
+      const double m = random_tree(vals, rng, [&](double a, double b) { return mx(a, b); });
+      EXPECT_TRUE(std::isnan(want_max) ? std::isnan(m) : m == want_max) << m << " vs " << want_max;
+      vals.back() = mn.identity();
+      const double n = random_tree(vals, rng, [&](double a, double b) { return mn(a, b); });
+      EXPECT_TRUE(std::isnan(want_min) ? std::isnan(n) : n == want_min) << n << " vs " << want_min;
+    }
+  }
+  // Mean's final division, floating and integer (as the CPU: integer division).
+  EXPECT_EQ((cuda::finalize<double, float>(ReduceOp::Mean, 7.0, 2)), 3.5f);
+  EXPECT_EQ((cuda::finalize<int64_t, int64_t>(ReduceOp::Mean, 7, 2)), 3);
+  EXPECT_TRUE(std::isnan(cuda::finalize<double, double>(ReduceOp::Mean, 0.0, 0)));  // mean of nothing
 }
 
 }  // namespace
