@@ -39,8 +39,8 @@ class CachingAllocator {
   std::shared_ptr<Storage> allocate(size_t nbytes, Device device) {
     const int dev = device.index;
     static const int count = device_count();
-    CW_CHECK(dev >= 0 && dev < count, DeviceError, "allocate: ", device.str(), " requested but this machine has ",
-             count, " usable CUDA device(s)");
+    CW_CHECK(dev >= 0 && dev < count, DeviceError, "allocate: ", device.str(),
+             " requested but this machine has ", count, " usable CUDA device(s)");
     const size_t cls = allocation_size_class(nbytes);
     void* p = nullptr;
     {
@@ -61,7 +61,8 @@ class CachingAllocator {
       s.allocated += cls;
       s.peak_allocated = std::max(s.peak_allocated, s.allocated);
     }
-    return std::make_shared<Storage>(p, nbytes, device, [dev, cls](void* q) { instance().release(dev, q, cls); });
+    return std::make_shared<Storage>(p, nbytes, device,
+                                     [dev, cls](void* q) { instance().release(dev, q, cls); });
   }
 
   void release(int dev, void* p, size_t cls) {
@@ -129,8 +130,8 @@ class CachingAllocator {
       (void)cudaGetLastError();
       const MemoryStats s = stats(dev);
       throw DeviceError(::cw::detail::cat("allocate: cannot allocate ", nbytes, " bytes on cuda:", dev, ": ",
-                                    cudaGetErrorName(e), " (", cudaGetErrorString(e), "); ", s.allocated,
-                                    " bytes in live tensors, ", s.reserved, " reserved"));
+                                          cudaGetErrorName(e), " (", cudaGetErrorString(e), "); ",
+                                          s.allocated, " bytes in live tensors, ", s.reserved, " reserved"));
     }
     std::lock_guard<std::mutex> lock(mu_);
     MemoryStats& s = at(dev).stats;

@@ -19,7 +19,8 @@ DeviceGuard::DeviceGuard(int index) {
 
 DeviceGuard::~DeviceGuard() {
   int now = -1;
-  if (cudaGetDevice(&now) == cudaSuccess && now != previous_ && previous_ >= 0) (void)cudaSetDevice(previous_);
+  if (cudaGetDevice(&now) == cudaSuccess && now != previous_ && previous_ >= 0)
+    (void)cudaSetDevice(previous_);
 }
 
 int device_count() {
@@ -52,7 +53,8 @@ bool allow_tf32() { return g_allow_tf32; }
 cublasHandle_t cublas_handle(int device) {
   static std::mutex mu;
   static std::array<cublasHandle_t, kMaxDevices> handles{};
-  CW_CHECK(device >= 0 && device < kMaxDevices, DeviceError, "cuBLAS: device index ", device, " out of range");
+  CW_CHECK(device >= 0 && device < kMaxDevices, DeviceError, "cuBLAS: device index ", device,
+           " out of range");
   std::lock_guard<std::mutex> lock(mu);
   if (!handles[device]) {
     DeviceGuard g(device);

@@ -15,8 +15,9 @@
 namespace cw::cuda {
 namespace {
 
-#define CW_GRID_LOOP(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+#define CW_GRID_LOOP(i, n)                                                  \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
+       i += int64_t{gridDim.x} * blockDim.x)
 
 template <class T>
 __global__ void im2col_kernel(const T* x, T* cols, int64_t total, Geo g) {
@@ -57,8 +58,8 @@ void CudaBackend::im2col(const Tensor& x, const ConvGeometry& geo, Tensor& cols)
   DeviceGuard g(x.device());
   dispatch_cuda<false>(x.dtype(), "im2col", [&](auto tag) {
     using T = decltype(tag);
-    im2col_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(static_cast<const T*>(x.raw_data()),
-                                                                 static_cast<T*>(cols.raw_data()), total, geo_of(geo));
+    im2col_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
+        static_cast<const T*>(x.raw_data()), static_cast<T*>(cols.raw_data()), total, geo_of(geo));
   });
   CW_CUDA_CHECK_LAUNCH("im2col_kernel");
 }
@@ -69,8 +70,8 @@ void CudaBackend::col2im(const Tensor& cols, const ConvGeometry& geo, Tensor& x)
   DeviceGuard g(x.device());
   dispatch_cuda<false>(x.dtype(), "col2im", [&](auto tag) {
     using T = decltype(tag);
-    col2im_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(static_cast<const T*>(cols.raw_data()),
-                                                                 static_cast<T*>(x.raw_data()), total, geo_of(geo));
+    col2im_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
+        static_cast<const T*>(cols.raw_data()), static_cast<T*>(x.raw_data()), total, geo_of(geo));
   });
   CW_CUDA_CHECK_LAUNCH("col2im_kernel");
 }
@@ -82,8 +83,8 @@ void CudaBackend::depthwise_conv(const Tensor& x, const Tensor& w, const ConvGeo
   dispatch_cuda<false>(x.dtype(), "depthwise_conv", [&](auto tag) {
     using T = decltype(tag);
     depthwise_forward_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
-        static_cast<const T*>(x.raw_data()), static_cast<const T*>(w.raw_data()), static_cast<T*>(out.raw_data()),
-        total, geo_of(geo));
+        static_cast<const T*>(x.raw_data()), static_cast<const T*>(w.raw_data()),
+        static_cast<T*>(out.raw_data()), total, geo_of(geo));
   });
   CW_CUDA_CHECK_LAUNCH("depthwise_forward_kernel");
 }
@@ -96,8 +97,8 @@ void CudaBackend::depthwise_conv_backward_input(const Tensor& gy, const Tensor& 
   dispatch_cuda<false>(gy.dtype(), "depthwise_conv_backward_input", [&](auto tag) {
     using T = decltype(tag);
     depthwise_backward_input_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
-        static_cast<const T*>(gy.raw_data()), static_cast<const T*>(w.raw_data()), static_cast<T*>(gx.raw_data()),
-        total, geo_of(geo));
+        static_cast<const T*>(gy.raw_data()), static_cast<const T*>(w.raw_data()),
+        static_cast<T*>(gx.raw_data()), total, geo_of(geo));
   });
   CW_CUDA_CHECK_LAUNCH("depthwise_backward_input_kernel");
 }
@@ -112,8 +113,8 @@ void CudaBackend::depthwise_conv_backward_weight(const Tensor& gy, const Tensor&
   dispatch_cuda<false>(gy.dtype(), "depthwise_conv_backward_weight", [&](auto tag) {
     using T = decltype(tag);
     depthwise_backward_weight_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream()>>>(
-        static_cast<const T*>(gy.raw_data()), static_cast<const T*>(x.raw_data()), static_cast<T*>(gw.raw_data()),
-        x.size(0), geo_of(geo));
+        static_cast<const T*>(gy.raw_data()), static_cast<const T*>(x.raw_data()),
+        static_cast<T*>(gw.raw_data()), x.size(0), geo_of(geo));
   });
   CW_CUDA_CHECK_LAUNCH("depthwise_backward_weight_kernel");
 }

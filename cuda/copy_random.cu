@@ -22,7 +22,8 @@ namespace {
 
 template <class S, class D, bool Contig>
 __global__ void copy_kernel(const S* src, D* dst, int64_t n, OffsetCalc<2> calc) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
     if constexpr (Contig) {
       dst[i] = static_cast<D>(src[i]);
     } else {
@@ -35,7 +36,8 @@ __global__ void copy_kernel(const S* src, D* dst, int64_t n, OffsetCalc<2> calc)
 
 template <class T, bool Contig>
 __global__ void fill_kernel(T* dst, int64_t n, T value, OffsetCalc<1> calc) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
     if constexpr (Contig) {
       dst[i] = value;
     } else {
@@ -48,13 +50,15 @@ __global__ void fill_kernel(T* dst, int64_t n, T value, OffsetCalc<1> calc) {
 
 template <class T>
 __global__ void arange_kernel(T* out, int64_t n, double start, double step) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
     out[i] = static_cast<T>(fma(static_cast<double>(i), step, start));
 }
 
 template <class T>
 __global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
     const Philox4 r = philox4x32(offset + static_cast<uint64_t>(i), 0, seed);
     T v = static_cast<T>(fma(hi - lo, uniform_double(r.v[0], r.v[1]), lo));
     // As on the CPU: rounding to f32 can land on hi; keep the interval half-open.
@@ -70,7 +74,8 @@ __global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset
 
 template <class T>
 __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double std) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
     // Box-Muller on two uniforms of one block, in double, as the CPU backend.
     const Philox4 r = philox4x32(offset + static_cast<uint64_t>(i), 0, seed);
     const double u1 = 1.0 - uniform_double(r.v[0], r.v[1]);
@@ -139,8 +144,8 @@ void CudaBackend::uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo
   DeviceGuard g(out.device());
   dispatch_cuda<false>(out.dtype(), "uniform", [&](auto tag) {
     using T = decltype(tag);
-    uniform_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(static_cast<T*>(out.raw_data()), n, seed, offset, lo,
-                                                              hi);
+    uniform_kernel<T>
+        <<<grid_for(n), kThreads, 0, stream()>>>(static_cast<T*>(out.raw_data()), n, seed, offset, lo, hi);
   });
   CW_CUDA_CHECK_LAUNCH("uniform_kernel");
 }
@@ -151,8 +156,8 @@ void CudaBackend::normal(Tensor& out, uint64_t seed, uint64_t offset, double mea
   DeviceGuard g(out.device());
   dispatch_cuda<false>(out.dtype(), "normal", [&](auto tag) {
     using T = decltype(tag);
-    normal_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(static_cast<T*>(out.raw_data()), n, seed, offset, mean,
-                                                             std);
+    normal_kernel<T>
+        <<<grid_for(n), kThreads, 0, stream()>>>(static_cast<T*>(out.raw_data()), n, seed, offset, mean, std);
   });
   CW_CUDA_CHECK_LAUNCH("normal_kernel");
 }

@@ -46,8 +46,10 @@ class CudaBackend final : public Backend {
   void col2im(const Tensor& cols, const ConvGeometry& g, Tensor& x) override;
 
   void depthwise_conv(const Tensor& x, const Tensor& w, const ConvGeometry& g, Tensor& out) override;
-  void depthwise_conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g, Tensor& gx) override;
-  void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g, Tensor& gw) override;
+  void depthwise_conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g,
+                                     Tensor& gx) override;
+  void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
+                                      Tensor& gw) override;
 };
 
 Backend& cuda_backend();

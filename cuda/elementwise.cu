@@ -10,8 +10,9 @@
 namespace cw::cuda {
 namespace {
 
-#define CW_GRID_LOOP(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+#define CW_GRID_LOOP(i, n)                                                  \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
+       i += int64_t{gridDim.x} * blockDim.x)
 
 template <class T, bool Contig>
 __global__ void unary_kernel(UnaryOp op, const T* x, T* out, int64_t n, double p, OffsetCalc<2> calc) {
@@ -28,8 +29,8 @@ __global__ void unary_kernel(UnaryOp op, const T* x, T* out, int64_t n, double p
 
 // Operand order: gx, x, y, gy.
 template <class T, bool Contig>
-__global__ void unary_backward_kernel(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, double p,
-                                      OffsetCalc<4> calc) {
+__global__ void unary_backward_kernel(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n,
+                                      double p, OffsetCalc<4> calc) {
   CW_GRID_LOOP(i, n) {
     if constexpr (Contig) {
       gx[i] = gy[i] * unary_grad<T>(op, x[i], y[i], p);
@@ -70,7 +71,8 @@ void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, double p) {
   if (n == 0) return;
   DeviceGuard g(out.device());
   bool contig = false;
-  const auto calc = make_offset_calc<2>(out.shape(), {&out.strides(), &x.strides()}, contig, unary_op_name(op));
+  const auto calc =
+      make_offset_calc<2>(out.shape(), {&out.strides(), &x.strides()}, contig, unary_op_name(op));
   dispatch_cuda<true>(x.dtype(), unary_op_name(op), [&](auto tag) {
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x.raw_data());
@@ -91,8 +93,8 @@ void CudaBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, c
   // y is only read by ops whose derivative uses it; others may pass an undefined y.
   const Tensor& yy = y.defined() ? y : x;
   bool contig = false;
-  const auto calc = make_offset_calc<4>(gx.shape(), {&gx.strides(), &x.strides(), &yy.strides(), &gy.strides()},
-                                        contig, unary_op_name(op));
+  const auto calc = make_offset_calc<4>(
+      gx.shape(), {&gx.strides(), &x.strides(), &yy.strides(), &gy.strides()}, contig, unary_op_name(op));
   dispatch_cuda<false>(x.dtype(), unary_op_name(op), [&](auto tag) {
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x.raw_data());
@@ -132,8 +134,8 @@ void CudaBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, Te
   if (n == 0) return;
   DeviceGuard g(out.device());
   bool contig = false;
-  const auto calc = make_offset_calc<4>(out.shape(), {&out.strides(), &cond.strides(), &a.strides(), &b.strides()},
-                                        contig, "where");
+  const auto calc = make_offset_calc<4>(
+      out.shape(), {&out.strides(), &cond.strides(), &a.strides(), &b.strides()}, contig, "where");
   dispatch_cuda<true>(a.dtype(), "where", [&](auto tag) {
     using T = decltype(tag);
     dispatch_cuda<true>(cond.dtype(), "where", [&](auto ctag) {

@@ -21,27 +21,45 @@ constexpr double kGeluC = 0.044715;
 // Precision-matched math: the float overloads (expf, ...) for f32, double ones for f64.
 template <class T>
 CW_HD T dexp(T x) {
-  if constexpr (sizeof(T) == 4) return expf(x); else return exp(x);
+  if constexpr (sizeof(T) == 4)
+    return expf(x);
+  else
+    return exp(x);
 }
 template <class T>
 CW_HD T dlog(T x) {
-  if constexpr (sizeof(T) == 4) return logf(x); else return log(x);
+  if constexpr (sizeof(T) == 4)
+    return logf(x);
+  else
+    return log(x);
 }
 template <class T>
 CW_HD T dsqrt(T x) {
-  if constexpr (sizeof(T) == 4) return sqrtf(x); else return sqrt(x);
+  if constexpr (sizeof(T) == 4)
+    return sqrtf(x);
+  else
+    return sqrt(x);
 }
 template <class T>
 CW_HD T dtanh(T x) {
-  if constexpr (sizeof(T) == 4) return tanhf(x); else return tanh(x);
+  if constexpr (sizeof(T) == 4)
+    return tanhf(x);
+  else
+    return tanh(x);
 }
 template <class T>
 CW_HD T derf(T x) {
-  if constexpr (sizeof(T) == 4) return erff(x); else return erf(x);
+  if constexpr (sizeof(T) == 4)
+    return erff(x);
+  else
+    return erf(x);
 }
 template <class T>
 CW_HD T dpow(T x, T p) {
-  if constexpr (sizeof(T) == 4) return powf(x, p); else return pow(x, p);
+  if constexpr (sizeof(T) == 4)
+    return powf(x, p);
+  else
+    return pow(x, p);
 }
 
 template <class T>
@@ -60,7 +78,8 @@ CW_HD T unary_fn(UnaryOp op, T x, double p) {
       case UnaryOp::Sigmoid: return T(1) / (T(1) + dexp(-x));
       case UnaryOp::Relu: return x > T(0) ? x : T(0);
       case UnaryOp::GeluErf: return T(0.5) * x * (T(1) + derf(x * T(kSqrt1_2)));
-      case UnaryOp::GeluTanh: return T(0.5) * x * (T(1) + dtanh(T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x)));
+      case UnaryOp::GeluTanh:
+        return T(0.5) * x * (T(1) + dtanh(T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x)));
       case UnaryOp::Silu: return x / (T(1) + dexp(-x));
       case UnaryOp::Abs: return x < T(0) ? -x : x;
       case UnaryOp::Pow: return dpow(x, static_cast<T>(p));
@@ -85,7 +104,8 @@ CW_HD T unary_grad(UnaryOp op, T x, T y, double p) {
       return T(0.5) * (T(1) + derf(x * T(kSqrt1_2))) + x * T(kInvSqrt2Pi) * dexp(T(-0.5) * x * x);
     case UnaryOp::GeluTanh: {
       const T t = dtanh(T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x));
-      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kGeluC) * x * x);
+      return T(0.5) * (T(1) + t) +
+             T(0.5) * x * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kGeluC) * x * x);
     }
     case UnaryOp::Silu: {
       const T s = T(1) / (T(1) + dexp(-x));

@@ -10,19 +10,22 @@
 namespace cw::cuda {
 namespace {
 
-#define CW_GRID_LOOP(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+#define CW_GRID_LOOP(i, n)                                                  \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
+       i += int64_t{gridDim.x} * blockDim.x)
 
 template <class T>
 __device__ __forceinline__ void atomic_add(T* p, T v) {
   if constexpr (std::is_same_v<T, int64_t>)
-    atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));  // two's complement
+    atomicAdd(reinterpret_cast<unsigned long long*>(p),
+              static_cast<unsigned long long>(v));  // two's complement
   else
     atomicAdd(p, v);
 }
 
 template <class T>
-__global__ void index_select_kernel(const T* x, const int64_t* idx, T* out, int64_t total, int64_t n, Around a) {
+__global__ void index_select_kernel(const T* x, const int64_t* idx, T* out, int64_t total, int64_t n,
+                                    Around a) {
   CW_GRID_LOOP(t, total) {
     // t = (o * n + i) * inner + j
     out[t] = x[selected_offset(t, idx, n, a)];
@@ -30,19 +33,20 @@ __global__ void index_select_kernel(const T* x, const int64_t* idx, T* out, int6
 }
 
 template <class T>
-__global__ void index_add_kernel(T* out, const int64_t* idx, const T* src, int64_t total, int64_t n, Around a) {
-  CW_GRID_LOOP(t, total) {
-    atomic_add(&out[selected_offset(t, idx, n, a)], src[t]);
-  }
+__global__ void index_add_kernel(T* out, const int64_t* idx, const T* src, int64_t total, int64_t n,
+                                 Around a) {
+  CW_GRID_LOOP(t, total) { atomic_add(&out[selected_offset(t, idx, n, a)], src[t]); }
 }
 
 template <class T>
-__global__ void gather_kernel(const T* x, const int64_t* idx, T* out, int64_t total, int64_t dim, IndexGeo g) {
+__global__ void gather_kernel(const T* x, const int64_t* idx, T* out, int64_t total, int64_t dim,
+                              IndexGeo g) {
   CW_GRID_LOOP(i, total) out[i] = x[gathered_offset(i, g, dim, idx[i])];
 }
 
 template <class T>
-__global__ void scatter_add_kernel(T* out, const int64_t* idx, const T* src, int64_t total, int64_t dim, IndexGeo g) {
+__global__ void scatter_add_kernel(T* out, const int64_t* idx, const T* src, int64_t total, int64_t dim,
+                                   IndexGeo g) {
   CW_GRID_LOOP(i, total) atomic_add(&out[gathered_offset(i, g, dim, idx[i])], src[i]);
 }
 
@@ -83,9 +87,9 @@ void CudaBackend::gather(const Tensor& x, int64_t dim, const Tensor& index, Tens
   const IndexGeo geo = index_geo(index, x, "gather");
   dispatch_cuda<true>(x.dtype(), "gather", [&](auto tag) {
     using T = decltype(tag);
-    gather_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(static_cast<const T*>(x.raw_data()),
-                                                                 static_cast<const int64_t*>(index.raw_data()),
-                                                                 static_cast<T*>(out.raw_data()), total, dim, geo);
+    gather_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
+        static_cast<const T*>(x.raw_data()), static_cast<const int64_t*>(index.raw_data()),
+        static_cast<T*>(out.raw_data()), total, dim, geo);
   });
   CW_CUDA_CHECK_LAUNCH("gather_kernel");
 }

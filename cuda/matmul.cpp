@@ -51,16 +51,16 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out) {
   const char* p2 = static_cast<const char*>(p.second.raw_data());
   char* pc = static_cast<char*>(out.raw_data());
   if (p.strided) {
-    CW_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op1, op2, m, n, k, alpha, p1 + p.off_first[0] * es, type, ld1,
-                                               p.stride_first, p2 + p.off_second[0] * es, type, ld2, p.stride_second,
-                                               beta, pc, type, m, M * N, as_int(p.batch, "batch count"), compute,
-                                               CUBLAS_GEMM_DEFAULT));
+    CW_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op1, op2, m, n, k, alpha, p1 + p.off_first[0] * es, type,
+                                               ld1, p.stride_first, p2 + p.off_second[0] * es, type, ld2,
+                                               p.stride_second, beta, pc, type, m, M * N,
+                                               as_int(p.batch, "batch count"), compute, CUBLAS_GEMM_DEFAULT));
     return;
   }
   for (int64_t i = 0; i < p.batch; ++i)
     CW_CUBLAS_CHECK(cublasGemmEx(h, op1, op2, m, n, k, alpha, p1 + p.off_first[i] * es, type, ld1,
-                                 p2 + p.off_second[i] * es, type, ld2, beta, pc + i * M * N * es, type, m, compute,
-                                 CUBLAS_GEMM_DEFAULT));
+                                 p2 + p.off_second[i] * es, type, ld2, beta, pc + i * M * N * es, type, m,
+                                 compute, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace cw::cuda

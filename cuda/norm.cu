@@ -14,11 +14,17 @@ namespace {
 
 template <class T>
 __device__ __forceinline__ T dexp(T x) {
-  if constexpr (sizeof(T) == 4) return expf(x); else return exp(x);
+  if constexpr (sizeof(T) == 4)
+    return expf(x);
+  else
+    return exp(x);
 }
 template <class T>
 __device__ __forceinline__ T dlog(T x) {
-  if constexpr (sizeof(T) == 4) return logf(x); else return log(x);
+  if constexpr (sizeof(T) == 4)
+    return logf(x);
+  else
+    return log(x);
 }
 
 // Threads per row-block: enough to cover short rows with few idle lanes.
@@ -61,7 +67,8 @@ __global__ void softmax_backward_kernel(const T* y, const T* gy, T* gx, int64_t 
 }
 
 template <class T>
-__global__ void layer_norm_kernel(const T* x, const T* w, const T* b, double eps, T* y, T* mean, T* rstd, int64_t n) {
+__global__ void layer_norm_kernel(const T* x, const T* w, const T* b, double eps, T* y, T* mean, T* rstd,
+                                  int64_t n) {
   const T* xr = x + blockIdx.x * n;
   T* yr = y + blockIdx.x * n;
   T s = 0;
@@ -85,8 +92,8 @@ __global__ void layer_norm_kernel(const T* x, const T* w, const T* b, double eps
 
 // dx = rstd * (d - mean(d) - h * mean(d * h)), d = dy * w, h = (x - mean) * rstd.
 template <class T>
-__global__ void layer_norm_backward_kernel(const T* gy, const T* x, const T* mean, const T* rstd, const T* w, T* gx,
-                                           int64_t n) {
+__global__ void layer_norm_backward_kernel(const T* gy, const T* x, const T* mean, const T* rstd, const T* w,
+                                           T* gx, int64_t n) {
   const int64_t off = blockIdx.x * n;
   const T m = mean[blockIdx.x], rs = rstd[blockIdx.x];
   T sd = 0, sdh = 0;
@@ -106,8 +113,9 @@ __global__ void layer_norm_backward_kernel(const T* gy, const T* x, const T* mea
 
 // Partials over rows [c*chunk, (c+1)*chunk) for column j: pw[c*n + j] = sum dy * h, pb = sum dy.
 template <class T>
-__global__ void layer_norm_param_partial_kernel(const T* gy, const T* x, const T* mean, const T* rstd, double* pw,
-                                                double* pb, int64_t rows, int64_t n, int64_t chunk) {
+__global__ void layer_norm_param_partial_kernel(const T* gy, const T* x, const T* mean, const T* rstd,
+                                                double* pw, double* pb, int64_t rows, int64_t n,
+                                                int64_t chunk) {
   const int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (j >= n) return;
   const int64_t c = blockIdx.y, r0 = c * chunk, r1 = min(rows, r0 + chunk);
@@ -158,8 +166,8 @@ void CudaBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx
   dispatch_cuda<false>(y.dtype(), "softmax_backward", [&](auto tag) {
     using T = decltype(tag);
     softmax_backward_kernel<T><<<static_cast<unsigned>(rows), row_threads(n), 0, stream()>>>(
-        static_cast<const T*>(y.raw_data()), static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), n,
-        log);
+        static_cast<const T*>(y.raw_data()), static_cast<const T*>(gy.raw_data()),
+        static_cast<T*>(gx.raw_data()), n, log);
   });
   CW_CUDA_CHECK_LAUNCH("softmax_backward_kernel");
 }
@@ -178,8 +186,9 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor
   CW_CUDA_CHECK_LAUNCH("layer_norm_kernel");
 }
 
-void CudaBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
-                                      const Tensor& weight, Tensor& gx, Tensor& gweight, Tensor& gbias) {
+void CudaBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean,
+                                      const Tensor& rstd, const Tensor& weight, Tensor& gx, Tensor& gweight,
+                                      Tensor& gbias) {
   const int64_t rows = x.size(0), n = x.size(1);
   DeviceGuard g(x.device());
   const bool need_w = gweight.defined(), need_b = gbias.defined();
@@ -201,11 +210,14 @@ void CudaBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const T
     double* pwp = need_w ? static_cast<double*>(pw.raw_data()) : nullptr;
     double* pbp = need_b ? static_cast<double*>(pb.raw_data()) : nullptr;
     const dim3 grid(static_cast<unsigned>((n + kThreads - 1) / kThreads), static_cast<unsigned>(chunks));
-    layer_norm_param_partial_kernel<T><<<grid, kThreads, 0, stream()>>>(pg, px, pm, pr, pwp, pbp, rows, n, chunk);
+    layer_norm_param_partial_kernel<T>
+        <<<grid, kThreads, 0, stream()>>>(pg, px, pm, pr, pwp, pbp, rows, n, chunk);
     if (need_w)
-      sum_chunks_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(pwp, static_cast<T*>(gweight.raw_data()), chunks, n);
+      sum_chunks_kernel<T>
+          <<<grid_for(n), kThreads, 0, stream()>>>(pwp, static_cast<T*>(gweight.raw_data()), chunks, n);
     if (need_b)
-      sum_chunks_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(pbp, static_cast<T*>(gbias.raw_data()), chunks, n);
+      sum_chunks_kernel<T>
+          <<<grid_for(n), kThreads, 0, stream()>>>(pbp, static_cast<T*>(gbias.raw_data()), chunks, n);
   });
   CW_CUDA_CHECK_LAUNCH("layer_norm_backward kernels");
 }

@@ -35,7 +35,7 @@ CW_HD Philox4 philox4x32(uint64_t counter_lo, uint64_t counter_hi, uint64_t key)
 
 // 53 random bits as a double in [0, 1), exactly as core's uniform_double.
 CW_HD double uniform_double(uint32_t a, uint32_t b) {
-  const uint64_t bits = (uint64_t{a} << 21) ^ uint64_t{b};
+  const uint64_t bits = (uint64_t{a} << 21) ^ uint64_t { b };
   return static_cast<double>(bits & ((uint64_t{1} << 53) - 1)) * (1.0 / 9007199254740992.0);
 }
 

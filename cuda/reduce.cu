@@ -21,7 +21,8 @@ namespace {
 // Block (o, s) reduces chunk s of row o. Final: writes out[o] (T); else the partial
 // part[s * outer + o] (A), for reduce_cols to combine.
 template <class T, bool Final>
-__global__ void reduce_rows_kernel(ReduceOp op, const T* x, void* dst, int64_t outer, int64_t r, int64_t chunk) {
+__global__ void reduce_rows_kernel(ReduceOp op, const T* x, void* dst, int64_t outer, int64_t r,
+                                   int64_t chunk) {
   using A = AccT<T>;
   const Combine<A> comb{op};
   const int64_t o = blockIdx.x, s = blockIdx.y;
@@ -40,13 +41,14 @@ __global__ void reduce_rows_kernel(ReduceOp op, const T* x, void* dst, int64_t o
 // Thread per output (o, j) over i in [s*chunk, (s+1)*chunk) of (outer, r, inner) input In.
 // Final: out[o*inner + j] = finalize(acc, count) (T); else part[s*outer*inner + o*inner + j] (A).
 template <class In, class T, bool Final>
-__global__ void reduce_cols_kernel(ReduceOp op, const In* x, void* dst, int64_t outer, int64_t r, int64_t inner,
-                                   int64_t chunk, int64_t count) {
+__global__ void reduce_cols_kernel(ReduceOp op, const In* x, void* dst, int64_t outer, int64_t r,
+                                   int64_t inner, int64_t chunk, int64_t count) {
   using A = AccT<T>;
   const Combine<A> comb{op};
   const int64_t n = outer * inner, s = blockIdx.y;
   const int64_t i0 = s * chunk, i1 = min(r, i0 + chunk);
-  for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n; t += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n;
+       t += int64_t{gridDim.x} * blockDim.x) {
     const int64_t o = t / inner, j = t % inner;
     const In* base = x + o * r * inner + j;
     A acc = comb.identity();
@@ -74,7 +76,8 @@ __global__ void argmax_rows_kernel(const T* x, int64_t* out, int64_t r) {
   si[threadIdx.x] = bi;
   __syncthreads();
   for (unsigned s = blockDim.x / 2; s > 0; s /= 2) {
-    if (threadIdx.x < s && better(sv[threadIdx.x + s], si[threadIdx.x + s], sv[threadIdx.x], si[threadIdx.x])) {
+    if (threadIdx.x < s &&
+        better(sv[threadIdx.x + s], si[threadIdx.x + s], sv[threadIdx.x], si[threadIdx.x])) {
       sv[threadIdx.x] = sv[threadIdx.x + s];
       si[threadIdx.x] = si[threadIdx.x + s];
     }
@@ -88,7 +91,8 @@ __global__ void argmax_rows_kernel(const T* x, int64_t* out, int64_t r) {
 template <class T>
 __global__ void argmax_cols_kernel(const T* x, int64_t* out, int64_t outer, int64_t r, int64_t inner) {
   const int64_t n = outer * inner;
-  for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n; t += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n;
+       t += int64_t{gridDim.x} * blockDim.x) {
     const int64_t o = t / inner, j = t % inner;
     const T* base = x + o * r * inner + j;
     T best = base[0];
@@ -123,16 +127,19 @@ void reduce_typed(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int6
   }
   if (inner == 1) {
     // Rows: split only when there are few, long rows.
-    const int64_t splits = outer >= 256 ? 1 : std::min<int64_t>(1024, std::max<int64_t>(1, ceil_div(r, 8192)));
+    const int64_t splits =
+        outer >= 256 ? 1 : std::min<int64_t>(1024, std::max<int64_t>(1, ceil_div(r, 8192)));
     if (splits == 1) {
-      reduce_rows_kernel<T, true><<<dim3(static_cast<unsigned>(outer), 1), kThreads, 0, stream()>>>(op, px, po, outer,
-                                                                                                   r, r);
+      reduce_rows_kernel<T, true>
+          <<<dim3(static_cast<unsigned>(outer), 1), kThreads, 0, stream()>>>(op, px, po, outer, r, r);
       return;
     }
-    Tensor part = Tensor::empty({splits, outer}, x.dtype() == DType::F32 ? DType::F64 : x.dtype(), x.device());
+    Tensor part =
+        Tensor::empty({splits, outer}, x.dtype() == DType::F32 ? DType::F64 : x.dtype(), x.device());
     const int64_t chunk = ceil_div(r, splits);
-    reduce_rows_kernel<T, false><<<dim3(static_cast<unsigned>(outer), static_cast<unsigned>(splits)), kThreads, 0,
-                                   stream()>>>(op, px, part.raw_data(), outer, r, chunk);
+    reduce_rows_kernel<T, false>
+        <<<dim3(static_cast<unsigned>(outer), static_cast<unsigned>(splits)), kThreads, 0, stream()>>>(
+            op, px, part.raw_data(), outer, r, chunk);
     reduce_cols_kernel<A, T, true><<<grid_for(outer), kThreads, 0, stream()>>>(
         op, static_cast<const A*>(part.raw_data()), po, 1, splits, outer, splits, r);
     return;
@@ -146,10 +153,11 @@ void reduce_typed(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int6
   }
   Tensor part = Tensor::empty({splits, n}, x.dtype() == DType::F32 ? DType::F64 : x.dtype(), x.device());
   const int64_t chunk = ceil_div(r, splits);
-  reduce_cols_kernel<T, T, false><<<dim3(grid_for(n), static_cast<unsigned>(splits)), kThreads, 0, stream()>>>(
-      op, px, part.raw_data(), outer, r, inner, chunk, r);
-  reduce_cols_kernel<A, T, true><<<grid_for(n), kThreads, 0, stream()>>>(op, static_cast<const A*>(part.raw_data()),
-                                                                         po, 1, splits, n, splits, r);
+  reduce_cols_kernel<T, T, false>
+      <<<dim3(grid_for(n), static_cast<unsigned>(splits)), kThreads, 0, stream()>>>(
+          op, px, part.raw_data(), outer, r, inner, chunk, r);
+  reduce_cols_kernel<A, T, true><<<grid_for(n), kThreads, 0, stream()>>>(
+      op, static_cast<const A*>(part.raw_data()), po, 1, splits, n, splits, r);
 }
 
 }  // namespace
@@ -157,8 +165,10 @@ void reduce_typed(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int6
 void CudaBackend::reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int64_t r, int64_t inner) {
   if (outer * inner == 0) return;
   DeviceGuard g(x.device());
-  CW_CHECK(outer < (int64_t{1} << 31), NotImplementedError, "reduce: ", outer, " rows is too many for one grid on cuda");
-  dispatch_cuda<true>(x.dtype(), "reduce", [&](auto tag) { reduce_typed<decltype(tag)>(op, x, out, outer, r, inner); });
+  CW_CHECK(outer < (int64_t{1} << 31), NotImplementedError, "reduce: ", outer,
+           " rows is too many for one grid on cuda");
+  dispatch_cuda<true>(x.dtype(), "reduce",
+                      [&](auto tag) { reduce_typed<decltype(tag)>(op, x, out, outer, r, inner); });
   CW_CUDA_CHECK_LAUNCH("reduce kernels");
 }
 

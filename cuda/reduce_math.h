@@ -20,7 +20,10 @@ using AccT = std::conditional_t<std::is_same_v<T, float>, double, T>;
 
 template <class A>
 CW_HD bool is_nan(A v) {
-  if constexpr (std::is_floating_point_v<A>) return v != v; else return false;
+  if constexpr (std::is_floating_point_v<A>)
+    return v != v;
+  else
+    return false;
 }
 
 // Sum/Mean/Max/Min as one combining rule (Mean combines as Sum, divides at the end).
@@ -49,8 +52,10 @@ struct Combine {
 template <class A, class T>
 CW_HD T finalize(ReduceOp op, A acc, int64_t r) {
   if (op == ReduceOp::Mean) {
-    if constexpr (std::is_floating_point_v<A>) return static_cast<T>(acc / static_cast<A>(r));
-    else return static_cast<T>(r ? acc / r : 0);
+    if constexpr (std::is_floating_point_v<A>)
+      return static_cast<T>(acc / static_cast<A>(r));
+    else
+      return static_cast<T>(r ? acc / r : 0);
   }
   return static_cast<T>(acc);
 }
@@ -64,7 +69,10 @@ CW_HD bool better(T va, int64_t ia, T vb, int64_t ib) {
 
 template <class T>
 CW_HD T lowest() {
-  if constexpr (std::is_floating_point_v<T>) return -INFINITY; else return LLONG_MIN;
+  if constexpr (std::is_floating_point_v<T>)
+    return -INFINITY;
+  else
+    return LLONG_MIN;
 }
 
 }  // namespace cw::cuda

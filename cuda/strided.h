@@ -36,8 +36,8 @@ struct OffsetCalc {
 // Builds the calculator for operands of one shape; `contiguous` is set when every operand
 // walks memory with stride 1 in element order (the Contig fast path applies).
 template <int N>
-OffsetCalc<N> make_offset_calc(const Shape& shape, const std::array<const Strides*, N>& strides, bool& contiguous,
-                               const char* op) {
+OffsetCalc<N> make_offset_calc(const Shape& shape, const std::array<const Strides*, N>& strides,
+                               bool& contiguous, const char* op) {
   OffsetCalc<N> c;
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 1) continue;

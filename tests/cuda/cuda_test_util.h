@@ -45,7 +45,8 @@ class CudaTest : public ::testing::Test {
 };
 
 // Random tensor in [lo, hi) from a seed (CPU).
-inline Tensor rnd(const Shape& shape, DType dt = DType::F32, double lo = -1, double hi = 1, uint64_t seed = 7) {
+inline Tensor rnd(const Shape& shape, DType dt = DType::F32, double lo = -1, double hi = 1,
+                  uint64_t seed = 7) {
   Generator g(seed);
   return ops::uniform(shape, lo, hi, dt, g);
 }

@@ -2,10 +2,11 @@
 // each plan is run through a reference implementation of cuBLAS's column-major GEMM semantics
 // (op flags, leading dimensions, batch offsets) on CPU tensors and compared with the CPU
 // matmul; the leading dimensions must also satisfy cuBLAS's documented bounds.
+#include "cuda/gemm_plan.h"
+
 #include <gtest/gtest.h>
 
 #include "core/ops.h"
-#include "cuda/gemm_plan.h"
 #include "support/check.h"
 
 namespace cw {
@@ -42,7 +43,8 @@ Tensor run_plan(const cuda::GemmPlan& p, const Shape& out_shape) {
 // broadcast batch shape.
 void check(const Tensor& a_in, const Tensor& b_in, const char* what) {
   const Tensor want = ops::matmul(a_in, b_in);
-  const Shape a_batch(a_in.shape().begin(), a_in.shape().end() - 2), b_batch(b_in.shape().begin(), b_in.shape().end() - 2);
+  const Shape a_batch(a_in.shape().begin(), a_in.shape().end() - 2),
+      b_batch(b_in.shape().begin(), b_in.shape().end() - 2);
   Shape batch = broadcast_shapes(a_batch, b_batch, "test");
   Shape ea = batch, eb = batch, eo = batch;
   const int64_t M = a_in.size(-2), K = a_in.size(-1), N = b_in.size(-1);
@@ -76,7 +78,8 @@ TEST(CudaGemmPlan, MatchesCpuMatmulForEveryLayout) {
   check(rand64({1, 8}), rand64({8, 6}, -1, 1, 2), "one row");
   check(rand64({7, 8}), rand64({8, 1}, -1, 1, 2), "one column");
   check(rand64({7, 1}), rand64({1, 6}, -1, 1, 2), "outer product (K = 1)");
-  check(rand64({6, 8}).slice(0, 0, 6, 2), rand64({8, 6}, -1, 1, 2).slice(1, 0, 6, 3), "stepped rows and columns");
+  check(rand64({6, 8}).slice(0, 0, 6, 2), rand64({8, 6}, -1, 1, 2).slice(1, 0, 6, 3),
+        "stepped rows and columns");
   // Neither layout fits (both strides > 1): the plan copies that operand.
   const Tensor odd = rand64({12, 20}).slice(0, 0, 12, 2).slice(1, 0, 20, 2);  // (6, 10), strides (40, 2)
   check(odd, rand64({10, 4}, -1, 1, 2), "operand copied");

@@ -38,13 +38,13 @@ std::vector<int64_t> direct_offsets(const Tensor& t) {
 TEST(CudaKernelMath, OffsetCalcMatchesStrides) {
   const Tensor base = ops::zeros({4, 5, 6, 3});
   const std::vector<Tensor> views = {
-      base,                                                  // contiguous: merged to one dim
-      base.permute({2, 0, 3, 1}),                            // permuted
-      base.slice(1, 1, 5, 2).transpose(0, 3),                // stepped and transposed
-      base.select(2, 4).unsqueeze(1).expand({4, 7, 5, 3}),   // broadcast (stride 0)
-      ops::zeros({5}).expand({2, 3, 5}),                     // leading broadcast dims
-      ops::zeros({}),                                        // 0-d
-      base.narrow(0, 1, 1).narrow(3, 2, 1),                  // size-1 dims
+      base,                                                 // contiguous: merged to one dim
+      base.permute({2, 0, 3, 1}),                           // permuted
+      base.slice(1, 1, 5, 2).transpose(0, 3),               // stepped and transposed
+      base.select(2, 4).unsqueeze(1).expand({4, 7, 5, 3}),  // broadcast (stride 0)
+      ops::zeros({5}).expand({2, 3, 5}),                    // leading broadcast dims
+      ops::zeros({}),                                       // 0-d
+      base.narrow(0, 1, 1).narrow(3, 2, 1),                 // size-1 dims
   };
   for (const Tensor& v : views) {
     const Tensor out = ops::zeros(v.shape());  // a contiguous output beside the strided input
@@ -55,9 +55,11 @@ TEST(CudaKernelMath, OffsetCalcMatchesStrides) {
       int64_t off[2];
       calc.get(i, off);
       ASSERT_EQ(off[0], want_out[i]) << shape_str(v.shape()) << " element " << i;
-      ASSERT_EQ(off[1], want[i]) << shape_str(v.shape()) << " strides " << shape_str(v.strides()) << " element " << i;
+      ASSERT_EQ(off[1], want[i]) << shape_str(v.shape()) << " strides " << shape_str(v.strides())
+                                 << " element " << i;
     }
-    EXPECT_EQ(contig, v.is_contiguous() && v.numel() > 0) << shape_str(v.shape()) << " " << shape_str(v.strides());
+    EXPECT_EQ(contig, v.is_contiguous() && v.numel() > 0)
+        << shape_str(v.shape()) << " " << shape_str(v.strides());
   }
 }
 
@@ -83,10 +85,10 @@ ConvGeometry geometry(const ConvCase& k) {
 }
 
 const std::vector<ConvCase> kConvCases = {
-    {2, 3, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},      // same-padded 3x3
-    {1, 2, 9, 11, 3, 2, 2, 3, 1, 2, 2, 1},     // strides, padding, dilation, non-square
-    {3, 4, 1, 40, 1, 31, 1, 1, 0, 15, 1, 1},   // Conformer depthwise conv1d (k = 31)
-    {2, 2, 1, 17, 1, 5, 1, 2, 0, 0, 1, 3},     // conv1d with stride and dilation, no padding
+    {2, 3, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},     // same-padded 3x3
+    {1, 2, 9, 11, 3, 2, 2, 3, 1, 2, 2, 1},    // strides, padding, dilation, non-square
+    {3, 4, 1, 40, 1, 31, 1, 1, 0, 15, 1, 1},  // Conformer depthwise conv1d (k = 31)
+    {2, 2, 1, 17, 1, 5, 1, 2, 0, 0, 1, 3},    // conv1d with stride and dilation, no padding
 };
 
 TEST(CudaKernelMath, Im2colAndCol2imMatchCpu) {
@@ -129,7 +131,8 @@ TEST(CudaKernelMath, DepthwiseMatchesCpu) {
     cpu.depthwise_conv_backward_input(gy, w, g, gx);
     const auto want_gx = gx.to_vector<double>();
     for (int64_t i = 0; i < gx.numel(); ++i)
-      ASSERT_NEAR(cuda::depthwise_input_grad_at(gy.data<double>(), w.data<double>(), i, geo), want_gx[i], 1e-12);
+      ASSERT_NEAR(cuda::depthwise_input_grad_at(gy.data<double>(), w.data<double>(), i, geo), want_gx[i],
+                  1e-12);
 
     Tensor gw = ops::empty(w.shape(), DType::F64);
     cpu.depthwise_conv_backward_weight(gy, x, g, gw);
@@ -137,7 +140,8 @@ TEST(CudaKernelMath, DepthwiseMatchesCpu) {
     const int64_t terms = k.n * g.out_h() * g.out_w();
     for (int64_t b = 0; b < gw.numel(); ++b) {
       double s = 0;
-      for (int64_t j = 0; j < terms; ++j) s += cuda::depthwise_weight_grad_term(gy.data<double>(), x.data<double>(), b, j, geo);
+      for (int64_t j = 0; j < terms; ++j)
+        s += cuda::depthwise_weight_grad_term(gy.data<double>(), x.data<double>(), b, j, geo);
       ASSERT_NEAR(s, want_gw[b], 1e-11) << "tap " << b;
     }
   }
@@ -161,9 +165,10 @@ TEST(CudaKernelMath, IndexOffsetsMatchCpu) {
   }
   // gather along each dim with an index smaller than x in the other dims.
   for (int64_t dim : {0, 1, 2}) {
-    const Tensor gi = ops::minimum(ops::mul(test::rand64({3, 4, 2}, 0, 1, 9), static_cast<double>(x.size(dim))),
-                                   static_cast<double>(x.size(dim) - 1))
-                          .to(DType::I64);
+    const Tensor gi =
+        ops::minimum(ops::mul(test::rand64({3, 4, 2}, 0, 1, 9), static_cast<double>(x.size(dim))),
+                     static_cast<double>(x.size(dim) - 1))
+            .to(DType::I64);
     Tensor out = ops::empty(gi.shape(), DType::F64);
     cpu.gather(x, dim, gi, out);
     const auto want = out.to_vector<double>();
@@ -177,7 +182,8 @@ TEST(CudaKernelMath, IndexOffsetsMatchCpu) {
 template <class T>
 void check_unary(UnaryOp op, DType dt, double rtol) {
   Backend& cpu = backend_for(Device::cpu(), "test");
-  const bool positive = op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Rsqrt || op == UnaryOp::Pow;
+  const bool positive =
+      op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Rsqrt || op == UnaryOp::Pow;
   const Tensor x = test::rand64({257}, positive ? 0.1 : -4, positive ? 3 : 4, 17).to(dt);
   const double p = 1.7;
   Tensor y = ops::empty(x.shape(), dt), gx = ops::empty(x.shape(), dt);
@@ -188,8 +194,10 @@ void check_unary(UnaryOp op, DType dt, double rtol) {
   const T* pg = gx.data<T>();
   for (int64_t i = 0; i < x.numel(); ++i) {
     const T fy = cuda::unary_fn<T>(op, px[i], p), fg = cuda::unary_grad<T>(op, px[i], py[i], p);
-    ASSERT_NEAR(fy, py[i], rtol * (1 + std::abs(py[i]))) << unary_op_name(op) << " " << dtype_name(dt) << " x " << px[i];
-    ASSERT_NEAR(fg, pg[i], rtol * (1 + std::abs(pg[i]))) << unary_op_name(op) << "' " << dtype_name(dt) << " x " << px[i];
+    ASSERT_NEAR(fy, py[i], rtol * (1 + std::abs(py[i])))
+        << unary_op_name(op) << " " << dtype_name(dt) << " x " << px[i];
+    ASSERT_NEAR(fg, pg[i], rtol * (1 + std::abs(pg[i])))
+        << unary_op_name(op) << "' " << dtype_name(dt) << " x " << px[i];
   }
 }
 
@@ -212,7 +220,8 @@ TEST(CudaKernelMath, BinaryFunctionsMatchCpu) {
       cpu.binary(op, a, rhs, out);
       for (int64_t i = 0; i < a.numel(); ++i) {
         if (op == BinaryOp::Div && rhs.data<double>()[i] == 0) continue;
-        ASSERT_EQ(cuda::binary_fn<double>(op, a.data<double>()[i], rhs.data<double>()[i]), out.data<double>()[i])
+        ASSERT_EQ(cuda::binary_fn<double>(op, a.data<double>()[i], rhs.data<double>()[i]),
+                  out.data<double>()[i])
             << binary_op_name(op) << " element " << i;
       }
     }
@@ -236,8 +245,8 @@ Item random_tree(std::vector<Item> items, std::mt19937& rng, Pick pick) {
 TEST(CudaKernelMath, ReductionRulesAreOrderFreeAndMatchCpu) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const std::vector<std::vector<double>> rows = {
-      {1, 3, 2, 3, 0, 3},               // ties: the first maximum
-      {-5, nan, 2, nan, 9},             // NaNs: the first NaN wins, max is NaN
+      {1, 3, 2, 3, 0, 3},                 // ties: the first maximum
+      {-5, nan, 2, nan, 9},               // NaNs: the first NaN wins, max is NaN
       {-INFINITY, -INFINITY, -INFINITY},  // all -inf: index 0
       {4},
   };
@@ -245,7 +254,8 @@ TEST(CudaKernelMath, ReductionRulesAreOrderFreeAndMatchCpu) {
   for (const auto& row : rows) {
     const Tensor x = test::f64(row, {1, static_cast<int64_t>(row.size())});
     const int64_t want_arg = ops::argmax(x, 1).to_vector<int64_t>()[0];
-    const double want_max = ops::amax(x, {1}).to_vector<double>()[0], want_min = ops::amin(x, {1}).to_vector<double>()[0];
+    const double want_max = ops::amax(x, {1}).to_vector<double>()[0],
+                 want_min = ops::amin(x, {1}).to_vector<double>()[0];
     std::vector<std::pair<double, int64_t>> items;
     for (size_t i = 0; i < row.size(); ++i) items.emplace_back(row[i], static_cast<int64_t>(i));
     items.emplace_back(cuda::lowest<double>(), std::numeric_limits<int64_t>::max());  // an idle thread's pair

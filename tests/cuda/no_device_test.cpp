@@ -18,7 +18,8 @@ TEST(CudaNoDevice, PhiloxMatchesCoreGenerator) {
     for (uint64_t c : {uint64_t{0}, uint64_t{1}, uint64_t{12345678901234ull}, ~uint64_t{0}}) {
       const auto want = philox4x32(c, 0, key);
       const auto got = cuda::philox4x32(c, 0, key);
-      for (int k = 0; k < 4; ++k) EXPECT_EQ(got.v[k], want[k]) << "key " << key << " counter " << c << " word " << k;
+      for (int k = 0; k < 4; ++k)
+        EXPECT_EQ(got.v[k], want[k]) << "key " << key << " counter " << c << " word " << k;
       EXPECT_EQ(cuda::uniform_double(got.v[0], got.v[1]), uniform_double(want[0], want[1]));
     }
   // Known answer (Random123's kat_vectors for philox4x32_10 with a zero counter and key).
@@ -55,7 +56,7 @@ TEST(CudaNoDevice, SizeClassesBoundWaste) {
   EXPECT_EQ(cuda::allocation_size_class(512), 512u);
   EXPECT_EQ(cuda::allocation_size_class(513), 1024u);
   EXPECT_EQ(cuda::allocation_size_class(4096), 4096u);
-  EXPECT_EQ(cuda::allocation_size_class(4097), 5120u);    // 4096 + 1024
+  EXPECT_EQ(cuda::allocation_size_class(4097), 5120u);  // 4096 + 1024
   EXPECT_EQ(cuda::allocation_size_class(1 << 20), size_t{1} << 20);
   EXPECT_EQ(cuda::allocation_size_class((1 << 20) + 1), (size_t{1} << 20) * 5 / 4);
   size_t prev = 0;

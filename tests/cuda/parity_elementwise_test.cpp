@@ -12,8 +12,11 @@ class CudaParity : public CudaTest {};
 TEST_F(CudaParity, CopiesConversionsAndFills) {
   const Tensor x = rnd({3, 4, 5}, DType::F64, -100, 100);
   // Strided copy (permute + step) and every dtype conversion.
-  EXPECT_TRUE(forward_parity([](auto& v) { return v[0].permute({2, 0, 1}).slice(2, 0, 4, 3).contiguous(); }, {x},
-                             0, 0));
+  EXPECT_TRUE(forward_parity(
+      [](auto& v) {
+        return v[0].permute({2, 0, 1}).slice(2, 0, 4, 3).contiguous();
+      },
+      {x}, 0, 0));
   for (DType to : {DType::F32, DType::F64, DType::I64})
     for (DType from : {DType::F32, DType::F64, DType::I64}) {
       const Tensor src = x.to(from);
@@ -52,23 +55,26 @@ TEST_F(CudaParity, RandomDrawsMatchCpuStream) {
     Tensor c_u = ops::empty({1000, 33}, dt), g_u = ops::empty({1000, 33}, dt, gpu());
     backend_for(Device::cpu(), "t").uniform(c_u, 1234, 77, -2, 3);
     backend_for(gpu(), "t").uniform(g_u, 1234, 77, -2, 3);
-    EXPECT_TRUE(all_close(g_u.to(Device::cpu()), c_u, dt == DType::F32 ? 0 : 1e-15, dt == DType::F32 ? 0 : 5e-16))
+    EXPECT_TRUE(
+        all_close(g_u.to(Device::cpu()), c_u, dt == DType::F32 ? 0 : 1e-15, dt == DType::F32 ? 0 : 5e-16))
         << dtype_name(dt);
     Tensor c_n = ops::empty({1000, 33}, dt), g_n = ops::empty({1000, 33}, dt, gpu());
     backend_for(Device::cpu(), "t").normal(c_n, 99, 5, 1, 2);
     backend_for(gpu(), "t").normal(g_n, 99, 5, 1, 2);
-    EXPECT_TRUE(all_close(g_n.to(Device::cpu()), c_n, 1e-6, dt == DType::F32 ? 1e-6 : 1e-13)) << dtype_name(dt);
+    EXPECT_TRUE(all_close(g_n.to(Device::cpu()), c_n, 1e-6, dt == DType::F32 ? 1e-6 : 1e-13))
+        << dtype_name(dt);
   }
 }
 
 TEST_F(CudaParity, UnaryForwardAndBackward) {
-  const std::vector<UnaryOp> ops_all = {UnaryOp::Neg,     UnaryOp::Exp,      UnaryOp::Log,  UnaryOp::Sqrt,
+  const std::vector<UnaryOp> ops_all = {UnaryOp::Neg,     UnaryOp::Exp,      UnaryOp::Log,     UnaryOp::Sqrt,
                                         UnaryOp::Rsqrt,   UnaryOp::Tanh,     UnaryOp::Sigmoid, UnaryOp::Relu,
-                                        UnaryOp::GeluErf, UnaryOp::GeluTanh, UnaryOp::Silu, UnaryOp::Abs,
+                                        UnaryOp::GeluErf, UnaryOp::GeluTanh, UnaryOp::Silu,    UnaryOp::Abs,
                                         UnaryOp::Pow};
   for (DType dt : {DType::F32, DType::F64})
     for (UnaryOp op : ops_all) {
-      const bool positive = op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Rsqrt || op == UnaryOp::Pow;
+      const bool positive =
+          op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Rsqrt || op == UnaryOp::Pow;
       // Kinks (relu, abs at 0) have probability ~0 with uniform draws.
       const Tensor x = positive ? rnd({6, 7, 5}, dt, 0.2, 3) : rnd({6, 7, 5}, dt, -3, 3);
       const double p = 1.7;
@@ -91,7 +97,8 @@ TEST_F(CudaParity, UnaryForwardAndBackward) {
         }
         return xt;
       };
-      EXPECT_TRUE(grad_parity(f, {x}, atol_for(dt), rtol_for(dt) * 4)) << unary_op_name(op) << " " << dtype_name(dt);
+      EXPECT_TRUE(grad_parity(f, {x}, atol_for(dt), rtol_for(dt) * 4))
+          << unary_op_name(op) << " " << dtype_name(dt);
     }
   // Integer neg / abs.
   const Tensor ids = ops::from_vector<int64_t>({-3, 0, 5, -7}, {2, 2});
@@ -101,18 +108,22 @@ TEST_F(CudaParity, UnaryForwardAndBackward) {
 TEST_F(CudaParity, BinaryBroadcastForwardAndBackward) {
   for (DType dt : {DType::F32, DType::F64}) {
     // a and b are divisors below: kept away from 0, where 1/b^2 gradients would cancel in sums.
-    const Tensor a = rnd({4, 1, 5}, dt, 0.5, 2, 1), b = rnd({3, 5}, dt, 0.5, 2, 2), c = rnd({5, 3, 4}, dt, -2, 2, 3);
+    const Tensor a = rnd({4, 1, 5}, dt, 0.5, 2, 1), b = rnd({3, 5}, dt, 0.5, 2, 2),
+                 c = rnd({5, 3, 4}, dt, -2, 2, 3);
     using Op = Variable (*)(const Variable&, const Variable&);
     const std::vector<std::pair<const char*, Op>> ops_diff = {
-        {"add", ag::add}, {"sub", ag::sub}, {"mul", ag::mul}, {"div", ag::div},
-        {"maximum", ag::maximum}, {"minimum", ag::minimum}};
+        {"add", ag::add}, {"sub", ag::sub},         {"mul", ag::mul},
+        {"div", ag::div}, {"maximum", ag::maximum}, {"minimum", ag::minimum}};
     for (const auto& [name, op] : ops_diff) {
       // broadcast (4, 1, 5) with (3, 5) -> (4, 3, 5)
       EXPECT_TRUE(grad_parity([op](auto& v) { return op(v[0], v[1]); }, {a, b}, atol_for(dt), rtol_for(dt)))
           << name << " " << dtype_name(dt);
       // non-contiguous operand: c (5, 3, 4) permuted to (4, 3, 5)
-      EXPECT_TRUE(grad_parity([op](auto& v) { return op(ag::permute(v[1], {2, 1, 0}), v[0]); }, {a, c},
-                              atol_for(dt), rtol_for(dt)))
+      EXPECT_TRUE(grad_parity(
+          [op](auto& v) {
+            return op(ag::permute(v[1], {2, 1, 0}), v[0]);
+          },
+          {a, c}, atol_for(dt), rtol_for(dt)))
           << name << " strided " << dtype_name(dt);
     }
     // Comparisons on small integers (so that ties occur), in every dtype incl. i64.
@@ -132,13 +143,12 @@ TEST_F(CudaParity, WhereAndMaskedFill) {
     const Tensor cond = ops::gt(rnd({4, 1, 5}, dt, -1, 1, 11), 0.0);
     const Tensor a = rnd({3, 5}, dt, -1, 1, 12), b = rnd({4, 3, 1}, dt, -1, 1, 13);
     const Tensor cpu_cond = cond;
-    EXPECT_TRUE(grad_parity(
-        [cpu_cond](auto& v) { return ag::where(cpu_cond.to(v[0].device()), v[0], v[1]); }, {a, b}, atol_for(dt),
-        rtol_for(dt)));
+    EXPECT_TRUE(grad_parity([cpu_cond](auto& v) { return ag::where(cpu_cond.to(v[0].device()), v[0], v[1]); },
+                            {a, b}, atol_for(dt), rtol_for(dt)));
     // The mask (4, 1, 5) broadcasts to the input (4, 3, 5).
-    EXPECT_TRUE(grad_parity(
-        [cpu_cond](auto& v) { return ag::masked_fill(v[0], cpu_cond.to(v[0].device()), -1e9); },
-        {rnd({4, 3, 5}, dt, -1, 1, 14)}, atol_for(dt), rtol_for(dt)));
+    EXPECT_TRUE(
+        grad_parity([cpu_cond](auto& v) { return ag::masked_fill(v[0], cpu_cond.to(v[0].device()), -1e9); },
+                    {rnd({4, 3, 5}, dt, -1, 1, 14)}, atol_for(dt), rtol_for(dt)));
   }
   // An i64 condition.
   const Tensor icond = ops::from_vector<int64_t>({1, 0, 0, 1, 1, 0}, {2, 3});
@@ -152,11 +162,11 @@ TEST_F(CudaParity, ReductionsForwardAndBackward) {
     // Row path (last dim), column path (dim 0 of a tall matrix: the split pass), middle dim,
     // several dims, non-contiguous input, and the full sum of a long vector (split rows).
     const Tensor x = rnd({6, 50, 7}, dt);
-    for (const std::vector<int64_t>& dims :
-         {std::vector<int64_t>{2}, {0}, {1}, {0, 2}, {}, {1, 2}}) {
+    for (const std::vector<int64_t>& dims : {std::vector<int64_t>{2}, {0}, {1}, {0, 2}, {}, {1, 2}}) {
       EXPECT_TRUE(grad_parity([dims](auto& v) { return ag::sum(v[0], dims); }, {x}, at, rt)) << "sum";
       EXPECT_TRUE(grad_parity([dims](auto& v) { return ag::mean(v[0], dims, true); }, {x}, at, rt)) << "mean";
-      EXPECT_TRUE(grad_parity([dims](auto& v) { return ag::amax(ag::transpose(v[0], 0, 1), dims); }, {x}, at, rt))
+      EXPECT_TRUE(
+          grad_parity([dims](auto& v) { return ag::amax(ag::transpose(v[0], 0, 1), dims); }, {x}, at, rt))
           << "amax";
       EXPECT_TRUE(forward_parity([dims](auto& v) { return ops::amin(v[0], dims); }, {x}, at, rt)) << "amin";
     }
@@ -171,7 +181,8 @@ TEST_F(CudaParity, ReductionsForwardAndBackward) {
     // argmax with ties (first maximum wins) along rows and columns.
     const Tensor ties = rnd({40, 30}, DType::F64, 0, 4, 21).to(DType::I64).to(dt);
     for (int64_t d : {0, 1}) {
-      EXPECT_TRUE(forward_parity([d](auto& v) { return ops::argmax(v[0], d); }, {ties}, 0, 0)) << "argmax " << d;
+      EXPECT_TRUE(forward_parity([d](auto& v) { return ops::argmax(v[0], d); }, {ties}, 0, 0))
+          << "argmax " << d;
     }
   }
   // Integer sums and bounds.

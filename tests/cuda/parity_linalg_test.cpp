@@ -26,7 +26,8 @@ TEST_F(CudaLinalgParity, MatmulLayoutsAndBatches) {
     EXPECT_TRUE(grad_parity(mm, {rnd({5, 7, 8}, dt), rnd({8, 6}, dt, -1, 1, 3)}, at, rt)) << "folded";
     EXPECT_TRUE(grad_parity(mm, {rnd({7, 8}, dt), rnd({5, 8, 6}, dt, -1, 1, 3)}, at, rt)) << "broadcast a";
     // Batch offsets that are not equally spaced: the per-matrix loop.
-    EXPECT_TRUE(grad_parity(mm, {rnd({2, 1, 7, 8}, dt), rnd({1, 3, 8, 6}, dt, -1, 1, 3)}, at, rt)) << "4-d bcast";
+    EXPECT_TRUE(grad_parity(mm, {rnd({2, 1, 7, 8}, dt), rnd({1, 3, 8, 6}, dt, -1, 1, 3)}, at, rt))
+        << "4-d bcast";
     // Attention-style: (B, H, T, d) @ (B, H, d, T) from a permuted projection.
     EXPECT_TRUE(grad_parity(
         [](auto& v) {
@@ -38,8 +39,8 @@ TEST_F(CudaLinalgParity, MatmulLayoutsAndBatches) {
     // 1-d operands and an empty inner dim.
     EXPECT_TRUE(grad_parity(mm, {rnd({8}, dt), rnd({8, 6}, dt, -1, 1, 3)}, at, rt)) << "vector @ matrix";
     EXPECT_TRUE(grad_parity(mm, {rnd({7, 8}, dt), rnd({8}, dt, -1, 1, 3)}, at, rt)) << "matrix @ vector";
-    EXPECT_TRUE(forward_parity([](auto& v) { return ops::matmul(v[0], v[1]); }, {rnd({3, 0}, dt), rnd({0, 4}, dt)},
-                               0, 0))
+    EXPECT_TRUE(forward_parity([](auto& v) { return ops::matmul(v[0], v[1]); },
+                               {rnd({3, 0}, dt), rnd({0, 4}, dt)}, 0, 0))
         << "K = 0";
   }
 }
@@ -61,10 +62,11 @@ TEST_F(CudaLinalgParity, SoftmaxAndLogSoftmax) {
     for (const Shape& shape : {Shape{6, 7}, Shape{3, 3000}, Shape{2, 4, 1100}, Shape{5}}) {
       const Tensor x = rnd(shape, dt, -8, 8);
       for (int64_t dim : {int64_t{-1}, int64_t{0}}) {
-        EXPECT_TRUE(grad_parity([dim](auto& v) { return ag::softmax(v[0], dim); }, {x}, atol_for(dt), rtol_for(dt)))
-            << "softmax " << shape_str(shape) << " dim " << dim;
         EXPECT_TRUE(
-            grad_parity([dim](auto& v) { return ag::log_softmax(v[0], dim); }, {x}, atol_for(dt), rtol_for(dt) * 10))
+            grad_parity([dim](auto& v) { return ag::softmax(v[0], dim); }, {x}, atol_for(dt), rtol_for(dt)))
+            << "softmax " << shape_str(shape) << " dim " << dim;
+        EXPECT_TRUE(grad_parity([dim](auto& v) { return ag::log_softmax(v[0], dim); }, {x}, atol_for(dt),
+                                rtol_for(dt) * 10))
             << "log_softmax " << shape_str(shape) << " dim " << dim;
       }
     }
@@ -77,10 +79,11 @@ TEST_F(CudaLinalgParity, LayerNormWithAndWithoutAffine) {
       const Tensor x = ops::add(rnd(shape, dt, -2, 2), 3.0);  // a mean far from 0
       const Tensor w = rnd({n}, dt, 0.5, 1.5, 2), b = rnd({n}, dt, -1, 1, 3);
       const double at = atol_for(dt) * 10, rt = rtol_for(dt) * 10;  // weight grads sum over rows
-      EXPECT_TRUE(grad_parity([](auto& v) { return ag::layer_norm(v[0], 1, v[1], v[2], 1e-5); }, {x, w, b}, at, rt))
+      EXPECT_TRUE(
+          grad_parity([](auto& v) { return ag::layer_norm(v[0], 1, v[1], v[2], 1e-5); }, {x, w, b}, at, rt))
           << shape_str(shape);
-      EXPECT_TRUE(grad_parity([](auto& v) { return ag::layer_norm(v[0], 1, Variable(), Variable(), 1e-5); }, {x},
-                              at, rt))
+      EXPECT_TRUE(grad_parity([](auto& v) { return ag::layer_norm(v[0], 1, Variable(), Variable(), 1e-5); },
+                              {x}, at, rt))
           << shape_str(shape) << " no affine";
     }
 }
@@ -93,8 +96,8 @@ TEST_F(CudaLinalgParity, IndexingForwardAndBackward) {
     EXPECT_TRUE(grad_parity([ids](auto& v) { return ag::embedding(v[0], ids.to(v[0].device())); }, {table},
                             atol_for(dt), rtol_for(dt)));
     const Tensor cols = ops::from_vector<int64_t>({3, 7, 3, 0, 15, 7}, {6});  // dim 1 has 16
-    EXPECT_TRUE(grad_parity([cols](auto& v) { return ag::index_select(v[0], 1, cols.to(v[0].device())); }, {table},
-                            atol_for(dt), rtol_for(dt)));
+    EXPECT_TRUE(grad_parity([cols](auto& v) { return ag::index_select(v[0], 1, cols.to(v[0].device())); },
+                            {table}, atol_for(dt), rtol_for(dt)));
     // gather along dim 1 (backward: scatter_add with repeats), and along dim 0.
     const Tensor gi = ops::from_vector<int64_t>({0, 15, 15, 3, 2, 2, 9, 1}, {2, 4});
     EXPECT_TRUE(grad_parity([gi](auto& v) { return ag::gather(v[0], 1, gi.to(v[0].device())); }, {table},
@@ -103,19 +106,26 @@ TEST_F(CudaLinalgParity, IndexingForwardAndBackward) {
     EXPECT_TRUE(grad_parity([gi0](auto& v) { return ag::gather(v[0], 0, gi0.to(v[0].device())); }, {table},
                             atol_for(dt), rtol_for(dt)));
     // The raw ops.
-    EXPECT_TRUE(forward_parity([](auto& v) { return ops::scatter_add(v[0], 0, v[1], v[2]); },
-                               {rnd({6, 3}, dt), ops::from_vector<int64_t>({5, 5, 0, 5, 1, 1}, {2, 3}),
-                                rnd({2, 3}, dt, -1, 1, 4)},
-                               atol_for(dt), rtol_for(dt)));
-    EXPECT_TRUE(forward_parity([](auto& v) { return ops::index_add(v[0], 1, v[1], v[2]); },
-                               {rnd({4, 6}, dt), ops::from_vector<int64_t>({5, 0, 5}, {3}), rnd({4, 3}, dt, -1, 1, 5)},
-                               atol_for(dt), rtol_for(dt)));
+    EXPECT_TRUE(forward_parity(
+        [](auto& v) { return ops::scatter_add(v[0], 0, v[1], v[2]); },
+        {rnd({6, 3}, dt), ops::from_vector<int64_t>({5, 5, 0, 5, 1, 1}, {2, 3}), rnd({2, 3}, dt, -1, 1, 4)},
+        atol_for(dt), rtol_for(dt)));
+    EXPECT_TRUE(forward_parity(
+        [](auto& v) { return ops::index_add(v[0], 1, v[1], v[2]); },
+        {rnd({4, 6}, dt), ops::from_vector<int64_t>({5, 0, 5}, {3}), rnd({4, 3}, dt, -1, 1, 5)}, atol_for(dt),
+        rtol_for(dt)));
   }
   // Joins copy through the backend too.
-  EXPECT_TRUE(grad_parity([](auto& v) { return ag::concat({v[0], ag::transpose(v[1], 0, 1)}, 0); },
-                          {rnd({2, 3}), rnd({3, 4}, DType::F32, -1, 1, 2)}, kAtol32, kRtol32));
-  EXPECT_TRUE(grad_parity([](auto& v) { return ag::stack({v[0], v[1]}, 1); }, {rnd({2, 3}), rnd({2, 3})}, kAtol32,
-                          kRtol32));
+  EXPECT_TRUE(grad_parity(
+      [](auto& v) {
+        return ag::concat({v[0], ag::transpose(v[1], 0, 1)}, 0);
+      },
+      {rnd({2, 3}), rnd({3, 4}, DType::F32, -1, 1, 2)}, kAtol32, kRtol32));
+  EXPECT_TRUE(grad_parity(
+      [](auto& v) {
+        return ag::stack({v[0], v[1]}, 1);
+      },
+      {rnd({2, 3}), rnd({2, 3})}, kAtol32, kRtol32));
 }
 
 TEST_F(CudaLinalgParity, Convolutions) {
@@ -128,12 +138,14 @@ TEST_F(CudaLinalgParity, Convolutions) {
     o.dilation = {1, 2};
     o.groups = 2;
     EXPECT_TRUE(grad_parity([o](auto& v) { return ag::conv2d(v[0], v[1], v[2], o); },
-                            {rnd({2, 4, 9, 11}, dt), rnd({6, 2, 3, 3}, dt, -1, 1, 2), rnd({6}, dt, -1, 1, 3)}, at, rt))
+                            {rnd({2, 4, 9, 11}, dt), rnd({6, 2, 3, 3}, dt, -1, 1, 2), rnd({6}, dt, -1, 1, 3)},
+                            at, rt))
         << "conv2d " << dtype_name(dt);
     // conv1d, pointwise and depthwise (groups = C: the direct kernels), as in the Conformer.
     ops::Conv1dOptions pw;
     EXPECT_TRUE(grad_parity([pw](auto& v) { return ag::conv1d(v[0], v[1], v[2], pw); },
-                            {rnd({3, 8, 40}, dt), rnd({16, 8, 1}, dt, -1, 1, 2), rnd({16}, dt, -1, 1, 3)}, at, rt))
+                            {rnd({3, 8, 40}, dt), rnd({16, 8, 1}, dt, -1, 1, 2), rnd({16}, dt, -1, 1, 3)}, at,
+                            rt))
         << "pointwise " << dtype_name(dt);
     for (int64_t stride : {1, 2}) {
       ops::Conv1dOptions dw;
@@ -141,7 +153,8 @@ TEST_F(CudaLinalgParity, Convolutions) {
       dw.padding = 15;
       dw.stride = stride;
       EXPECT_TRUE(grad_parity([dw](auto& v) { return ag::conv1d(v[0], v[1], v[2], dw); },
-                              {rnd({3, 8, 40}, dt), rnd({8, 1, 31}, dt, -1, 1, 2), rnd({8}, dt, -1, 1, 3)}, at, rt))
+                              {rnd({3, 8, 40}, dt), rnd({8, 1, 31}, dt, -1, 1, 2), rnd({8}, dt, -1, 1, 3)},
+                              at, rt))
           << "depthwise stride " << stride << " " << dtype_name(dt);
     }
   }

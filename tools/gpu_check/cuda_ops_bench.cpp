@@ -67,16 +67,19 @@ int main() {
     report("gelu 64M", median_ms([&] { (void)ops::gelu(x); }), 2 * f * n, false);
     report("add 64M", median_ms([&] { (void)ops::add(x, x); }), 3 * f * n, false);
     const Tensor h = randn({65536, 1536}), bias = randn({1536});
-    report("add bias (65536,1536)+(1536)", median_ms([&] { (void)ops::add(h, bias); }), 2 * f * 65536 * 1536, false);
-    report("transpose copy (65536,1536)", median_ms([&] { (void)h.t().contiguous(); }), 2 * f * 65536 * 1536, false);
+    report("add bias (65536,1536)+(1536)", median_ms([&] { (void)ops::add(h, bias); }), 2 * f * 65536 * 1536,
+           false);
+    report("transpose copy (65536,1536)", median_ms([&] { (void)h.t().contiguous(); }), 2 * f * 65536 * 1536,
+           false);
     report("sum dim0 (65536,1536)", median_ms([&] { (void)ops::sum(h, {0}); }), f * 65536 * 1536, false);
     report("sum all 64M", median_ms([&] { (void)ops::sum(x); }), f * n, false);
-    report("softmax (65536,1536)", median_ms([&] { (void)ops::softmax(h, -1); }), 2 * f * 65536 * 1536, false);
+    report("softmax (65536,1536)", median_ms([&] { (void)ops::softmax(h, -1); }), 2 * f * 65536 * 1536,
+           false);
   }
   {
     const Tensor x = randn({65536, 384}), w = randn({384}), b = randn({384});
-    report("layer_norm (65536,384)", median_ms([&] { (void)ops::layer_norm(x, 1, w, b); }), 2 * f * 65536 * 384,
-           false);
+    report("layer_norm (65536,384)", median_ms([&] { (void)ops::layer_norm(x, 1, w, b); }),
+           2 * f * 65536 * 384, false);
     const auto ln = ops::layer_norm(x, 1, w, b);
     report("layer_norm backward (65536,384)",
            median_ms([&] { (void)ops::layer_norm_backward(x, x, 1, ln.mean, ln.rstd, w, true, true); }),
@@ -92,7 +95,8 @@ int main() {
   }
   const auto s = cuda::memory_stats(0);
   std::printf("memory: peak allocated %.1f MiB, reserved %.1f MiB, %llu cudaMalloc calls, %llu cache hits\n",
-              s.peak_allocated / 1048576.0, s.reserved / 1048576.0, static_cast<unsigned long long>(s.device_mallocs),
+              s.peak_allocated / 1048576.0, s.reserved / 1048576.0,
+              static_cast<unsigned long long>(s.device_mallocs),
               static_cast<unsigned long long>(s.cache_hits));
   return 0;
 }
