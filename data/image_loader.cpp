@@ -4,7 +4,6 @@
 #include "data/image_loader.h"
 
 #include <algorithm>
-#include <chrono>
 #include <numeric>
 
 #include "core/error.h"
@@ -60,10 +59,6 @@ std::vector<Tap> bilinear_taps(int64_t in, int64_t out) {
   return taps;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 }  // namespace
 
 ImageLoaderOptions image_eval_options(int64_t batch_size) {
@@ -78,7 +73,14 @@ ImageLoaderOptions image_eval_options(int64_t batch_size) {
 }
 
 ImageLoader::ImageLoader(std::shared_ptr<const ImageDataset> dataset, ImageLoaderOptions options)
-    : dataset_(std::move(dataset)), options_(std::move(options)) {
+    : dataset_(std::move(dataset)),
+      options_(std::move(options)),
+      prefetch_(
+          [this](int64_t k) {
+            const int64_t epoch = k / batches_per_epoch_;
+            return make_batch(epoch, k % batches_per_epoch_, *plan_for(epoch));
+          },
+          options_.num_workers, options_.prefetch_batches) {
   CW_CHECK(dataset_ != nullptr, ValueError, "ImageLoader: no data set");
   const ImageLoaderOptions& o = options_;
   CW_CHECK(o.batch_size >= 1, ValueError, "ImageLoader: batch_size must be >= 1, got ", o.batch_size);
@@ -103,8 +105,6 @@ ImageLoader::ImageLoader(std::shared_ptr<const ImageDataset> dataset, ImageLoade
            " with drop_last and ", n, " images of ", dataset_->name(), "/", dataset_->split(),
            " gives no batch");
 }
-
-ImageLoader::~ImageLoader() { stop_workers(); }
 
 std::vector<std::vector<int64_t>> ImageLoader::epoch_plan(int64_t epoch) const {
   const int64_t n = dataset_->size(), b = options_.batch_size;
@@ -214,88 +214,16 @@ ImageBatch ImageLoader::make_batch(int64_t epoch, int64_t b,
   return out;
 }
 
-void ImageLoader::start_workers() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = false;
-  }
-  for (int t = 0; t < options_.num_workers; ++t) workers_.emplace_back([this] { worker_loop(); });
-}
-
-void ImageLoader::stop_workers() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-  }
-  produce_cv_.notify_all();
-  for (std::thread& t : workers_) t.join();
-  workers_.clear();
-}
-
-void ImageLoader::worker_loop() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  for (;;) {
-    produce_cv_.wait(lock,
-                     [&] { return stop_ || next_produce_ < next_consume_ + options_.prefetch_batches; });
-    if (stop_) return;
-    const int64_t k = next_produce_++;
-    lock.unlock();
-    const auto t0 = std::chrono::steady_clock::now();
-    Prepared p;
-    try {
-      const int64_t epoch = k / batches_per_epoch_, b = k % batches_per_epoch_;
-      p.batch = make_batch(epoch, b, *plan_for(epoch));
-    } catch (...) {
-      p.error = std::current_exception();
-    }
-    const double took = seconds_since(t0);
-    lock.lock();
-    stats_.produce_seconds += took;
-    ready_.emplace(k, std::move(p));
-    consume_cv_.notify_all();
-  }
-}
-
-ImageBatch ImageLoader::next() {
-  const auto t0 = std::chrono::steady_clock::now();
-  if (options_.num_workers == 0) {
-    const int64_t k = next_consume_;
-    ImageBatch b = batch(k / batches_per_epoch_, k % batches_per_epoch_);
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++next_consume_;
-    ++stats_.batches;
-    const double took = seconds_since(t0);
-    stats_.wait_seconds += took;
-    stats_.produce_seconds += took;
-    return b;
-  }
-  if (workers_.empty()) start_workers();
-  std::unique_lock<std::mutex> lock(mutex_);
-  consume_cv_.wait(lock, [&] { return ready_.count(next_consume_) != 0; });
-  auto node = ready_.extract(next_consume_);
-  ++next_consume_;
-  ++stats_.batches;
-  stats_.wait_seconds += seconds_since(t0);
-  lock.unlock();
-  produce_cv_.notify_all();
-  if (node.mapped().error) std::rethrow_exception(node.mapped().error);
-  return std::move(node.mapped().batch);
-}
+ImageBatch ImageLoader::next() { return prefetch_.next(); }
 
 void ImageLoader::seek(int64_t epoch, int64_t batch_in_epoch) {
   CW_CHECK(epoch >= 0 && batch_in_epoch >= 0 && batch_in_epoch < batches_per_epoch_, IndexError,
            "ImageLoader: seek(", epoch, ", ", batch_in_epoch, ") out of range: epochs >= 0, ",
            batches_per_epoch_, " batches per epoch");
-  stop_workers();  // in-flight batches finish; they and every prepared batch are dropped
-  std::lock_guard<std::mutex> lock(mutex_);
-  ready_.clear();
-  next_consume_ = next_produce_ = epoch * batches_per_epoch_ + batch_in_epoch;
+  prefetch_.seek(epoch * batches_per_epoch_ + batch_in_epoch);
 }
 
-ImageLoaderStats ImageLoader::stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
-}
+ImageLoaderStats ImageLoader::stats() const { return prefetch_.stats(); }
 
 std::vector<ImageBatch> image_eval_batches(std::shared_ptr<const ImageDataset> dataset, int64_t batch_size) {
   ImageLoader loader(std::move(dataset), image_eval_options(batch_size));

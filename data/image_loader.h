@@ -18,18 +18,16 @@
 // resize when asked, scale bytes to [0, 1], then (x - mean[c]) / std[c] when mean/std are given.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/tensor.h"
 #include "data/image_dataset.h"
+#include "data/prefetcher.h"
 
 namespace cw {
 
@@ -69,17 +67,13 @@ struct ImageBatch {
   int64_t epoch = 0, batch_in_epoch = 0;
 };
 
-struct ImageLoaderStats {
-  int64_t batches = 0;           // batches returned by next()
-  double wait_seconds = 0.0;     // time the consumer spent inside next()
-  double produce_seconds = 0.0;  // time spent computing batches, summed over threads
-};
+// Counters for the throughput report (batches, consumer wait, production time).
+using ImageLoaderStats = PrefetchStats;
 
 class ImageLoader {
  public:
   // Throws ValueError for bad options (naming the option), or when drop_last leaves no batch.
   ImageLoader(std::shared_ptr<const ImageDataset> dataset, ImageLoaderOptions options);
-  ~ImageLoader();
   ImageLoader(const ImageLoader&) = delete;
   ImageLoader& operator=(const ImageLoader&) = delete;
 
@@ -90,8 +84,8 @@ class ImageLoader {
   // The next next() returns batch b of epoch e exactly as an uninterrupted run would. Discards
   // prepared batches. IndexError for b outside [0, batches_per_epoch()).
   void seek(int64_t epoch, int64_t batch_in_epoch);
-  int64_t epoch() const { return next_consume_ / batches_per_epoch_; }
-  int64_t batch_in_epoch() const { return next_consume_ % batches_per_epoch_; }
+  int64_t epoch() const { return prefetch_.position() / batches_per_epoch_; }
+  int64_t batch_in_epoch() const { return prefetch_.position() % batches_per_epoch_; }
 
   // The pure functions behind next(): the rows of every batch of an epoch, and one batch
   // (computed on the calling thread, independent of the loader's position).
@@ -103,15 +97,8 @@ class ImageLoader {
   const ImageDataset& dataset() const { return *dataset_; }
 
  private:
-  struct Prepared {
-    ImageBatch batch;
-    std::exception_ptr error;
-  };
   std::shared_ptr<const std::vector<std::vector<int64_t>>> plan_for(int64_t epoch) const;
   ImageBatch make_batch(int64_t epoch, int64_t b, const std::vector<std::vector<int64_t>>& plan) const;
-  void start_workers();
-  void stop_workers();
-  void worker_loop();
 
   std::shared_ptr<const ImageDataset> dataset_;
   ImageLoaderOptions options_;
@@ -120,14 +107,9 @@ class ImageLoader {
   mutable std::mutex plan_mutex_;
   mutable std::map<int64_t, std::shared_ptr<const std::vector<std::vector<int64_t>>>> plans_;
 
-  // Global batch numbers k = epoch * batches_per_epoch + batch_in_epoch.
-  mutable std::mutex mutex_;
-  std::condition_variable produce_cv_, consume_cv_;
-  int64_t next_consume_ = 0, next_produce_ = 0;
-  std::map<int64_t, Prepared> ready_;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
-  ImageLoaderStats stats_;
+  // Batch k = epoch * batches_per_epoch + batch_in_epoch, prepared ahead by worker threads.
+  // Declared last: destroyed first, so its workers stop before what they read goes away.
+  OrderedPrefetcher<ImageBatch> prefetch_;
 };
 
 // Every batch of image_eval_options(batch_size) over the data set, in order.

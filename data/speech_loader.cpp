@@ -3,7 +3,6 @@
 #include "data/speech_loader.h"
 
 #include <algorithm>
-#include <chrono>
 #include <numeric>
 
 #ifdef _OPENMP
@@ -64,10 +63,6 @@ struct SingleThreadedOps {
 #endif
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 }  // namespace
 
 SpeechLoaderOptions eval_options(int64_t batch_size) {
@@ -82,7 +77,14 @@ SpeechLoaderOptions eval_options(int64_t batch_size) {
 }
 
 SpeechLoader::SpeechLoader(std::shared_ptr<const FeatureCache> cache, SpeechLoaderOptions options)
-    : cache_(std::move(cache)), options_(std::move(options)) {
+    : cache_(std::move(cache)),
+      options_(std::move(options)),
+      prefetch_(
+          [this](int64_t k) {
+            const int64_t epoch = k / batches_per_epoch_;
+            return make_batch(epoch, k % batches_per_epoch_, *plan_for(epoch));
+          },
+          options_.num_workers, options_.prefetch_batches) {
   CW_CHECK(cache_ != nullptr, ValueError, "SpeechLoader: no feature cache");
   const SpeechLoaderOptions& o = options_;
   CW_CHECK(o.batch_size >= 1, ValueError, "SpeechLoader: batch_size must be >= 1, got ", o.batch_size);
@@ -101,8 +103,6 @@ SpeechLoader::SpeechLoader(std::shared_ptr<const FeatureCache> cache, SpeechLoad
            " with drop_last and ", n, " utterances of ", cache_->manifest().path().string(),
            " gives no batch");
 }
-
-SpeechLoader::~SpeechLoader() { stop_workers(); }
 
 std::vector<std::vector<int64_t>> SpeechLoader::epoch_plan(int64_t epoch) const {
   const SpeechLoaderOptions& o = options_;
@@ -175,89 +175,16 @@ SpeechBatch SpeechLoader::make_batch(int64_t epoch, int64_t b,
   return out;
 }
 
-void SpeechLoader::start_workers() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = false;
-  }
-  for (int t = 0; t < options_.num_workers; ++t) workers_.emplace_back([this] { worker_loop(); });
-}
-
-void SpeechLoader::stop_workers() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-  }
-  produce_cv_.notify_all();
-  for (std::thread& t : workers_) t.join();
-  workers_.clear();
-}
-
-void SpeechLoader::worker_loop() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  for (;;) {
-    produce_cv_.wait(lock,
-                     [&] { return stop_ || next_produce_ < next_consume_ + options_.prefetch_batches; });
-    if (stop_) return;
-    const int64_t k = next_produce_++;
-    lock.unlock();
-    const auto t0 = std::chrono::steady_clock::now();
-    Prepared p;
-    try {
-      const int64_t epoch = k / batches_per_epoch_, b = k % batches_per_epoch_;
-      p.batch = make_batch(epoch, b, *plan_for(epoch));
-    } catch (...) {
-      p.error = std::current_exception();
-    }
-    const double took = seconds_since(t0);
-    lock.lock();
-    stats_.produce_seconds += took;
-    ready_.emplace(k, std::move(p));
-    consume_cv_.notify_all();
-  }
-}
-
-SpeechBatch SpeechLoader::next() {
-  const auto t0 = std::chrono::steady_clock::now();
-  if (options_.num_workers == 0) {
-    const int64_t k = next_consume_;
-    SpeechBatch b = batch(k / batches_per_epoch_, k % batches_per_epoch_);
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++next_consume_;
-    ++stats_.batches;
-    const double took = seconds_since(t0);
-    stats_.wait_seconds += took;
-    stats_.produce_seconds += took;
-    return b;
-  }
-  if (workers_.empty()) start_workers();
-  std::unique_lock<std::mutex> lock(mutex_);
-  consume_cv_.wait(lock, [&] { return ready_.count(next_consume_) != 0; });
-  auto node = ready_.extract(next_consume_);
-  ++next_consume_;
-  ++stats_.batches;
-  stats_.wait_seconds += seconds_since(t0);
-  lock.unlock();
-  produce_cv_.notify_all();
-  if (node.mapped().error) std::rethrow_exception(node.mapped().error);
-  return std::move(node.mapped().batch);
-}
+SpeechBatch SpeechLoader::next() { return prefetch_.next(); }
 
 void SpeechLoader::seek(int64_t epoch, int64_t batch_in_epoch) {
   CW_CHECK(epoch >= 0 && batch_in_epoch >= 0 && batch_in_epoch < batches_per_epoch_, IndexError,
            "SpeechLoader: seek(", epoch, ", ", batch_in_epoch, ") out of range: epochs >= 0, ",
            batches_per_epoch_, " batches per epoch");
-  // Stopping lets in-flight batches finish; they and every prepared batch are then dropped.
-  stop_workers();
-  std::lock_guard<std::mutex> lock(mutex_);
-  ready_.clear();
-  next_consume_ = next_produce_ = epoch * batches_per_epoch_ + batch_in_epoch;
+  prefetch_.seek(epoch * batches_per_epoch_ + batch_in_epoch);
 }
 
-SpeechLoaderStats SpeechLoader::stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
-}
+SpeechLoaderStats SpeechLoader::stats() const { return prefetch_.stats(); }
 
 std::vector<SpeechBatch> eval_batches(std::shared_ptr<const FeatureCache> cache, int64_t batch_size) {
   SpeechLoader loader(std::move(cache), eval_options(batch_size));

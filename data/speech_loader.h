@@ -24,19 +24,17 @@
 // mask value 0 is the mean), then pad with zeros to (B, T_max, F).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/tensor.h"
 #include "data/audio_specaugment.h"
 #include "data/feature_cache.h"
+#include "data/prefetcher.h"
 #include "data/wordpiece_tokenizer.h"
 
 namespace cw {
@@ -75,18 +73,13 @@ struct SpeechBatch {
   int64_t epoch = 0, batch_in_epoch = 0;
 };
 
-// Counters for the throughput report.
-struct SpeechLoaderStats {
-  int64_t batches = 0;           // batches returned by next()
-  double wait_seconds = 0.0;     // time the consumer spent inside next() (all of it when synchronous)
-  double produce_seconds = 0.0;  // time spent computing batches, summed over threads
-};
+// Counters for the throughput report (batches, consumer wait, production time).
+using SpeechLoaderStats = PrefetchStats;
 
 class SpeechLoader {
  public:
   // Throws ValueError for bad options (naming the option), or when drop_last leaves no batch.
   SpeechLoader(std::shared_ptr<const FeatureCache> cache, SpeechLoaderOptions options);
-  ~SpeechLoader();
   SpeechLoader(const SpeechLoader&) = delete;
   SpeechLoader& operator=(const SpeechLoader&) = delete;
 
@@ -98,8 +91,8 @@ class SpeechLoader {
   // run would. Discards prepared batches. IndexError for b outside [0, batches_per_epoch()).
   void seek(int64_t epoch, int64_t batch_in_epoch);
   // Position of the batch the next next() returns.
-  int64_t epoch() const { return next_consume_ / batches_per_epoch_; }
-  int64_t batch_in_epoch() const { return next_consume_ % batches_per_epoch_; }
+  int64_t epoch() const { return prefetch_.position() / batches_per_epoch_; }
+  int64_t batch_in_epoch() const { return prefetch_.position() % batches_per_epoch_; }
 
   // The pure functions behind next(): the rows of every batch of an epoch, and one batch (computed
   // on the calling thread, independent of the loader's position).
@@ -111,16 +104,9 @@ class SpeechLoader {
   const FeatureCache& cache() const { return *cache_; }
 
  private:
-  struct Prepared {
-    SpeechBatch batch;
-    std::exception_ptr error;
-  };
   // The epoch's plan, shared by the workers (computed once per epoch, a few kept).
   std::shared_ptr<const std::vector<std::vector<int64_t>>> plan_for(int64_t epoch) const;
   SpeechBatch make_batch(int64_t epoch, int64_t b, const std::vector<std::vector<int64_t>>& plan) const;
-  void start_workers();
-  void stop_workers();
-  void worker_loop();
 
   std::shared_ptr<const FeatureCache> cache_;
   SpeechLoaderOptions options_;
@@ -129,14 +115,9 @@ class SpeechLoader {
   mutable std::mutex plan_mutex_;
   mutable std::map<int64_t, std::shared_ptr<const std::vector<std::vector<int64_t>>>> plans_;
 
-  // Global batch numbers k = epoch * batches_per_epoch + batch_in_epoch.
-  mutable std::mutex mutex_;
-  std::condition_variable produce_cv_, consume_cv_;
-  int64_t next_consume_ = 0, next_produce_ = 0;
-  std::map<int64_t, Prepared> ready_;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
-  SpeechLoaderStats stats_;
+  // Batch k = epoch * batches_per_epoch + batch_in_epoch, prepared ahead by worker threads.
+  // Declared last: destroyed first, so its workers stop before what they read goes away.
+  OrderedPrefetcher<SpeechBatch> prefetch_;
 };
 
 // Every batch of eval_options(batch_size) over the cache, in order (all rows, last batch partial).
