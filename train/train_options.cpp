@@ -80,7 +80,11 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   general.add_options()("help,h", "print this help and exit")(
       "config,c", po::value(&config_files)->composing(),
       "INI config file (repeatable; later files override earlier ones, the command line overrides all)")(
-      "print-config", "print the resolved configuration as INI and exit");
+      "print-config", "print the resolved configuration as INI and exit")(
+      // Read by train_main.cpp before this table (requested_task); accepted here so that an
+      // explicit --task speech_text, or `task = speech_text` in a config file, is not an error.
+      "task", po::value<std::string>()->default_value("speech_text"),
+      "speech_text (the options below) | image_ssl | image_text (their own: train --task image_text --help)");
 
   po::options_description data("Data [data]");
   data.add_options()("data.corpus", po::value(&o.corpus)->default_value(o.corpus),

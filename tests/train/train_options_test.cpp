@@ -97,6 +97,11 @@ TEST(TrainOptions, DefaultsAreTheDocumentedExperiment) {
   EXPECT_TRUE(o.plots);
 }
 
+// train_main.cpp picks the task before this table; naming the speech task explicitly is fine.
+TEST(TrainOptions, ExplicitSpeechTaskIsAccepted) {
+  EXPECT_EQ(parse({"--task", "speech_text"}).options.to_ini(), TrainOptions().to_ini());
+}
+
 TEST(TrainOptions, HelpListsEverySectionAndExits) {
   std::string help;
   const ParsedTrainOptions p = parse({"--help"}, &help);
