@@ -259,9 +259,9 @@ TEST(GradCheck, Conv2d) {
   depthwise.stride = {1, 2};
   depthwise.padding = {1, 2};
   depthwise.dilation = {2, 1};
-  EXPECT_TRUE(gradcheck([&](const V& v) { return ag::conv2d(v[0], v[1], v[2], depthwise); },
-                        {rand64({2, 3, 5, 6}, -1, 1, 134), rand64({3, 1, 2, 3}, -1, 1, 135),
-                         rand64({3}, -1, 1, 136)}));
+  EXPECT_TRUE(gradcheck(
+      [&](const V& v) { return ag::conv2d(v[0], v[1], v[2], depthwise); },
+      {rand64({2, 3, 5, 6}, -1, 1, 134), rand64({3, 1, 2, 3}, -1, 1, 135), rand64({3}, -1, 1, 136)}));
 }
 
 }  // namespace

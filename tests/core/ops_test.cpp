@@ -241,7 +241,8 @@ TEST(Ops, DepthwiseConvMatchesDenseConv) {
     const ops::ConvGrads gd = ops::conv2d_backward(gy, x, dense, od, true, true, false);
     EXPECT_TRUE(all_close(g.x, gd.x, 1e-12, 1e-12));
     for (int64_t c = 0; c < C; ++c)
-      EXPECT_TRUE(all_close(g.weight.select(0, c).select(0, 0), gd.weight.select(0, c).select(0, c), 1e-12, 1e-12));
+      EXPECT_TRUE(
+          all_close(g.weight.select(0, c).select(0, 0), gd.weight.select(0, c).select(0, c), 1e-12, 1e-12));
   }
 }
 
@@ -254,7 +255,8 @@ TEST(Ops, PointwiseConvIsAMatmul) {
   const Tensor gy = test::rand64(y.shape(), -1, 1, 323);
   const ops::ConvGrads g = ops::conv1d_backward(gy, x, w, {}, true, true, true);
   EXPECT_TRUE(all_close(g.x, ops::matmul(w.squeeze(2).t(), gy), 1e-12, 1e-12));
-  EXPECT_TRUE(all_close(g.weight.squeeze(2), ops::sum(ops::matmul(gy, x.transpose(1, 2)), {0}), 1e-12, 1e-12));
+  EXPECT_TRUE(
+      all_close(g.weight.squeeze(2), ops::sum(ops::matmul(gy, x.transpose(1, 2)), {0}), 1e-12, 1e-12));
   EXPECT_TRUE(all_close(g.bias, ops::sum(gy, {0, 2}), 1e-12, 1e-12));
 }
 
@@ -278,8 +280,9 @@ TEST(Ops, ConvChunkedOverImagesMatchesPerImage) {
   // The weight gradient summed over four batches of 15 images (one chunk each).
   Tensor gw_sum = ops::zeros(w.shape());
   for (int64_t n0 = 0; n0 < N; n0 += 15)
-    gw_sum = ops::add(gw_sum, ops::conv2d_backward(gy.narrow(0, n0, 15), x.narrow(0, n0, 15), w, o, false,
-                                                   true, false).weight);
+    gw_sum = ops::add(
+        gw_sum,
+        ops::conv2d_backward(gy.narrow(0, n0, 15), x.narrow(0, n0, 15), w, o, false, true, false).weight);
   EXPECT_TRUE(all_close(g.weight, gw_sum, 1e-4, 1e-4));
 }
 

@@ -46,9 +46,9 @@ TEST(CheckpointPython, LoadsInPythonSafetensors) {
   train::save_checkpoint(dir, state, opt, ts, 0);
 
   const fs::path step_dir = dir / "step-00000001", out = dir / "python.json";
-  const int status = train::run_process({"env", "PYTHONPATH=" + (root / ".cache/python-test").string(),
-                                         "/usr/bin/python3", (root / "tests/train/read_checkpoint.py").string(),
-                                         step_dir.string(), out.string()});
+  const int status = train::run_process(
+      {"env", "PYTHONPATH=" + (root / ".cache/python-test").string(), "/usr/bin/python3",
+       (root / "tests/train/read_checkpoint.py").string(), step_dir.string(), out.string()});
   if (status == 3 || status == -1) {
     fs::remove_all(dir);
     GTEST_SKIP() << "Python safetensors not available (tools/setup.sh installs it into .cache/python-test)";
