@@ -8,39 +8,16 @@
 
 #include "core/error.h"
 #include "core/generator.h"
+#include "data/seeded_keys.h"
 
 namespace cw {
 namespace {
 
-// splitmix64's finalizer, chained to derive keys from (seed, domain, epoch, batch): the same
-// derivation as speech_loader.cpp, so nearby seeds give unrelated streams.
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 enum : uint64_t { kRowShuffle = 1, kAugment = 3 };
-
-uint64_t derive_key(uint64_t seed, uint64_t domain, int64_t epoch, int64_t batch = 0) {
-  return mix64(mix64(mix64(seed ^ mix64(domain)) ^ static_cast<uint64_t>(epoch)) ^
-               static_cast<uint64_t>(batch));
-}
 
 // Uniform integer in [0, n) from one 32-bit word (n is tiny here: crop offsets, caption counts;
 // the modulo bias is below n / 2^32).
 int64_t below(uint32_t word, int64_t n) { return static_cast<int64_t>(word % static_cast<uint32_t>(n)); }
-
-// Fisher-Yates with one Philox block per swap: a pure function of the key.
-void shuffle_rows(std::vector<int64_t>& xs, uint64_t key) {
-  for (size_t i = xs.size(); i > 1; --i) {
-    const auto r = philox4x32(i - 1, 0, key);
-    const auto j = static_cast<size_t>(
-        std::min<double>(uniform_double(r[0], r[1]) * static_cast<double>(i), static_cast<double>(i - 1)));
-    std::swap(xs[i - 1], xs[j]);
-  }
-}
 
 // One axis of bilinear resampling, PyTorch's align_corners=False rule: destination pixel d samples
 // source position (d + 0.5) * in / out - 0.5, clamped at 0, between pixels i0 and i1.
@@ -110,7 +87,7 @@ std::vector<std::vector<int64_t>> ImageLoader::epoch_plan(int64_t epoch) const {
   const int64_t n = dataset_->size(), b = options_.batch_size;
   std::vector<int64_t> rows(static_cast<size_t>(n));
   std::iota(rows.begin(), rows.end(), 0);
-  if (options_.shuffle) shuffle_rows(rows, derive_key(options_.seed, kRowShuffle, epoch));
+  if (options_.shuffle) seeded_shuffle(rows, derive_key(options_.seed, kRowShuffle, epoch));
   if (options_.drop_last) rows.resize(static_cast<size_t>(n / b * b));
   std::vector<std::vector<int64_t>> batches;
   for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(b))

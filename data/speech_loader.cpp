@@ -13,43 +13,13 @@
 #include "core/generator.h"
 #include "data/audio_fbank.h"
 #include "data/audio_normalize.h"
+#include "data/seeded_keys.h"
 
 namespace cw {
 namespace {
 
-// splitmix64's finalizer: a bijective mix, so keys derived from (seed, epoch, batch) by chaining
-// it differ whenever any part differs, and nearby seeds give unrelated streams.
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // Separate domains so that the shuffle of epoch e and the masks of a batch never share a key.
 enum : uint64_t { kRowShuffle = 1, kBatchShuffle = 2, kAugment = 3 };
-
-uint64_t derive_key(uint64_t seed, uint64_t domain, int64_t epoch, int64_t batch = 0) {
-  return mix64(mix64(mix64(seed ^ mix64(domain)) ^ static_cast<uint64_t>(epoch)) ^
-               static_cast<uint64_t>(batch));
-}
-
-// Uniform in [0, n] from the Philox block `counter` of `key` (53-bit float; the bias for data set
-// sizes is below 1e-9).
-int64_t uniform_index(uint64_t key, uint64_t counter, int64_t n) {
-  const auto r = philox4x32(counter, 0, key);
-  const auto v = static_cast<int64_t>(uniform_double(r[0], r[1]) * static_cast<double>(n + 1));
-  return std::min(v, n);
-}
-
-// Fisher-Yates with one Philox block per swap: a pure function of the key.
-template <class T>
-void shuffle(std::vector<T>& xs, uint64_t key) {
-  for (size_t i = xs.size(); i > 1; --i) {
-    const auto j = static_cast<size_t>(uniform_index(key, i - 1, static_cast<int64_t>(i - 1)));
-    std::swap(xs[i - 1], xs[j]);
-  }
-}
 
 // Runs the core ops of one batch on the calling thread only, restoring the thread's OpenMP
 // setting after. The loader's parallelism is one batch per worker; a batch's copies are small, and
@@ -109,7 +79,7 @@ std::vector<std::vector<int64_t>> SpeechLoader::epoch_plan(int64_t epoch) const 
   const int64_t n = cache_->size(), b = o.batch_size;
   std::vector<int64_t> rows(static_cast<size_t>(n));
   std::iota(rows.begin(), rows.end(), 0);
-  if (o.shuffle) shuffle(rows, derive_key(o.seed, kRowShuffle, epoch));
+  if (o.shuffle) seeded_shuffle(rows, derive_key(o.seed, kRowShuffle, epoch));
   if (o.drop_last) rows.resize(static_cast<size_t>(n / b * b));
   if (o.bucket_by_length) {
     const auto window = static_cast<size_t>(o.bucket_window * b);
@@ -125,7 +95,7 @@ std::vector<std::vector<int64_t>> SpeechLoader::epoch_plan(int64_t epoch) const 
         rows.begin() + static_cast<std::ptrdiff_t>(start),
         rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), start + static_cast<size_t>(b))));
   // Sorted windows would otherwise hand out batches in rising length within each window.
-  if (o.shuffle && o.bucket_by_length) shuffle(batches, derive_key(o.seed, kBatchShuffle, epoch));
+  if (o.shuffle && o.bucket_by_length) seeded_shuffle(batches, derive_key(o.seed, kBatchShuffle, epoch));
   return batches;
 }
 

@@ -7,20 +7,9 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "data/seeded_keys.h"
 
 namespace cw::train {
-
-namespace {
-
-// splitmix64: decorrelates the (seed, stream, row) triple into a generator seed.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 Tensor simclr_view(const Tensor& images, const SslAugment& a, uint64_t seed, uint64_t stream) {
   CW_CHECK(images.dim() == 4 && images.dtype() == DType::F32, ShapeError,
@@ -36,7 +25,8 @@ Tensor simclr_view(const Tensor& images, const SslAugment& a, uint64_t seed, uin
   const int64_t plane = H * W;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; ++b) {
-    std::mt19937_64 gen(mix(mix(mix(seed) ^ stream) ^ static_cast<uint64_t>(b)));
+    // (seed, stream, row) decorrelated by chained splitmix64 into this row's generator seed.
+    std::mt19937_64 gen(mix64(mix64(mix64(seed) ^ stream) ^ static_cast<uint64_t>(b)));
     std::uniform_real_distribution<double> u(0.0, 1.0);
     // Random resized crop (torchvision's RandomResizedCrop, scale (crop_min_scale, 1), ratio (3/4, 4/3)).
     const double area = a.crop_min_scale + (1.0 - a.crop_min_scale) * u(gen);
