@@ -134,6 +134,50 @@ TEST(ConvNormGrad, BatchNormTrainMaskedAndEval) {
   gradcheck_module(bn, rand64({2, 3, 4}, -1, 2, 5));
 }
 
+// Synchronized statistics: a replica sum that doubles its argument stands for two replicas
+// holding the same batch (the forward sums and the backward's gradient sums both double), which
+// must equal one process holding the batch twice: the same outputs, running statistics and
+// input gradient (the first half's), and half the parameter gradients (the trainer sums those
+// over replicas). With and without a mask and affine part.
+TEST(BatchNormReplicas, TwoEqualReplicasEqualTheDoubledBatch) {
+  const Tensor mask = test::i64({0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1}, {2, 6});
+  for (bool affine : {true, false}) {
+    for (bool masked : {false, true}) {
+      SCOPED_TRACE(std::string(affine ? "affine" : "plain") + (masked ? ", masked" : ""));
+      nn::BatchNorm1d replica(4, 1e-5, 0.1, affine, DType::F64), whole(4, 1e-5, 0.1, affine, DType::F64);
+      if (affine) {
+        NoGradGuard ng;
+        for (nn::BatchNorm1d* bn : {&replica, &whole}) {
+          bn->weight.set_data(test::f64({0.5, -1.2, 2.0, 0.7}, {4}));
+          bn->bias.set_data(test::f64({0.1, 0.0, -0.3, 0.2}, {4}));
+        }
+      }
+      const Tensor x = rand64({2, 4, 6}, -1, 2, 31);
+      const Tensor gy = rand64({2, 4, 6}, -1, 1, 32);
+
+      nn::set_batch_norm_replica_sum([](const Variable& v) { return v * 2.0; });
+      Variable xr(x, /*requires_grad=*/true);
+      const Variable yr = replica.forward(xr, masked ? mask : Tensor());
+      ag::sum(yr * Variable(gy)).backward();
+      nn::set_batch_norm_replica_sum({});
+
+      Variable xw(ops::concat({x, x}, 0), /*requires_grad=*/true);
+      const Variable yw = whole.forward(xw, masked ? ops::concat({mask, mask}, 0) : Tensor());
+      ag::sum(yw * Variable(ops::concat({gy, gy}, 0))).backward();
+
+      constexpr double tol = 1e-13;
+      EXPECT_TRUE(all_close(yr.data(), yw.data().narrow(0, 0, 2), tol, tol));
+      EXPECT_TRUE(all_close(xr.grad(), xw.grad().narrow(0, 0, 2), tol, tol));
+      EXPECT_TRUE(all_close(replica.running_mean(), whole.running_mean(), tol, tol));
+      EXPECT_TRUE(all_close(replica.running_var(), whole.running_var(), tol, tol));
+      if (affine) {
+        EXPECT_TRUE(all_close(ops::mul(replica.weight.grad(), 2.0), whole.weight.grad(), tol, tol));
+        EXPECT_TRUE(all_close(ops::mul(replica.bias.grad(), 2.0), whole.bias.grad(), tol, tol));
+      }
+    }
+  }
+}
+
 // The masked statistics ignore padding entirely: the same real frames with more padding, or
 // other garbage in it, give the same outputs on real frames and the same running statistics.
 TEST(BatchNormMasked, PaddingNeverReachesTheStatistics) {
