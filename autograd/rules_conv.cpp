@@ -11,10 +11,10 @@ Variable dropout(const Variable& x, double p, bool training, Generator& gen) {
   // The mask is a pure function of the generator state (counter-based Philox), so the backward
   // redraws it from a copy of that state instead of keeping a mask as large as x alive.
   const Generator at = gen;
-  const Tensor y = ops::mul(x.data(), ops::dropout_mask(x.shape(), p, x.dtype(), gen));
+  const Tensor y = ops::mul(x.data(), ops::dropout_mask(x.shape(), p, x.dtype(), gen, x.device()));
   return record("dropout", y, {x}, [at, p](const Grads& g, const auto&) {
     Generator redraw = at;
-    return Grads{ops::mul(g[0], ops::dropout_mask(g[0].shape(), p, g[0].dtype(), redraw))};
+    return Grads{ops::mul(g[0], ops::dropout_mask(g[0].shape(), p, g[0].dtype(), redraw, g[0].device()))};
   });
 }
 

@@ -29,11 +29,13 @@ Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::
 // Copies the values into a new tensor of the given shape (numel must match).
 template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu());
-// Draws from the generator (default: the global one, see generator.h).
+// Draws from the generator (default: the global one, see generator.h), on `device`. The
+// numbers depend only on the generator's state, not on the device: every backend runs the same
+// counter-based Philox stream.
 Tensor uniform(const Shape& shape, double lo = 0.0, double hi = 1.0, DType dtype = DType::F32,
-               Generator& gen = default_generator());
+               Generator& gen = default_generator(), Device device = Device::cpu());
 Tensor normal(const Shape& shape, double mean = 0.0, double std = 1.0, DType dtype = DType::F32,
-              Generator& gen = default_generator());
+              Generator& gen = default_generator(), Device device = Device::cpu());
 inline Tensor rand(const Shape& shape, DType dtype = DType::F32, Generator& gen = default_generator()) {
   return uniform(shape, 0.0, 1.0, dtype, gen);
 }
@@ -153,7 +155,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 // ---------------------------------------------------------------- regularization
 // Inverted-dropout mask: 0 with probability p, else 1/(1-p); y = x * mask.
 Tensor dropout_mask(const Shape& shape, double p, DType dtype = DType::F32,
-                    Generator& gen = default_generator());
+                    Generator& gen = default_generator(), Device device = Device::cpu());
 
 // ---------------------------------------------------------------- convolution
 struct Conv2dOptions {

@@ -42,26 +42,26 @@ template Tensor from_vector<float>(const std::vector<float>&, const Shape&, Devi
 template Tensor from_vector<double>(const std::vector<double>&, const Shape&, Device);
 template Tensor from_vector<int64_t>(const std::vector<int64_t>&, const Shape&, Device);
 
-Tensor uniform(const Shape& shape, double lo, double hi, DType dtype, Generator& gen) {
+Tensor uniform(const Shape& shape, double lo, double hi, DType dtype, Generator& gen, Device device) {
   CW_CHECK(is_floating(dtype), DTypeError, "uniform: dtype must be f32 or f64, got ", dtype_name(dtype));
   CW_CHECK(lo <= hi, ValueError, "uniform: lo ", lo, " > hi ", hi);
-  Tensor t = Tensor::empty(shape, dtype);
+  Tensor t = Tensor::empty(shape, dtype, device);
   backend_for(t.device(), "uniform").uniform(t, gen.seed(), gen.reserve(t.numel()), lo, hi);
   return t;
 }
 
-Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generator& gen) {
+Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generator& gen, Device device) {
   CW_CHECK(is_floating(dtype), DTypeError, "normal: dtype must be f32 or f64, got ", dtype_name(dtype));
   CW_CHECK(std >= 0, ValueError, "normal: std must be >= 0, got ", std);
-  Tensor t = Tensor::empty(shape, dtype);
+  Tensor t = Tensor::empty(shape, dtype, device);
   backend_for(t.device(), "normal").normal(t, gen.seed(), gen.reserve(t.numel()), mean, std);
   return t;
 }
 
-Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen) {
+Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen, Device device) {
   CW_CHECK(p >= 0 && p < 1, ValueError, "dropout: p must be in [0, 1), got ", p);
   // keep where u >= p, so P(keep) = 1 - p; the kept scale 1/(1-p) keeps E[y] = x.
-  Tensor keep = ge(uniform(shape, 0.0, 1.0, dtype, gen), scalar(p, dtype));
+  Tensor keep = ge(uniform(shape, 0.0, 1.0, dtype, gen, device), scalar(p, dtype, device));
   return mul(keep, 1.0 / (1.0 - p));
 }
 

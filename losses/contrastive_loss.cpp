@@ -9,6 +9,7 @@
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "core/ops.h"
+#include "losses/contrastive_composed.h"
 #include "losses/contrastive_fused.h"
 #include "losses/l2_normalize.h"
 
@@ -18,7 +19,7 @@ namespace {
 // NaN or Inf would otherwise flow silently into every row's log-sum-exp and every gradient:
 // stop at the input and say which tensor and which element.
 void check_finite(const Tensor& t, const char* name) {
-  const Tensor c = t.contiguous();
+  const Tensor c = t.to(Device::cpu()).contiguous();
   int64_t bad = -1;
   dispatch_float(c.dtype(), "contrastive_loss", [&]<class T>() {
     const T* x = c.data<T>();
@@ -69,6 +70,9 @@ ContrastiveOutput contrastive_loss(const Variable& p, const Variable& q, const V
   check_finite(q.data(), "q (frozen-tower embeddings)");
   check_finite(log_scale.data(), "log_scale");
   if (cwcl && weight_source.defined()) check_finite(weight_source, "weight_source");
+
+  // The fused kernels read host memory; on another device the same loss runs as composed ops.
+  if (!pt.device().is_cpu()) return contrastive_loss_composed(p, q, log_scale, cfg, weight_source);
 
   // scale = min(exp(t), max): CLIP's learnable temperature with its clamp at 100.
   const double t = log_scale.item(), raw_scale = std::exp(t);

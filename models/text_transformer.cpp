@@ -77,9 +77,11 @@ Variable BertEmbeddings::forward(const Tensor& ids, const Tensor& token_type_ids
   CW_CHECK(T <= position_embeddings->weight.size(0), ShapeError, "TextTransformer: ", T,
            " tokens exceed max_position_embeddings ", position_embeddings->weight.size(0),
            "; truncate the input");
-  const Tensor pos = ops::arange(0, static_cast<double>(T), 1, DType::I64);
+  // Position and token-type ids live where the token ids do (the embedding tables' device).
+  const Tensor pos = ops::arange(0, static_cast<double>(T), 1, DType::I64, ids.device());
   Variable h = word_embeddings->forward(ids) + position_embeddings->forward(pos);  // (B, T, H) + (T, H)
-  const Tensor tt = token_type_ids.defined() ? token_type_ids : ops::zeros(ids.shape(), DType::I64);
+  const Tensor tt =
+      token_type_ids.defined() ? token_type_ids : ops::zeros(ids.shape(), DType::I64, ids.device());
   h = h + token_type_embeddings->forward(tt);
   return dropout->forward(LayerNorm->forward(h));
 }

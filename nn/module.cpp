@@ -142,7 +142,8 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& state, b
     auto it = state.find(name);
     if (it == state.end()) continue;
     Tensor dst = t;
-    dst.copy_(it->second);
+    // A checkpoint is read on the CPU; the module may live on another device.
+    dst.copy_(it->second.to(dst.device()));
   }
   return report;
 }

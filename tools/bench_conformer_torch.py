@@ -79,10 +79,10 @@ class Tower(nn.Module):
         h = F.relu(self.conv2(F.relu(self.conv1(feats[:, None]))))  # (B, D, T', F')
         T = h.size(2)
         h = self.out(h.transpose(1, 2).reshape(B, T, -1))  # (B, T', D)
-        h = self.dropout(h * math.sqrt(D) + sinusoidal_positions(T, D))
+        h = self.dropout(h * math.sqrt(D) + sinusoidal_positions(T, D).to(h.device))
         out_len = subsampled(lengths)
         h, _ = self.conformer(h, out_len)
-        keep = (torch.arange(T)[None, :] < out_len[:, None]).unsqueeze(-1).to(h.dtype)  # (B, T', 1)
+        keep = (torch.arange(T, device=h.device)[None, :] < out_len[:, None]).unsqueeze(-1).to(h.dtype)  # (B, T', 1)
         pooled = (h * keep).sum(1) / out_len[:, None].to(h.dtype)
         return self.proj(pooled)
 

@@ -5,12 +5,12 @@
 # which needs none of the project's other dependencies), runs the CUDA tests, runs them again
 # under compute-sanitizer memcheck, then times the main kernels against PyTorch on the same
 # shapes. Every step has a time limit and the script goes on after a failure; all output lands
-# in $OUT (default ./gpu_check_out; 7 files). Worst case 7.5 minutes (the sum of the limits), expected 3-5.
+# in $OUT (default ./gpu_check_out; 8 files). Worst case 9.5 minutes (the sum of the limits), expected 4-6.
 #
 # On the development machine, once (Eigen, nlohmann/json and GoogleTest sources into an ignored
 # folder that the run carries; ~3 MB):
 #   tools/gpu_check.sh --prepare
-# Then, as the device run's command, with carry [".gpu_deps"] and timeout_s 540:
+# Then, as the device run's command, with carry [".gpu_deps"] and timeout_s 600:
 #   bash tools/gpu_check.sh
 set -u
 
@@ -66,7 +66,7 @@ step configure 45 "$OUT/configure.log" \
   cmake -S tools/gpu_check -B "$BUILD" "${gen[@]}" -DCW_DEPS="$DEPS" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 ${CW_GPU_CMAKE_ARGS:-}
 grep -E "cwcl|gpu_check|cuDNN|CMake Error" -A2 "$OUT/configure.log" | head -30 | tee -a "$SUMMARY"
-step build 180 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench -j16
+step build 180 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench train_step_check -j16
 tail -5 "$OUT/build.log" >> "$SUMMARY"
 
 BIN="$BUILD/cw_cuda_tests"
@@ -85,5 +85,12 @@ if [[ -x "$BUILD/cuda_ops_bench" ]]; then
   step bench 90 "$OUT/bench.log" bash -c "'$BUILD/cuda_ops_bench'; echo '-- pytorch'; \
     PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_ops_bench.py"
   cat "$OUT/bench.log" >> "$SUMMARY"
+fi
+# The training step: CPU vs CUDA losses over 20 steps (bar 1e-3), then the small Conformer's
+# step throughput at batch 256 x 4 s, ours then PyTorch's (tools/gpu_check/train_step_check.cpp).
+if [[ -x "$BUILD/train_step_check" ]]; then
+  step train_step 120 "$OUT/train_step.log" bash -c "'$BUILD/train_step_check' --batch 256 --frames 400 --iters 10; \
+    echo '-- pytorch'; PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_conformer_step.py --batch 256 --frames 400 --iters 10"
+  grep -E "^parity:|^ours|^torch" "$OUT/train_step.log" | tee -a "$SUMMARY"
 fi
 say "== done in $SECONDS s"

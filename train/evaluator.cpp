@@ -59,7 +59,9 @@ Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, con
     for (size_t i = b; i < std::min(rows.size(), b + static_cast<size_t>(batch_size)); ++i)
       feats.push_back(utterance_cmvn(split.features->features(rows[i])));
     const FeatureBatch fb = pad_features(feats);
-    parts.push_back(model.embed_speech(Variable(fb.features), fb.lengths).data());
+    // Features go to the model's device; the embeddings come back to the CPU for the metrics.
+    const Tensor features = fb.features.to(model.logit_scale.device());
+    parts.push_back(model.embed_speech(Variable(features), fb.lengths).data().to(Device::cpu()));
   }
   model.train(was_training);
   return parts.empty() ? Tensor() : ops::concat(parts, 0);

@@ -23,7 +23,7 @@ double sum_of_squares(const Tensor& g) {
     });
   }
   const Tensor g64 = g.to(DType::F64);
-  return ops::sum(ops::mul(g64, g64)).item();
+  return ops::sum(ops::mul(g64, g64)).to(Device::cpu()).item();
 }
 
 }  // namespace

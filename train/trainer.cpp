@@ -25,6 +25,7 @@
 #include "nn/batch_norm.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/device_select.h"
 #include "train/grad_clip.h"
 #include "train/lr_schedule.h"
 #include "train/subprocess.h"
@@ -165,6 +166,10 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   const bool lead = rank == 0;
   std::ostream null_log(nullptr);  // ranks > 0: nothing to print
   std::ostream& log = lead ? lead_log : null_log;
+  // Checked first, before any data is prepared: a missing GPU is one error at start.
+  const Device device = select_device(o.device);
+  CW_CHECK(world == 1 || device.is_cpu(), ValueError, "--run.device ", o.device, " with ", world,
+           " ranks: multi-rank training runs on the CPU only for now (the NCCL path is not wired)");
   CW_CHECK(o.batch_size >= world, ValueError, "--optim.batch_size (", o.batch_size, ") must be at least the ",
            world, " ranks: each rank takes a slice of the global batch");
   const fs::path out(o.out);
@@ -193,6 +198,10 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
       speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
   models::SpeechTextModel model(cfg, std::log(1.0 / o.loss.init_temperature), o.loss.learn_temperature);
   model.train();
+  // The trained tower, its logit scale, and the optimizer's moments (allocated below, beside each
+  // parameter) live on the device; batches are copied there each step, the frozen embeddings
+  // stay cached on the host and go over with their batch.
+  model.to(device);
   AdamW opt(make_param_groups(model.named_parameters(), o.weight_decay, {"logit_scale"}),
             AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
   std::vector<Variable> params;
@@ -314,15 +323,17 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
     // keeps its contiguous slice of rows, padded to the global batch's length as one process's.
     const SpeechBatch batch = loader.next();
     const Tensor idx = ops::from_vector(batch.indices, {static_cast<int64_t>(batch.indices.size())});
-    const Variable q(ops::index_select(data.train_text, 0, idx));  // (B, D) frozen, no grad, all rows
+    const Variable q(
+        ops::index_select(data.train_text, 0, idx).to(device));  // (B, D) frozen, no grad, all rows
     double loss_value = NAN, norm = NAN;
     losses::ContrastiveMetrics m;
     std::string failure;
     try {
       if (world == 1) {
-        const Variable p = model.embed_speech(Variable(batch.features), batch.lengths);  // (B, D)
+        // lengths stay on the host: the tower reads them to build its masks.
+        const Variable p = model.embed_speech(Variable(batch.features.to(device)), batch.lengths);  // (B, D)
         const losses::ContrastiveOutput lo_out = losses::contrastive_loss(p, q, model.logit_scale, o.loss);
-        loss_value = lo_out.loss.data().item();
+        loss_value = lo_out.loss.data().to(Device::cpu()).item();
         m = lo_out.metrics;
         if (std::isfinite(loss_value)) {
           lo_out.loss.backward();

@@ -1,0 +1,148 @@
+// The training step on the GPU, for tools/gpu_check.sh (issue 8): what the trainer does each
+// step (Conformer tower -> CWCL loss -> backward -> global-norm clip -> AdamW), without the
+// data layer, so it builds on the GPU machine from core/ .. train/adamw with no other packages.
+//   1. parity: a tiny tower trained 20 steps on the CPU and on CUDA from the same seed, on the
+//      same random batches (dropout on: both devices draw the same Philox numbers); the losses
+//      must agree to 1e-3 (the issue's bar). Exit status 1 if not.
+//   2. throughput: the small tower (8.4M parameters) at --batch x --frames, f32, median step
+//      time, utterances/s and the caching allocator's peak; torch_conformer_step.py is the
+//      PyTorch counterpart on the same shapes.
+// Usage: train_step_check [--batch 256] [--frames 400] [--iters 10] [--tf32 0|1]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/generator.h"
+#include "core/ops.h"
+#include "cuda/cuda.h"
+#include "losses/contrastive_loss.h"
+#include "models/dual_encoder.h"
+#include "train/adamw.h"
+#include "train/grad_clip.h"
+
+using namespace cw;
+
+namespace {
+
+struct Batch {
+  Tensor features, lengths, targets;  // (B, T, 80) f32, (B) i64, (B, 384) f32
+};
+
+// Random batches made once on the host, so both devices see the same numbers.
+std::vector<Batch> make_batches(int n, int64_t B, int64_t T, uint64_t seed) {
+  Generator g(seed);
+  std::vector<Batch> out;
+  for (int i = 0; i < n; ++i) {
+    std::vector<int64_t> len(B);
+    for (int64_t b = 0; b < B; ++b) len[b] = T - (b * (T / 2)) / std::max<int64_t>(B - 1, 1);  // T .. T/2
+    out.push_back({ops::normal({B, T, 80}, 0, 1, DType::F32, g), ops::from_vector(len, {B}),
+                   ops::normal({B, 384}, 0, 1, DType::F32, g)});
+  }
+  return out;
+}
+
+struct Run {
+  std::vector<double> losses;
+  std::vector<double> step_ms;
+};
+
+Run run_steps(const models::ConformerConfig& cfg, const std::vector<Batch>& batches, Device device,
+              int warmup) {
+  manual_seed(0);
+  models::SpeechTextModel model(cfg, std::log(1.0 / 0.07), true);
+  model.train();
+  model.to(device);
+  train::AdamW opt(train::make_param_groups(model.named_parameters(), 0.01, {"logit_scale"}),
+                   train::AdamWOptions{1e-3, 0.9, 0.98, 1e-8, 0.01});
+  std::vector<Variable> params;
+  for (const auto& g : opt.groups())
+    for (const auto& p : g.params) params.push_back(p);
+  default_generator().manual_seed(1);        // dropout draws
+  const losses::ContrastiveConfig loss_cfg;  // CWCL, linear kernel, both directions
+  Run r;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (device.is_cuda()) cuda::synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    const Batch& b = batches[i];
+    opt.zero_grad();
+    const Variable p = model.embed_speech(Variable(b.features.to(device)), b.lengths);
+    const losses::ContrastiveOutput out =
+        losses::contrastive_loss(p, Variable(b.targets.to(device)), model.logit_scale, loss_cfg);
+    out.loss.backward();
+    train::clip_grad_norm(params, 1.0);
+    opt.step(1e-3);
+    const double loss = out.loss.data().to(Device::cpu()).item();
+    if (device.is_cuda()) cuda::synchronize();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    r.losses.push_back(loss);
+    if (static_cast<int>(i) >= warmup) r.step_ms.push_back(ms);
+  }
+  return r;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? NAN : v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t B = 256, T = 400;
+  int iters = 10;
+  bool tf32 = false;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--batch"))
+      B = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--frames"))
+      T = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--iters"))
+      iters = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--tf32"))
+      tf32 = std::atoi(argv[i + 1]) != 0;
+  }
+  cuda::init();
+  if (!cuda::is_available()) {
+    std::printf("train_step_check: no CUDA device; nothing to check\n");
+    return 2;
+  }
+  int status = 0;
+  {  // 1. parity, TF32 off: f32 on both sides
+    cuda::set_allow_tf32(false);
+    const std::vector<Batch> batches = make_batches(20, 8, 120, 7);
+    const Run cpu = run_steps(models::ConformerConfig::tiny(), batches, Device::cpu(), 0);
+    const Run gpu = run_steps(models::ConformerConfig::tiny(), batches, Device::cuda(0), 0);
+    double worst = 0;
+    for (size_t i = 0; i < cpu.losses.size(); ++i) {
+      worst = std::max(worst, std::abs(cpu.losses[i] - gpu.losses[i]));
+      std::printf("parity step %2zu  cpu %.6f  cuda %.6f\n", i + 1, cpu.losses[i], gpu.losses[i]);
+    }
+    const bool ok = worst <= 1e-3;
+    std::printf("parity: tiny Conformer, 20 steps, worst |loss cpu - loss cuda| = %.3g (bar 1e-3): %s\n",
+                worst, ok ? "PASS" : "FAIL");
+    if (!ok) status = 1;
+  }
+  {  // 2. throughput of the small tower
+    cuda::set_allow_tf32(tf32);
+    cuda::reset_peak_memory_stats(0);
+    const int warmup = 3;
+    const std::vector<Batch> batches = make_batches(warmup + iters, B, T, 11);
+    const Run gpu = run_steps(models::ConformerConfig::small(), batches, Device::cuda(0), warmup);
+    const double ms = median(gpu.step_ms);
+    const cuda::MemoryStats m = cuda::memory_stats(0);
+    std::printf(
+        "ours  small Conformer step (fwd + bwd + clip + AdamW), batch %lld x %lld frames, f32%s: median %.1f "
+        "ms, "
+        "%.0f utt/s, peak allocated %.0f MiB, reserved %.0f MiB, %llu cudaMalloc\n",
+        static_cast<long long>(B), static_cast<long long>(T), tf32 ? " (TF32 matmuls)" : "", ms, B / ms * 1e3,
+        m.peak_allocated / 1048576.0, m.peak_reserved / 1048576.0,
+        static_cast<unsigned long long>(m.device_mallocs));
+  }
+  return status;
+}

@@ -1,0 +1,46 @@
+// select_device (see device_select.h).
+#include "train/device_select.h"
+
+#include "core/error.h"
+
+#ifdef CW_HAVE_CUDA
+#include "cuda/cuda.h"
+#endif
+
+namespace cw::train {
+
+bool built_with_cuda() {
+#ifdef CW_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+Device parse_device(const std::string& spec) {
+  if (spec == "cpu") return Device::cpu();
+  if (spec == "cuda") return Device::cuda(0);
+  CW_CHECK(spec.rfind("cuda:", 0) == 0 && spec.size() > 5 && spec.size() < 10 &&
+               spec.find_first_not_of("0123456789", 5) == std::string::npos,
+           ValueError, "--run.device must be cpu, cuda or cuda:N, got '", spec, "'");
+  return Device::cuda(std::stoi(spec.substr(5)));
+}
+
+Device select_device(const std::string& spec) {
+  const Device device = parse_device(spec);
+  if (device.is_cpu()) return device;
+  [[maybe_unused]] const int index = device.index;
+#ifdef CW_HAVE_CUDA
+  cuda::init();
+  const int count = cuda::device_count();
+  CW_CHECK(index < count, DeviceError, "--run.device ", spec, ": this machine has ", count,
+           " CUDA device(s) visible (none: no GPU or no driver)");
+  return Device::cuda(index);
+#else
+  throw DeviceError(detail::cat("--run.device ", spec,
+                                ": this build has no CUDA backend (configure with -DCW_CUDA=ON where nvcc "
+                                "is installed); use cpu"));
+#endif
+}
+
+}  // namespace cw::train

@@ -1,0 +1,23 @@
+// --run.device: from its spelling ("cpu", "cuda", "cuda:N") to a Device the run can use. For a
+// CUDA device this registers the CUDA backend (cw::cuda::init) and checks that the device exists,
+// so that a missing GPU or a build without the backend is one clear error at start, not a failed
+// allocation deep inside the first step. Part of train/.
+#pragma once
+
+#include <string>
+
+#include "core/device.h"
+
+namespace cw::train {
+
+// The spelling alone (no backend, no device touched); throws ValueError naming the flag.
+Device parse_device(const std::string& spec);
+
+// parse_device, then for CUDA: registers the backend and checks the device exists. Throws
+// DeviceError when the build has no CUDA backend or the machine has no such device.
+Device select_device(const std::string& spec);
+
+// Whether this build has the CUDA backend (configured with CW_CUDA).
+bool built_with_cuda();
+
+}  // namespace cw::train
