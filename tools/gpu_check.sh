@@ -10,6 +10,9 @@
 # On the development machine, once (Eigen, nlohmann/json and GoogleTest sources into an ignored
 # folder that the run carries; ~3 MB):
 #   tools/gpu_check.sh --prepare
+# The training-step program can be rehearsed here without a GPU:
+#   CW_GPU_CHECK_ON_CPU=1 <build>/train_step_check --batch 4 --frames 100 --iters 2
+#   python3 tools/gpu_check/torch_conformer_step.py --device cpu --batch 4 --frames 100 --iters 2
 # Then, as the device run's command, with carry [".gpu_deps"] and timeout_s 600:
 #   bash tools/gpu_check.sh
 set -u

@@ -8,6 +8,8 @@
 //      time, utterances/s and the caching allocator's peak; torch_conformer_step.py is the
 //      PyTorch counterpart on the same shapes.
 // Usage: train_step_check [--batch 256] [--frames 400] [--iters 10] [--tf32 0|1]
+// With CW_GPU_CHECK_ON_CPU=1 the "device" side runs on the CPU too (a rehearsal of the program
+// on a machine without a GPU; use a small --batch and --frames there).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,18 +32,19 @@ using namespace cw;
 namespace {
 
 struct Batch {
-  Tensor features, lengths, targets;  // (B, T, 80) f32, (B) i64, (B, 384) f32
+  Tensor features, lengths, targets;  // (B, T, n_mels) f32, (B) i64, (B, embed_dim) f32
 };
 
 // Random batches made once on the host, so both devices see the same numbers.
-std::vector<Batch> make_batches(int n, int64_t B, int64_t T, uint64_t seed) {
+std::vector<Batch> make_batches(const models::ConformerConfig& cfg, int n, int64_t B, int64_t T,
+                                uint64_t seed) {
   Generator g(seed);
   std::vector<Batch> out;
   for (int i = 0; i < n; ++i) {
     std::vector<int64_t> len(B);
     for (int64_t b = 0; b < B; ++b) len[b] = T - (b * (T / 2)) / std::max<int64_t>(B - 1, 1);  // T .. T/2
-    out.push_back({ops::normal({B, T, 80}, 0, 1, DType::F32, g), ops::from_vector(len, {B}),
-                   ops::normal({B, 384}, 0, 1, DType::F32, g)});
+    out.push_back({ops::normal({B, T, cfg.n_mels}, 0, 1, DType::F32, g), ops::from_vector(len, {B}),
+                   ops::normal({B, cfg.embed_dim}, 0, 1, DType::F32, g)});
   }
   return out;
 }
@@ -108,16 +111,20 @@ int main(int argc, char** argv) {
       tf32 = std::atoi(argv[i + 1]) != 0;
   }
   cuda::init();
-  if (!cuda::is_available()) {
+  const char* on_cpu_env = std::getenv("CW_GPU_CHECK_ON_CPU");
+  const bool on_cpu = on_cpu_env && std::strcmp(on_cpu_env, "0") != 0;
+  const Device device = on_cpu ? Device::cpu() : Device::cuda(0);
+  if (on_cpu) std::printf("train_step_check: CW_GPU_CHECK_ON_CPU set, the device side runs on the CPU\n");
+  if (!on_cpu && !cuda::is_available()) {
     std::printf("train_step_check: no CUDA device; nothing to check\n");
     return 2;
   }
   int status = 0;
   {  // 1. parity, TF32 off: f32 on both sides
-    cuda::set_allow_tf32(false);
-    const std::vector<Batch> batches = make_batches(20, 8, 120, 7);
+    if (!on_cpu) cuda::set_allow_tf32(false);
+    const std::vector<Batch> batches = make_batches(models::ConformerConfig::tiny(), 20, 8, 120, 7);
     const Run cpu = run_steps(models::ConformerConfig::tiny(), batches, Device::cpu(), 0);
-    const Run gpu = run_steps(models::ConformerConfig::tiny(), batches, Device::cuda(0), 0);
+    const Run gpu = run_steps(models::ConformerConfig::tiny(), batches, device, 0);
     double worst = 0;
     for (size_t i = 0; i < cpu.losses.size(); ++i) {
       worst = std::max(worst, std::abs(cpu.losses[i] - gpu.losses[i]));
@@ -129,13 +136,16 @@ int main(int argc, char** argv) {
     if (!ok) status = 1;
   }
   {  // 2. throughput of the small tower
-    cuda::set_allow_tf32(tf32);
-    cuda::reset_peak_memory_stats(0);
+    if (!on_cpu) {
+      cuda::set_allow_tf32(tf32);
+      cuda::reset_peak_memory_stats(0);
+    }
     const int warmup = 3;
-    const std::vector<Batch> batches = make_batches(warmup + iters, B, T, 11);
-    const Run gpu = run_steps(models::ConformerConfig::small(), batches, Device::cuda(0), warmup);
+    const std::vector<Batch> batches =
+        make_batches(models::ConformerConfig::small(), warmup + iters, B, T, 11);
+    const Run gpu = run_steps(models::ConformerConfig::small(), batches, device, warmup);
     const double ms = median(gpu.step_ms);
-    const cuda::MemoryStats m = cuda::memory_stats(0);
+    const cuda::MemoryStats m = on_cpu ? cuda::MemoryStats{} : cuda::memory_stats(0);
     std::printf(
         "ours  small Conformer step (fwd + bwd + clip + AdamW), batch %lld x %lld frames, f32%s: median %.1f "
         "ms, "
