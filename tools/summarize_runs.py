@@ -3,7 +3,9 @@
 
 A run is a folder holding eval_final.json (written by `train` at the end). Runs group by folder
 name with a trailing `_s<seed>` removed, so runs/mini_cwcl_s1 .. _s3 form the group mini_cwcl.
-Standard library only. Usage: python3 tools/summarize_runs.py runs/mini_*  [--json out.json]
+Standard library only (scipy, when importable, adds p-values to --compare).
+Usage: python3 tools/summarize_runs.py runs/mini_*  [--json out.json] [--compare GROUP_A GROUP_B]
+--compare prints, per metric, mean(A) - mean(B) and Welch's t over the seeds (two-sided p).
 """
 import argparse
 import json
@@ -22,8 +24,10 @@ METRICS = [
     ("kws tmpl std", lambda r: r["keywords"]["template_std"]),
     ("R@1 s->t", lambda r: r["retrieval"]["speech_to_text"]["R@1"]),
     ("R@5 s->t", lambda r: r["retrieval"]["speech_to_text"]["R@5"]),
+    ("R@10 s->t", lambda r: r["retrieval"]["speech_to_text"]["R@10"]),
     ("R@1 t->s", lambda r: r["retrieval"]["text_to_speech"]["R@1"]),
     ("R@5 t->s", lambda r: r["retrieval"]["text_to_speech"]["R@5"]),
+    ("R@10 t->s", lambda r: r["retrieval"]["text_to_speech"]["R@10"]),
     ("struct corr", lambda r: r["structure_correlation"]),
 ]
 
@@ -38,6 +42,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="run folders")
     ap.add_argument("--json", help="also write the per-group numbers here")
+    ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="Welch's t-test of group A against B")
     args = ap.parse_args()
     groups = {}
     for run in sorted(args.runs):
@@ -68,6 +73,34 @@ def main():
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
+    if args.compare:
+        compare(out, *args.compare)
+
+
+def compare(out, a, b):
+    """Welch's t of a - b per metric; p from scipy's t distribution when available."""
+    for g in (a, b):
+        if g not in out:
+            sys.exit(f"--compare: no group {g} (groups: {', '.join(out)})")
+    try:
+        from scipy import stats
+    except ImportError:
+        stats = None
+    print(f"\n| metric | {a} - {b} | Welch t | df | p (two-sided) |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, _ in METRICS:
+        xa, xb = out[a][label]["values"], out[b][label]["values"]
+        ma, sa = mean_std(xa)
+        mb, sb = mean_std(xb)
+        scale = 1 if label == "struct corr" else 100
+        va, vb = sa * sa / len(xa), sb * sb / len(xb)
+        if len(xa) < 2 or len(xb) < 2 or va + vb == 0:
+            print(f"| {label} | {(ma - mb) * scale:.2f} | n/a | | |")
+            continue
+        t = (ma - mb) / math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va * va / (len(xa) - 1) + vb * vb / (len(xb) - 1))
+        p = f"{2 * stats.t.sf(abs(t), df):.3f}" if stats else "(no scipy)"
+        print(f"| {label} | {(ma - mb) * scale:.2f} | {t:.2f} | {df:.1f} | {p} |")
 
 
 if __name__ == "__main__":
