@@ -2,7 +2,9 @@
 """Summarizes finished `train` runs as a Markdown table: mean +- std over seeds of each group.
 
 A run is a folder holding eval_final.json (written by `train` at the end). Runs group by folder
-name with a trailing `_s<seed>` removed, so runs/mini_cwcl_s1 .. _s3 form the group mini_cwcl.
+name with a trailing `_s<seed>` or `_seed<seed>` removed, so runs/mini_cwcl_s1 .. _s3 form the
+group mini_cwcl. Speech-text and image-text runs (their JSON has "zero_shot") have their own
+columns; give one kind per call.
 Standard library only (scipy, when importable, adds p-values to --compare).
 Usage: python3 tools/summarize_runs.py runs/mini_*  [--json out.json] [--compare GROUP_A GROUP_B]
 --compare prints, per metric, mean(A) - mean(B) and Welch's t over the seeds (two-sided p).
@@ -31,6 +33,18 @@ METRICS = [
     ("struct corr", lambda r: r["structure_correlation"]),
 ]
 
+# Image-text runs (train --task image_text): zero-shot over the class prompts, retrieval, structure.
+IMAGE_TEXT_METRICS = [
+    ("zero-shot acc", lambda r: r["zero_shot"]["ensemble_accuracy"]),
+    ("tmpl mean", lambda r: r["zero_shot"]["template_mean"]),
+    ("tmpl std", lambda r: r["zero_shot"]["template_std"]),
+    ("tmpl min", lambda r: r["zero_shot"]["template_min"]),
+    ("tmpl max", lambda r: r["zero_shot"]["template_max"]),
+    ("R@1 t->i", lambda r: r["retrieval"]["text_to_image"]["R@1"]),
+    ("R@1 i->t", lambda r: r["retrieval"]["image_to_text"]["R@1"]),
+    ("struct corr", lambda r: r["structure_correlation"]),
+]
+
 
 def mean_std(xs):
     m = sum(xs) / len(xs)
@@ -52,10 +66,16 @@ def main():
             continue
         with open(f) as fh:
             r = json.load(fh)
-        name = re.sub(r"_s\d+$", "", os.path.basename(os.path.normpath(run)))
+        name = re.sub(r"_(s|seed)\d+$", "", os.path.basename(os.path.normpath(run)))
         groups.setdefault(name, []).append(r)
     if not groups:
         sys.exit("no finished runs")
+    kinds = {"zero_shot" in r for rs in groups.values() for r in rs}
+    if len(kinds) > 1:
+        sys.exit("mixed speech-text and image-text runs: summarize them separately")
+    global METRICS
+    if kinds == {True}:
+        METRICS = IMAGE_TEXT_METRICS
     cols = ["group", "seeds", "steps"] + [m for m, _ in METRICS]
     print("| " + " | ".join(cols) + " |")
     print("|" + " --- |" * len(cols))
