@@ -90,10 +90,11 @@ if [[ -x "$BUILD/cuda_ops_bench" ]]; then
   cat "$OUT/bench.log" >> "$SUMMARY"
 fi
 # The training step: CPU vs CUDA losses over 20 steps (bar 1e-3), then the small Conformer's
-# step throughput at batch 256 x 4 s, ours then PyTorch's (tools/gpu_check/train_step_check.cpp).
+# step throughput at batch 256 x 4 s and the MiniLM-shaped forward at batch 256 x 32 tokens,
+# ours then PyTorch's (tools/gpu_check/train_step_check.cpp, torch_conformer_step.py).
 if [[ -x "$BUILD/train_step_check" ]]; then
-  step train_step 120 "$OUT/train_step.log" bash -c "'$BUILD/train_step_check' --batch 256 --frames 400 --iters 10; \
-    echo '-- pytorch'; PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_conformer_step.py --batch 256 --frames 400 --iters 10"
+  step train_step 120 "$OUT/train_step.log" bash -c "'$BUILD/train_step_check' --batch 256 --frames 400 --tokens 32 --iters 10; \
+    echo '-- pytorch'; PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_conformer_step.py --batch 256 --frames 400 --tokens 32 --iters 10"
   grep -E "^parity:|^ours|^torch" "$OUT/train_step.log" | tee -a "$SUMMARY"
 fi
 say "== done in $SECONDS s"

@@ -1,8 +1,11 @@
-"""PyTorch counterpart of train_step_check.cpp's throughput part: the same small Conformer tower
+"""PyTorch counterpart of train_step_check.cpp's throughput parts. The Conformer step: the same small Conformer tower
 (tools/bench_conformer_torch.py's Tower: torchaudio Conformer blocks), CWCL-shaped work replaced
 by CLIP's cross-entropy on the 384-d embeddings (the loss is a few microseconds of the step),
 global-norm clip and AdamW, on CUDA, f32 (TF32 off unless --tf32 1), same batch and lengths.
-    python3 tools/gpu_check/torch_conformer_step.py --batch 256 --frames 400 --iters 10
+The MiniLM forward: Hugging Face's BertModel with all-MiniLM-L6-v2's config and random weights
+when transformers is importable (else torch.nn.TransformerEncoder with the same shapes, post-LN,
+GELU; the output says which), eval, no grad, --batch x --tokens.
+    python3 tools/gpu_check/torch_conformer_step.py --batch 256 --frames 400 --tokens 32 --iters 10
 """
 import argparse
 import os
@@ -21,6 +24,7 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--frames", type=int, default=400)
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--tf32", type=int, default=0)
     ap.add_argument("--device", default="cuda", help="cpu: a rehearsal on a machine without a GPU")
     a = ap.parse_args()
@@ -61,7 +65,45 @@ def main():
     ms = sorted(times)[len(times) // 2] * 1e3
     print(f"torch {torch.__version__} small Conformer step (fwd + bwd + clip + AdamW), batch {B} x {T} frames, "
           f"f32{' (TF32)' if a.tf32 else ''}: median {ms:.1f} ms, {B / ms * 1e3:.0f} utt/s, "
-          f"peak allocated {torch.cuda.max_memory_allocated() / 2**20 if cuda else 0:.0f} MiB")
+          f"peak allocated {torch.cuda.max_memory_allocated() / 2**20 if cuda else 0:.0f} MiB", flush=True)
+    minilm(a, dev, sync)
+
+
+def minilm(a, dev, sync):
+    H, F, L, HEADS, VOCAB = 384, 1536, 6, 12, 30522
+    B, T = a.batch, a.tokens
+    torch.manual_seed(0)
+    try:
+        from transformers import BertConfig, BertModel
+        model = BertModel(BertConfig(vocab_size=VOCAB, hidden_size=H, num_hidden_layers=L, num_attention_heads=HEADS,
+                                     intermediate_size=F), add_pooling_layer=False)
+        what = "transformers BertModel"
+        run = lambda ids: model(input_ids=ids).last_hidden_state  # noqa: E731
+    except ImportError:
+        emb = torch.nn.Embedding(VOCAB, H)
+        pos = torch.nn.Embedding(512, H)
+        norm = torch.nn.LayerNorm(H, eps=1e-12)
+        enc = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(H, HEADS, F, activation="gelu",
+                                                                           batch_first=True), L)
+        model = torch.nn.ModuleList([emb, pos, norm, enc])
+        what = "torch.nn.TransformerEncoder (no transformers)"
+        run = lambda ids: enc(norm(emb(ids) + pos(torch.arange(T, device=ids.device))))  # noqa: E731
+    model.to(dev).eval()
+    ids = torch.randint(0, VOCAB - 1, (B, T), device=dev)
+    times = []
+    with torch.no_grad():
+        for i in range(3 + a.iters):
+            sync()
+            t0 = time.perf_counter()
+            run(ids)
+            sync()
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+    ms = sorted(times)[len(times) // 2] * 1e3
+    flops = 2.0 * (8 * H * H + 4 * H * F + 4 * T * H) * L * B * T
+    print(f"torch MiniLM-L6 shapes forward (no grad, {what}), batch {B} x {T} tokens, "
+          f"f32{' (TF32)' if a.tf32 else ''}: median {ms:.2f} ms, {B / ms * 1e3:.0f} sentences/s, "
+          f"{flops / (ms * 1e-3) / 1e12:.1f} TFLOP/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@
 //   2. throughput: the small tower (8.4M parameters) at --batch x --frames, f32, median step
 //      time, utterances/s and the caching allocator's peak; torch_conformer_step.py is the
 //      PyTorch counterpart on the same shapes.
-// Usage: train_step_check [--batch 256] [--frames 400] [--iters 10] [--tf32 0|1]
+//   3. the frozen text tower's forward: all-MiniLM-L6-v2's shapes (random weights: the same
+//      FLOPs) at --batch sentences x --tokens, no grad, median time, sentences/s and achieved
+//      TFLOP/s from the analytic count (per token and layer 8H^2 + 4HF + 4TH multiply-adds x 2).
+// Usage: train_step_check [--batch 256] [--frames 400] [--tokens 32] [--iters 10] [--tf32 0|1]
 // With CW_GPU_CHECK_ON_CPU=1 the "device" side runs on the CPU too (a rehearsal of the program
 // on a machine without a GPU; use a small --batch and --frames there).
 #include <algorithm>
@@ -19,11 +22,13 @@
 #include <string>
 #include <vector>
 
+#include "autograd/grad_mode.h"
 #include "core/generator.h"
 #include "core/ops.h"
 #include "cuda/cuda.h"
 #include "losses/contrastive_loss.h"
 #include "models/dual_encoder.h"
+#include "models/text_transformer.h"
 #include "train/adamw.h"
 #include "train/grad_clip.h"
 
@@ -97,7 +102,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t B = 256, T = 400;
+  int64_t B = 256, T = 400, tokens = 32;
   int iters = 10;
   bool tf32 = false;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -105,6 +110,8 @@ int main(int argc, char** argv) {
       B = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--frames"))
       T = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--tokens"))
+      tokens = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--iters"))
       iters = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--tf32"))
@@ -153,6 +160,37 @@ int main(int argc, char** argv) {
         static_cast<long long>(B), static_cast<long long>(T), tf32 ? " (TF32 matmuls)" : "", ms, B / ms * 1e3,
         m.peak_allocated / 1048576.0, m.peak_reserved / 1048576.0,
         static_cast<unsigned long long>(m.device_mallocs));
+  }
+  {                              // 3. MiniLM-shaped forward, no grad
+    const models::BertConfig c;  // all-MiniLM-L6-v2's shapes
+    manual_seed(0);
+    models::TextTransformer text(c);
+    text.eval();
+    text.to(device);
+    Generator g(5);
+    const Tensor ids = ops::uniform({B, tokens}, 0, static_cast<double>(c.vocab_size - 1), DType::F64, g)
+                           .to(DType::I64)
+                           .to(device);
+    NoGradGuard no_grad;
+    std::vector<double> ms;
+    for (int i = 0; i < 3 + iters; ++i) {
+      if (device.is_cuda()) cuda::synchronize();
+      const auto t0 = std::chrono::steady_clock::now();
+      const Tensor h = text.forward(ids).data();
+      if (device.is_cuda()) cuda::synchronize();
+      if (i >= 3)
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    const double H = static_cast<double>(c.hidden_size), F = static_cast<double>(c.intermediate_size);
+    const double flops = 2.0 * (8 * H * H + 4 * H * F + 4 * static_cast<double>(tokens) * H) *
+                         static_cast<double>(c.num_hidden_layers) * static_cast<double>(B * tokens);
+    const double m = median(ms);
+    std::printf(
+        "ours  MiniLM-L6 shapes forward (no grad), batch %lld x %lld tokens, f32%s: median %.2f ms, %.0f "
+        "sentences/s, %.1f TFLOP/s (%.3g GFLOP per batch)\n",
+        static_cast<long long>(B), static_cast<long long>(tokens), tf32 ? " (TF32 matmuls)" : "", m,
+        B / m * 1e3, flops / (m * 1e-3) / 1e12, flops / 1e9);
   }
   return status;
 }
