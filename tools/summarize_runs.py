@@ -114,7 +114,7 @@ def compare(out, a, b):
         mb, sb = mean_std(xb)
         scale = 1 if label == "struct corr" else 100
         va, vb = sa * sa / len(xa), sb * sb / len(xb)
-        if len(xa) < 2 or len(xb) < 2 or va + vb == 0:
+        if len(xa) < 2 or len(xb) < 2 or va + vb < 1e-14:  # no spread in either group: no test
             print(f"| {label} | {(ma - mb) * scale:.2f} | n/a | | |")
             continue
         t = (ma - mb) / math.sqrt(va + vb)
