@@ -46,13 +46,16 @@ Tensor sum_over_replicas(const BatchNormReplicaSum& all, const Tensor& t) {
 // run over every replica (each replica's loss moves the shared statistics); dw and db stay
 // local, since the trainer sums parameter gradients over replicas itself.
 Variable batch_norm_train(const Variable& x, const Tensor& real, double n, const std::vector<int64_t>& dims,
-                          double eps, const Variable& weight, const Variable& bias, const Shape& channel_shape,
-                          const BatchNormReplicaSum& all, Tensor& batch_mean, Tensor& batch_var) {
+                          double eps, const Variable& weight, const Variable& bias,
+                          const Shape& channel_shape, const BatchNormReplicaSum& all, Tensor& batch_mean,
+                          Tensor& batch_var) {
   const Tensor& xs = x.data();
-  batch_mean = ops::div(sum_over_replicas(all, ops::sum(real.defined() ? ops::mul(xs, real) : xs, dims, true)), n);
+  batch_mean =
+      ops::div(sum_over_replicas(all, ops::sum(real.defined() ? ops::mul(xs, real) : xs, dims, true)), n);
   Tensor centered = ops::sub(xs, batch_mean);
   const Tensor centered_real = real.defined() ? ops::mul(centered, real) : centered;
-  batch_var = ops::div(sum_over_replicas(all, ops::sum(ops::mul(centered_real, centered_real), dims, true)), n);
+  batch_var =
+      ops::div(sum_over_replicas(all, ops::sum(ops::mul(centered_real, centered_real), dims, true)), n);
   const Tensor rstd = ops::rsqrt(ops::add(batch_var, eps));  // channel_shape
   const Tensor w = weight.defined() ? weight.data().reshape(channel_shape) : Tensor();
   Tensor y = ops::mul(centered, rstd);
@@ -129,7 +132,8 @@ Variable BatchNorm1d::forward(const Variable& x, const Tensor& padding_mask) {
   CW_CHECK(n > 1, ValueError, "BatchNorm1d: training needs more than 1 real value per channel, input ",
            shape_str(x.shape()), all ? " (all replicas)" : "", " has ", n);
   Tensor batch_mean, batch_var;  // channel_shape
-  Variable y = batch_norm_train(x, real, n, dims, eps, weight, bias, channel_shape, all, batch_mean, batch_var);
+  Variable y =
+      batch_norm_train(x, real, n, dims, eps, weight, bias, channel_shape, all, batch_mean, batch_var);
 
   // The running averages are state, not part of the graph: plain tensor arithmetic, in place
   // so that handles taken by state_dict() see the update (as PyTorch's in-place buffers).

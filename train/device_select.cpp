@@ -29,13 +29,12 @@ Device parse_device(const std::string& spec) {
 Device select_device(const std::string& spec) {
   const Device device = parse_device(spec);
   if (device.is_cpu()) return device;
-  [[maybe_unused]] const int index = device.index;
 #ifdef CW_HAVE_CUDA
   cuda::init();
   const int count = cuda::device_count();
-  CW_CHECK(index < count, DeviceError, "--run.device ", spec, ": this machine has ", count,
+  CW_CHECK(device.index < count, DeviceError, "--run.device ", spec, ": this machine has ", count,
            " CUDA device(s) visible (none: no GPU or no driver)");
-  return Device::cuda(index);
+  return device;
 #else
   throw DeviceError(detail::cat("--run.device ", spec,
                                 ": this build has no CUDA backend (configure with -DCW_CUDA=ON where nvcc "
