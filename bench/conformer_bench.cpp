@@ -8,7 +8,9 @@
 // phase's peak resident memory: VmHWM from /proc/self/status, reset to the current RSS (write "5"
 // to /proc/self/clear_refs) just before the phase, so it is the peak within the phase, not the
 // process's. Run one phase per process (--phase) for peaks free of earlier phases' allocator
-// slack. tools/bench_conformer_torch.py measures torchaudio's Conformer the same way.
+// slack. Each phase also reports its model FLOPs (core/flop_counter.h, counted on the first
+// iteration) and their rate at the median time. tools/bench_conformer_torch.py measures
+// torchaudio's Conformer the same way.
 // Usage: conformer_bench [--phase eval|fwd|step|all] [--batch 32] [--frames 400] [--iters 5]
 //                        [--warmup 1] [--mixed 0|1]
 #include <omp.h>
@@ -24,6 +26,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "core/flop_counter.h"
 #include "core/ops.h"
 #include "models/conformer.h"
 #include "train/adamw.h"
@@ -70,10 +73,17 @@ void run_phase(const char* name, const Bench& b, const std::vector<const char*>&
                const std::function<std::vector<double>()>& body) {
   const bool reset = reset_peak_rss();
   const double rss0 = proc_status_mib("VmRSS");
-  for (int64_t i = 0; i < b.warmup; ++i) body();
+  int64_t flops = -1;  // of the first iteration, warm-up or timed (counting costs nothing)
+  const auto counted = [&] {
+    FlopCounter fc;
+    std::vector<double> s = body();
+    if (flops < 0) flops = fc.total();
+    return s;
+  };
+  for (int64_t i = 0; i < b.warmup; ++i) counted();
   std::vector<std::vector<double>> t(parts.size());
   for (int64_t i = 0; i < b.iters; ++i) {
-    const std::vector<double> s = body();
+    const std::vector<double> s = counted();
     for (size_t k = 0; k < parts.size(); ++k) t[k].push_back(s[k]);
   }
   const double peak = proc_status_mib("VmHWM");
@@ -84,6 +94,8 @@ void run_phase(const char* name, const Bench& b, const std::vector<const char*>&
   std::printf("ms)\n");
   std::printf("ours  %-5s peak RSS %.0f MiB (%s), RSS at phase start %.0f MiB, growth %.0f MiB\n", name, peak,
               reset ? "VmHWM reset before the phase" : "clear_refs failed: process peak", rss0, peak - rss0);
+  std::printf("ours  %-5s model FLOPs %.2f GFLOP per iteration, %.1f GFLOP/s at the median\n", name,
+              static_cast<double>(flops) / 1e9, static_cast<double>(flops) / 1e9 / median(t[0]));
   std::fflush(stdout);
 }
 

@@ -18,6 +18,7 @@
 // needs no lowering at all: x is its own column matrix.
 #include <algorithm>
 
+#include "core/flop_counter.h"
 #include "core/ops.h"
 
 namespace cw::ops {
@@ -54,6 +55,12 @@ Conv2dShapes conv2d_shapes(const Tensor& x, const Tensor& w, const Conv2dOptions
 
 bool is_depthwise(const Conv2dShapes& s) { return s.groups == s.cin && s.cout == s.cin; }
 
+// A depthwise pass (forward, or either backward) is one multiply-add per output element and tap;
+// the other convolutions are GEMMs and are counted by matmul.
+void count_depthwise(const Conv2dShapes& s) {
+  FlopCounter::add("depthwise_conv", 2 * s.n * s.cout * s.geo.out_h() * s.geo.out_w() * s.geo.kh * s.geo.kw);
+}
+
 // A 1x1 kernel with stride 1 and no padding: im2col is the identity, so x itself is the column
 // matrix (N, Cin, H*W) and the whole batch is one chunk.
 bool is_pointwise(const Conv2dShapes& s) {
@@ -81,6 +88,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Con
   if (is_depthwise(s)) {
     y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
     be.depthwise_conv(x, w.contiguous(), s.geo, y);
+    count_depthwise(s);
   } else {
     const Tensor wg = w.reshape({s.groups, s.cout / s.groups, s.k});  // (g, Cout/g, K)
     const int64_t chunk = images_per_chunk(s);
@@ -123,10 +131,12 @@ ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w,
     if (need_weight) {
       g.weight = Tensor::empty(w.shape(), w.dtype(), w.device());
       be.depthwise_conv_backward_weight(gyc, x_in.contiguous(), s.geo, g.weight);
+      count_depthwise(s);
     }
     if (need_x) {
       g.x = Tensor::empty(x_in.shape(), x_in.dtype(), x_in.device());
       be.depthwise_conv_backward_input(gyc, w.contiguous(), s.geo, g.x);
+      count_depthwise(s);
     }
   } else if (need_weight || need_x) {
     const Tensor x = x_in.contiguous();

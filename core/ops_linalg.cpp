@@ -1,5 +1,6 @@
 // matmul with torch.matmul semantics: 1-d promotion, broadcast batch dims, and folding of
 // (..., M, K) @ (K, N) into one large GEMM so that a Linear layer on (B, T, C) is one call.
+#include "core/flop_counter.h"
 #include "core/ops.h"
 
 namespace cw::ops {
@@ -22,6 +23,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   const Shape a_batch(a.shape().begin(), a.shape().end() - 2);
   const Shape b_batch(b.shape().begin(), b.shape().end() - 2);
   const Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
+  FlopCounter::add("matmul", 2 * numel_of(batch) * M * N * K);
   Shape out_shape = batch;
   out_shape.push_back(M);
   out_shape.push_back(N);

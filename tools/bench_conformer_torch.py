@@ -13,7 +13,8 @@ Phases, timing and memory as in the C++ binary: eval (model.eval(), torch.no_gra
 (training mode, graph recorded, dropped outside the timer), step (zero_grad, forward,
 loss = mean(embedding^2), backward, torch.optim.AdamW step with weight decay 0.01 on >= 2-d
 non-bias parameters); median of --iters after --warmup; peak RSS = VmHWM after resetting it
-through /proc/self/clear_refs just before the phase.
+through /proc/self/clear_refs just before the phase; model FLOPs counted by tools/torch_flops.py
+(core/flop_counter.h's convention) on one untimed extra iteration, and their rate at the median.
     /usr/bin/python3 tools/bench_conformer_torch.py --phase step --threads 2
 """
 import argparse
@@ -26,6 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio
 from torchaudio.models import Conformer
+
+from torch_flops import FlopCount
 
 N_MELS, D, HEADS, FFN, LAYERS, KERNEL, EMBED, DROPOUT = 80, 144, 4, 576, 16, 31, 384, 0.1
 
@@ -112,6 +115,10 @@ def run_phase(name, a, parts, body):
     how = "VmHWM reset before the phase" if reset else "clear_refs failed: process peak"
     print(f"torch {name:<5} peak RSS {peak:.0f} MiB ({how}), RSS at phase start {rss0:.0f} MiB, "
           f"growth {peak - rss0:.0f} MiB", flush=True)
+    with FlopCount() as fc:  # after the peak is read: the counting mode's Python work is not timed
+        body()
+    print(f"torch {name:<5} model FLOPs {fc.total / 1e9:.2f} GFLOP per iteration, "
+          f"{fc.total / 1e9 / med[0]:.1f} GFLOP/s at the median", flush=True)
 
 
 def main():

@@ -13,6 +13,7 @@ Records of one case, all named `<case>.<field>` as in tools/make_nn_fixtures.py:
     <case>.param.<name>   every weight and buffer, under OUR name (torchaudio's are renamed here)
     <case>.x, .mask/.lengths, .config, .y, .r, .dx, .grad.<name>   (loss = sum(y * r))
     <case>.after.<name>   BatchNorm buffers after the forward pass (training mode)
+    model.flops           [forward, backward] model FLOPs of the whole tower (tools/torch_flops.py)
 
 The Conformer block cases, and what differs from stock torchaudio:
   block_train        no padding, training mode: stock ConformerLayer, nothing changed.
@@ -46,6 +47,7 @@ from torchaudio.models.conformer import ConformerLayer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import F64, Fixture  # noqa: E402  (same text format and atomic writer)
+from torch_flops import FlopCount  # noqa: E402  (the model-FLOP convention of core/flop_counter.h)
 
 # torchaudio ConformerLayer name (after the sub-module prefix) -> ours.
 RENAME = {
@@ -102,16 +104,21 @@ def named_tensors(module, prefix, rename):
     return out
 
 
-def record_case(fx, case, tensors, x, forward, buffers_after=()):
+def record_case(fx, case, tensors, x, forward, buffers_after=(), count_flops=False):
     """Runs forward and backward of sum(y * r) and records inputs, outputs and gradients.
-    tensors: from named_tensors; buffers_after: (our name, buffer) recorded after the step."""
+    tensors: from named_tensors; buffers_after: (our name, buffer) recorded after the step;
+    count_flops: also record <case>.flops = [forward, backward] model FLOPs (tools/torch_flops.py)."""
     for name, t, pick in tensors:
         fx.add(f"{case}.param.{name}", (pick(t) if pick else t).clone())  # before any update
     fx.add(f"{case}.x", x)
     x = x.clone().requires_grad_(True)
-    y = forward(x)
+    with FlopCount() as fwd_flops:
+        y = forward(x)
     r = torch.randn(y.shape, dtype=F64)
-    (y * r).sum().backward()
+    with FlopCount() as bwd_flops:
+        (y * r).sum().backward()
+    if count_flops:
+        fx.add_ints(f"{case}.flops", [fwd_flops.total, bwd_flops.total])
     fx.add(f"{case}.y", y)
     fx.add(f"{case}.r", r)
     fx.add(f"{case}.dx", x.grad)
@@ -332,7 +339,7 @@ def make_model():
 
     feats = torch.randn(B, T, n_mels, dtype=F64)
     feats = feats.masked_fill(padding_mask(lengths, T)[:, :, None], 0)  # as a loader pads
-    record_case(fx, "model", tensors, feats, forward)
+    record_case(fx, "model", tensors, feats, forward, count_flops=True)
     fx.write()
 
 

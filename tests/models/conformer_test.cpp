@@ -2,13 +2,14 @@
 // tiny tower against the same computation composed in PyTorch (tests/fixtures/conformer_block.txt
 // and conformer_model.txt, made by tools/make_conformer_fixture.py); an f64 gradient check of a
 // tiny tower on a padded batch; padding invariance in eval and training mode; lengths, presets
-// and bad input.
+// and bad input; the tower's model FLOPs (core/flop_counter.h) against PyTorch's count.
 #include "models/conformer.h"
 
 #include <map>
 #include <stdexcept>
 #include <string>
 
+#include "core/flop_counter.h"
 #include "support/check.h"
 #include "support/fixture.h"
 #include "support/module_parity.h"
@@ -62,8 +63,7 @@ TEST(ConformerReference, BlockMatchesTorchaudioConformerLayer) {
 // The tiny tower (eval mode, padded batch of 3) against torch.nn Conv2d/Linear + torchaudio
 // ConformerLayers composed in the fixture script: subsampling layout, positions, length formula,
 // masks, pooling and head, and gradients w.r.t. the features and every parameter.
-TEST(ConformerReference, TinyTowerMatchesPyTorch) {
-  const Fixture fx = test::load_fixture("conformer_model.txt");
+ConformerConfig tiny_tower_config(const Fixture& fx) {
   const auto k =
       get(fx, "model.config").to_vector<int64_t>();  // n_mels, d, heads, ffn, layers, kernel, embed
   ConformerConfig cfg;
@@ -75,13 +75,38 @@ TEST(ConformerReference, TinyTowerMatchesPyTorch) {
   cfg.conv_kernel_size = k[5];
   cfg.embed_dim = k[6];
   cfg.dropout = 0.0;
-  Conformer model(cfg, DType::F64);
+  return cfg;
+}
+
+TEST(ConformerReference, TinyTowerMatchesPyTorch) {
+  const Fixture fx = test::load_fixture("conformer_model.txt");
+  Conformer model(tiny_tower_config(fx), DType::F64);
   model.eval();
   const Tensor& lengths = get(fx, "model.lengths");
   check_case(fx, "model", model, [&](const Variable& x) { return model.forward(x, lengths); });
   NoGradGuard ng;
   const auto frames = model.forward_frames(Variable(get(fx, "model.x")), lengths);
   EXPECT_TRUE(all_close(frames.lengths, get(fx, "model.out_lengths"), 0, 0));
+}
+
+// The same tower and batch: model FLOPs of the forward and of the backward (gradients for the
+// features and every parameter), exactly as tools/torch_flops.py counted PyTorch's GEMMs and
+// convolutions (subsampling convs, attention, feed-forwards, pointwise and depthwise convs).
+TEST(ConformerReference, FlopCountMatchesPyTorch) {
+  const Fixture fx = test::load_fixture("conformer_model.txt");
+  Conformer model(tiny_tower_config(fx), DType::F64);
+  model.eval();
+  const Variable x(get(fx, "model.x"), /*requires_grad=*/true);
+  const auto want = get(fx, "model.flops").to_vector<int64_t>();  // forward, backward
+  Variable y;
+  {
+    FlopCounter fc;
+    y = model.forward(x, get(fx, "model.lengths"));
+    EXPECT_EQ(fc.total(), want[0]);
+  }
+  FlopCounter fc;
+  y.backward(get(fx, "model.r"));
+  EXPECT_EQ(fc.total(), want[1]);
 }
 
 // Tiny tower with a padded batch in training mode (masked BatchNorm statistics), all parameters

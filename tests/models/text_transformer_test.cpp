@@ -4,6 +4,7 @@
 // hidden states, and the sentence embeddings. Plus f64 gradient checks of a tiny model.
 #include <nlohmann/json.hpp>
 
+#include "core/flop_counter.h"
 #include "core/safetensors.h"
 #include "data/model_files.h"
 #include "models/sentence_encoder.h"
@@ -111,6 +112,20 @@ TEST(TextTransformer, TinyModelGradCheck) {
   EXPECT_TRUE(test::gradcheck_params(
       [&] { return models::l2_normalize(models::masked_mean_pool(model.forward(ids, mask), mask)); },
       params));
+}
+
+// The forward's model FLOPs (core/flop_counter.h) equal the analytic count that MFU figures for
+// BERT-family encoders use: per token and layer 4H^2 (q, k, v, output projections) + 2HF
+// (feed-forward) + 2TH (scores and context) multiply-adds, i.e. 8H^2 + 4HF + 4TH FLOPs;
+// embeddings are lookups. (This test found the GPU check's formula counting each FLOP twice.)
+TEST(TextTransformer, FlopCountIsTheAnalyticCount) {
+  const models::BertConfig c = tiny_config();
+  models::TextTransformer model(c, DType::F64);
+  const int64_t B = 2, T = 3, H = c.hidden_size, F = c.intermediate_size;
+  FlopCounter fc;
+  NoGradGuard no_grad;
+  model.forward(test::i64({2, 5, 7, 1, 3, 3}, {B, T}));
+  EXPECT_EQ(fc.total(), (8 * H * H + 4 * H * F + 4 * T * H) * c.num_hidden_layers * B * T);
 }
 
 TEST(TextTransformer, BadInputsNameTheCulprit) {

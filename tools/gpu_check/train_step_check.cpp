@@ -5,12 +5,16 @@
 //      same random batches (dropout on: both devices draw the same Philox numbers); the losses
 //      must agree to 1e-3 (the bar). Exit status 1 if not.
 //   2. throughput: the small tower (8.4M parameters) at --batch x --frames, f32, median step
-//      time, utterances/s and the caching allocator's peak; torch_conformer_step.py is the
-//      PyTorch counterpart on the same shapes.
+//      time, utterances/s, the caching allocator's peak, and model FLOP utilization: the step's
+//      model FLOPs (counted by core/flop_counter.h on the first step, forward + backward) per
+//      second over the GPU's peak (--peak-tflops; default H200 SXM dense: 67 f32, 495 TF32).
+//      torch_conformer_step.py is the PyTorch counterpart on the same shapes, counted the same way.
 //   3. the frozen text tower's forward: all-MiniLM-L6-v2's shapes (random weights: the same
-//      FLOPs) at --batch sentences x --tokens, no grad, median time, sentences/s and achieved
-//      TFLOP/s from the analytic count (per token and layer 8H^2 + 4HF + 4TH multiply-adds x 2).
+//      FLOPs) at --batch sentences x --tokens, no grad, median time, sentences/s, achieved
+//      TFLOP/s and MFU, from the counted FLOPs (printed beside the analytic count: per token and
+//      layer 4H^2 + 2HF + 2TH multiply-adds, 2 FLOPs each).
 // Usage: train_step_check [--batch 256] [--frames 400] [--tokens 32] [--iters 10] [--tf32 0|1]
+//                         [--peak-tflops X]
 // With CW_GPU_CHECK_ON_CPU=1 the "device" side runs on the CPU too (a rehearsal of the program
 // on a machine without a GPU; use a small --batch and --frames there).
 #include <algorithm>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "core/flop_counter.h"
 #include "core/generator.h"
 #include "core/ops.h"
 #include "cuda/cuda.h"
@@ -57,6 +62,7 @@ std::vector<Batch> make_batches(const models::ConformerConfig& cfg, int n, int64
 struct Run {
   std::vector<double> losses;
   std::vector<double> step_ms;
+  int64_t step_flops = 0;  // model FLOPs of the first step (forward, loss, backward)
 };
 
 Run run_steps(const models::ConformerConfig& cfg, const std::vector<Batch>& batches, Device device,
@@ -78,10 +84,14 @@ Run run_steps(const models::ConformerConfig& cfg, const std::vector<Batch>& batc
     const auto t0 = std::chrono::steady_clock::now();
     const Batch& b = batches[i];
     opt.zero_grad();
-    const Variable p = model.embed_speech(Variable(b.features.to(device)), b.lengths);
-    const losses::ContrastiveOutput out =
-        losses::contrastive_loss(p, Variable(b.targets.to(device)), model.logit_scale, loss_cfg);
-    out.loss.backward();
+    losses::ContrastiveOutput out;
+    {
+      FlopCounter fc;
+      const Variable p = model.embed_speech(Variable(b.features.to(device)), b.lengths);
+      out = losses::contrastive_loss(p, Variable(b.targets.to(device)), model.logit_scale, loss_cfg);
+      out.loss.backward();
+      if (i == 0) r.step_flops = fc.total();
+    }
     train::clip_grad_norm(params, 1.0);
     opt.step(1e-3);
     const double loss = out.loss.data().to(Device::cpu()).item();
@@ -105,6 +115,7 @@ int main(int argc, char** argv) {
   int64_t B = 256, T = 400, tokens = 32;
   int iters = 10;
   bool tf32 = false;
+  double peak_tflops = 0;  // 0: the H200's dense peak for the precision used
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--batch"))
       B = std::atoll(argv[i + 1]);
@@ -116,7 +127,12 @@ int main(int argc, char** argv) {
       iters = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--tf32"))
       tf32 = std::atoi(argv[i + 1]) != 0;
+    else if (!std::strcmp(argv[i], "--peak-tflops"))
+      peak_tflops = std::atof(argv[i + 1]);
   }
+  // H200 SXM (the H100's compute): 67 TFLOP/s f32 on the CUDA cores, 495 TF32 on the tensor
+  // cores without sparsity. MFU on the CPU rehearsal is meaningless and not printed.
+  if (peak_tflops <= 0) peak_tflops = tf32 ? 495.0 : 67.0;
   cuda::init();
   const char* on_cpu_env = std::getenv("CW_GPU_CHECK_ON_CPU");
   const bool on_cpu = on_cpu_env && std::strcmp(on_cpu_env, "0") != 0;
@@ -153,13 +169,16 @@ int main(int argc, char** argv) {
     const Run gpu = run_steps(models::ConformerConfig::small(), batches, device, warmup);
     const double ms = median(gpu.step_ms);
     const cuda::MemoryStats m = on_cpu ? cuda::MemoryStats{} : cuda::memory_stats(0);
+    const double tflops = static_cast<double>(gpu.step_flops) / (ms * 1e-3) / 1e12;
     std::printf(
         "ours  small Conformer step (fwd + bwd + clip + AdamW), batch %lld x %lld frames, f32%s: median %.1f "
-        "ms, "
-        "%.0f utt/s, peak allocated %.0f MiB, reserved %.0f MiB, %llu cudaMalloc\n",
+        "ms, %.0f utt/s, peak allocated %.0f MiB, reserved %.0f MiB, %llu cudaMalloc\n"
+        "ours  small Conformer step: %.1f GFLOP per step (model FLOPs), %.2f TFLOP/s, MFU %.1f%% of %.0f "
+        "TFLOP/s\n",
         static_cast<long long>(B), static_cast<long long>(T), tf32 ? " (TF32 matmuls)" : "", ms, B / ms * 1e3,
         m.peak_allocated / 1048576.0, m.peak_reserved / 1048576.0,
-        static_cast<unsigned long long>(m.device_mallocs));
+        static_cast<unsigned long long>(m.device_mallocs), static_cast<double>(gpu.step_flops) / 1e9, tflops,
+        100.0 * tflops / peak_tflops, peak_tflops);
   }
   {                              // 3. MiniLM-shaped forward, no grad
     const models::BertConfig c;  // all-MiniLM-L6-v2's shapes
@@ -173,24 +192,29 @@ int main(int argc, char** argv) {
                            .to(device);
     NoGradGuard no_grad;
     std::vector<double> ms;
+    int64_t counted = 0;
     for (int i = 0; i < 3 + iters; ++i) {
       if (device.is_cuda()) cuda::synchronize();
       const auto t0 = std::chrono::steady_clock::now();
+      FlopCounter fc;
       const Tensor h = text.forward(ids).data();
+      counted = fc.total();
       if (device.is_cuda()) cuda::synchronize();
       if (i >= 3)
         ms.push_back(
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     const double H = static_cast<double>(c.hidden_size), F = static_cast<double>(c.intermediate_size);
-    const double flops = 2.0 * (8 * H * H + 4 * H * F + 4 * static_cast<double>(tokens) * H) *
-                         static_cast<double>(c.num_hidden_layers) * static_cast<double>(B * tokens);
+    const double analytic = (8 * H * H + 4 * H * F + 4 * static_cast<double>(tokens) * H) *
+                            static_cast<double>(c.num_hidden_layers) * static_cast<double>(B * tokens);
+    const double flops = static_cast<double>(counted);
     const double m = median(ms);
+    const double tflops = flops / (m * 1e-3) / 1e12;
     std::printf(
         "ours  MiniLM-L6 shapes forward (no grad), batch %lld x %lld tokens, f32%s: median %.2f ms, %.0f "
-        "sentences/s, %.1f TFLOP/s (%.3g GFLOP per batch)\n",
+        "sentences/s, %.1f TFLOP/s, MFU %.1f%% of %.0f (%.4g GFLOP per batch counted, %.4g analytic)\n",
         static_cast<long long>(B), static_cast<long long>(tokens), tf32 ? " (TF32 matmuls)" : "", m,
-        B / m * 1e3, flops / (m * 1e-3) / 1e12, flops / 1e9);
+        B / m * 1e3, tflops, 100.0 * tflops / peak_tflops, peak_tflops, flops / 1e9, analytic / 1e9);
   }
   return status;
 }
