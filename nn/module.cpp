@@ -105,6 +105,13 @@ void Module::to(Device device) {
   for (auto& [name, child] : children_) child->to(device);
 }
 
+Device Module::device() const {
+  const auto params = named_parameters();
+  if (!params.empty()) return params.front().second.device();
+  const auto buffers = named_buffers();
+  return buffers.empty() ? Device::cpu() : buffers.front().second.device();
+}
+
 void Module::to(DType dtype) {
   // Only floating tensors change type: integer buffers (step counters, ids) keep theirs.
   for (auto& [name, p] : params_)

@@ -53,6 +53,9 @@ class Module {
   // Moves (or converts) every parameter and buffer.
   void to(Device device);
   void to(DType dtype);
+  // Where the first parameter (else buffer) lives, the CPU for an empty module: after to(d),
+  // where callers send the module's inputs.
+  Device device() const;
 
   // ---- weights
   // Parameters and buffers by dotted name (tensors share storage with the module).

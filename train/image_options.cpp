@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "train/device_select.h"
 
 namespace cw::train {
 namespace po = boost::program_options;
@@ -50,7 +51,8 @@ std::string ImageTrainOptions::to_ini() const {
     << "\n\n[run]\nseed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
     << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
     << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nthreads = " << threads
-    << "\n\n[eval]\nbatch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
+    << "\ndevice = " << device << "\n\n[eval]\nbatch_size = " << eval_batch_size
+    << "\nmax_items = " << eval_max_items << "\n";
   return s.str();
 }
 
@@ -145,7 +147,9 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
       "run.keep_last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints kept")(
       "run.log_every", po::value(&o.log_every)->default_value(o.log_every), "log every N steps")(
       "run.resume", po::value(&o.resume)->default_value(o.resume), "continue from <out>/checkpoints")(
-      "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)");
+      "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
+      "run.device", po::value(&o.device)->default_value(o.device),
+      "cpu | cuda | cuda:N: where the trained tower runs (the data and metrics stay on the host)");
 
   po::options_description eval("Evaluation [eval]");
   eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),
@@ -233,6 +237,8 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
   CW_CHECK(o.eval_every >= 0 && o.checkpoint_every >= 0 && o.log_every >= 1 && o.keep_last >= 1, ValueError,
            "--run.eval_every/checkpoint_every must be >= 0, --run.log_every and --run.keep_last >= 1");
   CW_CHECK(o.threads >= 0 && !o.out.empty(), ValueError, "--run.threads must be >= 0, --run.out not empty");
+  // The spelling only; whether the build and machine have the device is checked at the run's start.
+  parse_device(o.device);
   CW_CHECK(o.eval_batch_size >= 1 && o.eval_max_items >= 0, ValueError,
            "--eval.batch_size must be >= 1 and --eval.max_items >= 0");
   if (vm.count("print-config")) {

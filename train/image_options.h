@@ -60,6 +60,7 @@ struct ImageTrainOptions {
   int64_t log_every = 10;
   bool resume = false;
   int64_t threads = 0;
+  std::string device = "cpu";  // cpu | cuda | cuda:N (train/device_select.h); the trained tower runs there
 
   // ---- [eval]
   int64_t eval_batch_size = 256;

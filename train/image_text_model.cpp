@@ -42,9 +42,12 @@ Variable ImageTextModel::embed_text(const std::vector<std::string>& sentences) c
   EncodeOptions eo;
   eo.max_length = max_seq_length;
   const BatchEncoding b = tokenizer->encode_batch(sentences, eo);
-  const Variable hidden = text->forward(b.input_ids, b.attention_mask, b.token_type_ids);  // (B, T, H)
+  // Tokens are made on the host and sent to where the model is.
+  const Device dev = device();
+  const Tensor mask = b.attention_mask.to(dev);
+  const Variable hidden = text->forward(b.input_ids.to(dev), mask, b.token_type_ids.to(dev));  // (B, T, H)
   // MiniLM's own sentence embedding (mean pool + L2), then the projection to the image width.
-  return proj->forward(models::l2_normalize(models::masked_mean_pool(hidden, b.attention_mask)));  // (B, D)
+  return proj->forward(models::l2_normalize(models::masked_mean_pool(hidden, mask)));  // (B, D)
 }
 
 Tensor ImageTextModel::encode(const std::vector<std::string>& sentences, int64_t batch_size) const {
@@ -54,7 +57,8 @@ Tensor ImageTextModel::encode(const std::vector<std::string>& sentences, int64_t
     const size_t end = std::min(sentences.size(), at + static_cast<size_t>(batch_size));
     parts.push_back(embed_text({sentences.begin() + static_cast<std::ptrdiff_t>(at),
                                 sentences.begin() + static_cast<std::ptrdiff_t>(end)})
-                        .data());
+                        .data()
+                        .to(Device::cpu()));  // the metrics run on the host
   }
   CW_CHECK(!parts.empty(), ValueError, "ImageTextModel::encode: no sentences");
   return parts.size() == 1 ? parts[0] : ops::concat(parts, 0);

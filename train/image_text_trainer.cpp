@@ -17,6 +17,7 @@
 #include "losses/contrastive_loss.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/device_select.h"
 #include "train/grad_clip.h"
 #include "train/image_run_util.h"
 #include "train/image_text_model.h"
@@ -134,6 +135,7 @@ ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
   log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n"
       << o.to_ini() << "\n";
   write_text_file_atomic(out / "config.ini", o.to_ini());
+  const Device device = select_device(o.device);  // before any data work: a missing GPU fails fast
 
   const ImageTextData d = prepare_data(o, log);
   manual_seed(o.seed);  // the projection's initial weights
@@ -141,6 +143,7 @@ ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
       find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
   ImageTextModel model(minilm, d.tower.dim(), o.text_train_layers, std::log(1.0 / o.loss.init_temperature),
                        o.loss.learn_temperature);
+  model.to(device);  // before the optimizer, so that its moments are made on the device too
   AdamW opt(make_param_groups(model.named_parameters(), o.weight_decay, {"logit_scale"}),
             AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
   std::vector<Variable> params;
@@ -210,11 +213,11 @@ ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
     const auto t_step = ImageClock::now();
     const ImageBatch batch = loader.next();
     const Tensor idx = ops::from_vector(batch.indices, {static_cast<int64_t>(batch.indices.size())});
-    const Variable q(ops::index_select(d.train_images, 0, idx));  // (B, D) frozen image embeddings
-    const Variable p = model.embed_text(batch.captions);          // (B, D) trained text tower
+    const Variable q(ops::index_select(d.train_images, 0, idx).to(device));  // (B, D) frozen image embeddings
+    const Variable p = model.embed_text(batch.captions);                     // (B, D) trained text tower
     // CWCL's weights default to q: the frozen image tower's similarities (the paper's image-text setup).
     const losses::ContrastiveOutput lo_out = losses::contrastive_loss(p, q, model.logit_scale, o.loss);
-    const double loss_value = lo_out.loss.data().item();
+    const double loss_value = lo_out.loss.data().to(Device::cpu()).item();
     double norm = NAN;
     if (std::isfinite(loss_value)) {
       lo_out.loss.backward();

@@ -85,7 +85,10 @@ void save_image_tower(const fs::path& path, const models::VisionTransformer& mod
                       const std::vector<float>& mean, const std::vector<float>& std,
                       const std::string& dataset, int64_t steps) {
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  save_safetensors(path.string(), model.state_dict(),
+  std::map<std::string, Tensor> state = model.state_dict();
+  for (auto& [name, t] : state)
+    if (!t.device().is_cpu()) t = t.to(Device::cpu());  // a tower trained on a GPU is saved from the host
+  save_safetensors(path.string(), state,
                    {{"format", "cw-image-tower-1"},
                     {"vit_config", config_json(model.config).dump()},
                     {"mean", nlohmann::json(mean).dump()},
@@ -151,8 +154,12 @@ Tensor embed_images(const ImageTower& tower, std::shared_ptr<const ImageDataset>
                      tower_loader_options(tower.model->config, d, tower.mean, tower.std, batch_size));
   std::vector<Tensor> parts;
   const int64_t n = max_rows > 0 ? std::min(max_rows, d.size()) : d.size();
+  // Images go to the tower's device; the embeddings come back to the host for the metrics.
+  const Device device = tower.model->device();
   for (int64_t b = 0; b * batch_size < n; ++b)
-    parts.push_back(tower.model->forward_features(Variable(loader.batch(0, b).images)).data());  // (B, D)
+    parts.push_back(tower.model->forward_features(Variable(loader.batch(0, b).images.to(device)))
+                        .data()
+                        .to(Device::cpu()));  // (B, D)
   CW_CHECK(!parts.empty(), ValueError, "embed_images: data set ", d.name(), "/", d.split(), " is empty");
   const Tensor all = parts.size() == 1 ? parts[0] : ops::concat(parts, 0);
   return all.size(0) == n ? all : all.narrow(0, 0, n).contiguous();

@@ -17,6 +17,7 @@
 #include "losses/contrastive_loss.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/device_select.h"
 #include "train/grad_clip.h"
 #include "train/image_knn.h"
 #include "train/image_run_util.h"
@@ -51,6 +52,7 @@ ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log) {
   log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n"
       << o.to_ini() << "\n";
   write_text_file_atomic(out / "config.ini", o.to_ini());
+  const Device device = select_device(o.device);  // before any data work: a missing GPU fails fast
 
   const fs::path root = o.image_root.empty() ? fs::path() : fs::path(o.image_root);
   auto train_set = std::make_shared<const ImageDataset>(ImageDataset::load_named(o.dataset, "train", root));
@@ -66,6 +68,7 @@ ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log) {
   tower.std = stats.std;
   models::VisionTransformer& model = *tower.model;
   model.train();
+  model.to(device);  // before the optimizer, so that its moments are made on the device too
   AdamW opt(make_param_groups(model.named_parameters(), o.weight_decay),
             AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
   std::vector<Variable> params;
@@ -86,7 +89,7 @@ ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log) {
   lc.reduction = losses::DirectionReduction::Mean;
   lc.learn_temperature = false;
   lc.init_temperature = o.ssl_temperature;
-  const Variable log_scale = losses::make_log_scale(lc);
+  const Variable log_scale(losses::make_log_scale(lc).data().to(device), false);
 
   ImageLoaderOptions lo;
   lo.batch_size = o.batch_size;
@@ -146,11 +149,11 @@ ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log) {
     const Tensor v1 = simclr_view(batch.images, aug, o.seed, stream);      // (B, C, H, W)
     const Tensor v2 = simclr_view(batch.images, aug, o.seed, stream + 1);  // (B, C, H, W)
     // One forward over both views: (2B, E), split back into the two views' rows.
-    const Variable z = model.forward(Variable(ops::concat({v1, v2}, 0)));
+    const Variable z = model.forward(Variable(ops::concat({v1, v2}, 0).to(device)));
     const int64_t B = batch.images.size(0);
     const losses::ContrastiveOutput lo_out =
         losses::contrastive_loss(ag::narrow(z, 0, 0, B), ag::narrow(z, 0, B, B), log_scale, lc);
-    const double loss_value = lo_out.loss.data().item();
+    const double loss_value = lo_out.loss.data().to(Device::cpu()).item();
     double norm = NAN;
     if (std::isfinite(loss_value)) {
       lo_out.loss.backward();

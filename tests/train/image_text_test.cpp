@@ -14,6 +14,7 @@
 #include "core/safetensors.h"
 #include "data/model_files.h"
 #include "image_text_test_data.h"
+#include "train/device_select.h"
 #include "train/image_knn.h"
 #include "train/image_options.h"
 #include "train/image_text_trainer.h"
@@ -38,37 +39,73 @@ double mean_of(const std::vector<double>& v, size_t from, size_t to) {
          static_cast<double>(to - from);
 }
 
+// The tiny SimCLR run and the image-text run of the end-to-end tests, on the bar image set.
+std::vector<std::string> ssl_args(const std::string& root, const std::filesystem::path& out) {
+  return {"--task",
+          "image_ssl",
+          "--data.image_root",
+          root,
+          "--data.loader_workers",
+          "0",
+          "--optim.steps",
+          "6",
+          "--optim.batch_size",
+          "16",
+          "--optim.warmup_steps",
+          "1",
+          "--optim.lr",
+          "3e-3",
+          "--run.eval_every",
+          "0",
+          "--run.out",
+          out.string(),
+          "--ssl.knn_k",
+          "3",
+          "--model.image_dim",
+          "32",
+          "--model.image_layers",
+          "1",
+          "--model.image_heads",
+          "2",
+          "--model.image_mlp",
+          "64",
+          "--model.ssl_proj_dim",
+          "16"};
+}
+
+std::vector<std::string> image_text_args(const std::string& root, const std::filesystem::path& tower,
+                                         const std::filesystem::path& out) {
+  return {"--task",
+          "image_text",
+          "--data.image_root",
+          root,
+          "--data.loader_workers",
+          "0",
+          "--model.image_tower",
+          tower.string(),
+          "--model.text_train_layers",
+          "1",
+          "--optim.steps",
+          "10",
+          "--optim.batch_size",
+          "12",
+          "--optim.warmup_steps",
+          "1",
+          "--optim.lr",
+          "1e-3",
+          "--run.eval_every",
+          "0",
+          "--run.out",
+          out.string()};
+}
+
 TEST(ImageTasks, SslThenImageTextEndToEnd) {
   if (!try_find_minilm_dir(std::nullopt)) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh)";
   test::ImageTaskTempDir dir("e2e");
   test::write_bar_image_set(dir.path);
   const std::string root = dir.path.string();
-  const std::vector<std::string> tiny_vit = {"--model.image_dim",    "32", "--model.image_layers", "1",
-                                             "--model.image_heads",  "2",  "--model.image_mlp",    "64",
-                                             "--model.ssl_proj_dim", "16"};
-  std::vector<std::string> ssl_args = {"--task",
-                                       "image_ssl",
-                                       "--data.image_root",
-                                       root,
-                                       "--data.loader_workers",
-                                       "0",
-                                       "--optim.steps",
-                                       "6",
-                                       "--optim.batch_size",
-                                       "16",
-                                       "--optim.warmup_steps",
-                                       "1",
-                                       "--optim.lr",
-                                       "3e-3",
-                                       "--run.eval_every",
-                                       "0",
-                                       "--run.out",
-                                       (dir.path / "ssl").string(),
-                                       "--ssl.knn_k",
-                                       "3"};
-  ssl_args.insert(ssl_args.end(), tiny_vit.begin(), tiny_vit.end());
   std::ostringstream ssl_log;
-  const ImageSslResult ssl = run_image_ssl(parse(ssl_args), ssl_log);
+  const ImageSslResult ssl = run_image_ssl(parse(ssl_args(root, dir.path / "ssl")), ssl_log);
   ASSERT_FALSE(ssl.stopped_on_nan) << ssl_log.str();
   ASSERT_EQ(ssl.losses.size(), 6u);
   for (double l : ssl.losses) EXPECT_TRUE(std::isfinite(l));
@@ -93,30 +130,8 @@ TEST(ImageTasks, SslThenImageTextEndToEnd) {
   const auto x = a.embeddings.to_vector<float>(), y = direct.to_vector<float>();
   for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5) << "element " << i;
 
-  const std::vector<std::string> it_args = {"--task",
-                                            "image_text",
-                                            "--data.image_root",
-                                            root,
-                                            "--data.loader_workers",
-                                            "0",
-                                            "--model.image_tower",
-                                            ssl.tower.string(),
-                                            "--model.text_train_layers",
-                                            "1",
-                                            "--optim.steps",
-                                            "10",
-                                            "--optim.batch_size",
-                                            "12",
-                                            "--optim.warmup_steps",
-                                            "1",
-                                            "--optim.lr",
-                                            "1e-3",
-                                            "--run.eval_every",
-                                            "0",
-                                            "--run.out",
-                                            (dir.path / "it").string()};
   std::ostringstream it_log;
-  const ImageTextResult it = run_image_text(parse(it_args), it_log);
+  const ImageTextResult it = run_image_text(parse(image_text_args(root, ssl.tower, dir.path / "it")), it_log);
   ASSERT_FALSE(it.stopped_on_nan) << it_log.str();
   ASSERT_EQ(it.losses.size(), 10u);
   for (double l : it.losses) EXPECT_TRUE(std::isfinite(l));
@@ -169,6 +184,45 @@ TEST(ImageTasks, KnnAccuracyOnHandMadeClusters) {
   EXPECT_THROW(knn_accuracy(mem, {0, 0, 1}, q, {0, 1}, 2, 2), ShapeError);
 }
 
+// --run.device cuda: both image tasks give the CPU runs' losses to 1e-3 (the bar), and
+// the tower trained on the GPU is saved from the host. Skips where the build has no CUDA backend
+// or the machine no GPU, saying which.
+TEST(ImageTasks, CudaRunsMatchTheCpuRuns) {
+  if (!built_with_cuda()) GTEST_SKIP() << "built without the CUDA backend (CW_CUDA=OFF)";
+  try {
+    select_device("cuda");
+  } catch (const DeviceError& e) {
+    GTEST_SKIP() << "no CUDA device: " << e.what();
+  }
+  if (!try_find_minilm_dir(std::nullopt)) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh)";
+  test::ImageTaskTempDir dir("cuda");
+  test::write_bar_image_set(dir.path);
+  const std::string root = dir.path.string();
+  auto on = [](std::vector<std::string> args, const char* device) {
+    args.insert(args.end(), {"--run.device", device});
+    return parse(args);
+  };
+  std::ostringstream log;
+  const ImageSslResult ssl_cpu = run_image_ssl(on(ssl_args(root, dir.path / "ssl_cpu"), "cpu"), log);
+  const ImageSslResult ssl_gpu = run_image_ssl(on(ssl_args(root, dir.path / "ssl_gpu"), "cuda"), log);
+  ASSERT_EQ(ssl_cpu.losses.size(), 6u);
+  ASSERT_EQ(ssl_gpu.losses.size(), 6u);
+  for (size_t i = 0; i < 6; ++i)
+    EXPECT_NEAR(ssl_gpu.losses[i], ssl_cpu.losses[i], 1e-3) << "ssl step " << i + 1;
+  EXPECT_NEAR(ssl_gpu.knn.back().second, ssl_cpu.knn.back().second, 1.0 / 16 + 1e-9);  // one image at most
+  // The image-text runs share the CPU-trained tower, so only the text tower's device differs.
+  const ImageTextResult it_cpu =
+      run_image_text(on(image_text_args(root, ssl_cpu.tower, dir.path / "it_cpu"), "cpu"), log);
+  const ImageTextResult it_gpu =
+      run_image_text(on(image_text_args(root, ssl_cpu.tower, dir.path / "it_gpu"), "cuda"), log);
+  ASSERT_EQ(it_cpu.losses.size(), 10u);
+  ASSERT_EQ(it_gpu.losses.size(), 10u);
+  for (size_t i = 0; i < 10; ++i)
+    EXPECT_NEAR(it_gpu.losses[i], it_cpu.losses[i], 1e-3) << "image-text step " << i + 1;
+  EXPECT_NEAR(it_gpu.final_eval.structure_correlation, it_cpu.final_eval.structure_correlation, 1e-3);
+  EXPECT_EQ(load_image_tower(ssl_gpu.tower).dim(), 32);
+}
+
 TEST(ImageTasks, BadTowerFileAndOptions) {
   test::ImageTaskTempDir dir("bad");
   const auto not_tower = dir.path / "plain.safetensors";
@@ -184,6 +238,26 @@ TEST(ImageTasks, BadTowerFileAndOptions) {
   EXPECT_THROW(parse({"--task", "image_text"}), ValueError);  // no --model.image_tower
   EXPECT_THROW(parse({"--task", "image_ssl", "--model.image_preset", "huge"}), ValueError);
   EXPECT_THROW(parse({"--task", "image_ssl", "--optim.warmup_steps", "500"}), ValueError);
+  try {
+    parse({"--task", "image_ssl", "--run.device", "gpu"});
+    ADD_FAILURE() << "--run.device gpu was accepted";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("--run.device"), std::string::npos) << e.what();
+  }
+  // The spelling parses anywhere (--print-config needs no GPU); the run checks the machine.
+  EXPECT_NE(parse({"--task", "image_ssl", "--run.device", "cuda:1"}).to_ini().find("device = cuda:1"),
+            std::string::npos);
+  if (!built_with_cuda()) {
+    try {
+      std::ostringstream quiet;
+      run_image_ssl(
+          parse({"--task", "image_ssl", "--run.device", "cuda", "--run.out", (dir.path / "dev").string()}),
+          quiet);
+      ADD_FAILURE() << "a CPU-only build ran --run.device cuda";
+    } catch (const DeviceError& e) {
+      EXPECT_NE(std::string(e.what()).find("--run.device"), std::string::npos) << e.what();
+    }
+  }
   const ImageTrainOptions o = parse({"--task", "image_ssl", "--optim.steps", "70"});
   // The resolved INI reads back to the same options.
   const auto ini = dir.path / "c.ini";

@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
       peak_tflops = std::atof(argv[i + 1]);
   }
   // H200 SXM (the H100's compute): 67 TFLOP/s f32 on the CUDA cores, 495 TF32 on the tensor
-  // cores without sparsity. MFU on the CPU rehearsal is meaningless and not printed.
+  // cores without sparsity. (On the CPU rehearsal the MFU figure is meaningless.)
   if (peak_tflops <= 0) peak_tflops = tf32 ? 495.0 : 67.0;
   cuda::init();
   const char* on_cpu_env = std::getenv("CW_GPU_CHECK_ON_CPU");
