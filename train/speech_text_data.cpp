@@ -174,6 +174,12 @@ void ensure_corpus(const TrainOptions& o, std::ostream& log) {
   log << "data: corpus generated in " << seconds_since(t0) << " s\n";
 }
 
+SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, std::ostream& log) {
+  const fs::path corpus(o.corpus);
+  const fs::path feature_dir = o.feature_cache.empty() ? corpus / "features" : fs::path(o.feature_cache);
+  return load_split(corpus, name, feature_dir, FbankOptions{}, log);
+}
+
 SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text,
                                         std::ostream& log) {
   ensure_corpus(o, log);

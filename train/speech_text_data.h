@@ -54,6 +54,10 @@ struct SpeechTextData {
 // a missing corpus is an error naming the folder and the command that makes it).
 void ensure_corpus(const TrainOptions& o, std::ostream& log);
 
+// One split of the corpus with its log-mel features (computed, or read from the feature cache of
+// --data.feature_cache / <corpus>/features), and one log line. For tasks that need no text tower.
+SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, std::ostream& log);
+
 // ensure_corpus, then features and frozen embeddings (computed or read from the caches), with
 // one log line per step and its time.
 SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text,

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "train/asr_trainer.h"
 #include "train/image_text_trainer.h"
 #include "train/ssl_trainer.h"
 #include "train/trainer.h"
@@ -20,10 +21,12 @@ int main(int argc, char** argv) {
                                            : cw::train::run_image_text(img.options, std::cout).stopped_on_nan;
       return nan ? 3 : 0;
     }
-    CW_CHECK(task == "speech_text", ValueError, "--task must be speech_text, image_ssl or image_text, got '",
-             task, "'");
+    CW_CHECK(task == "speech_text" || task == "speech_asr", ValueError,
+             "--task must be speech_text, speech_asr, image_ssl or image_text, got '", task, "'");
     const cw::train::ParsedTrainOptions parsed = cw::train::parse_train_options(argc, argv, std::cout);
     if (parsed.exit_now) return 0;
+    if (parsed.options.task == "speech_asr")
+      return cw::train::run_speech_asr(parsed.options, std::cout).stopped_on_nan ? 3 : 0;
     const cw::train::TrainResult r = cw::train::run_training(parsed.options, std::cout);
     return r.stopped_on_nan ? 3 : 0;
   } catch (const cw::ValueError& e) {

@@ -32,7 +32,7 @@ std::string bool_str(bool b) { return b ? "true" : "false"; }
 std::string TrainOptions::to_ini() const {
   std::ostringstream s;
   s.precision(10);
-  s << "[data]\n"
+  s << "task = " << task << "\n\n[data]\n"
     << "corpus = " << corpus << "\ncorpus_size = " << corpus_size << "\nfeature_cache = " << feature_cache
     << "\nmax_frames = " << max_frames << "\nspec_augment = " << bool_str(spec_augment)
     << "\nbucket_by_length = " << bool_str(bucket_by_length) << "\nloader_workers = " << loader_workers
@@ -40,7 +40,8 @@ std::string TrainOptions::to_ini() const {
     << "[model]\n"
     << "speech_preset = " << speech_preset << "\nd_model = " << d_model << "\nnum_layers = " << num_layers
     << "\nnum_heads = " << num_heads << "\nffn_dim = " << ffn_dim << "\nconv_kernel = " << conv_kernel
-    << "\ndropout = " << dropout << "\ntext_model = " << text_model << "\n\n"
+    << "\ndropout = " << dropout << "\ntext_model = " << text_model << "\nspeech_init = " << speech_init
+    << "\n\n"
     << "[loss]\n"
     << "kind = " << losses::to_string(loss.loss) << "\nkernel = " << losses::to_string(loss.kernel)
     << "\nkernel_temperature = " << loss.kernel_temperature << "\nmask = " << losses::to_string(loss.mask)
@@ -84,8 +85,9 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "print-config", "print the resolved configuration as INI and exit")(
       // Read by train_main.cpp before this table (requested_task); accepted here so that an
       // explicit --task speech_text, or `task = speech_text` in a config file, is not an error.
-      "task", po::value<std::string>()->default_value("speech_text"),
-      "speech_text (the options below) | image_ssl | image_text (their own: train --task image_text --help)");
+      "task", po::value(&o.task)->default_value(o.task),
+      "speech_text | speech_asr (CTC pretraining of the speech tower; the options below) | image_ssl | "
+      "image_text (their own: train --task image_text --help)");
 
   po::options_description data("Data [data]");
   data.add_options()("data.corpus", po::value(&o.corpus)->default_value(o.corpus),
@@ -118,7 +120,9 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
                                               po::value(&o.dropout)->default_value(o.dropout),
                                               "dropout of the speech tower (< 0: keep the preset's)")(
       "model.text_model", po::value(&o.text_model)->default_value(o.text_model),
-      "frozen text tower folder (empty: the installed all-MiniLM-L6-v2)");
+      "frozen text tower folder (empty: the installed all-MiniLM-L6-v2)")(
+      "model.speech_init", po::value(&o.speech_init)->default_value(o.speech_init),
+      "speech tower file to start from (written by --task speech_asr; empty: random initialization)");
 
   po::options_description loss("Loss [loss]");
   loss.add_options()("loss.kind", po::value(&ls.kind)->default_value(ls.kind), "cwcl | infonce (CLIP/LiT)")(
@@ -319,6 +323,11 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   // The spelling only: whether the build and the machine have that device is checked when the
   // run starts (select_device), so that --print-config works anywhere.
   parse_device(o.device);
+  CW_CHECK(o.task == "speech_text" || o.task == "speech_asr", ValueError,
+           "--task must be speech_text or speech_asr with these options, got '", o.task, "'");
+  CW_CHECK(o.speech_init.empty() || o.task == "speech_text", ValueError,
+           "--model.speech_init applies to --task speech_text (the tower it starts from is what speech_asr "
+           "writes)");
   CW_CHECK(o.threads >= 0, ValueError, "--run.threads must be >= 0");
   CW_CHECK(o.eval_batch_size >= 1 && o.eval_max_items >= 0, ValueError,
            "--eval.batch_size must be >= 1 and --eval.max_items >= 0");

@@ -16,6 +16,10 @@
 namespace cw::train {
 
 struct TrainOptions {
+  // speech_text: the tower against the frozen text tower (trainer.h); speech_asr: its CTC
+  // pretraining as a character recognizer (asr_trainer.h). Same options otherwise.
+  std::string task = "speech_text";
+
   // ---- [data]
   std::string corpus = ".cache/speech/small";  // corpus folder (tools/make_speech_corpus.py layout)
   std::string corpus_size = "small";           // generated into `corpus` if missing: tiny|small|full|none
@@ -32,7 +36,8 @@ struct TrainOptions {
   std::string speech_preset = "mini";  // tiny | mini | small (models/conformer.h)
   int64_t d_model = 0, num_layers = 0, num_heads = 0, ffn_dim = 0, conv_kernel = 0;  // 0 = preset's
   double dropout = -1;                                                               // < 0 = preset's
-  std::string text_model;  // all-MiniLM-L6-v2 folder; empty = the installed package
+  std::string text_model;   // all-MiniLM-L6-v2 folder; empty = the installed package
+  std::string speech_init;  // speech tower file (--task speech_asr's) the tower starts from; empty = random
 
   // ---- [loss]: every option of losses::ContrastiveConfig
   losses::ContrastiveConfig loss;

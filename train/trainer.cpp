@@ -28,6 +28,7 @@
 #include "train/device_select.h"
 #include "train/grad_clip.h"
 #include "train/lr_schedule.h"
+#include "train/speech_tower_file.h"
 #include "train/subprocess.h"
 
 namespace cw::train {
@@ -197,6 +198,11 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   const models::ConformerConfig cfg =
       speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
   models::SpeechTextModel model(cfg, std::log(1.0 / o.loss.init_temperature), o.loss.learn_temperature);
+  if (!o.speech_init.empty()) {
+    const int64_t n = init_speech_tower(*model.speech, o.speech_init);
+    log << "model: speech tower initialized from " << o.speech_init << " (" << n
+        << " tensors; the projection head starts fresh)\n";
+  }
   model.train();
   // The trained tower, its logit scale, and the optimizer's moments (allocated below, beside each
   // parameter) live on the device; batches are copied there each step, the frozen embeddings

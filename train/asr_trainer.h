@@ -1,0 +1,30 @@
+// `train --task speech_asr`: pretrains the speech tower as a character recognizer with CTC on the
+// speech corpus's training transcripts, the stand-in for the paper's ASR-pretrained speech
+// encoder; `--model.speech_init <out>/speech_tower.safetensors` then starts a speech-text run
+// from it. The tower's frames (before pooling) go through a linear CTC head over the characters
+// of the training transcripts (train/char_vocab.h); the head is dropped afterwards. Same [data],
+// [model], [optim] and [run] options as the speech-text task (train_options.h), the same
+// checkpoints and --run.resume, validation CER by greedy decoding. Part of train/.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <utility>
+#include <vector>
+
+#include "train/train_options.h"
+
+namespace cw::train {
+
+struct SpeechAsrResult {
+  std::vector<double> losses;                   // per step of this process
+  std::vector<std::pair<int64_t, double>> cer;  // (step, validation CER) of each evaluation
+  std::filesystem::path tower;                  // the speech tower file (empty if stopped early)
+  int64_t steps_done = 0;
+  double train_seconds = 0;
+  bool stopped_on_nan = false;
+};
+
+SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log);
+
+}  // namespace cw::train
