@@ -133,6 +133,9 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
   lo.max_frames = o.max_frames;
   lo.num_workers = static_cast<int>(o.loader_workers);
   SpeechLoader loader(train.features, lo);
+  if (o.max_frames > 0)
+    log << "note: --data.max_frames " << o.max_frames
+        << " crops long utterances but keeps their whole transcripts; 0 (no crop) suits recognition\n";
   losses::CtcOptions ctc;
   ctc.zero_infinity = true;  // a transcript longer than its (cropped) frames allow adds nothing
 
