@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
@@ -88,6 +89,12 @@ double validation_cer(AsrModel& model, const SpeechSplit& valid, const CharVocab
   return character_error_rate(hyp, ref);
 }
 
+CharVocab vocab_of(const SpeechSplit& train) {
+  std::vector<std::string> transcripts;
+  for (const auto& u : train.manifest().utterances()) transcripts.push_back(u.transcript);
+  return CharVocab::from_transcripts(transcripts);
+}
+
 }  // namespace
 
 SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
@@ -103,9 +110,7 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
   ensure_corpus(o, log);
   const SpeechSplit train = load_speech_split(o, "train", log);
   const SpeechSplit valid = load_speech_split(o, "valid", log);
-  std::vector<std::string> transcripts;
-  for (const auto& u : train.manifest().utterances()) transcripts.push_back(u.transcript);
-  const CharVocab vocab = CharVocab::from_transcripts(transcripts);
+  const CharVocab vocab = vocab_of(train);
 
   manual_seed(o.seed);
   // The projection head's width is the frozen text tower's (all-MiniLM-L6-v2: 384); recognition
@@ -250,6 +255,40 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
   log << "speech tower: " << result.tower.string()
       << " (start a speech-text run from it with --model.speech_init)\n";
   return result;
+}
+
+double evaluate_speech_asr_run(const fs::path& run_dir, const fs::path& checkpoint,
+                               const std::string& json_out, std::ostream& out) {
+  const fs::path config = run_dir / "config.ini";
+  CW_CHECK(fs::exists(config), ValueError, "--run ", run_dir.string(), ": no config.ini");
+  const std::string cfg_arg = config.string();
+  const char* args[] = {"train", "--config", cfg_arg.c_str()};
+  std::ostringstream quiet;
+  const TrainOptions o = parse_train_options(3, args, quiet).options;
+  const LoadedCheckpoint ck = checkpoint.empty() ? [&] {
+    auto latest = load_latest_checkpoint(run_dir / "checkpoints");
+    CW_CHECK(latest.has_value(), ValueError, "--run ", run_dir.string(), ": no checkpoint");
+    return *latest;
+  }()
+                                                 : load_checkpoint(checkpoint);
+  const SpeechSplit train = load_speech_split(o, "train", quiet);
+  const SpeechSplit valid = load_speech_split(o, "valid", quiet);
+  const CharVocab vocab = vocab_of(train);  // as the run built it: from the same transcripts
+  AsrModel model(speech_tower_config(o, train.features->num_bins(), 384), vocab.size());
+  const nn::LoadReport rep = model.load_state_dict(ck.model, true);
+  CW_CHECK(rep.ok(), ValueError, ck.path.string(), " does not fit the run's model: ", rep.str());
+  std::vector<std::string> examples;
+  const double cer = validation_cer(model, valid, vocab, o.eval_batch_size, 0, &examples);
+  out << "validation CER of " << ck.path.string() << " (step " << ck.state.step << "): " << cer << " on "
+      << valid.size() << " utterances\n";
+  for (const std::string& e : examples) out << "  " << e << "\n";
+  const nlohmann::json j = {{"checkpoint", ck.path.string()},
+                            {"step", ck.state.step},
+                            {"valid_cer", cer},
+                            {"utterances", valid.size()}};
+  out << j.dump() << "\n";
+  if (!json_out.empty()) write_text_file_atomic(json_out, j.dump(2) + "\n");
+  return cer;
 }
 
 }  // namespace cw::train

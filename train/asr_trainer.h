@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <iosfwd>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -26,5 +27,10 @@ struct SpeechAsrResult {
 };
 
 SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log);
+
+// `eval --run` on a speech_asr run: the validation CER of a checkpoint (default: the latest), on
+// every validation utterance, printed with a few transcripts and as JSON (also to json_out).
+double evaluate_speech_asr_run(const std::filesystem::path& run_dir, const std::filesystem::path& checkpoint,
+                               const std::string& json_out, std::ostream& out);
 
 }  // namespace cw::train

@@ -1,7 +1,8 @@
 // `eval`: zero-shot evaluation of a trained speech tower. Reads a run folder written by `train`
 // (its config.ini and a checkpoint), embeds every benchmark utterance, and prints intent and
 // keyword accuracy (prompt ensemble and per template), retrieval recall and the structure
-// correlation as a table and as JSON.
+// correlation as a table and as JSON. Image-text runs get their zero-shot image classification,
+// speech_asr runs their validation character error rate.
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "core/error.h"
 #include "data/model_files.h"
+#include "train/asr_trainer.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
 #include "train/image_options.h"
@@ -48,6 +50,11 @@ int main(int argc, char** argv) {
     const char* task_args[] = {"eval", "--config", config_arg.c_str()};
     if (requested_task(3, task_args) == "image_text") {
       evaluate_image_text_run(run_dir, checkpoint, json_out, std::cout);
+      return 0;
+    }
+    // A run of train --task speech_asr: the recognizer's validation CER (asr_trainer.h).
+    if (requested_task(3, task_args) == "speech_asr") {
+      evaluate_speech_asr_run(run_dir, checkpoint, json_out, std::cout);
       return 0;
     }
     std::vector<std::string> args = {"train", "--config", config.string()};

@@ -128,6 +128,10 @@ TEST_F(AsrRun, CtcLossFallsAndTheTowerFileRoundTrips) {
   ASSERT_EQ(r.cer.size(), 1u);  // the final evaluation (eval_every 0)
   EXPECT_GE(r.cer[0].second, 0.0);
   EXPECT_TRUE(fs::exists(dir_->path / "asr" / "asr_final.json"));
+  // `eval` on the run: the final checkpoint's CER again.
+  std::ostringstream eval_out;
+  EXPECT_DOUBLE_EQ(evaluate_speech_asr_run(dir_->path / "asr", {}, "", eval_out), r.cer[0].second)
+      << eval_out.str();
 
   // The file holds the tower without its projection head, with the vocabulary.
   const SafetensorsFile f = SafetensorsFile::open(r.tower.string());
