@@ -19,6 +19,7 @@
 #include "data/audio_fbank.h"
 #include "data/audio_normalize.h"
 #include "data/speech_loader.h"
+#include "dist/communicator.h"
 #include "losses/ctc_loss.h"
 #include "models/conformer.h"
 #include "train/adamw.h"
@@ -100,6 +101,10 @@ CharVocab vocab_of(const SpeechSplit& train) {
 SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
   SpeechAsrResult result;
   if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
+  // One process: recognition pretraining has no data-parallel path (an MPI launch would run
+  // copies that overwrite each other's files).
+  CW_CHECK(dist::world(o.dist_backend, o.dist_timeout).world_size() == 1, ValueError,
+           "--task speech_asr runs as one process; launch it without mpirun/srun");
   const Device device = select_device(o.device);  // before any data work: a missing GPU fails fast
   const fs::path out(o.out), ckpt_dir = out / "checkpoints";
   fs::create_directories(out);
