@@ -38,9 +38,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
 // The tower and its CTC head: frames (B, T', D) -> per-frame character scores (B, T', V).
 class AsrModel : public nn::Module {
  public:
@@ -168,7 +165,7 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
   std::ofstream cer_csv(out / "cer.csv", step == 0 ? std::ios::trunc : std::ios::app);
   if (step == 0) cer_csv << "step,valid_cer,utterances\n";
   auto run_eval = [&](int64_t at_step, int64_t max_items) {
-    const auto t0 = Clock::now();
+    const auto t0 = ImageClock::now();
     std::vector<std::string> examples;
     const double cer = validation_cer(model, valid, vocab, o.eval_batch_size, max_items, &examples);
     const int64_t n = max_items > 0 ? std::min(max_items, valid.size()) : valid.size();
@@ -176,18 +173,18 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
     result.cer.emplace_back(at_step, cer);
     char line[160];
     std::snprintf(line, sizeof line, "eval @ step %lld: validation CER %.4f on %lld utterances (%.1f s)\n",
-                  static_cast<long long>(at_step), cer, static_cast<long long>(n), since(t0));
+                  static_cast<long long>(at_step), cer, static_cast<long long>(n), seconds_since(t0));
     log << line;
     for (const std::string& e : examples) log << "  " << e << "\n";
     log << std::flush;
     return cer;
   };
 
-  const auto t_train = Clock::now();
+  const auto t_train = ImageClock::now();
   const int64_t first = step;
   const int64_t stop_at = o.stop_after > 0 ? std::min(o.steps, first + o.stop_after) : o.steps;
   while (step < stop_at) {
-    const auto t_step = Clock::now();
+    const auto t_step = ImageClock::now();
     const SpeechBatch batch = loader.next();
     std::vector<std::vector<int64_t>> targets;
     for (const std::string& t : batch.transcripts) targets.push_back(vocab.encode(t));
@@ -215,10 +212,10 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
     char row[200];
     std::snprintf(row, sizeof row, "%lld,%lld,%.6f,%lld,%.6g,%.4f,%.3f", static_cast<long long>(step),
                   static_cast<long long>(batch.epoch), loss_value, static_cast<long long>(infeasible), lr,
-                  norm, since(t_step));
+                  norm, seconds_since(t_step));
     metrics << row << std::endl;
     if (step % o.log_every == 0 || step == o.steps || step == first + 1) {
-      const double per_step = since(t_train) / static_cast<double>(step - first);
+      const double per_step = seconds_since(t_train) / static_cast<double>(step - first);
       char line[200];
       std::snprintf(line, sizeof line, "step %lld/%lld  ctc %.4f  lr %.2e  %.1f utt/s\n",
                     static_cast<long long>(step), static_cast<long long>(o.steps), loss_value, lr,
@@ -238,7 +235,7 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
       save_checkpoint(ckpt_dir, model.state_dict(), opt, st, static_cast<int>(o.keep_last));
     }
   }
-  result.train_seconds = since(t_train);
+  result.train_seconds = seconds_since(t_train);
   result.steps_done = step;
   log << "train: " << step - first << " steps in " << result.train_seconds << " s\n";
   if (result.stopped_on_nan) return result;

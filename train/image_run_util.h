@@ -1,5 +1,6 @@
-// Small helpers the image tasks' loops share (ssl_trainer.cpp, image_text_trainer.cpp): atomic
-// text files, elapsed time, and the per-process start of a run folder. Part of train/.
+// Small helpers the image tasks' and the CTC pretraining's loops share (ssl_trainer.cpp,
+// image_text_trainer.cpp, asr_trainer.cpp): atomic text files, elapsed time, and the
+// per-process start of a run folder. Part of train/.
 #pragma once
 
 #include <chrono>
