@@ -56,6 +56,38 @@ struct ConvGeometry {
   int64_t out_w() const { return (width + 2 * pad_w - dil_w * (kw - 1) - 1) / stride_w + 1; }
 };
 
+// ---- fused softmax cross-entropy over a logit matrix (the contrastive losses' O(N^2) passes) ----
+// A block s (R, N) of an (M, N) logit matrix: its row k is global row row0 + k, and the pair
+// (the positive) of global row i is column i. w is the same block of a weight matrix, or
+// undefined. Per-row vectors hold all M rows, per-column ones all N columns. The math is
+// derived in losses/contrastive_fused.cpp.
+struct XentRowTotals {
+  int64_t correct = 0;       // rows whose first argmax is their pair
+  double diag = 0.0;         // sum of the pairs' logits
+  double total = 0.0;        // sum of all logits
+  double target_term = 0.0;  // sum over rows of sum_j w_ij s_ij / r_i (weighted rows only)
+};
+// Running per-column state over the row blocks seen so far (the online log-sum-exp): max and
+// sum are f64, argmax i64 (the first row attaining the max); wdot = sum_i w_ij s_ij and
+// wsum = sum_i w_ij (f64, defined only for weighted columns). All (N), on the logits' device.
+struct XentColumnState {
+  Tensor max, argmax, sum, wdot, wsum;
+};
+// The gradient block's coefficients:
+//   g_ij = alpha e^{s_ij - lse_i} + beta e^{s_ij - clse_j}
+//          - (weighted_rows ? alpha w_ij / r_i : 0) - (weighted_cols ? beta w_ij cinv_j : 0)
+//          - (i == j ? diag : 0)
+struct XentGradCoeffs {
+  double alpha = 0, beta = 0, diag = 0;  // beta = 0 skips the column softmax
+  bool weighted_rows = false, weighted_cols = false;
+  bool target_terms = false;  // also sum the targets' terms of the loss (before s is overwritten)
+};
+struct XentGradTotals {
+  double gs = 0;        // sum_ij g_ij s_ij, for the logit scale's gradient
+  double row_term = 0;  // sum_ij w_ij s_ij / r_i  (target_terms and weighted_rows)
+  double col_term = 0;  // sum_ij w_ij s_ij cinv_j (target_terms and weighted_cols)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -132,6 +164,19 @@ class Backend {
   // gw (C, kh, kw), overwritten: sum over images and output pixels of gy * the input it saw.
   virtual void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
                                               Tensor& gw) = 0;
+  // ---- fused softmax cross-entropy (see XentRowTotals above; s and w contiguous) ----
+  // lse[row0 + k] = log sum_j exp(s_kj) (f64, M); with w, r[row0 + k] = sum_j w_kj (f64, M).
+  virtual XentRowTotals xent_row_pass(const Tensor& s, const Tensor& w, int64_t row0, bool weighted_rows,
+                                      Tensor& lse, Tensor& r) = 0;
+  // Folds the block into the column state: max/argmax always, sum when need_sum, wdot/wsum when
+  // weighted_cols.
+  virtual void xent_column_pass(const Tensor& s, const Tensor& w, int64_t row0, bool need_sum,
+                                bool weighted_cols, XentColumnState& st) = 0;
+  // Overwrites s with the gradient block. lse and r f64 (M); clse and cinv (N) in s's dtype,
+  // undefined when beta = 0 / without weighted columns.
+  virtual XentGradTotals xent_gradient(Tensor& s, const Tensor& w, int64_t row0, const XentGradCoeffs& c,
+                                       const Tensor& lse, const Tensor& clse, const Tensor& r,
+                                       const Tensor& cinv) = 0;
 };
 
 // The backend that serves a device type; throws DeviceError naming the op if none is

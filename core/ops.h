@@ -177,6 +177,21 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 ConvGrads conv1d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Conv1dOptions& o,
                           bool need_x, bool need_weight, bool need_bias);
 
+// ---------------------------------------------------------------- fused softmax cross-entropy
+// The O(N^2) passes of the fused contrastive losses on one row block s (R, N) of a logit matrix
+// whose row k is global row row0 + k (Backend::xent_*; the math is in
+// losses/contrastive_fused.cpp). The per-row / per-column vectors live on s's device.
+// A fresh column state for n columns: max -inf, argmax 0, sums 0; wdot/wsum only when weighted.
+XentColumnState xent_column_state(int64_t n, bool weighted, Device device);
+// lse, r: f64 vectors covering the global rows (r may be undefined without w).
+XentRowTotals xent_row_pass(const Tensor& s, const Tensor& w, int64_t row0, bool weighted_rows, Tensor& lse,
+                            Tensor& r);
+void xent_column_pass(const Tensor& s, const Tensor& w, int64_t row0, bool need_sum, bool weighted_cols,
+                      XentColumnState& st);
+// Overwrites s (contiguous) with the gradient block.
+XentGradTotals xent_gradient_(Tensor& s, const Tensor& w, int64_t row0, const XentGradCoeffs& c,
+                              const Tensor& lse, const Tensor& clse, const Tensor& r, const Tensor& cinv);
+
 // ---------------------------------------------------------------- checks shared with autograd
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);

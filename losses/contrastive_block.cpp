@@ -45,29 +45,23 @@ Direction direction(const Tensor& x_all, const Tensor& c_all, const Tensor& e_al
     w = Tensor::empty({rows, n}, x_all.dtype(), x_all.device());  // (rows, N) cosines, then weights
     blocks::gemm_into(e_all.narrow(0, row0, rows), e_all.t(), w);
   }
-  std::vector<double> lse(n, 0.0), r(n, 0.0);  // indexed by global row, as the block kernels do
+  // Indexed by global row, as the xent passes are.
+  Tensor lse = ops::zeros({n}, DType::F64, x_all.device()), r = ops::zeros({n}, DType::F64, x_all.device());
   Direction d;
-  dispatch_float(s.dtype(), "contrastive_loss_block", [&]<class T>() {
-    T* wp = nullptr;
-    if (weighted) {
-      wp = w.data<T>();
-      weights::cosines_to_weights<T>(wp, rows, n, row0, spec, nb);
-    }
-    const blocks::RowTotals rt =
-        blocks::row_pass<T>(s.data<T>(), wp, rows, n, row0, weighted, lse.data(), r.data());
-    double sum_lse = 0;
-    for (int64_t k = 0; k < rows; ++k) sum_lse += lse[row0 + k];
-    d.loss_sum = sum_lse - (weighted ? rt.target_term : rt.diag);
-    d.correct = rt.correct;
-    d.diag = rt.diag;
-    d.total = rt.total;
-    blocks::GradCoeffs gc;
-    gc.alpha = coeff;
-    gc.diag = weighted ? 0.0 : coeff;
-    gc.weighted_rows = weighted;
-    const std::vector<T> none;
-    d.gs = blocks::gradient_pass<T>(s.data<T>(), wp, rows, n, row0, gc, lse.data(), none, r.data(), none).gs;
-  });
+  if (weighted) {
+    dispatch_float(s.dtype(), "contrastive_loss_block",
+                   [&]<class T>() { weights::cosines_to_weights<T>(w.data<T>(), rows, n, row0, spec, nb); });
+  }
+  const XentRowTotals rt = ops::xent_row_pass(s, w, row0, weighted, lse, r);
+  d.loss_sum = ops::sum(lse.narrow(0, row0, rows)).item() - (weighted ? rt.target_term : rt.diag);
+  d.correct = rt.correct;
+  d.diag = rt.diag;
+  d.total = rt.total;
+  XentGradCoeffs gc;
+  gc.alpha = coeff;
+  gc.diag = weighted ? 0.0 : coeff;
+  gc.weighted_rows = weighted;
+  d.gs = ops::xent_gradient_(s, w, row0, gc, lse, Tensor(), r, Tensor()).gs;
   if (need_anchor) {
     d.d_anchor = Tensor::empty({rows, c_all.size(1)}, x_all.dtype(), x_all.device());
     blocks::gemm_into(s, c_all, d.d_anchor);  // G C

@@ -39,7 +39,6 @@
 #include <limits>
 #include <tuple>
 #include <utility>
-#include <variant>
 
 #include "core/ops.h"
 #include "losses/block_kernels.h"
@@ -47,11 +46,30 @@
 namespace cw::losses::fused {
 namespace {
 
-// <a, b> summed over all elements, in double.
-double dot_all(const Tensor& a, const Tensor& b) { return ops::sum(ops::mul(a, b)).to(DType::F64).item(); }
+// A scalar on any device, read on the host in double.
+double host_value(const Tensor& t) { return t.to(Device::cpu()).to(DType::F64).item(); }
 
-Tensor to_tensor(const std::vector<double>& v, DType dtype, Device device) {
-  return ops::from_vector(v, {static_cast<int64_t>(v.size()), 1}).to(dtype).to(device);
+// <a, b> summed over all elements, in double.
+double dot_all(const Tensor& a, const Tensor& b) { return host_value(ops::sum(ops::mul(a, b))); }
+double sum_all(const Tensor& t) { return host_value(ops::sum(t)); }
+
+Tensor to_tensor(const std::vector<double>& v, Device device) {
+  return ops::from_vector(v, {static_cast<int64_t>(v.size())}).to(DType::F64).to(device);
+}
+// An (N) f64 vector as an (N, 1) column of `dtype`, to scale rows.
+Tensor column_of(const Tensor& v, DType dtype) { return v.reshape({v.numel(), 1}).to(dtype); }
+
+// W's rows [i0, i0 + rows) into w (rows, N) on the loss's device: the cosines by one GEMM, then
+// the kernel and the mask. The weight code is host code (cwcl_weights.h), so off the CPU the
+// block is made from E's host copy and copied over (rows x N numbers per block).
+void weight_block(const Tensor& e_host, const weights::WeightSpec& spec, const weights::Neighbours* nb,
+                  int64_t i0, Tensor& w) {
+  const int64_t rows = w.size(0), n = w.size(1);
+  Tensor c = w.device().is_cpu() ? w : Tensor::empty({rows, n}, w.dtype(), Device::cpu());
+  blocks::gemm_into(e_host.narrow(0, i0, rows), e_host.t(), c);
+  dispatch_float(c.dtype(), "contrastive_loss",
+                 [&]<class T>() { weights::cosines_to_weights<T>(c.data<T>(), rows, n, i0, spec, nb); });
+  if (!w.device().is_cpu()) cross_device_copy(c, w, "contrastive_loss");
 }
 
 // T Y for one direction's LowRank targets; transpose gives T^T Y.
@@ -60,24 +78,6 @@ Tensor apply_direction(bool rows, bool transpose, const Tensor& e, const Tensor&
   const bool scale_after = rows != transpose;  // diag(1/r) on the left
   if (scale_after) return ops::mul(weights::linear_weights_times(e, y), rinv);
   return weights::linear_weights_times(e, ops::mul(y, rinv));
-}
-
-template <class T>
-struct ColumnVectors {
-  std::vector<T> clse, cinv;
-};
-using AnyColumnVectors = std::variant<ColumnVectors<float>, ColumnVectors<double>>;
-
-// clse_j and 1 / c_j in the blocks' type, made once for all blocks.
-AnyColumnVectors column_vectors(DType dtype, const std::vector<double>& clse, const std::vector<double>& c) {
-  AnyColumnVectors out;
-  dispatch_float(dtype, "contrastive_loss", [&]<class T>() {
-    ColumnVectors<T> cv;
-    cv.clse.assign(clse.begin(), clse.end());
-    for (double v : c) cv.cinv.push_back(static_cast<T>(1.0 / v));
-    out = std::move(cv);
-  });
-  return out;
 }
 
 bool is_low_rank(TargetForm f) { return f == TargetForm::LowRank; }
@@ -108,8 +108,8 @@ Tensor transposed_operator_targets(const TargetPlan& plan, double alpha, double 
 }
 
 // The gradient block's coefficients; Identity targets go on the diagonal.
-blocks::GradCoeffs coeffs_of(const TargetPlan& plan, double alpha, double beta, bool target_terms) {
-  blocks::GradCoeffs c;
+XentGradCoeffs coeffs_of(const TargetPlan& plan, double alpha, double beta, bool target_terms) {
+  XentGradCoeffs c;
   c.alpha = alpha;
   c.beta = beta;
   c.diag =
@@ -120,6 +120,19 @@ blocks::GradCoeffs coeffs_of(const TargetPlan& plan, double alpha, double beta, 
   return c;
 }
 
+// The column vectors the gradient pass reads, in the logits' dtype: clse (when there is a column
+// direction) and 1 / c (weighted columns).
+std::pair<Tensor, Tensor> column_vectors(const Saved& sv, const XentGradCoeffs& c, DType dtype) {
+  Tensor clse = c.beta != 0 ? sv.clse.to(dtype) : Tensor();
+  Tensor cinv = c.weighted_cols ? ops::div(1.0, sv.c).to(dtype) : Tensor();
+  return {clse, cinv};
+}
+
+// 1 / r as an (N, 1) column of the inputs' dtype; undefined without W.
+Tensor row_inverse(const Saved& sv, DType dtype) {
+  return sv.r.defined() ? column_of(ops::div(1.0, sv.r), dtype) : Tensor();
+}
+
 // <T, S> of one direction: the pairs' logits for Identity, <sigma P, T Q> for LowRank, or the
 // sum the block passes made for Block.
 double target_term(TargetForm form, double diag_sum, double block_sum, const Tensor& ps, const Tensor& tq) {
@@ -128,10 +141,19 @@ double target_term(TargetForm form, double diag_sum, double block_sum, const Ten
   return block_sum;
 }
 
+// Columns whose first argmax is their pair, from the column state.
+int64_t correct_columns(const XentColumnState& st) {
+  const std::vector<int64_t> arg = st.argmax.to(Device::cpu()).to_vector<int64_t>();
+  int64_t correct = 0;
+  for (size_t j = 0; j < arg.size(); ++j) correct += arg[j] == static_cast<int64_t>(j) ? 1 : 0;
+  return correct;
+}
+
 void check_inputs(const Inputs& in, const TargetPlan& plan) {
-  CW_CHECK(in.p.device().is_cpu() && in.q.device().is_cpu(), NotImplementedError,
-           "contrastive_loss: the fused kernel runs on cpu only, got p on ", in.p.device().str(), " (",
-           dtype_name(in.p.dtype()), ")");
+  CW_CHECK(in.q.device() == in.p.device() && (!in.e.defined() || in.e.device() == in.p.device()), DeviceError,
+           "contrastive_loss: p, q and the weight embeddings must be on one device, got ",
+           in.p.device().str(), ", ", in.q.device().str(),
+           in.e.defined() ? ", " + in.e.device().str() : std::string());
   CW_CHECK(in.scale > 0 && std::isfinite(in.scale), ValueError,
            "contrastive_loss: the logit scale must be finite and > 0, got ", in.scale);
   if (plan.rows == TargetForm::LowRank || plan.rows == TargetForm::Block)
@@ -170,22 +192,23 @@ TargetPlan make_plan(const ContrastiveConfig& cfg, int64_t n, int64_t d, bool wh
 Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
   check_inputs(in, plan);
   const int64_t n = in.p.size(0);
+  const Device device = in.p.device();
   const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
   Forward out;
   Saved& sv = out.saved;
   sv.block_rows = blocks::choose_block_rows(n, blocked_w ? 2 : 1, block_rows);
-  sv.lse.assign(n, 0.0);
-  if (plan.rows != TargetForm::Identity) sv.r.assign(n, 0.0);
+  sv.lse = ops::zeros({n}, DType::F64, device);
+  if (plan.rows == TargetForm::Block) sv.r = ops::zeros({n}, DType::F64, device);
+  const Tensor e_host = blocked_w ? in.e.to(Device::cpu()) : Tensor();
   if (blocked_w && plan.weights.mask == WeightMask::TopK)
-    sv.topk = weights::topk_neighbours(in.e, plan.weights.top_k, block_rows);
-  if (plan.rows == TargetForm::LowRank)
-    sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64).to_vector<double>();
+    sv.topk = weights::topk_neighbours(e_host, plan.weights.top_k, block_rows);
+  if (plan.rows == TargetForm::LowRank) sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64);
 
   const Tensor ps = ops::mul(in.p, in.scale);  // sigma P: S's blocks are (sigma P_blk) Q^T
   const Tensor qt = in.q.t();
-  Tensor s_buf = Tensor::empty({sv.block_rows, n}, in.p.dtype(), in.p.device());
-  Tensor w_buf = blocked_w ? Tensor::empty({sv.block_rows, n}, in.p.dtype(), in.p.device()) : Tensor();
-  blocks::ColumnState cols(n);
+  Tensor s_buf = Tensor::empty({sv.block_rows, n}, in.p.dtype(), device);
+  Tensor w_buf = blocked_w ? Tensor::empty({sv.block_rows, n}, in.p.dtype(), device) : Tensor();
+  XentColumnState cols = ops::xent_column_state(n, plan.cols == TargetForm::Block, device);
   double row_block_term = 0.0;
   for (int64_t i0 = 0; i0 < n; i0 += sv.block_rows) {
     const int64_t rows = std::min(sv.block_rows, n - i0);
@@ -193,45 +216,32 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
     blocks::gemm_into(ps.narrow(0, i0, rows), qt, s);
     if (blocked_w) {
       w = w_buf.narrow(0, 0, rows);
-      blocks::gemm_into(in.e.narrow(0, i0, rows), in.e.t(), w);
+      weight_block(e_host, plan.weights, &sv.topk, i0, w);
     }
-    dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
-      T* wp = nullptr;
-      if (blocked_w) {
-        wp = w.data<T>();
-        weights::cosines_to_weights<T>(wp, rows, n, i0, plan.weights, &sv.topk);
-      }
-      const blocks::RowTotals rt = blocks::row_pass<T>(
-          s.data<T>(), wp, rows, n, i0, plan.rows == TargetForm::Block, sv.lse.data(), sv.r.data());
-      out.correct_rows += rt.correct;
-      out.diag_sum += rt.diag;
-      out.total_sum += rt.total;
-      row_block_term += rt.target_term;
-      blocks::column_pass<T>(s.data<T>(), wp, rows, n, i0, has_cols, plan.cols == TargetForm::Block, cols);
-    });
+    const XentRowTotals rt = ops::xent_row_pass(s, w, i0, plan.rows == TargetForm::Block, sv.lse, sv.r);
+    out.correct_rows += rt.correct;
+    out.diag_sum += rt.diag;
+    out.total_sum += rt.total;
+    row_block_term += rt.target_term;
+    ops::xent_column_pass(s, w, i0, has_cols, plan.cols == TargetForm::Block, cols);
   }
-  for (int64_t j = 0; j < n; ++j) out.correct_cols += cols.argmax[j] == j ? 1 : 0;
+  out.correct_cols = correct_columns(cols);
 
   // Target terms <T, S> of each direction: blockwise sums, or <sigma P, T Q> for operators; the
   // products T Q are kept for the backward (O(N D)).
-  const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
-  std::tie(sv.rows_tq, sv.cols_tq) = target_products(plan, in.e, rinv, in.q);
-  double sum_lse = 0.0;
-  for (double v : sv.lse) sum_lse += v;
+  std::tie(sv.rows_tq, sv.cols_tq) = target_products(plan, in.e, row_inverse(sv, in.p.dtype()), in.q);
   const double row_term = target_term(plan.rows, out.diag_sum, row_block_term, ps, sv.rows_tq);
-  out.loss_rows = (sum_lse - row_term) / static_cast<double>(n);
+  out.loss_rows = (sum_all(sv.lse) - row_term) / static_cast<double>(n);
   out.loss_cols = std::numeric_limits<double>::quiet_NaN();
   if (has_cols) {
-    sv.clse.resize(n);
-    double sum_clse = 0.0, col_block_term = 0.0;
-    for (int64_t j = 0; j < n; ++j) {
-      sv.clse[j] = cols.max[j] + std::log(cols.sum[j]);
-      sum_clse += sv.clse[j];
-      if (plan.cols == TargetForm::Block) col_block_term += cols.wdot[j] / cols.wsum[j];
+    sv.clse = ops::add(cols.max, ops::log(cols.sum));
+    double col_block_term = 0.0;
+    if (plan.cols == TargetForm::Block) {
+      col_block_term = sum_all(ops::div(cols.wdot, cols.wsum));
+      sv.c = cols.wsum;
     }
-    if (plan.cols == TargetForm::Block) sv.c = cols.wsum;
     const double col_term = target_term(plan.cols, out.diag_sum, col_block_term, ps, sv.cols_tq);
-    out.loss_cols = (sum_clse - col_term) / static_cast<double>(n);
+    out.loss_cols = (sum_all(sv.clse) - col_term) / static_cast<double>(n);
   }
   out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
   return out;
@@ -248,6 +258,7 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
     return g;
   }
   const int64_t n = in.p.size(0), b = sv.block_rows;
+  const Device device = in.p.device();
   const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
   // The upstream gradient scales G linearly: fold it into alpha and beta.
   const double alpha = upstream * plan.row_weight / static_cast<double>(n);
@@ -255,34 +266,24 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
 
   const Tensor ps = ops::mul(in.p, in.scale);
   const Tensor qt = in.q.t();
-  Tensor s_buf = Tensor::empty({b, n}, in.p.dtype(), in.p.device());
-  Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), in.p.device()) : Tensor();
-  Tensor dp = need_p ? Tensor::empty(in.p.shape(), in.p.dtype(), in.p.device()) : Tensor();
-  Tensor dq = need_q ? ops::zeros(in.q.shape(), in.q.dtype(), in.q.device()) : Tensor();
-  Tensor dq_part = need_q && b < n ? Tensor::empty(in.q.shape(), in.q.dtype(), in.q.device()) : Tensor();
-  const blocks::GradCoeffs coeffs = coeffs_of(plan, alpha, beta, false);
+  const Tensor e_host = blocked_w ? in.e.to(Device::cpu()) : Tensor();
+  Tensor s_buf = Tensor::empty({b, n}, in.p.dtype(), device);
+  Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), device) : Tensor();
+  Tensor dp = need_p ? Tensor::empty(in.p.shape(), in.p.dtype(), device) : Tensor();
+  Tensor dq = need_q ? ops::zeros(in.q.shape(), in.q.dtype(), device) : Tensor();
+  Tensor dq_part = need_q && b < n ? Tensor::empty(in.q.shape(), in.q.dtype(), device) : Tensor();
+  const XentGradCoeffs coeffs = coeffs_of(plan, alpha, beta, false);
+  const auto [clse, cinv] = column_vectors(sv, coeffs, in.p.dtype());
   double gs = 0.0;  // sum_ij G_blk,ij s_ij
-  const AnyColumnVectors col_vectors =
-      column_vectors(in.p.dtype(), sv.clse, coeffs.weighted_cols ? sv.c : std::vector<double>{});
   for (int64_t i0 = 0; i0 < n; i0 += b) {
     const int64_t rows = std::min(b, n - i0);
     Tensor s = s_buf.narrow(0, 0, rows), w;
     blocks::gemm_into(ps.narrow(0, i0, rows), qt, s);
     if (blocked_w) {
       w = w_buf.narrow(0, 0, rows);
-      blocks::gemm_into(in.e.narrow(0, i0, rows), in.e.t(), w);
+      weight_block(e_host, plan.weights, &sv.topk, i0, w);
     }
-    dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
-      T* wp = nullptr;
-      if (blocked_w) {
-        wp = w.data<T>();
-        weights::cosines_to_weights<T>(wp, rows, n, i0, plan.weights, &sv.topk);
-      }
-      const auto& cv = std::get<ColumnVectors<T>>(col_vectors);
-      gs += blocks::gradient_pass<T>(s.data<T>(), wp, rows, n, i0, coeffs, sv.lse.data(), cv.clse,
-                                     sv.r.data(), cv.cinv)
-                .gs;
-    });
+    gs += ops::xent_gradient_(s, w, i0, coeffs, sv.lse, clse, sv.r, cinv).gs;
     if (need_p) {
       Tensor dp_rows = dp.narrow(0, i0, rows);
       blocks::gemm_into(s, in.q, dp_rows);  // G_blk Q
@@ -304,8 +305,8 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
     aq = aq.defined() ? ops::add(aq, ops::mul(sv.cols_tq, beta)) : ops::mul(sv.cols_tq, beta);
   if (need_p) g.p = ops::mul(aq.defined() ? ops::sub(dp, aq) : dp, in.scale);
   if (need_q) {
-    const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
-    const Tensor atp = transposed_operator_targets(plan, alpha, beta, in.e, rinv, in.p);
+    const Tensor atp =
+        transposed_operator_targets(plan, alpha, beta, in.e, row_inverse(sv, in.p.dtype()), in.p);
     g.q = atp.defined() ? ops::sub(dq, ops::mul(atp, in.scale)) : dq;
   }
   if (need_scale) g.scale = gs / in.scale - (aq.defined() ? dot_all(in.p, aq) : 0.0);
@@ -316,88 +317,74 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
                       bool need_q) {
   check_inputs(in, plan);
   const int64_t n = in.p.size(0);
+  const Device device = in.p.device();
   const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
   const double alpha = plan.row_weight / static_cast<double>(n);
   const double beta = has_cols ? plan.col_weight / static_cast<double>(n) : 0.0;
   Forward out;
   Saved& sv = out.saved;
   sv.eager = true;
-  sv.lse.assign(n, 0.0);
+  sv.lse = ops::zeros({n}, DType::F64, device);
 
   // S whole: one GEMM, then exact row and column log-sum-exps (the column pass is the same
   // online one, over a single block).
   const Tensor ps = ops::mul(in.p, in.scale);
-  Tensor s = Tensor::empty({n, n}, in.p.dtype(), in.p.device());
+  Tensor s = Tensor::empty({n, n}, in.p.dtype(), device);
   blocks::gemm_into(ps, in.q.t(), s);
-  blocks::ColumnState cols(n);
-  dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
-    const blocks::RowTotals rt =
-        blocks::row_pass<T>(s.data<T>(), nullptr, n, n, 0, false, sv.lse.data(), nullptr);
+  XentColumnState cols = ops::xent_column_state(n, false, device);
+  {
+    Tensor no_r;
+    const XentRowTotals rt = ops::xent_row_pass(s, Tensor(), 0, false, sv.lse, no_r);
     out.correct_rows = rt.correct;
     out.diag_sum = rt.diag;
     out.total_sum = rt.total;
-    blocks::column_pass<T>(s.data<T>(), nullptr, n, n, 0, has_cols, false, cols);
-  });
-  for (int64_t j = 0; j < n; ++j) out.correct_cols += cols.argmax[j] == j ? 1 : 0;
-  if (has_cols) {
-    sv.clse.resize(n);
-    for (int64_t j = 0; j < n; ++j) sv.clse[j] = cols.max[j] + std::log(cols.sum[j]);
   }
+  ops::xent_column_pass(s, Tensor(), 0, has_cols, false, cols);
+  out.correct_cols = correct_columns(cols);
+  if (has_cols) sv.clse = ops::add(cols.max, ops::log(cols.sum));
 
   // W's sums must be whole before any block folds its targets in (T_c divides by c_j).
+  const Tensor e_host = blocked_w ? in.e.to(Device::cpu()) : Tensor();
   if (blocked_w) {
     if (plan.weights.mask == WeightMask::TopK)
-      sv.topk = weights::topk_neighbours(in.e, plan.weights.top_k, block_rows);
-    weights::WeightSums sums = weights::weight_sums(in.e, plan.weights, &sv.topk, block_rows);
-    sv.r = std::move(sums.rows);
-    sv.c = std::move(sums.cols);
+      sv.topk = weights::topk_neighbours(e_host, plan.weights.top_k, block_rows);
+    const weights::WeightSums sums = weights::weight_sums(e_host, plan.weights, &sv.topk, block_rows);
+    sv.r = to_tensor(sums.rows, device);
+    sv.c = to_tensor(sums.cols, device);
   } else if (plan.rows == TargetForm::LowRank) {
-    sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64).to_vector<double>();
+    sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64);
   }
 
   // S -> G in place, row block by row block (W's blocks made alongside), summing the target
   // terms of the loss on the way.
-  const blocks::GradCoeffs coeffs = coeffs_of(plan, alpha, beta, /*target_terms=*/true);
-  const AnyColumnVectors col_vectors =
-      column_vectors(in.p.dtype(), sv.clse, coeffs.weighted_cols ? sv.c : std::vector<double>{});
+  const XentGradCoeffs coeffs = coeffs_of(plan, alpha, beta, /*target_terms=*/true);
+  const auto [clse, cinv] = column_vectors(sv, coeffs, in.p.dtype());
   const int64_t b = blocked_w ? blocks::choose_block_rows(n, 1, block_rows) : n;
-  Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), in.p.device()) : Tensor();
-  blocks::GradTotals totals;
+  Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), device) : Tensor();
+  XentGradTotals totals;
   for (int64_t i0 = 0; i0 < n; i0 += b) {
     const int64_t rows = std::min(b, n - i0);
     Tensor g = s.narrow(0, i0, rows), w;
     if (blocked_w) {
       w = w_buf.narrow(0, 0, rows);
-      blocks::gemm_into(in.e.narrow(0, i0, rows), in.e.t(), w);
+      weight_block(e_host, plan.weights, &sv.topk, i0, w);
     }
-    dispatch_float(s.dtype(), "contrastive_loss", [&]<class T>() {
-      T* wp = nullptr;
-      if (blocked_w) {
-        wp = w.data<T>();
-        weights::cosines_to_weights<T>(wp, rows, n, i0, plan.weights, &sv.topk);
-      }
-      const auto& cv = std::get<ColumnVectors<T>>(col_vectors);
-      const blocks::GradTotals t = blocks::gradient_pass<T>(g.data<T>(), wp, rows, n, i0, coeffs,
-                                                            sv.lse.data(), cv.clse, sv.r.data(), cv.cinv);
-      totals.gs += t.gs;
-      totals.row_term += t.row_term;
-      totals.col_term += t.col_term;
-    });
+    const XentGradTotals t = ops::xent_gradient_(g, w, i0, coeffs, sv.lse, clse, sv.r, cinv);
+    totals.gs += t.gs;
+    totals.row_term += t.row_term;
+    totals.col_term += t.col_term;
   }
   w_buf = Tensor();
 
   // The loss, then the gradients for an upstream gradient of 1 (the backward scales them).
-  const Tensor rinv = sv.r.empty() ? Tensor() : ops::div(1.0, to_tensor(sv.r, in.p.dtype(), in.p.device()));
+  const Tensor rinv = row_inverse(sv, in.p.dtype());
   const auto [rows_tq, cols_tq] = target_products(plan, in.e, rinv, in.q);
-  double sum_lse = 0.0, sum_clse = 0.0;
-  for (double v : sv.lse) sum_lse += v;
-  for (double v : sv.clse) sum_clse += v;
   const double row_term = target_term(plan.rows, out.diag_sum, totals.row_term, ps, rows_tq);
-  out.loss_rows = (sum_lse - row_term) / static_cast<double>(n);
+  out.loss_rows = (sum_all(sv.lse) - row_term) / static_cast<double>(n);
   out.loss_cols = std::numeric_limits<double>::quiet_NaN();
   if (has_cols) {
     const double col_term = target_term(plan.cols, out.diag_sum, totals.col_term, ps, cols_tq);
-    out.loss_cols = (sum_clse - col_term) / static_cast<double>(n);
+    out.loss_cols = (sum_all(sv.clse) - col_term) / static_cast<double>(n);
   }
   out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
 
@@ -405,12 +392,12 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   if (rows_tq.defined()) aq = ops::mul(rows_tq, alpha);
   if (cols_tq.defined()) aq = aq.defined() ? ops::add(aq, ops::mul(cols_tq, beta)) : ops::mul(cols_tq, beta);
   if (need_p) {
-    Tensor gq = Tensor::empty(in.p.shape(), in.p.dtype(), in.p.device());
+    Tensor gq = Tensor::empty(in.p.shape(), in.p.dtype(), device);
     blocks::gemm_into(s, in.q, gq);  // G Q
     sv.dp = ops::mul(aq.defined() ? ops::sub(gq, aq) : gq, in.scale);
   }
   if (need_q) {
-    Tensor gp = Tensor::empty(in.q.shape(), in.q.dtype(), in.q.device());
+    Tensor gp = Tensor::empty(in.q.shape(), in.q.dtype(), device);
     blocks::gemm_into(s.t(), ps, gp);  // G^T (sigma P)
     const Tensor atp = transposed_operator_targets(plan, alpha, beta, in.e, rinv, in.p);
     sv.dq = atp.defined() ? ops::sub(gp, ops::mul(atp, in.scale)) : gp;

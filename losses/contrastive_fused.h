@@ -44,11 +44,12 @@ struct Inputs {
 // What backward needs beyond the inputs: O(N) numbers and O(N D) products, or, after
 // forward_whole, the gradients themselves.
 struct Saved {
-  std::vector<double> lse, clse;  // log-sum-exp of each row / column of S (clse empty without columns)
-  std::vector<double> r;          // row sums of W (CWCL)
-  std::vector<double> c;          // column sums of W (Block columns)
-  weights::Neighbours topk;       // the top-k graph (TopK mask)
-  Tensor rows_tq, cols_tq;        // T_r Q and T_c Q (N, D) for the LowRank directions
+  // (N) f64 vectors on the inputs' device:
+  Tensor lse, clse;          // log-sum-exp of each row / column of S (clse undefined without columns)
+  Tensor r;                  // row sums of W (CWCL)
+  Tensor c;                  // column sums of W (Block columns)
+  weights::Neighbours topk;  // the top-k graph (TopK mask)
+  Tensor rows_tq, cols_tq;   // T_r Q and T_c Q (N, D) for the LowRank directions
   int64_t block_rows = 1;
   bool eager = false;  // forward_whole: dp, dq, dscale are dL/dP, dL/dQ, dL/dscale
   Tensor dp, dq;

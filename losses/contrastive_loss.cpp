@@ -9,7 +9,6 @@
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "core/ops.h"
-#include "losses/contrastive_composed.h"
 #include "losses/contrastive_fused.h"
 #include "losses/l2_normalize.h"
 
@@ -71,11 +70,8 @@ ContrastiveOutput contrastive_loss(const Variable& p, const Variable& q, const V
   check_finite(log_scale.data(), "log_scale");
   if (cwcl && weight_source.defined()) check_finite(weight_source, "weight_source");
 
-  // The fused kernels read host memory; on another device the same loss runs as composed ops.
-  if (!pt.device().is_cpu()) return contrastive_loss_composed(p, q, log_scale, cfg, weight_source);
-
   // scale = min(exp(t), max): CLIP's learnable temperature with its clamp at 100.
-  const double t = log_scale.item(), raw_scale = std::exp(t);
+  const double t = log_scale.data().to(Device::cpu()).to(DType::F64).item(), raw_scale = std::exp(t);
   const bool clamped = raw_scale > cfg.max_logit_scale;
   const double scale = clamped ? cfg.max_logit_scale : raw_scale;
 

@@ -1,6 +1,7 @@
 // Row-wise L2 normalization and its backward (see l2_normalize.h): one pass over the rows each
-// (CPU), rather than the six elementwise ops and reductions the formula takes in core ops,
-// each of which would be its own trip through memory and its own thread barrier.
+// on the CPU, rather than the six elementwise ops and reductions the formula takes in core ops,
+// each of which would be its own trip through memory and its own thread barrier. Off the CPU
+// the same formulas run as core ops (N x D, small beside the loss's N x N work).
 #include "losses/l2_normalize.h"
 
 #include <algorithm>
@@ -13,15 +14,25 @@ namespace {
 
 constexpr int64_t kParallelMin = int64_t{1} << 18;  // elements; fewer stay on one thread
 
-void check_cpu(const Tensor& t, const char* op) {
-  CW_CHECK(t.device().is_cpu(), NotImplementedError, op, ": no kernel for ", t.device().str(), " (",
-           dtype_name(t.dtype()), "); the contrastive losses' row kernels are CPU only");
+NormalizedRows normalize_composed(const Tensor& z, double eps) {
+  NormalizedRows out;
+  out.eps = eps;
+  out.norm = ops::sqrt(ops::sum(ops::mul(z, z), {1}, /*keepdim=*/true));  // (N, 1)
+  out.unit = ops::div(z, ops::maximum(out.norm, eps));
+  return out;
+}
+
+Tensor normalize_backward_composed(const Tensor& g, const NormalizedRows& nr) {
+  // radial_i = <u_i, g_i> where ||z_i|| > eps, else 0.
+  const Tensor live = ops::gt(nr.norm, nr.eps);
+  const Tensor radial = ops::mul(ops::sum(ops::mul(nr.unit, g), {1}, true), live.to(g.dtype()));
+  return ops::div(ops::sub(g, ops::mul(radial, nr.unit)), ops::maximum(nr.norm, nr.eps));
 }
 
 }  // namespace
 
 NormalizedRows l2_normalize_rows(const Tensor& z_in, double eps) {
-  check_cpu(z_in, "l2_normalize_rows");
+  if (!z_in.device().is_cpu()) return normalize_composed(z_in, eps);
   const Tensor z = z_in.contiguous();
   const int64_t n = z.size(0), d = z.size(1);
   NormalizedRows out;
@@ -46,7 +57,7 @@ NormalizedRows l2_normalize_rows(const Tensor& z_in, double eps) {
 }
 
 Tensor l2_normalize_rows_backward(const Tensor& g_in, const NormalizedRows& nr) {
-  check_cpu(g_in, "l2_normalize_rows_backward");
+  if (!g_in.device().is_cpu()) return normalize_backward_composed(g_in, nr);
   const Tensor g = g_in.contiguous();
   const int64_t n = g.size(0), d = g.size(1);
   Tensor dz = Tensor::empty(g.shape(), g.dtype(), g.device());

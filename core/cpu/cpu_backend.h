@@ -1,5 +1,6 @@
 // The CPU backend: Eigen for GEMM and vectorized math, OpenMP for loops Eigen does not thread.
-// One .cpp per kernel family (copy/random, elementwise, reduce, matmul, norm, index, conv).
+// One .cpp per kernel family (copy/random, elementwise, reduce, matmul, norm, index, conv, the fused
+// softmax cross-entropy passes).
 // Part of core/.
 #pragma once
 
@@ -45,6 +46,14 @@ class CpuBackend final : public Backend {
                                      Tensor& gx) override;
   void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
                                       Tensor& gw) override;
+
+  XentRowTotals xent_row_pass(const Tensor& s, const Tensor& w, int64_t row0, bool weighted_rows, Tensor& lse,
+                              Tensor& r) override;
+  void xent_column_pass(const Tensor& s, const Tensor& w, int64_t row0, bool need_sum, bool weighted_cols,
+                        XentColumnState& st) override;
+  XentGradTotals xent_gradient(Tensor& s, const Tensor& w, int64_t row0, const XentGradCoeffs& c,
+                               const Tensor& lse, const Tensor& clse, const Tensor& r,
+                               const Tensor& cinv) override;
 };
 
 // The one CPU backend instance.

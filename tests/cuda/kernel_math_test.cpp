@@ -1,9 +1,10 @@
 // The CUDA kernels' per-element math, run on the host (no GPU needed): OffsetCalc (strided
 // elementwise kernels) against direct stride arithmetic; the elementwise functions and
 // derivatives (cuda/elementwise_math.h), the convolution kernels' per-element functions
-// (cuda/conv_math.h) and the indexing kernels' offsets (cuda/index_math.h) against the CPU
-// backend. The kernels call exactly these functions, one element per thread. (On the device
-// expf & co. differ from glibc in the last ulps; the parity suite covers that.)
+// (cuda/conv_math.h), the indexing kernels' offsets (cuda/index_math.h) and the fused
+// cross-entropy kernels' rules (cuda/xent_math.h) against the CPU backend. The kernels call exactly these
+// functions, one element per thread. (On the device expf & co. differ from glibc in the last ulps; the parity
+// suite covers that.)
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -16,6 +17,7 @@
 #include "cuda/index_math.h"
 #include "cuda/reduce_math.h"
 #include "cuda/strided.h"
+#include "cuda/xent_math.h"
 #include "support/check.h"
 
 namespace cw {
@@ -278,6 +280,118 @@ TEST(CudaKernelMath, ReductionRulesAreOrderFreeAndMatchCpu) {
   EXPECT_EQ((cuda::finalize<double, float>(ReduceOp::Mean, 7.0, 2)), 3.5f);
   EXPECT_EQ((cuda::finalize<int64_t, int64_t>(ReduceOp::Mean, 7, 2)), 3);
   EXPECT_TRUE(std::isnan(cuda::finalize<double, double>(ReduceOp::Mean, 0.0, 0)));  // mean of nothing
+}
+
+using cuda::better;
+using cuda::ColumnLse;
+using cuda::gradient_element;
+using cuda::merge_columns;
+using cuda::RowMax;
+
+// An (rows, n) f64 block with ties: values on a coarse grid, so maxima repeat within rows and
+// within columns, across slabs and row blocks.
+Tensor tied_block(int64_t rows, int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> v(-6, 6);
+  std::vector<double> x(static_cast<size_t>(rows * n));
+  for (double& e : x) e = 0.5 * v(rng);
+  return ops::from_vector(x, {rows, n});
+}
+
+// The column pass as xent.cu runs it: each 64-row slab's max, first row and sum of exp(s - max),
+// folded into the running state in row order by merge_columns; against the CPU backend's online
+// pass over the same row blocks.
+TEST(CudaKernelMath, XentColumnSlabsMergeToTheCpuState) {
+  const int64_t n = 211, slab = 64;  // square: every row has its pair column
+  const int64_t cuts[] = {0, 150, 200, 211};
+  XentColumnState cpu = ops::xent_column_state(n, false, Device::cpu());
+  std::vector<ColumnLse> st(n, ColumnLse{-INFINITY, 0, 0.0});
+  for (int b = 0; b < 3; ++b) {
+    const int64_t rows = cuts[b + 1] - cuts[b];
+    const Tensor s = tied_block(rows, n, 40 + b);
+    ops::xent_column_pass(s, Tensor(), cuts[b], true, false, cpu);
+    const double* p = s.data<double>();
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t k0 = 0; k0 < rows; k0 += slab) {
+        const int64_t k1 = std::min(rows, k0 + slab);
+        ColumnLse part{-INFINITY, cuts[b] + k0, 0.0};
+        for (int64_t k = k0; k < k1; ++k)
+          if (p[k * n + j] > part.max) {
+            part.max = p[k * n + j];
+            part.arg = cuts[b] + k;
+          }
+        for (int64_t k = k0; k < k1; ++k) part.sum += std::exp(p[k * n + j] - part.max);
+        st[j] = merge_columns(st[j], part);
+      }
+  }
+  const std::vector<double> mx = cpu.max.to_vector<double>(), sum = cpu.sum.to_vector<double>();
+  const std::vector<int64_t> arg = cpu.argmax.to_vector<int64_t>();
+  for (int64_t j = 0; j < n; ++j) {
+    EXPECT_EQ(st[j].max, mx[j]) << "column " << j;
+    EXPECT_EQ(st[j].arg, arg[j]) << "column " << j;
+    EXPECT_NEAR(st[j].sum, sum[j], 1e-12 * sum[j]) << "column " << j;
+  }
+  // Empty sides: nothing to merge, and never exp(-inf - -inf).
+  const ColumnLse empty{-INFINITY, 0, 0.0}, one{2.0, 5, 1.5};
+  EXPECT_EQ(merge_columns(empty, one).arg, 5);
+  EXPECT_EQ(merge_columns(one, empty).sum, 1.5);
+  EXPECT_EQ(merge_columns(one, ColumnLse{2.0, 9, 1.0}).arg, 5);  // a tie keeps the earlier row
+  EXPECT_DOUBLE_EQ(merge_columns(one, ColumnLse{3.0, 9, 1.0}).sum, 1.5 * std::exp(-1.0) + 1.0);
+}
+
+// The row kernel's hit rule (the lowest column attaining the row's max is the pair), reduced in
+// any order with `better`, against the CPU pass's count.
+TEST(CudaKernelMath, XentRowFirstArgmaxMatchesCpu) {
+  const int64_t rows = 40, n = 45, row0 = 3;
+  const Tensor s = tied_block(rows, n, 50);
+  Tensor lse = ops::zeros({row0 + rows}, DType::F64), r;
+  const XentRowTotals cpu = ops::xent_row_pass(s, Tensor(), row0, false, lse, r);
+  const double* p = s.data<double>();
+  std::mt19937_64 rng(51);
+  int64_t hits = 0;
+  for (int64_t k = 0; k < rows; ++k) {
+    std::vector<int64_t> order(n);
+    for (int64_t j = 0; j < n; ++j) order[j] = j;
+    std::shuffle(order.begin(), order.end(), rng);  // a block reduction's order is not the columns'
+    RowMax<double> best{-INFINITY, n};
+    for (int64_t j : order) best = better(best, RowMax<double>{p[k * n + j], j});
+    hits += best.index == row0 + k;
+  }
+  EXPECT_EQ(hits, cpu.correct);
+  EXPECT_GT(cpu.correct, 0);  // the grid of values makes some rows hit and some tie
+}
+
+// gradient_element, element by element, against the CPU gradient pass, every target term on.
+TEST(CudaKernelMath, XentGradientElementMatchesCpu) {
+  const int64_t rows = 9, n = 13, row0 = 2;
+  for (DType dt : {DType::F32, DType::F64}) {
+    const Tensor s = ops::uniform({rows, n}, -3, 3, dt), w = ops::uniform({rows, n}, 0, 1, dt);
+    const Tensor lse = ops::uniform({row0 + rows}, 1, 4, DType::F64);
+    const Tensor r = ops::uniform({row0 + rows}, 1, 2, DType::F64);
+    const Tensor clse = ops::uniform({n}, 1, 4, dt), cinv = ops::uniform({n}, 0.5, 1, dt);
+    XentGradCoeffs c;
+    c.alpha = 0.3;
+    c.beta = 0.2;
+    c.diag = 0.1;
+    c.weighted_rows = c.weighted_cols = true;
+    Tensor g = s.clone();
+    ops::xent_gradient_(g, w, row0, c, lse, clse, r, cinv);
+    const Tensor s64 = s.to(DType::F64), w64 = w.to(DType::F64), g64 = g.to(DType::F64);
+    const Tensor clse64 = clse.to(DType::F64), cinv64 = cinv.to(DType::F64);
+    dispatch_float(dt, "test", [&]<class T>() {
+      for (int64_t k = 0; k < rows; ++k)
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t i = row0 + k;
+          const T got = gradient_element<T>(
+              static_cast<T>(s64.data<double>()[k * n + j]), static_cast<T>(w64.data<double>()[k * n + j]),
+              static_cast<T>(c.alpha), static_cast<T>(lse.data<double>()[i]), static_cast<T>(c.beta),
+              static_cast<T>(clse64.data<double>()[j]), true, static_cast<T>(c.alpha / r.data<double>()[i]),
+              true, static_cast<T>(cinv64.data<double>()[j]), true, i == j ? static_cast<T>(c.diag) : T(0));
+          EXPECT_NEAR(got, g64.data<double>()[k * n + j], dt == DType::F32 ? 2e-6 : 1e-14)
+              << dtype_name(dt) << " element (" << k << ", " << j << ")";
+        }
+    });
+  }
 }
 
 }  // namespace
