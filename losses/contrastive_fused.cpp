@@ -59,17 +59,58 @@ Tensor to_tensor(const std::vector<double>& v, Device device) {
 // An (N) f64 vector as an (N, 1) column of `dtype`, to scale rows.
 Tensor column_of(const Tensor& v, DType dtype) { return v.reshape({v.numel(), 1}).to(dtype); }
 
-// W's rows [i0, i0 + rows) into w (rows, N) on the loss's device: the cosines by one GEMM, then
-// the kernel and the mask. The weight code is host code (cwcl_weights.h), so off the CPU the
-// block is made from E's host copy and copied over (rows x N numbers per block).
-void weight_block(const Tensor& e_host, const weights::WeightSpec& spec, const weights::Neighbours* nb,
-                  int64_t i0, Tensor& w) {
-  const int64_t rows = w.size(0), n = w.size(1);
-  Tensor c = w.device().is_cpu() ? w : Tensor::empty({rows, n}, w.dtype(), Device::cpu());
-  blocks::gemm_into(e_host.narrow(0, i0, rows), e_host.t(), c);
-  dispatch_float(c.dtype(), "contrastive_loss",
-                 [&]<class T>() { weights::cosines_to_weights<T>(c.data<T>(), rows, n, i0, spec, nb); });
-  if (!w.device().is_cpu()) cross_device_copy(c, w, "contrastive_loss");
+// Where W's blocks are made. The weight code (cwcl_weights.h) is host code: on the CPU it writes
+// each block in place; on another device the kernels and the threshold mask are core ops on the
+// device (a GEMM and a few elementwise ops per block), and the top-k mask, whose neighbour lists
+// live on the host, makes its blocks on the host from E's copy and copies them over.
+struct WeightSource {
+  Tensor e;       // (N, D') unit rows on the loss's device
+  Tensor e_host;  // the same rows on the host (CPU or top-k only)
+  const weights::WeightSpec* spec = nullptr;
+  const weights::Neighbours* nb = nullptr;  // the top-k graph (TopK only)
+
+  bool on_host() const { return e.device().is_cpu() || spec->mask == WeightMask::TopK; }
+
+  // W's rows [i0, i0 + buf.size(0)): written into buf (rows, N), or returned as a new tensor.
+  Tensor block(int64_t i0, Tensor& buf) const {
+    const int64_t rows = buf.size(0), n = buf.size(1);
+    if (!on_host()) return device_block(i0, rows);
+    Tensor c = buf.device().is_cpu() ? buf : Tensor::empty({rows, n}, buf.dtype(), Device::cpu());
+    blocks::gemm_into(e_host.narrow(0, i0, rows), e_host.t(), c);
+    dispatch_float(c.dtype(), "contrastive_loss",
+                   [&]<class T>() { weights::cosines_to_weights<T>(c.data<T>(), rows, n, i0, *spec, nb); });
+    if (!buf.device().is_cpu()) cross_device_copy(c, buf, "contrastive_loss");
+    return buf;
+  }
+
+  Tensor device_block(int64_t i0, int64_t rows) const { return weights::weight_rows(e, *spec, i0, rows); }
+
+  // W's row and column sums (N) f64 on the loss's device, by one pass over W's blocks.
+  std::pair<Tensor, Tensor> sums(int64_t block_rows) const {
+    if (on_host()) {
+      const weights::WeightSums s = weights::weight_sums(e_host, *spec, nb, block_rows);
+      return {to_tensor(s.rows, e.device()), to_tensor(s.cols, e.device())};
+    }
+    const int64_t n = e.size(0), b = blocks::choose_block_rows(n, 1, block_rows);
+    Tensor r = ops::zeros({n}, DType::F64, e.device()), c = ops::zeros({n}, DType::F64, e.device());
+    for (int64_t i0 = 0; i0 < n; i0 += b) {
+      const Tensor w = device_block(i0, std::min(b, n - i0)).to(DType::F64);
+      r.narrow(0, i0, w.size(0)).copy_(ops::sum(w, {1}));
+      c = ops::add(c, ops::sum(w, {0}));
+    }
+    return {r, c};
+  }
+};
+
+// The weight source of a forward or backward pass (undefined rows when no block is needed).
+WeightSource weight_source(const Inputs& in, const TargetPlan& plan, const Saved& sv) {
+  WeightSource ws;
+  ws.spec = &plan.weights;
+  ws.nb = &sv.topk;
+  if (!plan.uses_blocks()) return ws;
+  ws.e = in.e;
+  if (ws.on_host()) ws.e_host = in.e.to(Device::cpu());
+  return ws;
 }
 
 // T Y for one direction's LowRank targets; transpose gives T^T Y.
@@ -199,9 +240,9 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
   sv.block_rows = blocks::choose_block_rows(n, blocked_w ? 2 : 1, block_rows);
   sv.lse = ops::zeros({n}, DType::F64, device);
   if (plan.rows == TargetForm::Block) sv.r = ops::zeros({n}, DType::F64, device);
-  const Tensor e_host = blocked_w ? in.e.to(Device::cpu()) : Tensor();
+  const WeightSource ws = weight_source(in, plan, sv);
   if (blocked_w && plan.weights.mask == WeightMask::TopK)
-    sv.topk = weights::topk_neighbours(e_host, plan.weights.top_k, block_rows);
+    sv.topk = weights::topk_neighbours(ws.e_host, plan.weights.top_k, block_rows);
   if (plan.rows == TargetForm::LowRank) sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64);
 
   const Tensor ps = ops::mul(in.p, in.scale);  // sigma P: S's blocks are (sigma P_blk) Q^T
@@ -215,8 +256,8 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
     Tensor s = s_buf.narrow(0, 0, rows), w;
     blocks::gemm_into(ps.narrow(0, i0, rows), qt, s);
     if (blocked_w) {
-      w = w_buf.narrow(0, 0, rows);
-      weight_block(e_host, plan.weights, &sv.topk, i0, w);
+      Tensor buf = w_buf.narrow(0, 0, rows);
+      w = ws.block(i0, buf);
     }
     const XentRowTotals rt = ops::xent_row_pass(s, w, i0, plan.rows == TargetForm::Block, sv.lse, sv.r);
     out.correct_rows += rt.correct;
@@ -266,7 +307,7 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
 
   const Tensor ps = ops::mul(in.p, in.scale);
   const Tensor qt = in.q.t();
-  const Tensor e_host = blocked_w ? in.e.to(Device::cpu()) : Tensor();
+  const WeightSource ws = weight_source(in, plan, sv);
   Tensor s_buf = Tensor::empty({b, n}, in.p.dtype(), device);
   Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), device) : Tensor();
   Tensor dp = need_p ? Tensor::empty(in.p.shape(), in.p.dtype(), device) : Tensor();
@@ -280,8 +321,8 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
     Tensor s = s_buf.narrow(0, 0, rows), w;
     blocks::gemm_into(ps.narrow(0, i0, rows), qt, s);
     if (blocked_w) {
-      w = w_buf.narrow(0, 0, rows);
-      weight_block(e_host, plan.weights, &sv.topk, i0, w);
+      Tensor buf = w_buf.narrow(0, 0, rows);
+      w = ws.block(i0, buf);
     }
     gs += ops::xent_gradient_(s, w, i0, coeffs, sv.lse, clse, sv.r, cinv).gs;
     if (need_p) {
@@ -344,13 +385,11 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   if (has_cols) sv.clse = ops::add(cols.max, ops::log(cols.sum));
 
   // W's sums must be whole before any block folds its targets in (T_c divides by c_j).
-  const Tensor e_host = blocked_w ? in.e.to(Device::cpu()) : Tensor();
+  const WeightSource ws = weight_source(in, plan, sv);
   if (blocked_w) {
     if (plan.weights.mask == WeightMask::TopK)
-      sv.topk = weights::topk_neighbours(e_host, plan.weights.top_k, block_rows);
-    const weights::WeightSums sums = weights::weight_sums(e_host, plan.weights, &sv.topk, block_rows);
-    sv.r = to_tensor(sums.rows, device);
-    sv.c = to_tensor(sums.cols, device);
+      sv.topk = weights::topk_neighbours(ws.e_host, plan.weights.top_k, block_rows);
+    std::tie(sv.r, sv.c) = ws.sums(block_rows);
   } else if (plan.rows == TargetForm::LowRank) {
     sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64);
   }
@@ -366,8 +405,8 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
     const int64_t rows = std::min(b, n - i0);
     Tensor g = s.narrow(0, i0, rows), w;
     if (blocked_w) {
-      w = w_buf.narrow(0, 0, rows);
-      weight_block(e_host, plan.weights, &sv.topk, i0, w);
+      Tensor buf = w_buf.narrow(0, 0, rows);
+      w = ws.block(i0, buf);
     }
     const XentGradTotals t = ops::xent_gradient_(g, w, i0, coeffs, sv.lse, clse, sv.r, cinv);
     totals.gs += t.gs;

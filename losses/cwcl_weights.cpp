@@ -153,6 +153,22 @@ WeightSums weight_sums(const Tensor& e_unit, const WeightSpec& s, const Neighbou
   return out;
 }
 
+Tensor weight_rows(const Tensor& e_unit, const WeightSpec& s, int64_t row0, int64_t rows) {
+  CW_CHECK(s.mask != WeightMask::TopK, NotImplementedError,
+           "cwcl weight_rows: the top-k mask is made on the host (cosines_to_weights)");
+  const int64_t n = e_unit.size(0);
+  const Tensor c = ops::matmul(e_unit.narrow(0, row0, rows), e_unit.t());  // (rows, N) cosines
+  Tensor w = s.kernel == WeightKernel::Linear ? ops::add(ops::mul(c, 0.5), 0.5)
+                                              : ops::exp(ops::mul(ops::sub(c, 1.0), 1.0 / s.temperature));
+  if (s.mask == WeightMask::Threshold) {  // keep c_ij >= threshold, and the pair
+    const Device d = e_unit.device();
+    const Tensor pair = ops::eq(ops::arange(row0, row0 + rows, 1, DType::I64, d).reshape({rows, 1}),
+                                ops::arange(0, n, 1, DType::I64, d).reshape({1, n}));
+    w = ops::where(pair, w, ops::masked_fill(w, ops::lt(c, s.threshold), 0.0));
+  }
+  return w;
+}
+
 Tensor linear_weights_times(const Tensor& e_unit, const Tensor& y) {
   // (E (E^T Y) + 1 (1^T Y)) / 2: two thin GEMMs and a column sum broadcast over the rows.
   const Tensor ey = ops::matmul(e_unit, ops::matmul(e_unit.t(), y));

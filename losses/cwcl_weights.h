@@ -53,6 +53,11 @@ template <class T>
 void cosines_to_weights(T* c, int64_t rows, int64_t n, int64_t row0, const WeightSpec& s,
                         const Neighbours* nb);
 
+// W's rows [row0, row0 + rows) (rows, N) from unit rows e as core ops, on e's device: one GEMM,
+// the kernel, the threshold mask; the same numbers as cosines_to_weights. The top-k mask is not
+// supported (its graph is host lists; see topk_neighbours).
+Tensor weight_rows(const Tensor& e_unit, const WeightSpec& s, int64_t row0, int64_t rows);
+
 // W's row and column sums (equal up to rounding, W being symmetric), by a pass over W's blocks;
 // for the linear kernel without mask, by the closed form below (no pass).
 struct WeightSums {

@@ -36,7 +36,7 @@ def torch_losses():
         # CLIP's loss as open_clip writes it: cross-entropy over rows and over columns.
         p, q = F.normalize(zp, dim=1), F.normalize(zq, dim=1)
         s = t.exp().clamp(max=100) * p @ q.T
-        labels = torch.arange(s.shape[0])
+        labels = torch.arange(s.shape[0], device=s.device)
         return (F.cross_entropy(s, labels) + F.cross_entropy(s.T, labels)) / 2
 
     def cwcl(zp, zq, t):

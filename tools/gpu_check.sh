@@ -5,7 +5,7 @@
 # which needs none of the project's other dependencies), runs the CUDA tests, runs them again
 # under compute-sanitizer memcheck, then times the main kernels against PyTorch on the same
 # shapes. Every step has a time limit and the script goes on after a failure; all output lands
-# in $OUT (default ./gpu_check_out; 8 files). Worst case 9.5 minutes (the sum of the limits), expected 4-6.
+# in $OUT (default ./gpu_check_out; 9 files). Worst case 9.75 minutes (the sum of the limits), expected 4-6.
 #
 # On the development machine, once (Eigen, nlohmann/json and GoogleTest sources into an ignored
 # folder that the run carries; ~3 MB):
@@ -65,11 +65,11 @@ rm -rf "$DEPS" && mkdir -p "$DEPS" && tar -C "$DEPS" -xJf .gpu_deps/deps.tar.xz
 
 gen=()
 command -v ninja > /dev/null && gen=(-G Ninja)
-step configure 45 "$OUT/configure.log" \
+step configure 40 "$OUT/configure.log" \
   cmake -S tools/gpu_check -B "$BUILD" "${gen[@]}" -DCW_DEPS="$DEPS" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 ${CW_GPU_CMAKE_ARGS:-}
 grep -E "cwcl|gpu_check|cuDNN|CMake Error" -A2 "$OUT/configure.log" | head -30 | tee -a "$SUMMARY"
-step build 180 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench train_step_check -j16
+step build 170 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench train_step_check loss_bench -j16
 tail -5 "$OUT/build.log" >> "$SUMMARY"
 
 BIN="$BUILD/cw_cuda_tests"
@@ -88,6 +88,12 @@ if [[ -x "$BUILD/cuda_ops_bench" ]]; then
   step bench 90 "$OUT/bench.log" bash -c "'$BUILD/cuda_ops_bench'; echo '-- pytorch'; \
     PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_ops_bench.py"
   cat "$OUT/bench.log" >> "$SUMMARY"
+fi
+# The fused contrastive losses (ops::xent_* kernels) against PyTorch's dense composition, fwd+bwd.
+if [[ -x "$BUILD/loss_bench" ]]; then
+  step loss_bench 30 "$OUT/loss_bench.log" bash -c "'$BUILD/loss_bench'; \
+    PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_loss_bench.py"
+  cat "$OUT/loss_bench.log" >> "$SUMMARY"
 fi
 # The training step: CPU vs CUDA losses over 20 steps (bar 1e-3), then the small Conformer's
 # step throughput at batch 256 x 4 s and the MiniLM-shaped forward at batch 256 x 32 tokens,

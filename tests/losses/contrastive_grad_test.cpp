@@ -7,6 +7,7 @@
 #include "losses/contrastive_composed.h"
 #include "losses/contrastive_loss.h"
 #include "losses/cwcl_weights.h"
+#include "losses/l2_normalize.h"
 #include "support/check.h"
 
 namespace cw {
@@ -145,6 +146,29 @@ TEST(ContrastiveGrad, WeightsMatchDenseReference) {
     const Tensor w = losses::cwcl_weights(e, cfg);
     EXPECT_TRUE(all_close(w, w.t().contiguous(), 1e-15, 0)) << name << ": W must be symmetric";
   }
+}
+
+// weight_rows (W's rows as core ops: the path off the CPU) gives cosines_to_weights' numbers, for
+// row blocks at any offset; the top-k mask is refused (its graph is host lists).
+TEST(ContrastiveGrad, WeightRowsAsOpsMatchTheHostWeights) {
+  const Tensor e =
+      losses::l2_normalize_rows(rand64({23, 5}, -1, 1, 77), 1e-12).unit;  // cwcl_weights normalizes too
+  int checked = 0;
+  for (const auto& [name, cfg] : test::option_grid()) {
+    if (cfg.loss != losses::LossKind::CWCL) continue;
+    const losses::weights::WeightSpec spec = losses::weights::spec_of(cfg);
+    if (spec.mask == losses::WeightMask::TopK) {
+      EXPECT_THROW(losses::weights::weight_rows(e, spec, 0, 3), NotImplementedError) << name;
+      continue;
+    }
+    const Tensor dense = losses::cwcl_weights(e, cfg);  // (23, 23)
+    for (const auto& [row0, rows] : {std::pair<int64_t, int64_t>{0, 23}, {5, 7}, {22, 1}})
+      EXPECT_TRUE(
+          all_close(losses::weights::weight_rows(e, spec, row0, rows), dense.narrow(0, row0, rows), 1e-14, 0))
+          << name << " rows " << row0 << "+" << rows;
+    ++checked;
+  }
+  EXPECT_GT(checked, 4);
 }
 
 }  // namespace
