@@ -23,6 +23,24 @@ Backend& backend_for(Device device, const char* op) {
   return *b;
 }
 
+bool has_backend(DeviceType type) { return registry()[static_cast<size_t>(type)] != nullptr; }
+
+namespace {
+std::array<DeviceCountFn, kNumDeviceTypes>& count_registry() {
+  static std::array<DeviceCountFn, kNumDeviceTypes> r = {[] { return 1; }, nullptr};
+  return r;
+}
+}  // namespace
+
+void register_device_count(DeviceType type, DeviceCountFn fn) {
+  count_registry()[static_cast<size_t>(type)] = fn;
+}
+
+int device_count(DeviceType type) {
+  DeviceCountFn fn = count_registry()[static_cast<size_t>(type)];
+  return fn ? fn() : 0;
+}
+
 namespace {
 std::array<CrossDeviceCopyFn, kNumDeviceTypes>& copy_registry() {
   static std::array<CrossDeviceCopyFn, kNumDeviceTypes> r = {nullptr, nullptr};

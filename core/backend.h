@@ -184,6 +184,15 @@ class Backend {
 Backend& backend_for(Device device, const char* op);
 void register_backend(DeviceType type, Backend* backend);
 
+// True when a backend serves the device type (the CPU always; CUDA after cw::cuda::init()).
+bool has_backend(DeviceType type);
+// How many devices of a type are visible, as the type's backend counts them (registered with
+// its backend; the CPU counts 1, a type without a registered counter 0). train/ asks this
+// rather than the CUDA runtime, so that it stays above core.
+using DeviceCountFn = int (*)();
+void register_device_count(DeviceType type, DeviceCountFn fn);
+int device_count(DeviceType type);
+
 // Copies between devices belong to the device's backend (it owns the copy engine and streams),
 // so a non-CPU backend registers one function for them. src and dst have the same shape and
 // dtype and are both contiguous; they are on different devices (host<->device, or two devices of

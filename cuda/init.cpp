@@ -41,6 +41,7 @@ void init() {
     register_backend(DeviceType::CUDA, &cuda_backend());
     register_allocator(DeviceType::CUDA, allocate_cuda_storage);
     register_cross_device_copy(DeviceType::CUDA, copy_across);
+    register_device_count(DeviceType::CUDA, [] { return device_count(); });
   });
 }
 

@@ -23,6 +23,24 @@
 namespace cw::losses {
 namespace {
 
+double host_value(const Tensor& t) { return t.to(Device::cpu()).to(DType::F64).item(); }
+
+// W's rows [row0, row0 + rows) (rows, N) on e_all's device: in place on the CPU; as core ops on
+// another device (weights::weight_rows), or made on the host and copied for the top-k mask,
+// whose graph is host lists.
+Tensor weight_block(const Tensor& e_all, const weights::WeightSpec& spec, const weights::Neighbours* nb,
+                    int64_t row0, int64_t rows) {
+  const Device device = e_all.device();
+  if (!device.is_cpu() && spec.mask != WeightMask::TopK) return weights::weight_rows(e_all, spec, row0, rows);
+  const Tensor e = e_all.to(Device::cpu());
+  Tensor w = Tensor::empty({rows, e.size(0)}, e.dtype(), Device::cpu());  // cosines, then weights
+  blocks::gemm_into(e.narrow(0, row0, rows), e.t(), w);
+  dispatch_float(w.dtype(), "contrastive_loss_block", [&]<class T>() {
+    weights::cosines_to_weights<T>(w.data<T>(), rows, e.size(0), row0, spec, nb);
+  });
+  return w.to(device);
+}
+
 struct Direction {
   double loss_sum = 0;  // sum over the block's anchors of l(k)
   int64_t correct = 0;  // anchors whose first argmax is their pair
@@ -41,19 +59,12 @@ Direction direction(const Tensor& x_all, const Tensor& c_all, const Tensor& e_al
   Tensor s = Tensor::empty({rows, n}, x_all.dtype(), x_all.device());           // (rows, N)
   blocks::gemm_into(xs, c_all.t(), s);
   Tensor w;
-  if (weighted) {
-    w = Tensor::empty({rows, n}, x_all.dtype(), x_all.device());  // (rows, N) cosines, then weights
-    blocks::gemm_into(e_all.narrow(0, row0, rows), e_all.t(), w);
-  }
+  if (weighted) w = weight_block(e_all, spec, nb, row0, rows);
   // Indexed by global row, as the xent passes are.
   Tensor lse = ops::zeros({n}, DType::F64, x_all.device()), r = ops::zeros({n}, DType::F64, x_all.device());
   Direction d;
-  if (weighted) {
-    dispatch_float(s.dtype(), "contrastive_loss_block",
-                   [&]<class T>() { weights::cosines_to_weights<T>(w.data<T>(), rows, n, row0, spec, nb); });
-  }
   const XentRowTotals rt = ops::xent_row_pass(s, w, row0, weighted, lse, r);
-  d.loss_sum = ops::sum(lse.narrow(0, row0, rows)).item() - (weighted ? rt.target_term : rt.diag);
+  d.loss_sum = host_value(ops::sum(lse.narrow(0, row0, rows))) - (weighted ? rt.target_term : rt.diag);
   d.correct = rt.correct;
   d.diag = rt.diag;
   d.total = rt.total;
@@ -87,9 +98,8 @@ void check_2d(const Tensor& t, const char* name, const Tensor& p) {
 }
 
 void check_finite(const Tensor& t, const char* name) {
-  const Tensor sum = ops::sum(t.to(DType::F64));
-  CW_CHECK(std::isfinite(sum.item()), ValueError, "contrastive_loss_block: ", name, " contains NaN or Inf (",
-           describe(t), ")");
+  CW_CHECK(std::isfinite(host_value(ops::sum(t.to(DType::F64)))), ValueError,
+           "contrastive_loss_block: ", name, " contains NaN or Inf (", describe(t), ")");
 }
 
 // Places `rows` (r, D) at rows [row0, row0 + r) of `into` (N, D), adding.
@@ -120,15 +130,13 @@ ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& 
   CW_CHECK(log_scale.numel() == 1 && is_floating(log_scale.dtype()), ShapeError,
            "contrastive_loss_block: log_scale must be one floating-point value, got ",
            describe(log_scale.data()));
-  CW_CHECK(pt.device().is_cpu(), NotImplementedError, "contrastive_loss_block: runs on cpu only, got p on ",
-           pt.device().str());
   const bool cwcl = cfg.loss == LossKind::CWCL;
   if (cwcl && weight_source_all.defined()) check_2d(weight_source_all, "weight_source", pt);
   check_finite(pt, "p (trained-tower embeddings, gathered)");
   check_finite(q_all.data(), "q (frozen-tower embeddings, gathered)");
   check_finite(log_scale.data(), "log_scale");
 
-  const double t = log_scale.item(), raw_scale = std::exp(t);
+  const double t = host_value(log_scale.data()), raw_scale = std::exp(t);
   const bool clamped = raw_scale > cfg.max_logit_scale;
   const double scale = clamped ? cfg.max_logit_scale : raw_scale;
 
@@ -156,7 +164,7 @@ ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& 
   const bool has_cols = plan.cols != fused::TargetForm::None;
   weights::Neighbours nb;  // the symmetrised top-k graph needs every row's top k: made over all N
   if ((rows_weighted || cols_weighted) && plan.weights.mask == WeightMask::TopK)
-    nb = weights::topk_neighbours(e, plan.weights.top_k, cfg.block_rows);
+    nb = weights::topk_neighbours(e.to(Device::cpu()), plan.weights.top_k, cfg.block_rows);
 
   const double alpha = plan.row_weight / static_cast<double>(n);
   const double beta = has_cols ? plan.col_weight / static_cast<double>(n) : 0.0;
@@ -202,7 +210,7 @@ ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& 
   out.loss =
       ag::record(name, ops::scalar(loss, pt.dtype(), pt.device()), {p_all, q_all, log_scale},
                  [dp, dq, dt, ls = log_scale.data()](const Grads& grads, const std::vector<bool>& need) {
-                   const double upstream = grads[0].to(DType::F64).item();
+                   const double upstream = host_value(grads[0]);
                    Grads r(3);
                    if (need[0]) r[0] = ops::mul(dp, upstream);
                    if (need[1]) r[1] = ops::mul(dq, upstream);

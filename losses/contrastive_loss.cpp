@@ -128,7 +128,7 @@ ContrastiveOutput contrastive_loss(const Variable& p, const Variable& q, const V
       ag::record(name, ops::scalar(fwd.loss, pt.dtype(), pt.device()), {p, q, log_scale},
                  [in, plan, saved = std::move(fwd.saved), np, nq, normalize = cfg.normalize, clamped, scale,
                   ls = log_scale.data()](const Grads& grads, const std::vector<bool>& need) {
-                   const double upstream = grads[0].to(DType::F64).item();
+                   const double upstream = grads[0].to(Device::cpu()).to(DType::F64).item();
                    fused::Grads g = fused::backward(in, plan, saved, upstream, need[0], need[1], need[2]);
                    Grads r(3);
                    if (need[0]) r[0] = normalize ? l2_normalize_rows_backward(g.p, np) : g.p;

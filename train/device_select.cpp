@@ -1,6 +1,7 @@
 // select_device (see device_select.h).
 #include "train/device_select.h"
 
+#include "core/backend.h"
 #include "core/error.h"
 
 #ifdef CW_HAVE_CUDA
@@ -31,15 +32,15 @@ Device select_device(const std::string& spec) {
   if (device.is_cpu()) return device;
 #ifdef CW_HAVE_CUDA
   cuda::init();
-  const int count = cuda::device_count();
+#endif
+  // Core's registries, not the CUDA runtime: what serves the device is whatever registered
+  // itself (the CUDA backend, or the tests' emulated device).
+  CW_CHECK(has_backend(device.type), DeviceError, "--run.device ", spec,
+           ": this build has no CUDA backend (configure with -DCW_CUDA=ON where nvcc is installed); use cpu");
+  const int count = device_count(device.type);
   CW_CHECK(device.index < count, DeviceError, "--run.device ", spec, ": this machine has ", count,
            " CUDA device(s) visible (none: no GPU or no driver)");
   return device;
-#else
-  throw DeviceError(detail::cat("--run.device ", spec,
-                                ": this build has no CUDA backend (configure with -DCW_CUDA=ON where nvcc "
-                                "is installed); use cpu"));
-#endif
 }
 
 }  // namespace cw::train

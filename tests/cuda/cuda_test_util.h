@@ -14,19 +14,19 @@
 #include "core/ops.h"
 #include "cuda/cuda.h"
 #include "support/check.h"
+#include "support/emulated_device.h"
 
 namespace cw::test {
 
-// CW_CUDA_TESTS_ON_CPU=1 runs the parity tests with their "device" side on the CPU as well: a
-// dry run of the tests' own code (shapes, index ranges, API use) on machines without a GPU, so
-// that a GPU session's few minutes are not spent on a broken test. CPU vs CPU proves nothing
-// about the kernels; the memory tests (which need the CUDA allocator) skip in it.
-inline bool dry_run_on_cpu() {
-  static const bool on = std::getenv("CW_CUDA_TESTS_ON_CPU") != nullptr;
-  return on;
-}
+// CW_CUDA_TESTS_ON_CPU=1 runs the parity tests with their "device" side on an emulated cuda:0
+// (emulated_device.h: host memory and the CPU kernels under device rules): a dry run of the
+// tests' own code (shapes, index ranges, API use) and of the code around the kernels (host reads
+// of device tensors, device mismatches) on machines without a GPU, so that a GPU session's few
+// minutes are not spent on a broken test. It proves nothing about the kernels; the memory tests
+// (which need the CUDA allocator) skip in it.
+inline bool dry_run_on_cpu() { return device_dry_run(); }
 
-inline Device gpu() { return dry_run_on_cpu() ? Device::cpu() : Device::cuda(0); }
+inline Device gpu() { return Device::cuda(0); }
 
 // Every test that needs a device derives from this; without one it skips with the reason.
 class CudaTest : public ::testing::Test {
@@ -35,6 +35,7 @@ class CudaTest : public ::testing::Test {
     cuda::init();
     if (dry_run_on_cpu()) {
       if (needs_cuda_allocator()) GTEST_SKIP() << "dry run on the CPU: this test needs the CUDA allocator";
+      install_emulated_cuda();
       return;
     }
     if (!cuda::is_available())

@@ -13,6 +13,7 @@
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "data/model_files.h"
+#include "device_test_util.h"
 #include "speech_text_test_corpus.h"
 #include "train/asr_trainer.h"
 #include "train/char_vocab.h"
@@ -170,6 +171,28 @@ TEST_F(AsrRun, CtcLossFallsAndTheTowerFileRoundTrips) {
 
 // A speech-text run from the tower: its speech weights start as the file's (checked after one
 // step of a negligible learning rate), its projection head fresh.
+// --run.device cuda: the CTC run's losses and CER match the CPU run's (f32 summation orders).
+TEST_F(AsrRun, CudaRunMatchesTheCpuRun) {
+  std::string why_not;
+  if (!test::cuda_for_test(why_not)) GTEST_SKIP() << why_not;
+  std::ostringstream log;
+  const std::vector<std::string> common = {"--optim.steps", "6", "--optim.lr", "0.01"};
+  auto with = [&](const std::string& out, const char* device) {
+    std::vector<std::string> v = common;
+    v.insert(v.end(), {"--run.device", device});
+    return options("speech_asr", out, v);
+  };
+  const SpeechAsrResult cpu = run_speech_asr(with("cpu", "cpu"), log);
+  const SpeechAsrResult dev = run_speech_asr(with("dev", "cuda"), log);
+  ASSERT_EQ(cpu.losses.size(), 6u) << log.str();
+  ASSERT_EQ(dev.losses.size(), 6u) << log.str();
+  for (size_t i = 0; i < cpu.losses.size(); ++i)
+    EXPECT_NEAR(dev.losses[i], cpu.losses[i], 1e-3) << "step " << i + 1;
+  ASSERT_EQ(dev.cer.size(), 1u);
+  EXPECT_NEAR(dev.cer[0].second, cpu.cer[0].second, 0.02);
+  EXPECT_TRUE(fs::exists(dev.tower));
+}
+
 TEST_F(AsrRun, SpeechTextRunStartsFromTheTower) {
   if (!try_find_minilm_dir()) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
   std::ostringstream log;

@@ -13,6 +13,7 @@
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "data/model_files.h"
+#include "device_test_util.h"
 #include "image_text_test_data.h"
 #include "train/device_select.h"
 #include "train/image_knn.h"
@@ -188,12 +189,8 @@ TEST(ImageTasks, KnnAccuracyOnHandMadeClusters) {
 // the tower trained on the GPU is saved from the host. Skips where the build has no CUDA backend
 // or the machine no GPU, saying which.
 TEST(ImageTasks, CudaRunsMatchTheCpuRuns) {
-  if (!built_with_cuda()) GTEST_SKIP() << "built without the CUDA backend (CW_CUDA=OFF)";
-  try {
-    select_device("cuda");
-  } catch (const DeviceError& e) {
-    GTEST_SKIP() << "no CUDA device: " << e.what();
-  }
+  std::string why_not;
+  if (!test::cuda_for_test(why_not)) GTEST_SKIP() << why_not;
   if (!try_find_minilm_dir(std::nullopt)) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh)";
   test::ImageTaskTempDir dir("cuda");
   test::write_bar_image_set(dir.path);

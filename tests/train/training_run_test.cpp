@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "data/model_files.h"
+#include "device_test_util.h"
 #include "speech_text_test_corpus.h"
 #include "train/checkpoint.h"
 #include "train/device_select.h"
@@ -318,12 +319,8 @@ TEST_F(TrainingRun, FrozenTextEmbeddingsAreCachedOnDisk) {
 // summation orders differ, dropout draws the same Philox numbers on both). Skips where the build
 // has no CUDA backend or the machine no GPU, saying which.
 TEST_F(TrainingRun, CudaRunMatchesTheCpuRun) {
-  if (!train::built_with_cuda()) GTEST_SKIP() << "built without the CUDA backend (CW_CUDA=OFF)";
-  try {
-    train::select_device("cuda");
-  } catch (const DeviceError& e) {
-    GTEST_SKIP() << "no CUDA device: " << e.what();
-  }
+  std::string why_not;
+  if (!test::cuda_for_test(why_not)) GTEST_SKIP() << why_not;
   const std::vector<std::string> common = {"--optim.steps",       "20",   "--model.dropout",        "0.1",
                                            "--data.spec_augment", "true", "--run.checkpoint_every", "10"};
   auto with = [&](const std::string& out, const std::string& device) {
