@@ -3,6 +3,8 @@
 // block) and for the contrastive losses built on them, over the whole option grid of
 // tests/losses/loss_reference.h, in whole-matrix and block mode: loss, metrics and gradients.
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "cuda_test_util.h"
 #include "losses/contrastive_block.h"
@@ -138,6 +140,22 @@ TEST_F(CudaXentParity, ContrastiveLossesMatchTheCpu) {
           EXPECT_TRUE(all_close(g_dev[k], g_cpu[k], tol, tol)) << where << " input " << k;
       }
     }
+  }
+}
+
+// A non-finite embedding on the device is refused as on the CPU, naming the tensor and element.
+TEST_F(CudaXentParity, NonFiniteInputsAreNamed) {
+  Tensor zp = rnd({6, 4}, DType::F32, -1, 1, 51).contiguous();
+  zp.data<float>()[2 * 4 + 3] = std::numeric_limits<float>::infinity();
+  const Variable p(zp.to(gpu()), true), q(rnd({6, 4}, DType::F32, -1, 1, 52).to(gpu()));
+  const Variable t(ops::scalar(2.0).to(gpu()), true);
+  try {
+    losses::contrastive_loss(p, q, t, {});
+    ADD_FAILURE() << "accepted an infinite embedding";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("p (trained-tower embeddings) contains NaN or Inf (first at [2, 3]"),
+              std::string::npos)
+        << e.what();
   }
 }
 
