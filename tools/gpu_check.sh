@@ -5,7 +5,7 @@
 # which needs none of the project's other dependencies), runs the CUDA tests, runs them again
 # under compute-sanitizer memcheck, then times the main kernels against PyTorch on the same
 # shapes. Every step has a time limit and the script goes on after a failure; all output lands
-# in $OUT (default ./gpu_check_out; 9 files). Worst case 9.75 minutes (the sum of the limits), expected 4-6.
+# in $OUT (default ./gpu_check_out; 9 files). Worst case 9.7 minutes (the sum of the limits), expected 4-6.
 #
 # On the development machine, once (Eigen, nlohmann/json and GoogleTest sources into an ignored
 # folder that the run carries; ~3 MB):
@@ -69,7 +69,7 @@ step configure 40 "$OUT/configure.log" \
   cmake -S tools/gpu_check -B "$BUILD" "${gen[@]}" -DCW_DEPS="$DEPS" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 ${CW_GPU_CMAKE_ARGS:-}
 grep -E "cwcl|gpu_check|cuDNN|CMake Error" -A2 "$OUT/configure.log" | head -30 | tee -a "$SUMMARY"
-step build 170 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench train_step_check loss_bench -j16
+step build 180 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench train_step_check loss_bench -j16
 tail -5 "$OUT/build.log" >> "$SUMMARY"
 
 BIN="$BUILD/cw_cuda_tests"
@@ -77,21 +77,24 @@ if [[ -x "$BIN" ]]; then
   step tests 45 "$OUT/tests.log" "$BIN" --gtest_output="xml:$OUT/cuda_tests.xml"
   grep -E "tests ran|^\[  PASSED  \] [0-9]|^\[  SKIPPED \] [0-9]|^\[  FAILED  \]" "$OUT/tests.log" | tee -a "$SUMMARY"
   # memcheck: out-of-bounds and misaligned accesses in every kernel the tests launch.
-  step memcheck 90 "$OUT/memcheck.log" \
-    compute-sanitizer --tool memcheck --leak-check no --error-exitcode 7 "$BIN" --gtest_brief=1
+  # (The losses' option grid is left out: the xent passes test runs the same kernels, and the
+  # grid's ~240 loss runs under memcheck would not fit the limit.)
+  step memcheck 85 "$OUT/memcheck.log" \
+    compute-sanitizer --tool memcheck --leak-check no --error-exitcode 7 "$BIN" --gtest_brief=1 \
+    --gtest_filter=-CudaXentParity.ContrastiveLossesMatchTheCpu
   grep -E "ERROR SUMMARY|Device not supported|tests ran|PASSED|FAILED" "$OUT/memcheck.log" | tail -5 | tee -a "$SUMMARY"
 else
   say "no test binary: see build.log"
 fi
 # Kernel throughput, ours then PyTorch's, same shapes and timing (tools/gpu_check/*_bench*).
 if [[ -x "$BUILD/cuda_ops_bench" ]]; then
-  step bench 90 "$OUT/bench.log" bash -c "'$BUILD/cuda_ops_bench'; echo '-- pytorch'; \
+  step bench 85 "$OUT/bench.log" bash -c "'$BUILD/cuda_ops_bench'; echo '-- pytorch'; \
     PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_ops_bench.py"
   cat "$OUT/bench.log" >> "$SUMMARY"
 fi
 # The fused contrastive losses (ops::xent_* kernels) against PyTorch's dense composition, fwd+bwd.
 if [[ -x "$BUILD/loss_bench" ]]; then
-  step loss_bench 30 "$OUT/loss_bench.log" bash -c "'$BUILD/loss_bench'; \
+  step loss_bench 25 "$OUT/loss_bench.log" bash -c "'$BUILD/loss_bench'; \
     PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_loss_bench.py"
   cat "$OUT/loss_bench.log" >> "$SUMMARY"
 fi
