@@ -26,11 +26,11 @@
 #include "train/char_vocab.h"
 #include "train/checkpoint.h"
 #include "train/device_select.h"
-#include "train/grad_clip.h"
 #include "train/image_run_util.h"
 #include "train/lr_schedule.h"
 #include "train/speech_text_data.h"
 #include "train/speech_tower_file.h"
+#include "train/step_tail.h"
 #include "train/trainer.h"
 
 namespace cw::train {
@@ -193,20 +193,12 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
     const double loss_value = c.loss.data().to(Device::cpu()).item();
     int64_t infeasible = 0;
     for (const double r : c.row_losses) infeasible += std::isinf(r) ? 1 : 0;
-    double norm = NAN;
-    if (std::isfinite(loss_value)) {
-      c.loss.backward();
-      norm = o.grad_clip > 0 ? clip_grad_norm(params, o.grad_clip) : grad_norm(params);
-    }
-    if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
-      log << "train: stopped at step " << step + 1 << ": loss " << loss_value << ", gradient norm " << norm
-          << "; try a lower --optim.lr\n";
+    const StepTail tail = finish_step(c.loss, loss_value, params, o.grad_clip, opt, schedule, step, log);
+    if (tail.stopped) {
       result.stopped_on_nan = true;
       break;
     }
-    const double lr = schedule.at(step);
-    opt.step(lr);
-    opt.zero_grad();
+    const double lr = tail.lr, norm = tail.norm;
     ++step;
     result.losses.push_back(loss_value);
     char row[200];

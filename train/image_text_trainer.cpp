@@ -18,11 +18,11 @@
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/device_select.h"
-#include "train/grad_clip.h"
 #include "train/image_run_util.h"
 #include "train/image_text_model.h"
 #include "train/image_tower.h"
 #include "train/lr_schedule.h"
+#include "train/step_tail.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;
@@ -218,20 +218,12 @@ ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
     // CWCL's weights default to q: the frozen image tower's similarities (the paper's image-text setup).
     const losses::ContrastiveOutput lo_out = losses::contrastive_loss(p, q, model.logit_scale, o.loss);
     const double loss_value = lo_out.loss.data().to(Device::cpu()).item();
-    double norm = NAN;
-    if (std::isfinite(loss_value)) {
-      lo_out.loss.backward();
-      norm = o.grad_clip > 0 ? clip_grad_norm(params, o.grad_clip) : grad_norm(params);
-    }
-    if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
-      log << "train: stopped at step " << step + 1 << ": loss " << loss_value << ", gradient norm " << norm
-          << "; try a lower --optim.lr\n";
+    const StepTail tail = finish_step(lo_out.loss, loss_value, params, o.grad_clip, opt, schedule, step, log);
+    if (tail.stopped) {
       result.stopped_on_nan = true;
       break;
     }
-    const double lr = schedule.at(step);
-    opt.step(lr);
-    opt.zero_grad();
+    const double lr = tail.lr, norm = tail.norm;
     ++step;
     result.losses.push_back(loss_value);
     const auto& m = lo_out.metrics;
