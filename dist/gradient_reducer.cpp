@@ -7,6 +7,15 @@
 #include "core/ops.h"
 
 namespace cw::dist {
+namespace {
+
+void check_grad(const Tensor& g, const Variable& p, DType dtype, Device device) {
+  CW_CHECK(g.device() == device && g.dtype() == dtype && g.numel() == p.numel(), Error,
+           "dist::GradientReducer: gradient ", describe(g), " does not match its parameter ",
+           describe(p.data()));
+}
+
+}  // namespace
 
 void broadcast_tensors(Communicator& comm, std::vector<Tensor> tensors, int root) {
   if (comm.world_size() == 1) return;
@@ -29,29 +38,49 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<Variable> param
   }
 }
 
+// The bucket's gradients end to end in one flat host buffer (memcpy; a missing gradient is zeros).
+Tensor GradientReducer::pack_on_host(const Bucket& b, DType dtype) const {
+  Tensor flat = Tensor::empty({b.numel}, dtype);
+  const size_t esize = dtype_size(dtype);
+  auto* base = static_cast<unsigned char*>(flat.raw_data());
+  int64_t at = 0;
+  for (size_t i : b.params) {
+    const Variable& p = params_[i];
+    if (p.grad().defined()) {
+      const Tensor g = p.grad().contiguous();
+      check_grad(g, p, dtype, Device::cpu());
+      std::memcpy(base + at * esize, g.raw_data(), static_cast<size_t>(g.numel()) * esize);
+    } else {
+      std::memset(base + at * esize, 0, static_cast<size_t>(p.numel()) * esize);
+    }
+    at += p.numel();
+  }
+  return flat;
+}
+
+// The same on a device, by one concatenation there (host pointers cannot be written).
+Tensor GradientReducer::pack(const Bucket& b, DType dtype, Device device) const {
+  std::vector<Tensor> parts;
+  for (size_t i : b.params) {
+    const Variable& p = params_[i];
+    if (p.grad().defined()) {
+      check_grad(p.grad(), p, dtype, device);
+      parts.push_back(p.grad().contiguous().reshape({p.numel()}));
+    } else {
+      parts.push_back(ops::zeros({p.numel()}, dtype, device));
+    }
+  }
+  return ops::concat(parts, 0);
+}
+
 void GradientReducer::average() {
   if (comm_.world_size() == 1) return;
   for (const Bucket& b : buckets_) {
     const DType dtype = params_[b.params.front()].dtype();
-    Tensor flat = Tensor::empty({b.numel}, dtype);
-    const size_t esize = dtype_size(dtype);
-    auto* base = static_cast<unsigned char*>(flat.raw_data());
-    int64_t at = 0;
-    for (size_t i : b.params) {  // pack
-      const Variable& p = params_[i];
-      if (p.grad().defined()) {
-        const Tensor g = p.grad().contiguous();
-        CW_CHECK(g.device().is_cpu() && g.dtype() == dtype && g.numel() == p.numel(), Error,
-                 "dist::GradientReducer: gradient ", describe(g), " does not match its parameter ",
-                 describe(p.data()));
-        std::memcpy(base + at * esize, g.raw_data(), static_cast<size_t>(g.numel()) * esize);
-      } else {
-        std::memset(base + at * esize, 0, static_cast<size_t>(p.numel()) * esize);
-      }
-      at += p.numel();
-    }
+    const Device device = params_[b.params.front()].data().device();
+    Tensor flat = device.is_cpu() ? pack_on_host(b, dtype) : pack(b, dtype, device);
     comm_.all_reduce(flat, ReduceOp::Avg);
-    at = 0;
+    int64_t at = 0;
     for (size_t i : b.params) {  // unpack into fresh tensors (a grad may share storage with another)
       Variable p = params_[i];
       p.set_grad(flat.narrow(0, at, p.numel()).reshape(p.shape()).clone());

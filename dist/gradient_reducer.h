@@ -35,6 +35,9 @@ class GradientReducer {
   Communicator& comm_;
   std::vector<Variable> params_;
   std::vector<Bucket> buckets_;
+
+  Tensor pack_on_host(const Bucket& b, DType dtype) const;
+  Tensor pack(const Bucket& b, DType dtype, Device device) const;
 };
 
 }  // namespace cw::dist

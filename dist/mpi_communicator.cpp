@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "core/backend.h"
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -32,9 +33,15 @@ int as_count(int64_t n, const char* what) {
   return static_cast<int>(n);
 }
 
-void check_cpu(const Tensor& t, const char* what) {
-  CW_CHECK(t.device().is_cpu(), DeviceError, "dist::", what, ": the MPI communicator takes CPU tensors, got ",
-           describe(t), " (GPU tensors go through the NCCL communicator)");
+// Tensors on a device go through host copies: MPI is given host memory only (a CUDA-aware MPI
+// could take device pointers, but that is a property of the MPI build that cannot be counted
+// on). One copy each way per collective; the NCCL communicator has none.
+Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()).contiguous(); }
+Tensor host_buffer(const Tensor& t) {
+  return t.device().is_cpu() ? t : Tensor::empty(t.shape(), t.dtype(), Device::cpu());
+}
+void copy_back(const Tensor& host, Tensor& t, const char* what) {
+  if (!t.device().is_cpu()) cross_device_copy(host, t, what);
 }
 
 }  // namespace
@@ -91,24 +98,27 @@ void MpiCommunicator::wait(MPI_Request& req, const char* what, int64_t bytes, do
 }
 
 void MpiCommunicator::do_broadcast(Tensor& t, int root) {
-  check_cpu(t, "broadcast");
+  Tensor h = on_host(t);
   MPI_Request req;
-  MPI_Ibcast(t.raw_data(), as_count(t.numel(), "broadcast"), mpi_type(t.dtype()), root, MPI_COMM_WORLD, &req);
-  wait(req, "broadcast", t.numel() * static_cast<int64_t>(dtype_size(t.dtype())), timeout_s_);
+  MPI_Ibcast(h.raw_data(), as_count(h.numel(), "broadcast"), mpi_type(h.dtype()), root, MPI_COMM_WORLD, &req);
+  wait(req, "broadcast", h.numel() * static_cast<int64_t>(dtype_size(h.dtype())), timeout_s_);
+  copy_back(h, t, "dist::broadcast");
 }
 
 void MpiCommunicator::do_all_reduce(Tensor& t, ReduceOp op) {
-  check_cpu(t, "all_reduce");
+  Tensor h = on_host(t);
   MPI_Request req;
-  MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), as_count(t.numel(), "all_reduce"), mpi_type(t.dtype()), MPI_SUM,
+  MPI_Iallreduce(MPI_IN_PLACE, h.raw_data(), as_count(h.numel(), "all_reduce"), mpi_type(h.dtype()), MPI_SUM,
                  MPI_COMM_WORLD, &req);
-  wait(req, "all_reduce", t.numel() * static_cast<int64_t>(dtype_size(t.dtype())), timeout_s_);
-  if (op == ReduceOp::Avg && world_ > 1) t.copy_(ops::mul(t, 1.0 / world_));
+  wait(req, "all_reduce", h.numel() * static_cast<int64_t>(dtype_size(h.dtype())), timeout_s_);
+  if (op == ReduceOp::Avg && world_ > 1) h.copy_(ops::mul(h, 1.0 / world_));
+  copy_back(h, t, "dist::all_reduce");
 }
 
 void MpiCommunicator::do_all_gather_rows(const Tensor& local, const std::vector<int64_t>& counts,
                                          Tensor& out) {
-  check_cpu(local, "all_gather_rows");
+  const Tensor local_h = on_host(local);
+  Tensor out_h = host_buffer(out);
   const int64_t row =
       local.size(0) > 0 ? local.numel() / local.size(0) : out.numel() / std::max<int64_t>(1, out.size(0));
   std::vector<int> recv(world_), displ(world_);
@@ -119,22 +129,25 @@ void MpiCommunicator::do_all_gather_rows(const Tensor& local, const std::vector<
     at += counts[r] * row;
   }
   MPI_Request req;
-  MPI_Iallgatherv(local.raw_data(), recv[rank_], mpi_type(local.dtype()), out.raw_data(), recv.data(),
+  MPI_Iallgatherv(local_h.raw_data(), recv[rank_], mpi_type(local.dtype()), out_h.raw_data(), recv.data(),
                   displ.data(), mpi_type(out.dtype()), MPI_COMM_WORLD, &req);
   wait(req, "all_gather_rows", out.numel() * static_cast<int64_t>(dtype_size(out.dtype())), timeout_s_);
+  copy_back(out_h, out, "dist::all_gather_rows");
 }
 
 void MpiCommunicator::do_reduce_scatter_rows(const Tensor& full, const std::vector<int64_t>& counts,
                                              Tensor& out) {
-  check_cpu(full, "reduce_scatter_rows");
+  const Tensor full_h = on_host(full);
+  Tensor out_h = host_buffer(out);
   const int64_t total = full.size(0);
   const int64_t row = total > 0 ? full.numel() / total : 0;
   std::vector<int> recv(world_);
   for (int r = 0; r < world_; ++r) recv[r] = as_count(counts[r] * row, "reduce_scatter_rows");
   MPI_Request req;
-  MPI_Ireduce_scatter(full.raw_data(), out.raw_data(), recv.data(), mpi_type(full.dtype()), MPI_SUM,
+  MPI_Ireduce_scatter(full_h.raw_data(), out_h.raw_data(), recv.data(), mpi_type(full.dtype()), MPI_SUM,
                       MPI_COMM_WORLD, &req);
   wait(req, "reduce_scatter_rows", full.numel() * static_cast<int64_t>(dtype_size(full.dtype())), timeout_s_);
+  copy_back(out_h, out, "dist::reduce_scatter_rows");
 }
 
 void MpiCommunicator::do_barrier(double timeout_s) {

@@ -1,5 +1,6 @@
 // The MPI communicator (Open MPI): rank discovery from the launcher (mpirun, srun) and the
-// collectives on CPU tensors. Every collective is non-blocking (MPI_I*) and polled against a
+// collectives on CPU tensors (device tensors are copied through the host: correct, not fast;
+// GPUs are NCCL's job). Every collective is non-blocking (MPI_I*) and polled against a
 // deadline: a rank that died or hangs makes the others print what they were waiting for and end
 // the job with MPI_Abort instead of waiting forever. Built with CMake CW_MPI. Part of dist/.
 #pragma once

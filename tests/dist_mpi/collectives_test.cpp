@@ -5,6 +5,8 @@
 // Every rank runs every test; a failure on any rank fails the job.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "../dist/block_loss_cases.h"
 #include "autograd/functions.h"
 #include "dist/communicator.h"
@@ -14,6 +16,7 @@
 #include "losses/contrastive_loss.h"
 #include "nn/batch_norm.h"
 #include "support/check.h"
+#include "support/emulated_device.h"
 
 namespace cw {
 namespace {
@@ -121,6 +124,66 @@ TEST(MpiSyncBatchNorm, StatisticsAndGradientsOfTheGlobalBatch) {
   Tensor gw = bn.weight.grad().clone();
   c.all_reduce(gw, dist::ReduceOp::Sum);
   EXPECT_TRUE(test::all_close(gw, ref.weight.grad(), 1e-12, 1e-10));
+}
+
+// Device tensors (here the emulated device of tests/support/emulated_device.h, which keeps
+// device rules on the CPU): the collectives copy them through the host and leave the results on
+// the device; the gradient reducer packs on the device; the global-batch loss's gradient across
+// ranks equals the single-process one as on the CPU.
+TEST(MpiDeviceTensors, CollectivesReducerAndGlobalLossKeepTheDevice) {
+  test::install_emulated_cuda();
+  const Device dev = Device::cuda(0);
+  dist::Communicator& c = comm();
+  const int r = c.rank(), w = c.world_size();
+  Tensor t = test::f64({static_cast<double>(r), 1.0}, {2}).to(dev);
+  c.all_reduce(t, dist::ReduceOp::Avg);
+  ASSERT_EQ(t.device(), dev);
+  EXPECT_TRUE(test::all_close(t.to(Device::cpu()), test::f64({(w - 1) / 2.0, 1.0}, {2}), 0, 0));
+  Tensor b = ops::full({3}, r == 1 ? 7.0 : -1.0, DType::F32, dev);
+  c.broadcast(b, 1);
+  EXPECT_TRUE(test::all_close(b.to(Device::cpu()), ops::full({3}, 7.0, DType::F32), 0, 0));
+  std::vector<int64_t> counts;
+  for (int k = 0; k < w; ++k) counts.push_back(k + 1);
+  const Tensor g = c.all_gather_rows(ops::full({r + 1, 2}, r, DType::F64, dev), counts);
+  ASSERT_EQ(g.device(), dev);
+  EXPECT_EQ(g.to(Device::cpu()).data<double>()[(w * (w + 1) / 2 - 1) * 2], w - 1);  // the last rank's row
+  const Tensor sc = c.reduce_scatter_rows(ops::ones({w * (w + 1) / 2, 2}, DType::F64, dev), counts);
+  ASSERT_EQ(sc.device(), dev);
+  EXPECT_TRUE(test::all_close(sc.to(Device::cpu()), ops::full({r + 1, 2}, w, DType::F64), 0, 0));
+
+  std::vector<Variable> params = {Variable(ops::zeros({3}, DType::F32, dev), true),
+                                  Variable(ops::zeros({2, 2}, DType::F32, dev), true)};
+  params[0].set_grad(ops::full({3}, r, DType::F32, dev));
+  if (r == 0) params[1].set_grad(ops::full({2, 2}, 4.0 * w, DType::F32, dev));
+  dist::GradientReducer red(c, params, 1 << 20);  // one bucket for both
+  red.average();
+  ASSERT_EQ(params[1].grad().device(), dev);
+  EXPECT_TRUE(test::all_close(params[0].grad().to(Device::cpu()), ops::full({3}, (w - 1) / 2.0, DType::F32)));
+  EXPECT_TRUE(test::all_close(params[1].grad().to(Device::cpu()), ops::full({2, 2}, 4.0, DType::F32)));
+
+  // One case of the global-batch loss, CWCL with the exp kernel, every tensor on the device.
+  const int64_t n = 10;
+  const std::vector<int64_t> rows = dist::shard_counts(n, w);
+  const dist::RowShard s = dist::shard_rows(n, r, w);
+  const test::BlockLossInputs in = test::block_loss_inputs(n);
+  losses::ContrastiveConfig cfg;
+  cfg.kernel = losses::WeightKernel::Exp;
+  const Variable p(in.p.clone(), true), q(in.q.clone());
+  const losses::ContrastiveOutput ref =
+      losses::contrastive_loss(p, q, losses::make_log_scale(cfg, DType::F64), cfg);
+  ref.loss.backward();
+  const Variable pl(in.p.narrow(0, s.offset, s.count).contiguous().to(dev), true);
+  const Variable p_all = dist::all_gather_rows(c, pl, rows);
+  const Variable tl(ops::scalar(std::log(1 / cfg.init_temperature), DType::F64, dev), true);
+  const losses::ContrastiveOutput out =
+      losses::contrastive_loss_block(p_all, Variable(in.q.to(dev)), tl, cfg, s.offset, s.count);
+  out.loss.backward();
+  Tensor total = out.loss.data().to(Device::cpu()).clone();
+  c.all_reduce(total, dist::ReduceOp::Sum);
+  EXPECT_NEAR(total.item(), ref.loss.item(), 1e-12);
+  ASSERT_EQ(pl.grad().device(), dev);
+  EXPECT_TRUE(
+      test::all_close(pl.grad().to(Device::cpu()), p.grad().narrow(0, s.offset, s.count), 1e-12, 1e-10));
 }
 
 }  // namespace
