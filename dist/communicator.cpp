@@ -130,6 +130,12 @@ bool launched_by_mpi() {
   return false;
 }
 
+int local_rank() {
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "PMI_LOCAL_RANK"})
+    if (const char* s = std::getenv(v)) return std::atoi(s);
+  return 0;
+}
+
 bool mpi_available() {
 #ifdef CW_HAVE_MPI
   return true;

@@ -167,10 +167,13 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   const bool lead = rank == 0;
   std::ostream null_log(nullptr);  // ranks > 0: nothing to print
   std::ostream& log = lead ? lead_log : null_log;
-  // Checked first, before any data is prepared: a missing GPU is one error at start.
-  const Device device = select_device(o.device);
-  CW_CHECK(world == 1 || device.is_cpu(), ValueError, "--run.device ", o.device, " with ", world,
-           " ranks: multi-rank training runs on the CPU only for now (the NCCL path is not wired)");
+  // Checked first, before any data is prepared: a missing GPU is one error at start. Under a
+  // launcher, `cuda` means one GPU per rank: the rank's local rank on its machine (an explicit
+  // cuda:N is taken as given, e.g. with CUDA_VISIBLE_DEVICES set per rank). The collectives then
+  // copy device tensors through the host (dist/mpi_communicator.h); NCCL is not wired yet.
+  const std::string device_spec =
+      world > 1 && o.device == "cuda" ? "cuda:" + std::to_string(dist::local_rank()) : o.device;
+  const Device device = select_device(device_spec);
   CW_CHECK(o.batch_size >= world, ValueError, "--optim.batch_size (", o.batch_size, ") must be at least the ",
            world, " ranks: each rank takes a slice of the global batch");
   const fs::path out(o.out);
@@ -346,7 +349,7 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
           norm = o.grad_clip > 0 ? clip_grad_norm(params, o.grad_clip) : grad_norm(params);
         }
       } else {
-        const Tensor feats = batch.features.narrow(0, shard.offset, shard.count).contiguous();
+        const Tensor feats = batch.features.narrow(0, shard.offset, shard.count).contiguous().to(device);
         const Tensor lens = batch.lengths.narrow(0, shard.offset, shard.count).contiguous();
         const Variable p_local = model.embed_speech(Variable(feats), lens);        // (B_r, D)
         const Variable p_all = dist::all_gather_rows(comm, p_local, shard_sizes);  // (B, D)
@@ -354,9 +357,10 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
         const losses::ContrastiveOutput lo_out =
             losses::contrastive_loss_block(p_all, q, model.logit_scale, o.loss, shard.offset, shard.count);
         m = lo_out.metrics;
-        Tensor sums = ops::from_vector(std::vector<double>{lo_out.loss.data().item(), m.loss_p2q, m.loss_q2p,
-                                                           m.acc_p2q, m.acc_q2p, m.pos_sim, m.neg_sim},
-                                       {7});
+        Tensor sums =
+            ops::from_vector(std::vector<double>{lo_out.loss.data().to(Device::cpu()).item(), m.loss_p2q,
+                                                 m.loss_q2p, m.acc_p2q, m.acc_q2p, m.pos_sim, m.neg_sim},
+                             {7});
         comm.all_reduce(sums, dist::ReduceOp::Sum);
         const std::vector<double> g = sums.to_vector<double>();
         loss_value = g[0];

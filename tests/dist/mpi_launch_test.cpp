@@ -145,10 +145,11 @@ class MpiTraining : public MpiJob {
     test::write_speech_text_corpus(dir_->path / "corpus");
   }
   // `train` on the tiny configuration of tests/train (batch 8, 20 steps), one OpenMP thread per rank.
-  Job train(int np, const std::string& out, const std::string& extra) {
+  Job train(int np, const std::string& out, const std::string& extra, const char* binary = nullptr) {
 #ifdef CW_MPIEXEC
     std::string cmd = np > 0 ? mpirun(np) : std::string();
-    cmd += std::string("'") + CW_TRAIN_BINARY + "' --data.corpus '" + (dir_->path / "corpus").string() +
+    cmd += std::string("'") + (binary ? binary : CW_TRAIN_BINARY) + "' --data.corpus '" +
+           (dir_->path / "corpus").string() +
            "' --data.corpus_size none --model.speech_preset tiny --optim.batch_size 8 --optim.steps 20"
            " --optim.warmup_steps 2 --optim.lr 0.01 --optim.weight_decay 0 --run.eval_every 0"
            " --run.checkpoint_every 10 --run.plots false --run.progress lines --eval.batch_size 4"
@@ -158,7 +159,7 @@ class MpiTraining : public MpiJob {
     if (j.code != 0) ADD_FAILURE() << cmd << "\nexit " << j.code << "\n" << j.output;
     return j;
 #else
-    (void)np, (void)out, (void)extra;
+    (void)np, (void)out, (void)extra, (void)binary;
     return {};
 #endif
   }
@@ -222,6 +223,17 @@ TEST_F(MpiTraining, TwoRanksOfHalfTheBatchTrainAsOneRankCwcl) {
 TEST_F(MpiTraining, TwoRanksOfHalfTheBatchTrainAsOneRankInfoNce) {
   if (!train(0, "one", "--loss.kind infonce").code && !train(2, "two", "--loss.kind infonce").code)
     expect_same("two", "one", 1e-5);
+}
+
+// --run.device cuda with 2 ranks: one device per rank (local ranks 0 and 1), the collectives
+// staged through the host. On the emulated device (CPU kernels under device rules) the run must
+// train as the same 2 ranks on the CPU; a GPU run adds only the kernels' rounding.
+TEST_F(MpiTraining, TwoRanksOnDevicesTrainAsTwoRanksOnTheCpu) {
+#ifdef CW_TRAIN_EMULATED_BINARY
+  if (!train(2, "cpu2", "--loss.kind cwcl").code &&
+      !train(2, "dev2", "--loss.kind cwcl --run.device cuda", CW_TRAIN_EMULATED_BINARY).code)
+    expect_same("dev2", "cpu2", 1e-6);
+#endif
 }
 
 TEST_F(MpiTraining, ResumesWithAnotherNumberOfRanks) {

@@ -17,9 +17,16 @@
 
 namespace cw::test {
 
+inline int& emulated_device_count() {
+  static int count = 1;
+  return count;
+}
+
 // Replaces whatever serves DeviceType::CUDA (the real backend, if cuda::init() ran) for the
-// rest of the process. Idempotent.
-inline void install_emulated_cuda() {
+// rest of the process, with `devices` devices (cuda:0 .. cuda:devices-1, all host memory).
+// Idempotent.
+inline void install_emulated_cuda(int devices = 1) {
+  emulated_device_count() = devices;
   register_backend(DeviceType::CUDA, &cpu::cpu_backend());
   register_allocator(DeviceType::CUDA, [](size_t nbytes, Device device) {
     std::shared_ptr<Storage> host = allocate_storage(nbytes, Device::cpu());
@@ -30,7 +37,7 @@ inline void install_emulated_cuda() {
   register_cross_device_copy(DeviceType::CUDA, [](const Tensor& src, Tensor& dst) {
     std::memcpy(dst.raw_data(), src.raw_data(), static_cast<size_t>(src.numel()) * dtype_size(src.dtype()));
   });
-  register_device_count(DeviceType::CUDA, [] { return 1; });
+  register_device_count(DeviceType::CUDA, [] { return emulated_device_count(); });
 }
 
 // CW_CUDA_TESTS_ON_CPU is set: device tests run on the emulated device instead of skipping.
