@@ -92,7 +92,8 @@ class SingleProcessCommunicator final : public Communicator {
 // the environment names a rank.
 bool launched_by_mpi();
 // This process's rank among the ranks of its machine, from the launcher's environment
-// (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, SLURM_LOCALID, PMI_LOCAL_RANK); 0 without one.
+// (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, SLURM_LOCALID, PMI_LOCAL_RANK, LOCAL_RANK); 0
+// without one.
 // Ranks on one machine use it to pick one GPU each.
 int local_rank();
 // Whether this build has the MPI (and NCCL) communicators (CMake CW_MPI, CW_MPI + CW_CUDA).

@@ -2,7 +2,6 @@
 #include "dist/nccl_communicator.h"
 
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -29,12 +28,6 @@ ncclDataType_t nccl_type(DType t) {
   return ncclFloat32;
 }
 
-int local_rank() {
-  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "LOCAL_RANK"})
-    if (const char* s = std::getenv(v)) return std::atoi(s);
-  return 0;
-}
-
 void check_cuda_tensor(const Tensor& t, const char* what) {
   CW_CHECK(t.device().is_cuda(), DeviceError, "dist::nccl ", what, ": takes CUDA tensors, got ", describe(t));
 }
@@ -45,7 +38,7 @@ NcclCommunicator::NcclCommunicator(MpiCommunicator& mpi) : mpi_(mpi) {
   int devices = 0;
   cuda_check(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
   CW_CHECK(devices > 0, DeviceError, "dist::nccl: no CUDA device visible to rank ", mpi.rank());
-  device_ = local_rank() % devices;
+  device_ = dist::local_rank() % devices;
   cuda_check(cudaSetDevice(device_), "cudaSetDevice");
   cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   // NCCL's id made by rank 0, carried to the others over MPI (as bytes in an i64 tensor).
