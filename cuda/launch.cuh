@@ -39,6 +39,14 @@ void dispatch_cuda(DType dt, const char* op, F&& fn) {
   throw DTypeError(::cw::detail::cat(op, ": dtype ", dtype_name(dt), " is not supported on cuda"));
 }
 
+// Threads for a kernel that gives one block to each row of n elements: enough to cover short rows
+// with few idle lanes, at most max_threads (a power of two, 32 to 1024).
+inline unsigned row_threads(int64_t n, unsigned max_threads = 1024) {
+  unsigned t = 32;
+  while (t < max_threads && t < n) t *= 2;
+  return t;
+}
+
 // ---- block reductions (blockDim.x a multiple of 32, at most 1024) ----
 struct SumOp {
   template <class T>
@@ -50,6 +58,12 @@ struct MaxOp {
   template <class T>
   __device__ __forceinline__ T operator()(T a, T b) const {
     return a > b ? a : b;
+  }
+};
+struct MinOp {
+  template <class T>
+  __device__ __forceinline__ T operator()(T a, T b) const {
+    return a < b ? a : b;
   }
 };
 

@@ -27,13 +27,6 @@ __device__ __forceinline__ T dlog(T x) {
     return log(x);
 }
 
-// Threads per row-block: enough to cover short rows with few idle lanes.
-unsigned row_threads(int64_t n) {
-  unsigned t = 32;
-  while (t < 1024 && t < n) t *= 2;
-  return t;
-}
-
 template <class T>
 __global__ void softmax_kernel(const T* x, T* y, int64_t n, bool log) {
   const T* xr = x + blockIdx.x * n;

@@ -23,19 +23,8 @@ namespace {
 
 constexpr int64_t kSlabRows = 64;  // rows per slab of the column pass
 
-struct MinOp {
-  template <class T>
-  __device__ __forceinline__ T operator()(T a, T b) const {
-    return a < b ? a : b;
-  }
-};
-
-// Threads per row-block: enough to cover short rows with few idle lanes.
-unsigned row_threads(int64_t n) {
-  unsigned t = 32;
-  while (t < 256 && t < n) t *= 2;
-  return t;
-}
+// At most 256 threads per row block (kThreads, the width the other kernels here use).
+constexpr unsigned kRowThreads = kThreads;
 
 // partials (rows, 4): [hit, s_ii, sum_j s_ij, sum_j w_ij s_ij / r_i].
 template <class T>
@@ -163,9 +152,9 @@ __global__ void xent_gradient_kernel(T* s, const T* w, int64_t n, int64_t row0, 
     const T ci = c.weighted_cols ? cinv[j] : T(0);
     if (c.target_terms && c.weighted_rows) ws_row += static_cast<double>(wv * x);
     if (c.target_terms && c.weighted_cols) ws_col += static_cast<double>(wv * x * ci);
-    const T g = gradient_element<T>(x, wv, alpha, lse_i, beta, column_softmax ? clse[j] : T(0), column_softmax,
-                                    row_w, c.weighted_rows, ci, c.weighted_cols,
-                                    j == i ? static_cast<T>(c.diag) : T(0));
+    const T g =
+        gradient_element<T>(x, wv, alpha, lse_i, beta, column_softmax ? clse[j] : T(0), column_softmax, row_w,
+                            c.weighted_rows, ci, c.weighted_cols, j == i ? static_cast<T>(c.diag) : T(0));
     gs += static_cast<double>(g * x);
     srow[j] = g;
   }
@@ -210,7 +199,7 @@ XentRowTotals CudaBackend::xent_row_pass(const Tensor& s, const Tensor& w, int64
   Tensor partials = Tensor::empty({rows, 4}, DType::F64, s.device());
   dispatch_cuda<false>(s.dtype(), "xent_row_pass", [&](auto tag) {
     using T = decltype(tag);
-    xent_row_kernel<T><<<static_cast<unsigned>(rows), row_threads(n), 0, stream()>>>(
+    xent_row_kernel<T><<<static_cast<unsigned>(rows), row_threads(n, kRowThreads), 0, stream()>>>(
         s.data<T>(), ptr_or_null<T>(w), n, row0, weighted_rows, lse.data<double>(),
         w.defined() ? r.data<double>() : nullptr, partials.data<double>());
   });
@@ -229,8 +218,9 @@ void CudaBackend::xent_column_pass(const Tensor& s, const Tensor& w, int64_t row
   if (rows == 0 || n == 0) return;
   DeviceGuard g(s.device());
   const int64_t slabs = (rows + kSlabRows - 1) / kSlabRows;
-  CW_CHECK(slabs <= 65535, NotImplementedError, "xent_column_pass: ", rows, " rows in one block is more than ",
-           65535 * kSlabRows, " (the grid's y limit); pass smaller row blocks");
+  CW_CHECK(slabs <= 65535, NotImplementedError, "xent_column_pass: ", rows,
+           " rows in one block is more than ", 65535 * kSlabRows,
+           " (the grid's y limit); pass smaller row blocks");
   const Device dev = s.device();
   Tensor smax = Tensor::empty({slabs, n}, DType::F64, dev), ssum = Tensor::empty({slabs, n}, DType::F64, dev);
   Tensor sarg = Tensor::empty({slabs, n}, DType::I64, dev);
@@ -250,8 +240,8 @@ void CudaBackend::xent_column_pass(const Tensor& s, const Tensor& w, int64_t row
   CW_CUDA_CHECK_LAUNCH("xent_column_slab_kernel");
   xent_column_merge_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
       n, slabs, need_sum, weighted_cols, smax.data<double>(), sarg.data<int64_t>(), ssum.data<double>(),
-      ptr_or_null<double>(swdot), ptr_or_null<double>(swsum), st.max.data<double>(), st.argmax.data<int64_t>(),
-      st.sum.data<double>(), weighted_cols ? st.wdot.data<double>() : nullptr,
+      ptr_or_null<double>(swdot), ptr_or_null<double>(swsum), st.max.data<double>(),
+      st.argmax.data<int64_t>(), st.sum.data<double>(), weighted_cols ? st.wdot.data<double>() : nullptr,
       weighted_cols ? st.wsum.data<double>() : nullptr);
   CW_CUDA_CHECK_LAUNCH("xent_column_merge_kernel");
 }
@@ -266,7 +256,7 @@ XentGradTotals CudaBackend::xent_gradient(Tensor& s, const Tensor& w, int64_t ro
   Tensor partials = Tensor::empty({rows, 3}, DType::F64, s.device());
   dispatch_cuda<false>(s.dtype(), "xent_gradient", [&](auto tag) {
     using T = decltype(tag);
-    xent_gradient_kernel<T><<<static_cast<unsigned>(rows), row_threads(n), 0, stream()>>>(
+    xent_gradient_kernel<T><<<static_cast<unsigned>(rows), row_threads(n, kRowThreads), 0, stream()>>>(
         s.data<T>(), ptr_or_null<T>(w), n, row0, c, lse.data<double>(), ptr_or_null<T>(clse),
         c.weighted_rows ? r.data<double>() : nullptr, ptr_or_null<T>(cinv), partials.data<double>());
   });
