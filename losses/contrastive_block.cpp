@@ -25,22 +25,6 @@ namespace {
 
 double host_value(const Tensor& t) { return t.to(Device::cpu()).to(DType::F64).item(); }
 
-// W's rows [row0, row0 + rows) (rows, N) on e_all's device: in place on the CPU; as core ops on
-// another device (weights::weight_rows), or made on the host and copied for the top-k mask,
-// whose graph is host lists.
-Tensor weight_block(const Tensor& e_all, const weights::WeightSpec& spec, const weights::Neighbours* nb,
-                    int64_t row0, int64_t rows) {
-  const Device device = e_all.device();
-  if (!device.is_cpu() && spec.mask != WeightMask::TopK) return weights::weight_rows(e_all, spec, row0, rows);
-  const Tensor e = e_all.to(Device::cpu());
-  Tensor w = Tensor::empty({rows, e.size(0)}, e.dtype(), Device::cpu());  // cosines, then weights
-  blocks::gemm_into(e.narrow(0, row0, rows), e.t(), w);
-  dispatch_float(w.dtype(), "contrastive_loss_block", [&]<class T>() {
-    weights::cosines_to_weights<T>(w.data<T>(), rows, e.size(0), row0, spec, nb);
-  });
-  return w.to(device);
-}
-
 struct Direction {
   double loss_sum = 0;  // sum over the block's anchors of l(k)
   int64_t correct = 0;  // anchors whose first argmax is their pair
@@ -50,8 +34,7 @@ struct Direction {
   double gs = 0;    // sum_kj g_kj s_kj
 };
 
-Direction direction(const Tensor& x_all, const Tensor& c_all, const Tensor& e_all,
-                    const weights::WeightSpec& spec, const weights::Neighbours* nb, bool weighted,
+Direction direction(const Tensor& x_all, const Tensor& c_all, const weights::WeightBlocks& wb, bool weighted,
                     double scale, int64_t row0, int64_t rows, double coeff, bool need_anchor,
                     bool need_cand) {
   const int64_t n = c_all.size(0);
@@ -59,7 +42,10 @@ Direction direction(const Tensor& x_all, const Tensor& c_all, const Tensor& e_al
   Tensor s = Tensor::empty({rows, n}, x_all.dtype(), x_all.device());           // (rows, N)
   blocks::gemm_into(xs, c_all.t(), s);
   Tensor w;
-  if (weighted) w = weight_block(e_all, spec, nb, row0, rows);
+  if (weighted) {
+    Tensor buf = Tensor::empty({rows, n}, x_all.dtype(), x_all.device());  // (rows, N) weights
+    w = wb.block(row0, buf);
+  }
   // Indexed by global row, as the xent passes are.
   Tensor lse = ops::zeros({n}, DType::F64, x_all.device()), r = ops::zeros({n}, DType::F64, x_all.device());
   Direction d;
@@ -163,21 +149,21 @@ ContrastiveOutput contrastive_loss_block(const Variable& p_all, const Variable& 
   const bool cols_weighted = plan.cols == fused::TargetForm::LowRank || plan.cols == fused::TargetForm::Block;
   const bool has_cols = plan.cols != fused::TargetForm::None;
   weights::Neighbours nb;  // the symmetrised top-k graph needs every row's top k: made over all N
+  const weights::WeightBlocks wb =
+      rows_weighted || cols_weighted ? weights::weight_blocks(e, plan.weights, &nb) : weights::WeightBlocks{};
   if ((rows_weighted || cols_weighted) && plan.weights.mask == WeightMask::TopK)
-    nb = weights::topk_neighbours(e.to(Device::cpu()), plan.weights.top_k, cfg.block_rows);
+    nb = weights::topk_neighbours(wb.e_host, plan.weights.top_k, cfg.block_rows);
 
   const double alpha = plan.row_weight / static_cast<double>(n);
   const double beta = has_cols ? plan.col_weight / static_cast<double>(n) : 0.0;
   // Gradients only for the towers that want one (the frozen tower's q usually does not).
   const bool grad = GradMode::is_enabled(), need_p = grad && p_all.requires_grad(),
              need_q = grad && q_all.requires_grad();
-  const Direction dr = direction(p_unit, q_unit, e, plan.weights, &nb, rows_weighted, scale, row0, rows,
-                                 alpha, need_p, need_q);
+  const Direction dr = direction(p_unit, q_unit, wb, rows_weighted, scale, row0, rows, alpha, need_p, need_q);
   // Without the column direction its accuracy is still reported (as contrastive_loss does).
   const Direction dc =
-      has_cols ? direction(q_unit, p_unit, e, plan.weights, &nb, cols_weighted, scale, row0, rows, beta,
-                           need_q, need_p)
-               : direction(q_unit, p_unit, e, plan.weights, &nb, false, scale, row0, rows, 0.0, false, false);
+      has_cols ? direction(q_unit, p_unit, wb, cols_weighted, scale, row0, rows, beta, need_q, need_p)
+               : direction(q_unit, p_unit, wb, false, scale, row0, rows, 0.0, false, false);
 
   const double loss_rows = dr.loss_sum / static_cast<double>(n);
   const double loss_cols = has_cols ? dc.loss_sum / static_cast<double>(n) : 0.0;

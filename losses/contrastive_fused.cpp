@@ -53,64 +53,13 @@ double host_value(const Tensor& t) { return t.to(Device::cpu()).to(DType::F64).i
 double dot_all(const Tensor& a, const Tensor& b) { return host_value(ops::sum(ops::mul(a, b))); }
 double sum_all(const Tensor& t) { return host_value(ops::sum(t)); }
 
-Tensor to_tensor(const std::vector<double>& v, Device device) {
-  return ops::from_vector(v, {static_cast<int64_t>(v.size())}).to(DType::F64).to(device);
-}
 // An (N) f64 vector as an (N, 1) column of `dtype`, to scale rows.
 Tensor column_of(const Tensor& v, DType dtype) { return v.reshape({v.numel(), 1}).to(dtype); }
 
-// Where W's blocks are made. The weight code (cwcl_weights.h) is host code: on the CPU it writes
-// each block in place; on another device the kernels and the threshold mask are core ops on the
-// device (a GEMM and a few elementwise ops per block), and the top-k mask, whose neighbour lists
-// live on the host, makes its blocks on the host from E's copy and copies them over.
-struct WeightSource {
-  Tensor e;       // (N, D') unit rows on the loss's device
-  Tensor e_host;  // the same rows on the host (CPU or top-k only)
-  const weights::WeightSpec* spec = nullptr;
-  const weights::Neighbours* nb = nullptr;  // the top-k graph (TopK only)
-
-  bool on_host() const { return e.device().is_cpu() || spec->mask == WeightMask::TopK; }
-
-  // W's rows [i0, i0 + buf.size(0)): written into buf (rows, N), or returned as a new tensor.
-  Tensor block(int64_t i0, Tensor& buf) const {
-    const int64_t rows = buf.size(0), n = buf.size(1);
-    if (!on_host()) return device_block(i0, rows);
-    Tensor c = buf.device().is_cpu() ? buf : Tensor::empty({rows, n}, buf.dtype(), Device::cpu());
-    blocks::gemm_into(e_host.narrow(0, i0, rows), e_host.t(), c);
-    dispatch_float(c.dtype(), "contrastive_loss",
-                   [&]<class T>() { weights::cosines_to_weights<T>(c.data<T>(), rows, n, i0, *spec, nb); });
-    if (!buf.device().is_cpu()) cross_device_copy(c, buf, "contrastive_loss");
-    return buf;
-  }
-
-  Tensor device_block(int64_t i0, int64_t rows) const { return weights::weight_rows(e, *spec, i0, rows); }
-
-  // W's row and column sums (N) f64 on the loss's device, by one pass over W's blocks.
-  std::pair<Tensor, Tensor> sums(int64_t block_rows) const {
-    if (on_host()) {
-      const weights::WeightSums s = weights::weight_sums(e_host, *spec, nb, block_rows);
-      return {to_tensor(s.rows, e.device()), to_tensor(s.cols, e.device())};
-    }
-    const int64_t n = e.size(0), b = blocks::choose_block_rows(n, 1, block_rows);
-    Tensor r = ops::zeros({n}, DType::F64, e.device()), c = ops::zeros({n}, DType::F64, e.device());
-    for (int64_t i0 = 0; i0 < n; i0 += b) {
-      const Tensor w = device_block(i0, std::min(b, n - i0)).to(DType::F64);
-      r.narrow(0, i0, w.size(0)).copy_(ops::sum(w, {1}));
-      c = ops::add(c, ops::sum(w, {0}));
-    }
-    return {r, c};
-  }
-};
-
-// The weight source of a forward or backward pass (undefined rows when no block is needed).
-WeightSource weight_source(const Inputs& in, const TargetPlan& plan, const Saved& sv) {
-  WeightSource ws;
-  ws.spec = &plan.weights;
-  ws.nb = &sv.topk;
-  if (!plan.uses_blocks()) return ws;
-  ws.e = in.e;
-  if (ws.on_host()) ws.e_host = in.e.to(Device::cpu());
-  return ws;
+// W's row blocks for a forward or backward pass (nothing to make when no direction needs them).
+weights::WeightBlocks weight_source(const Inputs& in, const TargetPlan& plan, const Saved& sv) {
+  if (!plan.uses_blocks()) return {};
+  return weights::weight_blocks(in.e, plan.weights, &sv.topk);
 }
 
 // T Y for one direction's LowRank targets; transpose gives T^T Y.
@@ -240,7 +189,7 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
   sv.block_rows = blocks::choose_block_rows(n, blocked_w ? 2 : 1, block_rows);
   sv.lse = ops::zeros({n}, DType::F64, device);
   if (plan.rows == TargetForm::Block) sv.r = ops::zeros({n}, DType::F64, device);
-  const WeightSource ws = weight_source(in, plan, sv);
+  const weights::WeightBlocks ws = weight_source(in, plan, sv);
   if (blocked_w && plan.weights.mask == WeightMask::TopK)
     sv.topk = weights::topk_neighbours(ws.e_host, plan.weights.top_k, block_rows);
   if (plan.rows == TargetForm::LowRank) sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64);
@@ -307,7 +256,7 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
 
   const Tensor ps = ops::mul(in.p, in.scale);
   const Tensor qt = in.q.t();
-  const WeightSource ws = weight_source(in, plan, sv);
+  const weights::WeightBlocks ws = weight_source(in, plan, sv);
   Tensor s_buf = Tensor::empty({b, n}, in.p.dtype(), device);
   Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), device) : Tensor();
   Tensor dp = need_p ? Tensor::empty(in.p.shape(), in.p.dtype(), device) : Tensor();
@@ -385,7 +334,7 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   if (has_cols) sv.clse = ops::add(cols.max, ops::log(cols.sum));
 
   // W's sums must be whole before any block folds its targets in (T_c divides by c_j).
-  const WeightSource ws = weight_source(in, plan, sv);
+  const weights::WeightBlocks ws = weight_source(in, plan, sv);
   if (blocked_w) {
     if (plan.weights.mask == WeightMask::TopK)
       sv.topk = weights::topk_neighbours(ws.e_host, plan.weights.top_k, block_rows);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 
+#include "core/backend.h"
 #include "core/ops.h"
 #include "losses/block_kernels.h"
 #include "losses/l2_normalize.h"
@@ -179,6 +180,43 @@ Tensor linear_weights_row_sums(const Tensor& e_unit) {
   // W 1 = (E (E^T 1) + N) / 2.
   const Tensor e_sum = ops::sum(e_unit, {0});  // (D)
   return ops::mul(ops::add(ops::matmul(e_unit, e_sum), static_cast<double>(e_unit.size(0))), 0.5);
+}
+
+WeightBlocks weight_blocks(const Tensor& e_unit, const WeightSpec& spec, const Neighbours* nb) {
+  WeightBlocks wb;
+  wb.e = e_unit;
+  wb.spec = &spec;
+  wb.nb = nb;
+  if (wb.on_host()) wb.e_host = e_unit.to(Device::cpu());
+  return wb;
+}
+
+Tensor WeightBlocks::block(int64_t row0, Tensor& buf) const {
+  const int64_t rows = buf.size(0), n = buf.size(1);
+  if (!on_host()) return weight_rows(e, *spec, row0, rows);
+  Tensor c = buf.device().is_cpu() ? buf : Tensor::empty({rows, n}, buf.dtype(), Device::cpu());
+  blocks::gemm_into(e_host.narrow(0, row0, rows), e_host.t(), c);
+  dispatch_float(c.dtype(), "cwcl weights",
+                 [&]<class T>() { cosines_to_weights<T>(c.data<T>(), rows, n, row0, *spec, nb); });
+  if (!buf.device().is_cpu()) cross_device_copy(c, buf, "cwcl weights");
+  return buf;
+}
+
+std::pair<Tensor, Tensor> WeightBlocks::sums(int64_t block_rows) const {
+  const Device device = e.device();
+  const int64_t n = e.size(0);
+  if (on_host()) {
+    const WeightSums s = weight_sums(e_host, *spec, nb, block_rows);
+    return {ops::from_vector(s.rows, {n}).to(device), ops::from_vector(s.cols, {n}).to(device)};
+  }
+  const int64_t b = blocks::choose_block_rows(n, 1, block_rows);
+  Tensor r = ops::zeros({n}, DType::F64, device), c = ops::zeros({n}, DType::F64, device);
+  for (int64_t i0 = 0; i0 < n; i0 += b) {
+    const Tensor w = weight_rows(e, *spec, i0, std::min(b, n - i0)).to(DType::F64);
+    r.narrow(0, i0, w.size(0)).copy_(ops::sum(w, {1}));
+    c = ops::add(c, ops::sum(w, {0}));
+  }
+  return {r, c};
 }
 
 template void cosines_to_weights<float>(float*, int64_t, int64_t, int64_t, const WeightSpec&,

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -68,6 +69,25 @@ WeightSums weight_sums(const Tensor& e_unit, const WeightSpec& s, const Neighbou
 // Low-rank linear kernel: W Y for Y (N, D'), and W's row sums (N) = W 1.
 Tensor linear_weights_times(const Tensor& e_unit, const Tensor& y);
 Tensor linear_weights_row_sums(const Tensor& e_unit);
+
+// Where a loss on E's device gets W's row blocks. The weight code above is host code: on the CPU
+// each block is written in place into the caller's buffer; on another device the kernels and the
+// threshold mask are core ops there (weight_rows), and the top-k mask, whose graph is host lists,
+// makes its blocks on the host from E's copy and copies them over.
+struct WeightBlocks {
+  Tensor e;       // (N, D') unit rows on the loss's device
+  Tensor e_host;  // the same rows on the host (CPU or top-k only), also for topk_neighbours
+  const WeightSpec* spec = nullptr;
+  const Neighbours* nb = nullptr;  // the top-k graph (TopK only; may be filled after construction)
+
+  bool on_host() const { return e.device().is_cpu() || spec->mask == WeightMask::TopK; }
+  // W's rows [row0, row0 + buf.size(0)) (rows, N): written into buf, or returned as a new tensor.
+  Tensor block(int64_t row0, Tensor& buf) const;
+  // W's row and column sums (N) f64 on the loss's device, by one pass over W's blocks.
+  std::pair<Tensor, Tensor> sums(int64_t block_rows) const;
+};
+// e_unit on the loss's device; spec and nb must outlive the result.
+WeightBlocks weight_blocks(const Tensor& e_unit, const WeightSpec& spec, const Neighbours* nb);
 
 }  // namespace weights
 }  // namespace cw::losses
