@@ -1,8 +1,6 @@
 // Parameter broadcast and bucketed gradient averaging (see gradient_reducer.h).
 #include "dist/gradient_reducer.h"
 
-#include <cstring>
-
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -38,27 +36,8 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<Variable> param
   }
 }
 
-// The bucket's gradients end to end in one flat host buffer (memcpy; a missing gradient is zeros).
-Tensor GradientReducer::pack_on_host(const Bucket& b, DType dtype) const {
-  Tensor flat = Tensor::empty({b.numel}, dtype);
-  const size_t esize = dtype_size(dtype);
-  auto* base = static_cast<unsigned char*>(flat.raw_data());
-  int64_t at = 0;
-  for (size_t i : b.params) {
-    const Variable& p = params_[i];
-    if (p.grad().defined()) {
-      const Tensor g = p.grad().contiguous();
-      check_grad(g, p, dtype, Device::cpu());
-      std::memcpy(base + at * esize, g.raw_data(), static_cast<size_t>(g.numel()) * esize);
-    } else {
-      std::memset(base + at * esize, 0, static_cast<size_t>(p.numel()) * esize);
-    }
-    at += p.numel();
-  }
-  return flat;
-}
-
-// The same on a device, by one concatenation there (host pointers cannot be written).
+// The bucket's gradients end to end in one flat tensor on their device, by one concatenation (a
+// missing gradient is zeros).
 Tensor GradientReducer::pack(const Bucket& b, DType dtype, Device device) const {
   std::vector<Tensor> parts;
   for (size_t i : b.params) {
@@ -78,7 +57,7 @@ void GradientReducer::average() {
   for (const Bucket& b : buckets_) {
     const DType dtype = params_[b.params.front()].dtype();
     const Device device = params_[b.params.front()].data().device();
-    Tensor flat = device.is_cpu() ? pack_on_host(b, dtype) : pack(b, dtype, device);
+    Tensor flat = pack(b, dtype, device);
     comm_.all_reduce(flat, ReduceOp::Avg);
     int64_t at = 0;
     for (size_t i : b.params) {  // unpack into fresh tensors (a grad may share storage with another)

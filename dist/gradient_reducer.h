@@ -36,7 +36,6 @@ class GradientReducer {
   std::vector<Variable> params_;
   std::vector<Bucket> buckets_;
 
-  Tensor pack_on_host(const Bucket& b, DType dtype) const;
   Tensor pack(const Bucket& b, DType dtype, Device device) const;
 };
 
