@@ -1,4 +1,5 @@
-// The backend registry and the names of the elementwise ops (see backend.h).
+// The backend registry, the names of the elementwise ops and the convolution methods, and the
+// Backend's default convolution method (see backend.h).
 #include "core/backend.h"
 
 #include <array>
@@ -110,6 +111,31 @@ const char* binary_op_name(BinaryOp op) {
     case BinaryOp::Ge: return "ge";
   }
   return "?";
+}
+
+const char* conv_method_name(ConvMethod m) {
+  switch (m) {
+    case ConvMethod::Lowered: return "im2col + GEMM";
+    case ConvMethod::Depthwise: return "depthwise kernel";
+    case ConvMethod::Library: return "library";
+  }
+  return "?";
+}
+
+ConvMethod Backend::conv_method(const ConvGeometry& g, int64_t groups, int64_t out_channels, DType) {
+  return groups == g.channels && out_channels == g.channels ? ConvMethod::Depthwise : ConvMethod::Lowered;
+}
+
+void Backend::conv_forward(const Tensor&, const Tensor&, const ConvGeometry&, int64_t, Tensor&) {
+  throw NotImplementedError(detail::cat("conv_forward: backend ", name(), " has no convolution library"));
+}
+void Backend::conv_backward_input(const Tensor&, const Tensor&, const ConvGeometry&, int64_t, Tensor&) {
+  throw NotImplementedError(
+      detail::cat("conv_backward_input: backend ", name(), " has no convolution library"));
+}
+void Backend::conv_backward_weight(const Tensor&, const Tensor&, const ConvGeometry&, int64_t, Tensor&) {
+  throw NotImplementedError(
+      detail::cat("conv_backward_weight: backend ", name(), " has no convolution library"));
 }
 
 }  // namespace cw

@@ -56,6 +56,12 @@ struct ConvGeometry {
   int64_t out_w() const { return (width + 2 * pad_w - dil_w * (kw - 1) - 1) / stride_w + 1; }
 };
 
+// How a backend runs a convolution (Backend::conv_method): lowered to im2col + GEMM, by the
+// direct depthwise kernels (groups = Cin = Cout only), or whole by the backend's convolution
+// library (cuDNN on CUDA; Backend::conv_forward and its two backward passes).
+enum class ConvMethod : uint8_t { Lowered, Depthwise, Library };
+const char* conv_method_name(ConvMethod m);
+
 // ---- fused softmax cross-entropy over a logit matrix (the contrastive losses' O(N^2) passes) ----
 // A block s (R, N) of an (M, N) logit matrix: its row k is global row row0 + k, and the pair
 // (the positive) of global row i is column i. w is the same block of a weight matrix, or
@@ -164,6 +170,23 @@ class Backend {
   // gw (C, kh, kw), overwritten: sum over images and output pixels of gy * the input it saw.
   virtual void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
                                               Tensor& gw) = 0;
+
+  // ---- whole convolutions from a library (optional) ----
+  // Which way a convolution of this geometry, group count, output channels and dtype runs here.
+  // The default, which the CPU keeps, is the depthwise kernels where groups = Cin = Cout and the
+  // lowering otherwise; a backend with a convolution library (CUDA with cuDNN) overrides it
+  // and the three passes below, which the default backend does not have (they throw).
+  virtual ConvMethod conv_method(const ConvGeometry& g, int64_t groups, int64_t out_channels, DType dt);
+  // x (N, Cin, H, W) and w (Cout, Cin/groups, kh, kw) contiguous, N >= 1; y (N, Cout, OH, OW)
+  // overwritten.
+  virtual void conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, int64_t groups,
+                            Tensor& y);
+  // gx (N, Cin, H, W) overwritten: the adjoint of conv_forward in x. gy contiguous.
+  virtual void conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g, int64_t groups,
+                                   Tensor& gx);
+  // gw (Cout, Cin/groups, kh, kw) overwritten: the adjoint in w, summed over the images.
+  virtual void conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g, int64_t groups,
+                                    Tensor& gw);
   // ---- fused softmax cross-entropy (see XentRowTotals above; s and w contiguous) ----
   // lse[row0 + k] = log sum_j exp(s_kj) (f64, M); with w, r[row0 + k] = sum_j w_kj (f64, M).
   virtual XentRowTotals xent_row_pass(const Tensor& s, const Tensor& w, int64_t row0, bool weighted_rows,

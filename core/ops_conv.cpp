@@ -1,4 +1,7 @@
-// Convolutions (conv1d is conv2d with height 1), in two kernels:
+// Convolutions (conv1d is conv2d with height 1). The backend says which of three ways one runs
+// (Backend::conv_method): whole, by its convolution library (cuDNN on CUDA: forward and both
+// backward passes are one library call each, and the library picks its own algorithm), or by
+// one of the two ways below, which every backend has.
 //
 // Depthwise (groups = Cin = Cout, the Conformer's convolution module): a direct backend kernel
 // per channel plane (Backend::depthwise_conv and its two backward kernels); no buffers.
@@ -53,12 +56,21 @@ Conv2dShapes conv2d_shapes(const Tensor& x, const Tensor& w, const Conv2dOptions
   return {geo, x.size(0), x.size(1), w.size(0), g, w.size(1) * w.size(2) * w.size(3)};
 }
 
-bool is_depthwise(const Conv2dShapes& s) { return s.groups == s.cin && s.cout == s.cin; }
+// The backend's way for this convolution. An empty batch is left to the lowering, which
+// handles it with no kernel at all (libraries reject zero-sized tensors).
+ConvMethod method_for(Backend& be, const Conv2dShapes& s, DType dt) {
+  const ConvMethod m = be.conv_method(s.geo, s.groups, s.cout, dt);
+  return m == ConvMethod::Library && s.n == 0 ? ConvMethod::Lowered : m;
+}
 
 // A depthwise pass (forward, or either backward) is one multiply-add per output element and tap;
-// the other convolutions are GEMMs and are counted by matmul.
+// the lowered convolutions are GEMMs and are counted by matmul. A library pass does the lowered
+// pass's multiply-adds (each output element is a K-long dot product), however it computes them.
 void count_depthwise(const Conv2dShapes& s) {
   FlopCounter::add("depthwise_conv", 2 * s.n * s.cout * s.geo.out_h() * s.geo.out_w() * s.geo.kh * s.geo.kw);
+}
+void count_library(const Conv2dShapes& s) {
+  FlopCounter::add("conv", 2 * s.n * s.cout * s.geo.out_h() * s.geo.out_w() * s.k);
 }
 
 // A 1x1 kernel with stride 1 and no padding: im2col is the identity, so x itself is the column
@@ -85,7 +97,12 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Con
   const int64_t OH = s.geo.out_h(), OW = s.geo.out_w(), L = OH * OW;
   Backend& be = backend_for(x.device(), "conv2d");
   Tensor y;
-  if (is_depthwise(s)) {
+  const ConvMethod method = method_for(be, s, x.dtype());
+  if (method == ConvMethod::Library) {
+    y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
+    be.conv_forward(x, w.contiguous(), s.geo, s.groups, y);
+    count_library(s);
+  } else if (method == ConvMethod::Depthwise) {
     y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
     be.depthwise_conv(x, w.contiguous(), s.geo, y);
     count_depthwise(s);
@@ -127,7 +144,19 @@ ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w,
   const Tensor gyc = gy.contiguous();
   Backend& be = backend_for(x_in.device(), "conv2d_backward");
   ConvGrads g;
-  if (is_depthwise(s)) {
+  const ConvMethod method = method_for(be, s, x_in.dtype());
+  if (method == ConvMethod::Library) {
+    if (need_weight) {
+      g.weight = Tensor::empty(w.shape(), w.dtype(), w.device());
+      be.conv_backward_weight(gyc, x_in.contiguous(), s.geo, s.groups, g.weight);
+      count_library(s);
+    }
+    if (need_x) {
+      g.x = Tensor::empty(x_in.shape(), x_in.dtype(), x_in.device());
+      be.conv_backward_input(gyc, w.contiguous(), s.geo, s.groups, g.x);
+      count_library(s);
+    }
+  } else if (method == ConvMethod::Depthwise) {
     if (need_weight) {
       g.weight = Tensor::empty(w.shape(), w.dtype(), w.device());
       be.depthwise_conv_backward_weight(gyc, x_in.contiguous(), s.geo, g.weight);
@@ -169,7 +198,8 @@ ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w,
         }
       }
     }
-    if (need_weight) g.weight = g.weight.view(w.shape());
+    // An empty batch runs no chunk: its weight gradient is zero.
+    if (need_weight) g.weight = g.weight.defined() ? g.weight.view(w.shape()) : zeros_like(w);
   }
   if (need_bias) g.bias = sum(gy, {0, 2, 3});
   return g;

@@ -1,6 +1,6 @@
-// The public face of the CUDA backend: registration, device queries, the TF32 switch and the
-// caching allocator's statistics. Plain C++ (no CUDA types), so any layer or binary can include
-// it. Part of cuda/, which depends on core/ only.
+// The public face of the CUDA backend: registration, device queries, the TF32 and convolution
+// engine switches and the caching allocator's statistics. Plain C++ (no CUDA types), so any
+// layer or binary can include it. Part of cuda/, which depends on core/ only.
 #pragma once
 
 #include <cstddef>
@@ -24,8 +24,24 @@ void synchronize(int device = -1);
 
 // f32 matmuls may use TF32 tensor cores (10-bit mantissa inputs, f32 accumulation) when on.
 // Off by default, so f32 results match the CPU to f32 rounding; the tests keep it off.
+// cuDNN convolutions follow the same switch.
 void set_allow_tf32(bool on);
 bool allow_tf32();
+
+// Which implementation runs convolutions on CUDA tensors:
+//   Auto   - cuDNN for f32 convolutions except depthwise ones, which take our direct kernel
+//            (as PyTorch does for f32 depthwise); f64 (tests only) and builds without cuDNN
+//            take our kernels. The default.
+//   Cudnn  - cuDNN for every convolution, depthwise and f64 included (needs a cuDNN build).
+//   Native - our kernels only: im2col + cuBLAS GEMM, and the direct depthwise kernel.
+// Which is faster per shape is measured by tools/gpu_check (conv_bench), not assumed.
+enum class ConvEngine : uint8_t { Auto, Cudnn, Native };
+// Throws DeviceError for Cudnn in a build without cuDNN.
+void set_conv_engine(ConvEngine engine);
+ConvEngine conv_engine();
+const char* conv_engine_name(ConvEngine engine);  // "auto", "cudnn", "native"
+// Whether this build links cuDNN (CMake found it; see cuda/CMakeLists.txt).
+bool built_with_cudnn();
 
 // The caching allocator, per device. `allocated` counts bytes of live tensors' blocks (rounded
 // to their size class), `reserved` everything obtained from cudaMalloc (live + cached).

@@ -1,7 +1,8 @@
 // The CUDA backend: every Backend primitive on a CUDA device. Elementwise ops, reductions,
-// softmax, layer norm, indexing and im2col are our kernels (one .cu per family); matmul is
-// cuBLAS. All work is queued on one stream (context.h). Internal to cuda/; users call
-// cw::cuda::init() (cuda.h), which registers it.
+// softmax, layer norm, indexing, im2col and the depthwise convolution are our kernels (one .cu
+// per family); matmul is cuBLAS, other convolutions cuDNN where built with it (cudnn_conv.h).
+// All work is queued on one stream (context.h). Internal to cuda/; users call cw::cuda::init()
+// (cuda.h), which registers it.
 #pragma once
 
 #include <memory>
@@ -50,6 +51,15 @@ class CudaBackend final : public Backend {
                                      Tensor& gx) override;
   void depthwise_conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
                                       Tensor& gw) override;
+
+  // cudnn_conv.cpp: the engine switch's policy, and the passes on cuDNN.
+  ConvMethod conv_method(const ConvGeometry& g, int64_t groups, int64_t out_channels, DType dt) override;
+  void conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, int64_t groups,
+                    Tensor& y) override;
+  void conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g, int64_t groups,
+                           Tensor& gx) override;
+  void conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g, int64_t groups,
+                            Tensor& gw) override;
 
   XentRowTotals xent_row_pass(const Tensor& s, const Tensor& w, int64_t row0, bool weighted_rows, Tensor& lse,
                               Tensor& r) override;

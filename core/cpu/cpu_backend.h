@@ -8,7 +8,9 @@
 
 namespace cw::cpu {
 
-class CpuBackend final : public Backend {
+// Not final: tests derive a backend with a convolution library from it
+// (tests/core/conv_library_path_test.cpp).
+class CpuBackend : public Backend {
  public:
   const char* name() const override { return "cpu"; }
 

@@ -1,7 +1,8 @@
 // CUDA vs CPU parity for matmul (cuBLAS: transposed operands, strided and looped batches,
 // broadcasting, 1-d operands), softmax / log-softmax, layer norm, indexing (embedding, gather,
-// their atomic backward passes) and convolutions (im2col / col2im and depthwise), forward and
-// backward through autograd. f32 GEMMs sum in a different order than OpenBLAS: 1e-4 relative.
+// their atomic backward passes) and convolutions under each engine setting (cuDNN; im2col /
+// col2im and the depthwise kernel), forward and backward through autograd. f32 GEMMs sum in a
+// different order than OpenBLAS: 1e-4 relative.
 #include "cuda_test_util.h"
 
 namespace cw::test {
@@ -128,10 +129,18 @@ TEST_F(CudaLinalgParity, IndexingForwardAndBackward) {
       {rnd({2, 3}), rnd({2, 3})}, kAtol32, kRtol32));
 }
 
-TEST_F(CudaLinalgParity, Convolutions) {
+// Sets the convolution engine for a scope, then back to Auto.
+class EngineScope {
+ public:
+  explicit EngineScope(cuda::ConvEngine e) { cuda::set_conv_engine(e); }
+  ~EngineScope() { cuda::set_conv_engine(cuda::ConvEngine::Auto); }
+};
+
+// Every convolution shape the towers use, forward and backward, against the CPU.
+void check_convolutions(const char* engine) {
   for (DType dt : {DType::F32, DType::F64}) {
     const double at = dt == DType::F32 ? 1e-4 : 1e-12, rt = dt == DType::F32 ? 1e-4 : 1e-11;
-    // conv2d: stride, padding, dilation, groups (im2col + GEMM, col2im in backward).
+    // conv2d: stride, padding, dilation, groups.
     ops::Conv2dOptions o;
     o.stride = {2, 1};
     o.padding = {1, 2};
@@ -140,13 +149,21 @@ TEST_F(CudaLinalgParity, Convolutions) {
     EXPECT_TRUE(grad_parity([o](auto& v) { return ag::conv2d(v[0], v[1], v[2], o); },
                             {rnd({2, 4, 9, 11}, dt), rnd({6, 2, 3, 3}, dt, -1, 1, 2), rnd({6}, dt, -1, 1, 3)},
                             at, rt))
-        << "conv2d " << dtype_name(dt);
-    // conv1d, pointwise and depthwise (groups = C: the direct kernels), as in the Conformer.
+        << "conv2d " << dtype_name(dt) << ", engine " << engine;
+    // The Conformer's subsampling: 3x3 stride 2, 1 then 16 channels in, on a (frames, mels) map.
+    ops::Conv2dOptions sub;
+    sub.stride = {2, 2};
+    for (int64_t cin : {1, 16})
+      EXPECT_TRUE(grad_parity(
+          [sub](auto& v) { return ag::conv2d(v[0], v[1], v[2], sub); },
+          {rnd({3, cin, 41, 20}, dt), rnd({16, cin, 3, 3}, dt, -1, 1, 2), rnd({16}, dt, -1, 1, 3)}, at, rt))
+          << "subsampling conv2d, " << cin << " channels in, " << dtype_name(dt) << ", engine " << engine;
+    // conv1d, pointwise and depthwise (groups = C), as in the Conformer's convolution module.
     ops::Conv1dOptions pw;
     EXPECT_TRUE(grad_parity([pw](auto& v) { return ag::conv1d(v[0], v[1], v[2], pw); },
                             {rnd({3, 8, 40}, dt), rnd({16, 8, 1}, dt, -1, 1, 2), rnd({16}, dt, -1, 1, 3)}, at,
                             rt))
-        << "pointwise " << dtype_name(dt);
+        << "pointwise " << dtype_name(dt) << ", engine " << engine;
     for (int64_t stride : {1, 2}) {
       ops::Conv1dOptions dw;
       dw.groups = 8;
@@ -155,9 +172,40 @@ TEST_F(CudaLinalgParity, Convolutions) {
       EXPECT_TRUE(grad_parity([dw](auto& v) { return ag::conv1d(v[0], v[1], v[2], dw); },
                               {rnd({3, 8, 40}, dt), rnd({8, 1, 31}, dt, -1, 1, 2), rnd({8}, dt, -1, 1, 3)},
                               at, rt))
-          << "depthwise stride " << stride << " " << dtype_name(dt);
+          << "depthwise stride " << stride << " " << dtype_name(dt) << ", engine " << engine;
     }
   }
+}
+
+// The default (Auto): cuDNN for f32 dense convolutions where built with it, our kernels otherwise.
+TEST_F(CudaLinalgParity, Convolutions) { check_convolutions("auto"); }
+
+// Our kernels only: im2col + cuBLAS and the direct depthwise kernel.
+TEST_F(CudaLinalgParity, ConvolutionsOnOurKernels) {
+  EngineScope engine(cuda::ConvEngine::Native);
+  check_convolutions("native");
+}
+
+// cuDNN for every convolution, depthwise and f64 included; the backward passes repeat bit for bit
+// (deterministic algorithms are preferred).
+TEST_F(CudaLinalgParity, ConvolutionsOnCudnn) {
+  if (!cuda::built_with_cudnn()) GTEST_SKIP() << "this build has no cuDNN";
+  EngineScope engine(cuda::ConvEngine::Cudnn);
+  if (!dry_run_on_cpu()) {  // the emulated device runs the CPU backend, which has no library
+    const ConvGeometry g{4, 9, 11, 3, 3, 1, 1, 0, 0, 1, 1};
+    EXPECT_EQ(backend_for(gpu(), "test").conv_method(g, 4, 4, DType::F32), ConvMethod::Library);
+  }
+  check_convolutions("cudnn");
+  ops::Conv2dOptions sub;
+  sub.stride = {2, 2};
+  const Tensor x = rnd({4, 8, 61, 40}).to(gpu()), w = rnd({16, 8, 3, 3}, DType::F32, -1, 1, 2).to(gpu());
+  const Tensor gy = rnd({4, 16, 30, 19}, DType::F32, -1, 1, 3).to(gpu());
+  const ops::ConvGrads a = ops::conv2d_backward(gy, x, w, sub, true, true, false);
+  const ops::ConvGrads b = ops::conv2d_backward(gy, x, w, sub, true, true, false);
+  EXPECT_TRUE(all_close(a.x.to(Device::cpu()), b.x.to(Device::cpu()), 0, 0))
+      << "input gradient not repeatable";
+  EXPECT_TRUE(all_close(a.weight.to(Device::cpu()), b.weight.to(Device::cpu()), 0, 0))
+      << "weight gradient not repeatable";
 }
 
 }  // namespace

@@ -1,0 +1,377 @@
+// cuDNN convolutions and the engine switch (see cudnn_conv.h and cuda.h).
+//
+// cuDNN 9 marks this descriptor API (cudnnConvolutionForward and friends) deprecated in favour of
+// its graph API; it is still shipped and supported, is what PyTorch's default path calls, and is
+// a tenth of the code of an operation graph per pass. Porting means replacing run_pass below.
+#include "cuda/cudnn_conv.h"
+
+#include <atomic>
+#include <climits>
+#include <map>
+#include <mutex>
+
+#include "cuda/context.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_error.h"
+
+namespace cw::cuda {
+
+namespace {
+std::atomic<ConvEngine> g_engine{ConvEngine::Auto};
+}  // namespace
+
+bool built_with_cudnn() {
+#ifdef CW_HAVE_CUDNN
+  return true;
+#else
+  return false;
+#endif
+}
+
+void set_conv_engine(ConvEngine engine) {
+  CW_CHECK(engine != ConvEngine::Cudnn || built_with_cudnn(), DeviceError,
+           "conv engine cudnn: this build has no cuDNN (CMake found none; configure with CUDNN_ROOT set to "
+           "its prefix); use auto or native");
+  g_engine = engine;
+}
+
+ConvEngine conv_engine() { return g_engine; }
+
+const char* conv_engine_name(ConvEngine engine) {
+  switch (engine) {
+    case ConvEngine::Auto: return "auto";
+    case ConvEngine::Cudnn: return "cudnn";
+    case ConvEngine::Native: return "native";
+  }
+  return "?";
+}
+
+ConvMethod choose_conv_method(ConvEngine engine, bool depthwise, DType dt, bool have_cudnn) {
+  const ConvMethod ours = depthwise ? ConvMethod::Depthwise : ConvMethod::Lowered;
+  switch (engine) {
+    case ConvEngine::Native: return ours;
+    case ConvEngine::Cudnn: return have_cudnn ? ConvMethod::Library : ours;
+    case ConvEngine::Auto: return have_cudnn && !depthwise && dt == DType::F32 ? ConvMethod::Library : ours;
+  }
+  return ours;
+}
+
+ConvMethod CudaBackend::conv_method(const ConvGeometry& g, int64_t groups, int64_t out_channels, DType dt) {
+  const bool depthwise = groups == g.channels && out_channels == g.channels;
+  return choose_conv_method(conv_engine(), depthwise, dt, built_with_cudnn());
+}
+
+#ifdef CW_HAVE_CUDNN
+
+namespace {
+
+int as_int(int64_t v, const char* what) {
+  CW_CHECK(v >= 0 && v <= INT_MAX, NotImplementedError, "cuDNN convolution: ", what, " ", v,
+           " exceeds cuDNN's 32-bit sizes");
+  return static_cast<int>(v);
+}
+
+cudnnDataType_t cudnn_type(DType dt) {
+  CW_CHECK(dt == DType::F32 || dt == DType::F64, DTypeError, "cuDNN convolution: dtype ", dtype_name(dt),
+           " is not supported");
+  return dt == DType::F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+}
+
+// Everything that makes two convolutions the same problem for cuDNN.
+struct Problem {
+  int device = 0;
+  DType dtype = DType::F32;
+  bool tf32 = false;
+  int64_t n = 0, out_channels = 0, groups = 1;
+  ConvGeometry g{};
+
+  std::array<int64_t, 17> key() const {
+    return {device,       static_cast<int64_t>(dtype),
+            tf32,         n,
+            out_channels, groups,
+            g.channels,   g.height,
+            g.width,      g.kh,
+            g.kw,         g.stride_h,
+            g.stride_w,   g.pad_h,
+            g.pad_w,      g.dil_h,
+            g.dil_w};
+  }
+  // "x (N, C, H, W), w (Cout, C/g, kh, kw), groups g, stride, padding, dilation": for errors.
+  std::string str() const {
+    return ::cw::detail::cat("x (", n, ", ", g.channels, ", ", g.height, ", ", g.width, "), w (",
+                             out_channels, ", ", g.channels / groups, ", ", g.kh, ", ", g.kw, "), groups ",
+                             groups, ", stride (", g.stride_h, ", ", g.stride_w, "), padding (", g.pad_h,
+                             ", ", g.pad_w, "), dilation (", g.dil_h, ", ", g.dil_w, "), ",
+                             dtype_name(dtype));
+  }
+};
+
+// The four descriptors of one problem (host objects; creating them touches no device).
+class Descriptors {
+ public:
+  explicit Descriptors(const Problem& p) {
+    const cudnnDataType_t type = cudnn_type(p.dtype);
+    const ConvGeometry& g = p.g;
+    for (int64_t v : {p.n * g.channels * g.height * g.width, p.n * p.out_channels * g.out_h() * g.out_w(),
+                      p.out_channels * (g.channels / p.groups) * g.kh * g.kw})
+      as_int(v, "tensor size");  // cuDNN's 4-d descriptors address at most 2^31 elements
+    CW_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
+    CW_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
+    CW_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
+    CW_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
+    CW_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, type, as_int(p.n, "batch"),
+                                              as_int(g.channels, "channels"), as_int(g.height, "height"),
+                                              as_int(g.width, "width")));
+    CW_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, type, CUDNN_TENSOR_NCHW, as_int(p.out_channels, "channels"),
+                                              as_int(g.channels / p.groups, "channels"),
+                                              as_int(g.kh, "kernel"), as_int(g.kw, "kernel")));
+    // Cross-correlation (no kernel flip), as every deep-learning "convolution". The compute type
+    // is the data type: f32 accumulates in f32, as cuBLAS does for the lowered path.
+    CW_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+        conv, as_int(g.pad_h, "padding"), as_int(g.pad_w, "padding"), as_int(g.stride_h, "stride"),
+        as_int(g.stride_w, "stride"), as_int(g.dil_h, "dilation"), as_int(g.dil_w, "dilation"),
+        CUDNN_CROSS_CORRELATION, type));
+    CW_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv, as_int(p.groups, "groups")));
+    CW_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math_type(p)));
+    int dims[4];
+    CW_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv, x, w, &dims[0], &dims[1], &dims[2], &dims[3]));
+    CW_CUDNN_CHECK(
+        cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, type, dims[0], dims[1], dims[2], dims[3]));
+    for (int i = 0; i < 4; ++i) out_dims[i] = dims[i];
+  }
+  ~Descriptors() {
+    if (conv) (void)cudnnDestroyConvolutionDescriptor(conv);
+    if (w) (void)cudnnDestroyFilterDescriptor(w);
+    if (y) (void)cudnnDestroyTensorDescriptor(y);
+    if (x) (void)cudnnDestroyTensorDescriptor(x);
+  }
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+
+  // Tensor cores only when TF32 is switched on for f32: CUDNN_DEFAULT_MATH would let cuDNN use
+  // TF32 for f32 on Ampere and later, which the switch's "off" promises not to do.
+  static cudnnMathType_t math_type(const Problem& p) {
+    return p.dtype == DType::F32 && p.tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  }
+
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  std::array<int64_t, 4> out_dims{};
+};
+
+// One pass's choice: the algorithm (as int: the three passes have three enum types), the math
+// type its perf entry names, and its workspace.
+struct Algorithm {
+  bool chosen = false;
+  int algo = 0;
+  cudnnMathType_t math = CUDNN_FMA_MATH;
+  size_t workspace = 0;
+};
+
+struct Plan {
+  explicit Plan(const Problem& p) : problem(p), desc(p) {}
+  Problem problem;
+  Descriptors desc;
+  Algorithm forward, backward_input, backward_weight;
+};
+
+enum class Pass : uint8_t { Forward, BackwardInput, BackwardWeight };
+const char* pass_name(Pass p) {
+  switch (p) {
+    case Pass::Forward: return "forward";
+    case Pass::BackwardInput: return "backward (input)";
+    case Pass::BackwardWeight: return "backward (weight)";
+  }
+  return "?";
+}
+
+// The first entry of cuDNN's ranked list that is allowed (see cudnn_conv.h); backward passes try
+// deterministic entries first, then any.
+template <class Perf>
+Algorithm pick(const Perf* perf, int count, const Problem& p, Pass pass) {
+  const bool tensor_ops_ok = p.dtype == DType::F32 && p.tf32;
+  for (int round = pass == Pass::Forward ? 1 : 0; round < 2; ++round) {
+    for (int i = 0; i < count; ++i) {
+      const Perf& e = perf[i];
+      if (e.status != CUDNN_STATUS_SUCCESS || e.memory > kCudnnWorkspaceLimit) continue;
+      if (e.mathType != CUDNN_FMA_MATH && !tensor_ops_ok && p.dtype == DType::F32) continue;
+      if (round == 0 && e.determinism != CUDNN_DETERMINISTIC) continue;
+      return {true, static_cast<int>(e.algo), e.mathType, e.memory};
+    }
+  }
+  throw DeviceError(::cw::detail::cat("cuDNN has no ", pass_name(pass), " convolution algorithm for ",
+                                      p.str(), " within the ", kCudnnWorkspaceLimit >> 20,
+                                      " MiB workspace limit and the TF32 switch; --run.conv native (cuda.h: "
+                                      "ConvEngine::Native) runs it as im2col + GEMM"));
+}
+
+Algorithm choose(cudnnHandle_t h, const Plan& plan, Pass pass) {
+  const Descriptors& d = plan.desc;
+  int count = 0;
+  switch (pass) {
+    case Pass::Forward: {
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      CW_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
+                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+      return pick(perf, count, plan.problem, pass);
+    }
+    case Pass::BackwardInput: {
+      cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+      CW_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+          h, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+      return pick(perf, count, plan.problem, pass);
+    }
+    case Pass::BackwardWeight: {
+      cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+      CW_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+          h, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
+      return pick(perf, count, plan.problem, pass);
+    }
+  }
+  throw Error("cuDNN convolution: unknown pass");
+}
+
+constexpr int kMaxDevices = 64;
+
+// The cuDNN handle of a device (created on first use, bound to stream()). Never destroyed, for
+// the reason cuBLAS's are not (context.h).
+cudnnHandle_t cudnn_handle(int device) {
+  static std::mutex mu;
+  static std::array<cudnnHandle_t, kMaxDevices> handles{};
+  CW_CHECK(device >= 0 && device < kMaxDevices, DeviceError, "cuDNN: device index ", device, " out of range");
+  std::lock_guard<std::mutex> lock(mu);
+  if (!handles[device]) {
+    DeviceGuard g(device);
+    CW_CUDNN_CHECK(cudnnCreate(&handles[device]));
+    CW_CUDNN_CHECK(cudnnSetStream(handles[device], stream()));
+  }
+  return handles[device];
+}
+
+// Plans by problem. Shapes repeat step to step, so this stays small; it is emptied if a run
+// somehow makes thousands of distinct problems. Plans are never handed out across a clear: the
+// caller holds the lock for the whole pass.
+std::mutex g_plans_mu;
+std::map<std::array<int64_t, 17>, std::unique_ptr<Plan>>& plans() {
+  static std::map<std::array<int64_t, 17>, std::unique_ptr<Plan>> m;
+  return m;
+}
+constexpr size_t kMaxPlans = 4096;
+
+Plan& plan_for(const Problem& p) {
+  auto& m = plans();
+  const auto key = p.key();
+  auto it = m.find(key);
+  if (it != m.end()) return *it->second;
+  if (m.size() >= kMaxPlans) m.clear();
+  return *m.emplace(key, std::make_unique<Plan>(p)).first->second;
+}
+
+Problem problem_of(const Tensor& x_like, int64_t n, int64_t out_channels, const ConvGeometry& g,
+                   int64_t groups) {
+  Problem p;
+  p.device = x_like.device().index;
+  p.dtype = x_like.dtype();
+  p.tf32 = allow_tf32();
+  p.n = n;
+  p.out_channels = out_channels;
+  p.groups = groups;
+  p.g = g;
+  return p;
+}
+
+// Runs one pass: out = op(a, b) with beta = 0 (out overwritten). a and b are the pass's two
+// inputs in cuDNN's argument order.
+void run_pass(Pass pass, const Problem& p, const Tensor& a, const Tensor& b, Tensor& out) {
+  DeviceGuard guard(out.device());
+  cudnnHandle_t h = cudnn_handle(p.device);
+  std::lock_guard<std::mutex> lock(g_plans_mu);
+  Plan& plan = plan_for(p);
+  Algorithm& algo = pass == Pass::Forward         ? plan.forward
+                    : pass == Pass::BackwardInput ? plan.backward_input
+                                                  : plan.backward_weight;
+  if (!algo.chosen) algo = choose(h, plan, pass);
+  const Descriptors& d = plan.desc;
+  // The chosen entry's math type, as its perf entry was measured with (the descriptor is shared
+  // by the three passes).
+  CW_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, algo.math));
+  Tensor workspace;  // f64 words from the caching allocator, freed (cached) after the call
+  if (algo.workspace > 0)
+    workspace = Tensor::empty({static_cast<int64_t>((algo.workspace + 7) / 8)}, DType::F64, out.device());
+  void* ws = algo.workspace > 0 ? workspace.raw_data() : nullptr;
+  const float one_f = 1.0f, zero_f = 0.0f;
+  const double one_d = 1.0, zero_d = 0.0;
+  const bool f32 = p.dtype == DType::F32;
+  const void* one = f32 ? static_cast<const void*>(&one_f) : static_cast<const void*>(&one_d);
+  const void* zero = f32 ? static_cast<const void*>(&zero_f) : static_cast<const void*>(&zero_d);
+  switch (pass) {
+    case Pass::Forward:  // a = x, b = w
+      CW_CUDNN_CHECK(cudnnConvolutionForward(h, one, d.x, a.raw_data(), d.w, b.raw_data(), d.conv,
+                                             static_cast<cudnnConvolutionFwdAlgo_t>(algo.algo), ws,
+                                             algo.workspace, zero, d.y, out.raw_data()));
+      break;
+    case Pass::BackwardInput:  // a = w, b = gy
+      CW_CUDNN_CHECK(cudnnConvolutionBackwardData(h, one, d.w, a.raw_data(), d.y, b.raw_data(), d.conv,
+                                                  static_cast<cudnnConvolutionBwdDataAlgo_t>(algo.algo), ws,
+                                                  algo.workspace, zero, d.x, out.raw_data()));
+      break;
+    case Pass::BackwardWeight:  // a = x, b = gy
+      CW_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, one, d.x, a.raw_data(), d.y, b.raw_data(), d.conv,
+                                                    static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo),
+                                                    ws, algo.workspace, zero, d.w, out.raw_data()));
+      break;
+  }
+}
+
+}  // namespace
+
+void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, int64_t groups,
+                               Tensor& y) {
+  run_pass(Pass::Forward, problem_of(x, x.size(0), w.size(0), g, groups), x, w, y);
+}
+
+void CudaBackend::conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g,
+                                      int64_t groups, Tensor& gx) {
+  run_pass(Pass::BackwardInput, problem_of(gx, gx.size(0), w.size(0), g, groups), w, gy, gx);
+}
+
+void CudaBackend::conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
+                                       int64_t groups, Tensor& gw) {
+  run_pass(Pass::BackwardWeight, problem_of(x, x.size(0), gw.size(0), g, groups), x, gy, gw);
+}
+
+namespace detail {
+std::array<int64_t, 4> cudnn_output_shape(int64_t n, int64_t out_channels, const ConvGeometry& g,
+                                          int64_t groups, DType dt) {
+  Problem p;
+  p.dtype = dt;
+  p.n = n;
+  p.out_channels = out_channels;
+  p.groups = groups;
+  p.g = g;
+  return Descriptors(p).out_dims;
+}
+}  // namespace detail
+
+#else  // no cuDNN in this build: conv_method never answers Library, so these are never reached.
+
+void CudaBackend::conv_forward(const Tensor&, const Tensor&, const ConvGeometry&, int64_t, Tensor&) {
+  throw DeviceError("conv_forward: this build has no cuDNN");
+}
+void CudaBackend::conv_backward_input(const Tensor&, const Tensor&, const ConvGeometry&, int64_t, Tensor&) {
+  throw DeviceError("conv_backward_input: this build has no cuDNN");
+}
+void CudaBackend::conv_backward_weight(const Tensor&, const Tensor&, const ConvGeometry&, int64_t, Tensor&) {
+  throw DeviceError("conv_backward_weight: this build has no cuDNN");
+}
+
+namespace detail {
+std::array<int64_t, 4> cudnn_output_shape(int64_t, int64_t, const ConvGeometry&, int64_t, DType) {
+  throw DeviceError("cudnn_output_shape: this build has no cuDNN");
+}
+}  // namespace detail
+
+#endif
+
+}  // namespace cw::cuda
