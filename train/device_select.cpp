@@ -43,4 +43,23 @@ Device select_device(const std::string& spec) {
   return device;
 }
 
+void parse_conv_engine(const std::string& spec) {
+  CW_CHECK(spec == "auto" || spec == "cudnn" || spec == "native", ValueError,
+           "--run.conv must be auto, cudnn or native, got '", spec, "'");
+}
+
+void select_conv_engine(const std::string& spec, Device device) {
+  parse_conv_engine(spec);
+  if (!device.is_cuda()) return;
+#ifdef CW_HAVE_CUDA
+  CW_CHECK(
+      spec != "cudnn" || cuda::built_with_cudnn(), DeviceError,
+      "--run.conv cudnn: this build has no cuDNN (CMake found none; configure with CUDNN_ROOT set to its "
+      "prefix); use auto or native");
+  cuda::set_conv_engine(spec == "cudnn"    ? cuda::ConvEngine::Cudnn
+                        : spec == "native" ? cuda::ConvEngine::Native
+                                           : cuda::ConvEngine::Auto);
+#endif
+}
+
 }  // namespace cw::train

@@ -17,6 +17,13 @@ Device parse_device(const std::string& spec);
 // DeviceError when the build has no CUDA backend or the machine has no such device.
 Device select_device(const std::string& spec);
 
+// --run.conv: which implementation runs convolutions on a CUDA device (cuda.h's ConvEngine):
+// auto | cudnn | native. parse_conv_engine checks the spelling only (ValueError naming the flag),
+// so configs are validated anywhere; select_conv_engine sets it for a run on `device` (nothing
+// on the CPU) and throws DeviceError for cudnn in a build without cuDNN.
+void parse_conv_engine(const std::string& spec);
+void select_conv_engine(const std::string& spec, Device device);
+
 // Whether this build has the CUDA backend (configured with CW_CUDA).
 bool built_with_cuda();
 

@@ -51,7 +51,7 @@ std::string ImageTrainOptions::to_ini() const {
     << "\n\n[run]\nseed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
     << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
     << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nthreads = " << threads
-    << "\ndevice = " << device << "\n\n[eval]\nbatch_size = " << eval_batch_size
+    << "\ndevice = " << device << "\nconv = " << conv << "\n\n[eval]\nbatch_size = " << eval_batch_size
     << "\nmax_items = " << eval_max_items << "\n";
   return s.str();
 }
@@ -149,7 +149,10 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
       "run.resume", po::value(&o.resume)->default_value(o.resume), "continue from <out>/checkpoints")(
       "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
       "run.device", po::value(&o.device)->default_value(o.device),
-      "cpu | cuda | cuda:N: where the trained tower runs (the data and metrics stay on the host)");
+      "cpu | cuda | cuda:N: where the trained tower runs (the data and metrics stay on the host)")(
+      "run.conv", po::value(&o.conv)->default_value(o.conv),
+      "convolutions on CUDA: auto (cuDNN for dense ones, our kernel for depthwise) | cudnn | native "
+      "(im2col + cuBLAS, our depthwise kernel)");
 
   po::options_description eval("Evaluation [eval]");
   eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),
@@ -239,6 +242,7 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
   CW_CHECK(o.threads >= 0 && !o.out.empty(), ValueError, "--run.threads must be >= 0, --run.out not empty");
   // The spelling only; whether the build and machine have the device is checked at the run's start.
   parse_device(o.device);
+  parse_conv_engine(o.conv);
   CW_CHECK(o.eval_batch_size >= 1 && o.eval_max_items >= 0, ValueError,
            "--eval.batch_size must be >= 1 and --eval.max_items >= 0");
   if (vm.count("print-config")) {

@@ -61,6 +61,7 @@ struct ImageTrainOptions {
   bool resume = false;
   int64_t threads = 0;
   std::string device = "cpu";  // cpu | cuda | cuda:N (train/device_select.h); the trained tower runs there
+  std::string conv = "auto";   // CUDA convolution engine: auto | cudnn | native (device_select.h)
 
   // ---- [eval]
   int64_t eval_batch_size = 256;

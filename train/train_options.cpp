@@ -62,8 +62,8 @@ std::string TrainOptions::to_ini() const {
     << "seed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
     << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
     << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nstop_after = " << stop_after
-    << "\ndevice = " << device << "\nthreads = " << threads << "\nprogress = " << progress
-    << "\nplots = " << bool_str(plots) << "\n\n"
+    << "\ndevice = " << device << "\nconv = " << conv << "\nthreads = " << threads
+    << "\nprogress = " << progress << "\nplots = " << bool_str(plots) << "\n\n"
     << "[dist]\n"
     << "backend = " << dist_backend << "\ntimeout = " << dist_timeout << "\nbucket_mb = " << dist_bucket_mb
     << "\n\n"
@@ -187,6 +187,9 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "and "
       "resume tests")("run.device", po::value(&o.device)->default_value(o.device),
                       "cpu, cuda or cuda:N (CUDA: a build with the CUDA backend and a GPU; one rank)")(
+      "run.conv", po::value(&o.conv)->default_value(o.conv),
+      "convolutions on CUDA: auto (cuDNN for dense ones, our kernel for depthwise) | cudnn | native "
+      "(im2col + cuBLAS, our depthwise kernel)")(
       "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
       "run.progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | lines")(
       "run.plots", po::value(&o.plots)->default_value(o.plots), "render PNG plots with gnuplot at the end");
@@ -324,6 +327,7 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   // The spelling only: whether the build and the machine have that device is checked when the
   // run starts (select_device), so that --print-config works anywhere.
   parse_device(o.device);
+  parse_conv_engine(o.conv);
   CW_CHECK(o.task == "speech_text" || o.task == "speech_asr", ValueError,
            "--task must be speech_text or speech_asr with these options, got '", o.task, "'");
   CW_CHECK(o.speech_init.empty() || o.task == "speech_text", ValueError,

@@ -59,6 +59,7 @@ struct TrainOptions {
   bool resume = false;     // continue from <out>/checkpoints/latest
   int64_t stop_after = 0;  // stop (with a checkpoint) after N steps of this process; 0 = run to steps
   std::string device = "cpu";
+  std::string conv = "auto";      // CUDA convolution engine: auto | cudnn | native (device_select.h)
   int64_t threads = 0;            // OpenMP threads; 0 = OpenMP's default
   std::string progress = "auto";  // auto (bar on a terminal) | bar | lines
   bool plots = true;              // PNG plots with gnuplot at the end, when gnuplot is installed

@@ -244,6 +244,9 @@ TEST(ImageTasks, BadTowerFileAndOptions) {
   // The spelling parses anywhere (--print-config needs no GPU); the run checks the machine.
   EXPECT_NE(parse({"--task", "image_ssl", "--run.device", "cuda:1"}).to_ini().find("device = cuda:1"),
             std::string::npos);
+  EXPECT_NE(parse({"--task", "image_ssl", "--run.conv", "cudnn"}).to_ini().find("conv = cudnn"),
+            std::string::npos);
+  EXPECT_THROW(parse({"--task", "image_ssl", "--run.conv", "cuDNN"}), ValueError);
   if (!built_with_cuda()) {
     try {
       std::ostringstream quiet;

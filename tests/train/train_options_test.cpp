@@ -252,11 +252,14 @@ TEST(TrainOptions, ContradictionsAreRejected) {
   EXPECT_REJECTED((V{"--loss.kernel_temperature", "0.5"}), "--loss.kernel_temperature is set");
   EXPECT_REJECTED((V{"--run.device", "gpu"}), "--run.device must be cpu, cuda or cuda:N, got 'gpu'");
   EXPECT_REJECTED((V{"--run.device", "cuda:x"}), "--run.device must be cpu, cuda or cuda:N");
+  EXPECT_REJECTED((V{"--run.conv", "fast"}), "--run.conv must be auto, cudnn or native, got 'fast'");
   EXPECT_REJECTED((V{"--run.device", "cuda", "--dist.backend", "nccl"}),
                   "--dist.backend nccl: the NCCL communicator is not wired into the trainer yet");
   // A well-spelled CUDA device parses anywhere (--print-config); the run checks the build and
   // the machine when it starts (DeviceSelect test).
   EXPECT_NO_THROW(parse({"--run.device", "cuda:1"}));
+  EXPECT_NE(parse({"--run.device", "cuda", "--run.conv", "native"}).options.to_ini().find("conv = native"),
+            std::string::npos);
   // The consistent spellings of the same settings pass.
   EXPECT_NO_THROW(parse({"--loss.kind", "infonce"}));
   EXPECT_NO_THROW(parse({"--loss.kernel", "exp", "--loss.kernel_temperature", "0.5"}));
