@@ -5,7 +5,7 @@
 # which needs none of the project's other dependencies), runs the CUDA tests, runs them again
 # under compute-sanitizer memcheck, then times the main kernels against PyTorch on the same
 # shapes. Every step has a time limit and the script goes on after a failure; all output lands
-# in $OUT (default ./gpu_check_out; 9 files). Worst case 9.7 minutes (the sum of the limits), expected 4-6.
+# in $OUT (default ./gpu_check_out; 10 files). Worst case 9.7 minutes (the sum of the limits), expected 4-6.
 #
 # On the development machine, once (Eigen, nlohmann/json and GoogleTest sources into an ignored
 # folder that the run carries; ~3 MB):
@@ -13,6 +13,8 @@
 # The training-step program can be rehearsed here without a GPU:
 #   CW_GPU_CHECK_ON_CPU=1 <build>/train_step_check --batch 4 --frames 100 --iters 2
 #   python3 tools/gpu_check/torch_conformer_step.py --device cpu --batch 4 --frames 100 --iters 2
+# and so can the benchmarks' programs (no measurement): CW_GPU_CHECK_ON_CPU=1 <build>/loss_bench 256,
+# CW_GPU_CHECK_ON_CPU=1 <build>/conv_bench, and their torch_*_bench.py under the same variable.
 # Then, as the device run's command, with carry [".gpu_deps"] and timeout_s 600:
 #   bash tools/gpu_check.sh
 set -u
@@ -69,7 +71,7 @@ step configure 40 "$OUT/configure.log" \
   cmake -S tools/gpu_check -B "$BUILD" "${gen[@]}" -DCW_DEPS="$DEPS" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 ${CW_GPU_CMAKE_ARGS:-}
 grep -E "cwcl|gpu_check|cuDNN|CMake Error" -A2 "$OUT/configure.log" | head -30 | tee -a "$SUMMARY"
-step build 180 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench train_step_check loss_bench -j16
+step build 180 "$OUT/build.log" cmake --build "$BUILD" --target cw_cuda_tests cuda_ops_bench train_step_check loss_bench conv_bench -j16
 tail -5 "$OUT/build.log" >> "$SUMMARY"
 
 BIN="$BUILD/cw_cuda_tests"
@@ -79,7 +81,7 @@ if [[ -x "$BIN" ]]; then
   # memcheck: out-of-bounds and misaligned accesses in every kernel the tests launch.
   # (The losses' option grid is left out: the xent passes test runs the same kernels, and the
   # grid's ~240 loss runs under memcheck would not fit the limit.)
-  step memcheck 85 "$OUT/memcheck.log" \
+  step memcheck 80 "$OUT/memcheck.log" \
     compute-sanitizer --tool memcheck --leak-check no --error-exitcode 7 "$BIN" --gtest_brief=1 \
     --gtest_filter=-CudaXentParity.ContrastiveLossesMatchTheCpu
   grep -E "ERROR SUMMARY|Device not supported|tests ran|PASSED|FAILED" "$OUT/memcheck.log" | tail -5 | tee -a "$SUMMARY"
@@ -88,7 +90,7 @@ else
 fi
 # Kernel throughput, ours then PyTorch's, same shapes and timing (tools/gpu_check/*_bench*).
 if [[ -x "$BUILD/cuda_ops_bench" ]]; then
-  step bench 85 "$OUT/bench.log" bash -c "'$BUILD/cuda_ops_bench'; echo '-- pytorch'; \
+  step bench 70 "$OUT/bench.log" bash -c "'$BUILD/cuda_ops_bench'; echo '-- pytorch'; \
     PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_ops_bench.py"
   cat "$OUT/bench.log" >> "$SUMMARY"
 fi
@@ -98,11 +100,18 @@ if [[ -x "$BUILD/loss_bench" ]]; then
     PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_loss_bench.py"
   cat "$OUT/loss_bench.log" >> "$SUMMARY"
 fi
+# The Conformer's convolutions on cuDNN and on our kernels, against PyTorch: which engine should
+# take which shape (cuda.h's ConvEngine::Auto).
+if [[ -x "$BUILD/conv_bench" ]]; then
+  step conv_bench 30 "$OUT/conv_bench.log" bash -c "'$BUILD/conv_bench'; \
+    PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_conv_bench.py"
+  cat "$OUT/conv_bench.log" >> "$SUMMARY"
+fi
 # The training step: CPU vs CUDA losses over 20 steps (bar 1e-3), then the small Conformer's
 # step throughput at batch 256 x 4 s and the MiniLM-shaped forward at batch 256 x 32 tokens,
 # ours then PyTorch's (tools/gpu_check/train_step_check.cpp, torch_conformer_step.py).
 if [[ -x "$BUILD/train_step_check" ]]; then
-  step train_step 120 "$OUT/train_step.log" bash -c "'$BUILD/train_step_check' --batch 256 --frames 400 --tokens 32 --iters 10; \
+  step train_step 110 "$OUT/train_step.log" bash -c "'$BUILD/train_step_check' --batch 256 --frames 400 --tokens 32 --iters 10; \
     echo '-- pytorch'; PYTHONUNBUFFERED=1 python3 tools/gpu_check/torch_conformer_step.py --batch 256 --frames 400 --tokens 32 --iters 10"
   grep -E "^parity:|^ours|^torch" "$OUT/train_step.log" | tee -a "$SUMMARY"
 fi
