@@ -122,7 +122,7 @@ const char* conv_method_name(ConvMethod m) {
   return "?";
 }
 
-ConvMethod Backend::conv_method(const ConvGeometry& g, int64_t groups, int64_t out_channels, DType) {
+ConvMethod Backend::conv_method(Device, DType, const ConvGeometry& g, int64_t groups, int64_t out_channels) {
   return groups == g.channels && out_channels == g.channels ? ConvMethod::Depthwise : ConvMethod::Lowered;
 }
 

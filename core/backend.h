@@ -172,11 +172,13 @@ class Backend {
                                               Tensor& gw) = 0;
 
   // ---- whole convolutions from a library (optional) ----
-  // Which way a convolution of this geometry, group count, output channels and dtype runs here.
+  // Which way a convolution on `device` of this dtype, geometry, group count and output channels
+  // runs here.
   // The default, which the CPU keeps, is the depthwise kernels where groups = Cin = Cout and the
   // lowering otherwise; a backend with a convolution library (CUDA with cuDNN) overrides it
   // and the three passes below, which the default backend does not have (they throw).
-  virtual ConvMethod conv_method(const ConvGeometry& g, int64_t groups, int64_t out_channels, DType dt);
+  virtual ConvMethod conv_method(Device device, DType dt, const ConvGeometry& g, int64_t groups,
+                                 int64_t out_channels);
   // x (N, Cin, H, W) and w (Cout, Cin/groups, kh, kw) contiguous, N >= 1; y (N, Cout, OH, OW)
   // overwritten.
   virtual void conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, int64_t groups,

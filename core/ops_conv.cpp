@@ -58,8 +58,8 @@ Conv2dShapes conv2d_shapes(const Tensor& x, const Tensor& w, const Conv2dOptions
 
 // The backend's way for this convolution. An empty batch is left to the lowering, which
 // handles it with no kernel at all (libraries reject zero-sized tensors).
-ConvMethod method_for(Backend& be, const Conv2dShapes& s, DType dt) {
-  const ConvMethod m = be.conv_method(s.geo, s.groups, s.cout, dt);
+ConvMethod method_for(Backend& be, const Conv2dShapes& s, const Tensor& x) {
+  const ConvMethod m = be.conv_method(x.device(), x.dtype(), s.geo, s.groups, s.cout);
   return m == ConvMethod::Library && s.n == 0 ? ConvMethod::Lowered : m;
 }
 
@@ -97,7 +97,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Con
   const int64_t OH = s.geo.out_h(), OW = s.geo.out_w(), L = OH * OW;
   Backend& be = backend_for(x.device(), "conv2d");
   Tensor y;
-  const ConvMethod method = method_for(be, s, x.dtype());
+  const ConvMethod method = method_for(be, s, x);
   if (method == ConvMethod::Library) {
     y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
     be.conv_forward(x, w.contiguous(), s.geo, s.groups, y);
@@ -144,7 +144,7 @@ ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w,
   const Tensor gyc = gy.contiguous();
   Backend& be = backend_for(x_in.device(), "conv2d_backward");
   ConvGrads g;
-  const ConvMethod method = method_for(be, s, x_in.dtype());
+  const ConvMethod method = method_for(be, s, x_in);
   if (method == ConvMethod::Library) {
     if (need_weight) {
       g.weight = Tensor::empty(w.shape(), w.dtype(), w.device());

@@ -53,7 +53,8 @@ class CudaBackend final : public Backend {
                                       Tensor& gw) override;
 
   // cudnn_conv.cpp: the engine switch's policy, and the passes on cuDNN.
-  ConvMethod conv_method(const ConvGeometry& g, int64_t groups, int64_t out_channels, DType dt) override;
+  ConvMethod conv_method(Device device, DType dt, const ConvGeometry& g, int64_t groups,
+                         int64_t out_channels) override;
   void conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, int64_t groups,
                     Tensor& y) override;
   void conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g, int64_t groups,

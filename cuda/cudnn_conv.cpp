@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <map>
 #include <mutex>
 
@@ -54,11 +55,6 @@ ConvMethod choose_conv_method(ConvEngine engine, bool depthwise, DType dt, bool 
     case ConvEngine::Auto: return have_cudnn && !depthwise && dt == DType::F32 ? ConvMethod::Library : ours;
   }
   return ours;
-}
-
-ConvMethod CudaBackend::conv_method(const ConvGeometry& g, int64_t groups, int64_t out_channels, DType dt) {
-  const bool depthwise = groups == g.channels && out_channels == g.channels;
-  return choose_conv_method(conv_engine(), depthwise, dt, built_with_cudnn());
 }
 
 #ifdef CW_HAVE_CUDNN
@@ -324,6 +320,31 @@ void run_pass(Pass pass, const Problem& p, const Tensor& a, const Tensor& b, Ten
   }
 }
 
+bool cudnn_usable(int device) {
+  static std::mutex mu;
+  static std::map<int, bool> known;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(device);
+  if (it != known.end()) return it->second;
+  bool ok = true;
+  try {  // a handle, and the heuristics of a 3x3 problem (they load the convolution sub-library)
+    DeviceGuard guard(device);
+    Problem p;
+    p.device = device;
+    p.n = 1;
+    p.out_channels = 1;
+    p.g = ConvGeometry{1, 4, 4, 3, 3, 1, 1, 0, 0, 1, 1};
+    const Plan plan(p);
+    (void)choose(cudnn_handle(device), plan, Pass::Forward);
+  } catch (const Error& e) {
+    ok = false;
+    std::fprintf(stderr, "cwcl: cuDNN is not usable on cuda:%d (%s); convolutions there run on our kernels\n",
+                 device, e.what());
+  }
+  known[device] = ok;
+  return ok;
+}
+
 }  // namespace
 
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, int64_t groups,
@@ -356,6 +377,10 @@ std::array<int64_t, 4> cudnn_output_shape(int64_t n, int64_t out_channels, const
 
 #else  // no cuDNN in this build: conv_method never answers Library, so these are never reached.
 
+namespace {
+bool cudnn_usable(int) { return false; }
+}  // namespace
+
 void CudaBackend::conv_forward(const Tensor&, const Tensor&, const ConvGeometry&, int64_t, Tensor&) {
   throw DeviceError("conv_forward: this build has no cuDNN");
 }
@@ -373,5 +398,19 @@ std::array<int64_t, 4> cudnn_output_shape(int64_t, int64_t, const ConvGeometry&,
 }  // namespace detail
 
 #endif
+
+// Auto gives cuDNN a convolution only where cuDNN loads and answers on the device: a machine
+// whose cuDNN is broken (say a Python wheel's sub-libraries off the loader's path) then trains on
+// our kernels, with one line on stderr, instead of failing at its first convolution. An explicit
+// `cudnn` engine gets the error itself.
+ConvMethod CudaBackend::conv_method(Device device, DType dt, const ConvGeometry& g, int64_t groups,
+                                    int64_t out_channels) {
+  const bool depthwise = groups == g.channels && out_channels == g.channels;
+  const ConvEngine engine = conv_engine();
+  const ConvMethod m = choose_conv_method(engine, depthwise, dt, built_with_cudnn());
+  if (m == ConvMethod::Library && engine == ConvEngine::Auto && !cudnn_usable(device.index))
+    return choose_conv_method(ConvEngine::Native, depthwise, dt, false);
+  return m;
+}
 
 }  // namespace cw::cuda

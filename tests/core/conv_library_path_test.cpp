@@ -37,7 +37,7 @@ struct View4 {
 class LoopLibraryBackend : public cpu::CpuBackend {
  public:
   const char* name() const override { return "cpu+loop-library"; }
-  ConvMethod conv_method(const ConvGeometry&, int64_t, int64_t, DType) override {
+  ConvMethod conv_method(Device, DType, const ConvGeometry&, int64_t, int64_t) override {
     return ConvMethod::Library;
   }
 
@@ -225,8 +225,8 @@ TEST(ConvLibraryPath, FlopsCountAsOnTheOtherPaths) {
 TEST(ConvLibraryPath, ABackendWithoutALibraryNamesItself) {
   Backend& cpu = cpu::cpu_backend();
   ConvGeometry g{3, 5, 5, 3, 3, 1, 1, 0, 0, 1, 1};
-  EXPECT_EQ(cpu.conv_method(g, 1, 4, DType::F32), ConvMethod::Lowered);
-  EXPECT_EQ(cpu.conv_method(g, 3, 3, DType::F32), ConvMethod::Depthwise);
+  EXPECT_EQ(cpu.conv_method(Device::cpu(), DType::F32, g, 1, 4), ConvMethod::Lowered);
+  EXPECT_EQ(cpu.conv_method(Device::cpu(), DType::F32, g, 3, 3), ConvMethod::Depthwise);
   Tensor y = Tensor::empty({1, 4, 3, 3});
   try {
     cpu.conv_forward(Tensor::empty({1, 3, 5, 5}), Tensor::empty({4, 3, 3, 3}), g, 1, y);

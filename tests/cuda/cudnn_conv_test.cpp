@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "core/backend.h"
 #include "core/error.h"
 
 namespace cw::cuda {
@@ -42,6 +43,22 @@ TEST(CudnnConvPolicy, TheSwitchDefaultsToAutoAndRefusesCudnnWithoutIt) {
   } else {
     EXPECT_THROW(set_conv_engine(ConvEngine::Cudnn), DeviceError);
   }
+  set_conv_engine(ConvEngine::Auto);
+}
+
+// Auto takes cuDNN only where it can run: on a machine without a GPU the probe fails (no device),
+// so Auto answers our kernels, with one line on stderr; an explicit cudnn engine still answers
+// cuDNN, whose error then names the call.
+TEST(CudnnConvPolicy, AutoFallsBackToOurKernelsWhereCudnnCannotRun) {
+  if (!built_with_cudnn()) GTEST_SKIP() << "this build has no cuDNN";
+  if (is_available()) GTEST_SKIP() << "a GPU is present: the fallback is for machines where cuDNN cannot run";
+  init();
+  Backend& be = backend_for(Device::cuda(0), "test");
+  const ConvGeometry g{4, 9, 11, 3, 3, 1, 1, 0, 0, 1, 1};
+  EXPECT_EQ(be.conv_method(Device::cuda(0), DType::F32, g, 1, 8), ConvMethod::Lowered);
+  EXPECT_EQ(be.conv_method(Device::cuda(0), DType::F32, g, 4, 4), ConvMethod::Depthwise);
+  set_conv_engine(ConvEngine::Cudnn);
+  EXPECT_EQ(be.conv_method(Device::cuda(0), DType::F32, g, 1, 8), ConvMethod::Library);
   set_conv_engine(ConvEngine::Auto);
 }
 

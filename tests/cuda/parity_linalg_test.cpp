@@ -193,7 +193,7 @@ TEST_F(CudaLinalgParity, ConvolutionsOnCudnn) {
   EngineScope engine(cuda::ConvEngine::Cudnn);
   if (!dry_run_on_cpu()) {  // the emulated device runs the CPU backend, which has no library
     const ConvGeometry g{4, 9, 11, 3, 3, 1, 1, 0, 0, 1, 1};
-    EXPECT_EQ(backend_for(gpu(), "test").conv_method(g, 4, 4, DType::F32), ConvMethod::Library);
+    EXPECT_EQ(backend_for(gpu(), "test").conv_method(gpu(), DType::F32, g, 4, 4), ConvMethod::Library);
   }
   check_convolutions("cudnn");
   ops::Conv2dOptions sub;
