@@ -71,7 +71,8 @@ int main() {
     const Tensor x = ops::randn(c.x, DType::F32, g).to(dev), w = ops::randn(c.w, DType::F32, g).to(dev);
     const Tensor y0 = ops::conv2d(x, w, Tensor(), c.o);
     const Tensor gy = ops::randn(y0.shape(), DType::F32, g).to(dev);
-    const double gflop = 2.0 * static_cast<double>(y0.numel()) * static_cast<double>(c.w[1] * c.w[2] * c.w[3]) / 1e9;
+    const double gflop =
+        2.0 * static_cast<double>(y0.numel()) * static_cast<double>(c.w[1] * c.w[2] * c.w[3]) / 1e9;
     for (cuda::ConvEngine e : {cuda::ConvEngine::Native, cuda::ConvEngine::Cudnn}) {
       if (e == cuda::ConvEngine::Cudnn && !cuda::built_with_cudnn()) continue;
       cuda::set_conv_engine(e);
@@ -82,7 +83,8 @@ int main() {
       const double bw = median_ms([&] { (void)ops::conv2d_backward(gy, x, w, c.o, false, true, false); });
       const double peak = on_cpu ? 0.0 : static_cast<double>(cuda::memory_stats(0).peak_allocated - base);
       std::printf("ours %-6s %-38s fwd %8.3f  bwd_x %8.3f  bwd_w %8.3f ms  %6.1f TFLOP/s  peak %8.1f MiB\n",
-                  cuda::conv_engine_name(e), c.name, fwd, bx, bw, 3 * gflop / (fwd + bx + bw), peak / 1048576.0);
+                  cuda::conv_engine_name(e), c.name, fwd, bx, bw, 3 * gflop / (fwd + bx + bw),
+                  peak / 1048576.0);
     }
   }
   cuda::set_conv_engine(cuda::ConvEngine::Auto);

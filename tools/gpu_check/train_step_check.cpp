@@ -14,7 +14,7 @@
 //      TFLOP/s and MFU, from the counted FLOPs (printed beside the analytic count: per token and
 //      layer 4H^2 + 2HF + 2TH multiply-adds, 2 FLOPs each).
 // Usage: train_step_check [--batch 256] [--frames 400] [--tokens 32] [--iters 10] [--tf32 0|1]
-//                         [--peak-tflops X]
+//                         [--peak-tflops X] [--conv auto|cudnn|native]
 // With CW_GPU_CHECK_ON_CPU=1 the "device" side runs on the CPU too (a rehearsal of the program
 // on a machine without a GPU; use a small --batch and --frames there).
 #include <algorithm>
@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
   int iters = 10;
   bool tf32 = false;
   double peak_tflops = 0;  // 0: the H200's dense peak for the precision used
+  std::string conv = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--batch"))
       B = std::atoll(argv[i + 1]);
@@ -129,6 +130,8 @@ int main(int argc, char** argv) {
       tf32 = std::atoi(argv[i + 1]) != 0;
     else if (!std::strcmp(argv[i], "--peak-tflops"))
       peak_tflops = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--conv"))
+      conv = argv[i + 1];
   }
   // H200 SXM (the H100's compute): 67 TFLOP/s f32 on the CUDA cores, 495 TF32 on the tensor
   // cores without sparsity. (On the CPU rehearsal the MFU figure is meaningless.)
@@ -142,6 +145,13 @@ int main(int argc, char** argv) {
     std::printf("train_step_check: no CUDA device; nothing to check\n");
     return 2;
   }
+  if (conv != "auto" && conv != "cudnn" && conv != "native") {
+    std::printf("train_step_check: --conv must be auto, cudnn or native, got '%s'\n", conv.c_str());
+    return 2;
+  }
+  cuda::set_conv_engine(conv == "cudnn"    ? cuda::ConvEngine::Cudnn
+                        : conv == "native" ? cuda::ConvEngine::Native
+                                           : cuda::ConvEngine::Auto);
   int status = 0;
   {  // 1. parity, TF32 off: f32 on both sides
     if (!on_cpu) cuda::set_allow_tf32(false);
@@ -171,14 +181,15 @@ int main(int argc, char** argv) {
     const cuda::MemoryStats m = on_cpu ? cuda::MemoryStats{} : cuda::memory_stats(0);
     const double tflops = static_cast<double>(gpu.step_flops) / (ms * 1e-3) / 1e12;
     std::printf(
-        "ours  small Conformer step (fwd + bwd + clip + AdamW), batch %lld x %lld frames, f32%s: median %.1f "
-        "ms, %.0f utt/s, peak allocated %.0f MiB, reserved %.0f MiB, %llu cudaMalloc\n"
+        "ours  small Conformer step (fwd + bwd + clip + AdamW), batch %lld x %lld frames, f32%s, conv %s "
+        "(cuDNN %s): median %.1f ms, %.0f utt/s, peak allocated %.0f MiB, reserved %.0f MiB, %llu "
+        "cudaMalloc\n"
         "ours  small Conformer step: %.1f GFLOP per step (model FLOPs), %.2f TFLOP/s, MFU %.1f%% of %.0f "
         "TFLOP/s\n",
-        static_cast<long long>(B), static_cast<long long>(T), tf32 ? " (TF32 matmuls)" : "", ms, B / ms * 1e3,
-        m.peak_allocated / 1048576.0, m.peak_reserved / 1048576.0,
-        static_cast<unsigned long long>(m.device_mallocs), static_cast<double>(gpu.step_flops) / 1e9, tflops,
-        100.0 * tflops / peak_tflops, peak_tflops);
+        static_cast<long long>(B), static_cast<long long>(T), tf32 ? " (TF32 matmuls)" : "", conv.c_str(),
+        cuda::built_with_cudnn() ? "built" : "not built", ms, B / ms * 1e3, m.peak_allocated / 1048576.0,
+        m.peak_reserved / 1048576.0, static_cast<unsigned long long>(m.device_mallocs),
+        static_cast<double>(gpu.step_flops) / 1e9, tflops, 100.0 * tflops / peak_tflops, peak_tflops);
   }
   {                              // 3. MiniLM-shaped forward, no grad
     const models::BertConfig c;  // all-MiniLM-L6-v2's shapes
