@@ -5,6 +5,7 @@
 // a tenth of the code of an operation graph per pass. Porting means replacing run_pass below.
 #include "cuda/cudnn_conv.h"
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdio>
@@ -183,17 +184,23 @@ const char* pass_name(Pass p) {
 }
 
 // The first entry of cuDNN's ranked list that is allowed (see cudnn_conv.h); backward passes try
-// deterministic entries first, then any.
-template <class Perf>
-Algorithm pick(const Perf* perf, int count, const Problem& p, Pass pass) {
+// deterministic entries first, then any. The workspace is asked of cuDNN for the entry's
+// algorithm and math type (the heuristics' memory field is an estimate), and an entry whose
+// query fails is passed over. workspace(algo, math, &bytes) returns that query's status.
+template <class Perf, class WorkspaceFn>
+Algorithm pick(const Perf* perf, int count, const Problem& p, Pass pass, const WorkspaceFn& workspace) {
   const bool tensor_ops_ok = p.dtype == DType::F32 && p.tf32;
   for (int round = pass == Pass::Forward ? 1 : 0; round < 2; ++round) {
     for (int i = 0; i < count; ++i) {
       const Perf& e = perf[i];
-      if (e.status != CUDNN_STATUS_SUCCESS || e.memory > kCudnnWorkspaceLimit) continue;
+      if (e.status != CUDNN_STATUS_SUCCESS) continue;
       if (e.mathType != CUDNN_FMA_MATH && !tensor_ops_ok && p.dtype == DType::F32) continue;
       if (round == 0 && e.determinism != CUDNN_DETERMINISTIC) continue;
-      return {true, static_cast<int>(e.algo), e.mathType, e.memory};
+      size_t bytes = 0;
+      if (workspace(e.algo, e.mathType, &bytes) != CUDNN_STATUS_SUCCESS) continue;
+      bytes = std::max(bytes, e.memory);
+      if (bytes > kCudnnWorkspaceLimit) continue;
+      return {true, static_cast<int>(e.algo), e.mathType, bytes};
     }
   }
   throw DeviceError(::cw::detail::cat("cuDNN has no ", pass_name(pass), " convolution algorithm for ",
@@ -205,24 +212,44 @@ Algorithm pick(const Perf* perf, int count, const Problem& p, Pass pass) {
 Algorithm choose(cudnnHandle_t h, const Plan& plan, Pass pass) {
   const Descriptors& d = plan.desc;
   int count = 0;
+  // The workspace query reads the descriptor's math type, so it is set to the entry's first.
+  auto with_math = [&](cudnnMathType_t math) { return cudnnSetConvolutionMathType(d.conv, math); };
   switch (pass) {
     case Pass::Forward: {
       cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
       CW_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
-      return pick(perf, count, plan.problem, pass);
+      return pick(perf, count, plan.problem, pass,
+                  [&](cudnnConvolutionFwdAlgo_t a, cudnnMathType_t m, size_t* b) {
+                    const cudnnStatus_t st = with_math(m);
+                    return st != CUDNN_STATUS_SUCCESS
+                               ? st
+                               : cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, a, b);
+                  });
     }
     case Pass::BackwardInput: {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       CW_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
           h, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
-      return pick(perf, count, plan.problem, pass);
+      return pick(perf, count, plan.problem, pass,
+                  [&](cudnnConvolutionBwdDataAlgo_t a, cudnnMathType_t m, size_t* b) {
+                    const cudnnStatus_t st = with_math(m);
+                    return st != CUDNN_STATUS_SUCCESS
+                               ? st
+                               : cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, a, b);
+                  });
     }
     case Pass::BackwardWeight: {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
       CW_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
           h, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
-      return pick(perf, count, plan.problem, pass);
+      return pick(perf, count, plan.problem, pass,
+                  [&](cudnnConvolutionBwdFilterAlgo_t a, cudnnMathType_t m, size_t* b) {
+                    const cudnnStatus_t st = with_math(m);
+                    return st != CUDNN_STATUS_SUCCESS ? st
+                                                      : cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                                                            h, d.x, d.y, d.conv, d.w, a, b);
+                  });
     }
   }
   throw Error("cuDNN convolution: unknown pass");
