@@ -185,22 +185,24 @@ const char* pass_name(Pass p) {
 
 // The first entry of cuDNN's ranked list that is allowed (see cudnn_conv.h); backward passes try
 // deterministic entries first, then any. The workspace is asked of cuDNN for the entry's
-// algorithm and math type (the heuristics' memory field is an estimate), and an entry whose
-// query fails is passed over. workspace(algo, math, &bytes) returns that query's status.
+// algorithm in the math type it will run in (the heuristics' memory field is an estimate), and
+// an entry whose query fails is passed over. workspace(algo, math, &bytes) returns that query's status.
 template <class Perf, class WorkspaceFn>
 Algorithm pick(const Perf* perf, int count, const Problem& p, Pass pass, const WorkspaceFn& workspace) {
-  const bool tensor_ops_ok = p.dtype == DType::F32 && p.tf32;
+  // f32 with TF32 off runs every entry in FMA math (as PyTorch does; an entry labelled "default"
+  // could use TF32 on Hopper); an algorithm that has no FMA form fails its workspace query there.
+  const bool fma_only = p.dtype == DType::F32 && !p.tf32;
   for (int round = pass == Pass::Forward ? 1 : 0; round < 2; ++round) {
     for (int i = 0; i < count; ++i) {
       const Perf& e = perf[i];
       if (e.status != CUDNN_STATUS_SUCCESS) continue;
-      if (e.mathType != CUDNN_FMA_MATH && !tensor_ops_ok && p.dtype == DType::F32) continue;
       if (round == 0 && e.determinism != CUDNN_DETERMINISTIC) continue;
+      const cudnnMathType_t math = fma_only ? CUDNN_FMA_MATH : e.mathType;
       size_t bytes = 0;
-      if (workspace(e.algo, e.mathType, &bytes) != CUDNN_STATUS_SUCCESS) continue;
+      if (workspace(e.algo, math, &bytes) != CUDNN_STATUS_SUCCESS) continue;
       bytes = std::max(bytes, e.memory);
       if (bytes > kCudnnWorkspaceLimit) continue;
-      return {true, static_cast<int>(e.algo), e.mathType, bytes};
+      return {true, static_cast<int>(e.algo), math, bytes};
     }
   }
   throw DeviceError(::cw::detail::cat("cuDNN has no ", pass_name(pass), " convolution algorithm for ",
@@ -316,8 +318,7 @@ void run_pass(Pass pass, const Problem& p, const Tensor& a, const Tensor& b, Ten
                                                   : plan.backward_weight;
   if (!algo.chosen) algo = choose(h, plan, pass);
   const Descriptors& d = plan.desc;
-  // The chosen entry's math type, as its perf entry was measured with (the descriptor is shared
-  // by the three passes).
+  // The math type the algorithm was chosen for (the descriptor is shared by the three passes).
   CW_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, algo.math));
   Tensor workspace;  // f64 words from the caching allocator, freed (cached) after the call
   if (algo.workspace > 0)
