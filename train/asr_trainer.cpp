@@ -103,7 +103,7 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
   CW_CHECK(dist::world(o.dist_backend, o.dist_timeout).world_size() == 1, ValueError,
            "--task speech_asr runs as one process; launch it without mpirun/srun");
   const Device device = select_device(o.device);  // before any data work: a missing GPU fails fast
-  select_conv_engine(o.conv, device);
+  apply_cuda_options(device, o.conv, o.tf32);
   const fs::path out(o.out), ckpt_dir = out / "checkpoints";
   fs::create_directories(out);
   log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n"

@@ -48,7 +48,7 @@ void parse_conv_engine(const std::string& spec) {
            "--run.conv must be auto, cudnn or native, got '", spec, "'");
 }
 
-void select_conv_engine(const std::string& spec, Device device) {
+void apply_cuda_options(Device device, const std::string& spec, bool tf32) {
   parse_conv_engine(spec);
   if (!device.is_cuda()) return;
 #ifdef CW_HAVE_CUDA
@@ -59,6 +59,9 @@ void select_conv_engine(const std::string& spec, Device device) {
   cuda::set_conv_engine(spec == "cudnn"    ? cuda::ConvEngine::Cudnn
                         : spec == "native" ? cuda::ConvEngine::Native
                                            : cuda::ConvEngine::Auto);
+  cuda::set_allow_tf32(tf32);
+#else
+  (void)tf32;
 #endif
 }
 

@@ -19,10 +19,12 @@ Device select_device(const std::string& spec);
 
 // --run.conv: which implementation runs convolutions on a CUDA device (cuda.h's ConvEngine):
 // auto | cudnn | native. parse_conv_engine checks the spelling only (ValueError naming the flag),
-// so configs are validated anywhere; select_conv_engine sets it for a run on `device` (nothing
-// on the CPU) and throws DeviceError for cudnn in a build without cuDNN.
+// so configs are validated anywhere.
 void parse_conv_engine(const std::string& spec);
-void select_conv_engine(const std::string& spec, Device device);
+// The CUDA settings of a run on `device` (nothing on the CPU): --run.conv, and --run.tf32 (f32
+// matmuls and cuDNN convolutions may use TF32 tensor cores; cuda.h). Throws DeviceError for
+// cudnn in a build without cuDNN.
+void apply_cuda_options(Device device, const std::string& conv, bool tf32);
 
 // Whether this build has the CUDA backend (configured with CW_CUDA).
 bool built_with_cuda();

@@ -51,8 +51,8 @@ std::string ImageTrainOptions::to_ini() const {
     << "\n\n[run]\nseed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
     << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
     << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nthreads = " << threads
-    << "\ndevice = " << device << "\nconv = " << conv << "\n\n[eval]\nbatch_size = " << eval_batch_size
-    << "\nmax_items = " << eval_max_items << "\n";
+    << "\ndevice = " << device << "\nconv = " << conv << "\ntf32 = " << bool_str(tf32)
+    << "\n\n[eval]\nbatch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
   return s.str();
 }
 
@@ -152,7 +152,9 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
       "cpu | cuda | cuda:N: where the trained tower runs (the data and metrics stay on the host)")(
       "run.conv", po::value(&o.conv)->default_value(o.conv),
       "convolutions on CUDA: auto (cuDNN for dense ones, our kernel for depthwise) | cudnn | native "
-      "(im2col + cuBLAS, our depthwise kernel)");
+      "(im2col + cuBLAS, our depthwise kernel)")(
+      "run.tf32", po::value(&o.tf32)->default_value(o.tf32),
+      "CUDA: f32 matmuls and cuDNN convolutions may use TF32 tensor cores (10-bit mantissa inputs)");
 
   po::options_description eval("Evaluation [eval]");
   eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),

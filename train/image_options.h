@@ -62,6 +62,7 @@ struct ImageTrainOptions {
   int64_t threads = 0;
   std::string device = "cpu";  // cpu | cuda | cuda:N (train/device_select.h); the trained tower runs there
   std::string conv = "auto";   // CUDA convolution engine: auto | cudnn | native (device_select.h)
+  bool tf32 = false;           // CUDA: f32 matmuls and cuDNN convolutions may use TF32
 
   // ---- [eval]
   int64_t eval_batch_size = 256;

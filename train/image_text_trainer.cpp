@@ -136,7 +136,7 @@ ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
       << o.to_ini() << "\n";
   write_text_file_atomic(out / "config.ini", o.to_ini());
   const Device device = select_device(o.device);  // before any data work: a missing GPU fails fast
-  select_conv_engine(o.conv, device);
+  apply_cuda_options(device, o.conv, o.tf32);
 
   const ImageTextData d = prepare_data(o, log);
   manual_seed(o.seed);  // the projection's initial weights

@@ -53,7 +53,7 @@ ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log) {
       << o.to_ini() << "\n";
   write_text_file_atomic(out / "config.ini", o.to_ini());
   const Device device = select_device(o.device);  // before any data work: a missing GPU fails fast
-  select_conv_engine(o.conv, device);
+  apply_cuda_options(device, o.conv, o.tf32);
 
   const fs::path root = o.image_root.empty() ? fs::path() : fs::path(o.image_root);
   auto train_set = std::make_shared<const ImageDataset>(ImageDataset::load_named(o.dataset, "train", root));

@@ -62,8 +62,8 @@ std::string TrainOptions::to_ini() const {
     << "seed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
     << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
     << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nstop_after = " << stop_after
-    << "\ndevice = " << device << "\nconv = " << conv << "\nthreads = " << threads
-    << "\nprogress = " << progress << "\nplots = " << bool_str(plots) << "\n\n"
+    << "\ndevice = " << device << "\nconv = " << conv << "\ntf32 = " << bool_str(tf32)
+    << "\nthreads = " << threads << "\nprogress = " << progress << "\nplots = " << bool_str(plots) << "\n\n"
     << "[dist]\n"
     << "backend = " << dist_backend << "\ntimeout = " << dist_timeout << "\nbucket_mb = " << dist_bucket_mb
     << "\n\n"
@@ -190,6 +190,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "run.conv", po::value(&o.conv)->default_value(o.conv),
       "convolutions on CUDA: auto (cuDNN for dense ones, our kernel for depthwise) | cudnn | native "
       "(im2col + cuBLAS, our depthwise kernel)")(
+      "run.tf32", po::value(&o.tf32)->default_value(o.tf32),
+      "CUDA: f32 matmuls and cuDNN convolutions may use TF32 tensor cores (10-bit mantissa inputs)")(
       "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
       "run.progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | lines")(
       "run.plots", po::value(&o.plots)->default_value(o.plots), "render PNG plots with gnuplot at the end");

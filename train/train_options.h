@@ -60,6 +60,7 @@ struct TrainOptions {
   int64_t stop_after = 0;  // stop (with a checkpoint) after N steps of this process; 0 = run to steps
   std::string device = "cpu";
   std::string conv = "auto";      // CUDA convolution engine: auto | cudnn | native (device_select.h)
+  bool tf32 = false;              // CUDA: f32 matmuls and cuDNN convolutions may use TF32
   int64_t threads = 0;            // OpenMP threads; 0 = OpenMP's default
   std::string progress = "auto";  // auto (bar on a terminal) | bar | lines
   bool plots = true;              // PNG plots with gnuplot at the end, when gnuplot is installed

@@ -258,8 +258,10 @@ TEST(TrainOptions, ContradictionsAreRejected) {
   // A well-spelled CUDA device parses anywhere (--print-config); the run checks the build and
   // the machine when it starts (DeviceSelect test).
   EXPECT_NO_THROW(parse({"--run.device", "cuda:1"}));
-  EXPECT_NE(parse({"--run.device", "cuda", "--run.conv", "native"}).options.to_ini().find("conv = native"),
-            std::string::npos);
+  const std::string cuda_ini =
+      parse({"--run.device", "cuda", "--run.conv", "native", "--run.tf32", "true"}).options.to_ini();
+  EXPECT_NE(cuda_ini.find("conv = native"), std::string::npos) << cuda_ini;
+  EXPECT_NE(cuda_ini.find("tf32 = true"), std::string::npos) << cuda_ini;
   // The consistent spellings of the same settings pass.
   EXPECT_NO_THROW(parse({"--loss.kind", "infonce"}));
   EXPECT_NO_THROW(parse({"--loss.kernel", "exp", "--loss.kernel_temperature", "0.5"}));

@@ -365,11 +365,11 @@ TEST(DeviceSelect, SpellingsAndMissingBackendsAreNamed) {
 TEST(DeviceSelect, ConvEngineSpellingsAreNamedAndTheCpuIgnoresIt) {
   for (const char* good : {"auto", "cudnn", "native"}) {
     EXPECT_NO_THROW(train::parse_conv_engine(good));
-    EXPECT_NO_THROW(train::select_conv_engine(good, Device::cpu())) << good;  // CPU runs have no engine
+    EXPECT_NO_THROW(train::apply_cuda_options(Device::cpu(), good, true)) << good;  // CPU runs have no engine
   }
   for (const char* bad : {"", "cuDNN", "im2col", "Auto"}) {
     try {
-      train::select_conv_engine(bad, Device::cpu());
+      train::apply_cuda_options(Device::cpu(), bad, false);
       ADD_FAILURE() << "'" << bad << "' was accepted";
     } catch (const ValueError& e) {
       EXPECT_NE(std::string(e.what()).find("--run.conv must be auto, cudnn or native"), std::string::npos)
