@@ -1,6 +1,8 @@
 // select_device (see device_select.h).
 #include "train/device_select.h"
 
+#include <cstdio>
+
 #include "core/backend.h"
 #include "core/error.h"
 
@@ -62,6 +64,24 @@ void apply_cuda_options(Device device, const std::string& spec, bool tf32) {
   cuda::set_allow_tf32(tf32);
 #else
   (void)tf32;
+#endif
+}
+
+std::string device_memory_line(Device device) {
+  if (!device.is_cuda()) return "";
+#ifdef CW_HAVE_CUDA
+  const cuda::MemoryStats m = cuda::memory_stats(device.index);
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "device %s: peak allocated %.1f MiB, peak reserved %.1f MiB, %llu cudaMalloc calls, %llu "
+                "allocations from the cache\n",
+                device.str().c_str(), static_cast<double>(m.peak_allocated) / 1048576.0,
+                static_cast<double>(m.peak_reserved) / 1048576.0,
+                static_cast<unsigned long long>(m.device_mallocs),
+                static_cast<unsigned long long>(m.cache_hits));
+  return line;
+#else
+  return "";
 #endif
 }
 

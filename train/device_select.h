@@ -26,6 +26,11 @@ void parse_conv_engine(const std::string& spec);
 // cudnn in a build without cuDNN.
 void apply_cuda_options(Device device, const std::string& conv, bool tf32);
 
+// For the end of a run on a CUDA device: one line with the caching allocator's peak allocated
+// and reserved bytes, cudaMalloc calls and cache hits (cuda.h's MemoryStats), as PyTorch's
+// max_memory_allocated / max_memory_reserved; "" on the CPU.
+std::string device_memory_line(Device device);
+
 // Whether this build has the CUDA backend (configured with CW_CUDA).
 bool built_with_cuda();
 

@@ -259,7 +259,8 @@ ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
   }
   result.train_seconds = seconds_since(t_train);
   result.steps_done = step;
-  log << "train: " << step - first << " steps in " << result.train_seconds << " s\n";
+  log << "train: " << step - first << " steps in " << result.train_seconds << " s\n"
+      << device_memory_line(device);
   if (result.stopped_on_nan) return result;
   result.final_eval = run_eval(step, 0);
   nlohmann::json j = result.final_eval.to_json();

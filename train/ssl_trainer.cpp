@@ -192,7 +192,8 @@ ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log) {
   }
   result.train_seconds = seconds_since(t_train);
   result.steps_done = step;
-  log << "train: " << step - first << " steps in " << result.train_seconds << " s\n";
+  log << "train: " << step - first << " steps in " << result.train_seconds << " s\n"
+      << device_memory_line(device);
   if (result.stopped_on_nan) return result;
 
   model.eval();

@@ -455,7 +455,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   result.steps_done = step;
   const SpeechLoaderStats ls = loader.stats();
   log << "train: " << step - first << " steps in " << result.train_seconds
-      << " s; the loader kept the trainer waiting " << ls.wait_seconds << " s in all\n";
+      << " s; the loader kept the trainer waiting " << ls.wait_seconds << " s in all\n"
+      << device_memory_line(device);
   result.comm = comm.stats();
   if (world > 1 && step > first) {
     const double steps_run = static_cast<double>(step - first);

@@ -362,6 +362,15 @@ TEST(DeviceSelect, SpellingsAndMissingBackendsAreNamed) {
   }
 }
 
+TEST(DeviceSelect, DeviceMemoryLineIsForCudaRunsOnly) {
+  EXPECT_EQ(train::device_memory_line(Device::cpu()), "");
+  if (train::built_with_cuda()) {  // the allocator's counters; no device is touched
+    const std::string line = train::device_memory_line(Device::cuda(0));
+    EXPECT_EQ(line.rfind("device cuda:0: peak allocated ", 0), 0u) << line;
+    EXPECT_NE(line.find("cudaMalloc calls"), std::string::npos) << line;
+  }
+}
+
 TEST(DeviceSelect, ConvEngineSpellingsAreNamedAndTheCpuIgnoresIt) {
   for (const char* good : {"auto", "cudnn", "native"}) {
     EXPECT_NO_THROW(train::parse_conv_engine(good));
