@@ -145,10 +145,12 @@ class Descriptors {
   Descriptors(const Descriptors&) = delete;
   Descriptors& operator=(const Descriptors&) = delete;
 
-  // Tensor cores only when TF32 is switched on for f32: CUDNN_DEFAULT_MATH would let cuDNN use
-  // TF32 for f32 on Ampere and later, which the switch's "off" promises not to do.
+  // f32 gets tensor cores only when TF32 is switched on: CUDNN_DEFAULT_MATH would let cuDNN use
+  // TF32 for f32 on Ampere and later, which the switch's "off" promises not to do. f64 has no
+  // tensor-core form to avoid.
   static cudnnMathType_t math_type(const Problem& p) {
-    return p.dtype == DType::F32 && p.tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    if (p.dtype != DType::F32) return CUDNN_DEFAULT_MATH;
+    return p.tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
   }
 
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
@@ -158,7 +160,7 @@ class Descriptors {
 };
 
 // One pass's choice: the algorithm (as int: the three passes have three enum types), the math
-// type its perf entry names, and its workspace.
+// type it runs in, and its workspace.
 struct Algorithm {
   bool chosen = false;
   int algo = 0;
