@@ -1,5 +1,5 @@
-// The backend registry, the names of the elementwise ops and the convolution methods, and the
-// Backend's default convolution method (see backend.h).
+// The backend registry, the names of the elementwise ops, and the Backend's default convolution
+// method (see backend.h).
 #include "core/backend.h"
 
 #include <array>
@@ -109,15 +109,6 @@ const char* binary_op_name(BinaryOp op) {
     case BinaryOp::Le: return "le";
     case BinaryOp::Gt: return "gt";
     case BinaryOp::Ge: return "ge";
-  }
-  return "?";
-}
-
-const char* conv_method_name(ConvMethod m) {
-  switch (m) {
-    case ConvMethod::Lowered: return "im2col + GEMM";
-    case ConvMethod::Depthwise: return "depthwise kernel";
-    case ConvMethod::Library: return "library";
   }
   return "?";
 }

@@ -60,7 +60,6 @@ struct ConvGeometry {
 // direct depthwise kernels (groups = Cin = Cout only), or whole by the backend's convolution
 // library (cuDNN on CUDA; Backend::conv_forward and its two backward passes).
 enum class ConvMethod : uint8_t { Lowered, Depthwise, Library };
-const char* conv_method_name(ConvMethod m);
 
 // ---- fused softmax cross-entropy over a logit matrix (the contrastive losses' O(N^2) passes) ----
 // A block s (R, N) of an (M, N) logit matrix: its row k is global row row0 + k, and the pair
@@ -173,10 +172,9 @@ class Backend {
 
   // ---- whole convolutions from a library (optional) ----
   // Which way a convolution on `device` of this dtype, geometry, group count and output channels
-  // runs here.
-  // The default, which the CPU keeps, is the depthwise kernels where groups = Cin = Cout and the
-  // lowering otherwise; a backend with a convolution library (CUDA with cuDNN) overrides it
-  // and the three passes below, which the default backend does not have (they throw).
+  // runs here. The default, which the CPU keeps, is the depthwise kernels where groups = Cin =
+  // Cout and the lowering otherwise; a backend with a convolution library (CUDA with cuDNN)
+  // overrides it and the three passes below, which the default backend does not have (they throw).
   virtual ConvMethod conv_method(Device device, DType dt, const ConvGeometry& g, int64_t groups,
                                  int64_t out_channels);
   // x (N, Cin, H, W) and w (Cout, Cin/groups, kh, kw) contiguous, N >= 1; y (N, Cout, OH, OW)

@@ -1,4 +1,4 @@
-// Device guard, device queries, TF32 switch and cuBLAS handles (see context.h and cuda.h).
+// Device guard, device queries, TF32 switch and cuBLAS / cuDNN handles (see context.h and cuda.h).
 #include "cuda/context.h"
 
 #include <array>
@@ -63,5 +63,20 @@ cublasHandle_t cublas_handle(int device) {
   }
   return handles[device];
 }
+
+#ifdef CW_HAVE_CUDNN
+cudnnHandle_t cudnn_handle(int device) {
+  static std::mutex mu;
+  static std::array<cudnnHandle_t, kMaxDevices> handles{};
+  CW_CHECK(device >= 0 && device < kMaxDevices, DeviceError, "cuDNN: device index ", device, " out of range");
+  std::lock_guard<std::mutex> lock(mu);
+  if (!handles[device]) {
+    DeviceGuard g(device);
+    CW_CUDNN_CHECK(cudnnCreate(&handles[device]));
+    CW_CUDNN_CHECK(cudnnSetStream(handles[device], stream()));
+  }
+  return handles[device];
+}
+#endif
 
 }  // namespace cw::cuda

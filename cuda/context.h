@@ -1,5 +1,5 @@
 // Per-device state of the CUDA backend: the current-device guard, the stream all work is queued
-// on, and the cuBLAS handles. Internal to cuda/.
+// on, and the cuBLAS and cuDNN handles. Internal to cuda/.
 //
 // One stream: every kernel, GEMM and copy goes to the legacy default stream, so all work on a
 // device runs in issue order. That is what makes the caching allocator safe without events: a
@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include "core/device.h"
+#include "cuda/cuda_error.h"  // cudnn.h where built with cuDNN
 
 namespace cw::cuda {
 
@@ -34,5 +35,11 @@ inline cudaStream_t stream() { return nullptr; }
 // The cuBLAS handle of a device (created on first use, bound to stream()). Never destroyed: a
 // handle destroyed after the driver has shut down at exit would crash.
 cublasHandle_t cublas_handle(int device);
+
+#ifdef CW_HAVE_CUDNN
+// The cuDNN handle of a device, likewise (created on first use, bound to stream(), never
+// destroyed).
+cudnnHandle_t cudnn_handle(int device);
+#endif
 
 }  // namespace cw::cuda

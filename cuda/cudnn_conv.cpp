@@ -74,13 +74,22 @@ cudnnDataType_t cudnn_type(DType dt) {
   return dt == DType::F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
 }
 
-// Everything that makes two convolutions the same problem for cuDNN.
+// Everything that makes two convolutions the same problem for cuDNN; tf32 is the switch's state
+// when the problem is made (cuda.h).
 struct Problem {
-  int device = 0;
-  DType dtype = DType::F32;
-  bool tf32 = false;
-  int64_t n = 0, out_channels = 0, groups = 1;
-  ConvGeometry g{};
+  Problem(int device, DType dtype, int64_t n, int64_t out_channels, const ConvGeometry& g, int64_t groups)
+      : device(device),
+        dtype(dtype),
+        tf32(allow_tf32()),
+        n(n),
+        out_channels(out_channels),
+        groups(groups),
+        g(g) {}
+  int device;
+  DType dtype;
+  bool tf32;
+  int64_t n, out_channels, groups;
+  ConvGeometry g;
 
   std::array<int64_t, 17> key() const {
     return {device,       static_cast<int64_t>(dtype),
@@ -259,23 +268,6 @@ Algorithm choose(cudnnHandle_t h, const Plan& plan, Pass pass) {
   throw Error("cuDNN convolution: unknown pass");
 }
 
-constexpr int kMaxDevices = 64;
-
-// The cuDNN handle of a device (created on first use, bound to stream()). Never destroyed, for
-// the reason cuBLAS's are not (context.h).
-cudnnHandle_t cudnn_handle(int device) {
-  static std::mutex mu;
-  static std::array<cudnnHandle_t, kMaxDevices> handles{};
-  CW_CHECK(device >= 0 && device < kMaxDevices, DeviceError, "cuDNN: device index ", device, " out of range");
-  std::lock_guard<std::mutex> lock(mu);
-  if (!handles[device]) {
-    DeviceGuard g(device);
-    CW_CUDNN_CHECK(cudnnCreate(&handles[device]));
-    CW_CUDNN_CHECK(cudnnSetStream(handles[device], stream()));
-  }
-  return handles[device];
-}
-
 // Plans by problem. Shapes repeat step to step, so this stays small; it is emptied if a run
 // somehow makes thousands of distinct problems. Plans are never handed out across a clear: the
 // caller holds the lock for the whole pass.
@@ -293,19 +285,6 @@ Plan& plan_for(const Problem& p) {
   if (it != m.end()) return *it->second;
   if (m.size() >= kMaxPlans) m.clear();
   return *m.emplace(key, std::make_unique<Plan>(p)).first->second;
-}
-
-Problem problem_of(const Tensor& x_like, int64_t n, int64_t out_channels, const ConvGeometry& g,
-                   int64_t groups) {
-  Problem p;
-  p.device = x_like.device().index;
-  p.dtype = x_like.dtype();
-  p.tf32 = allow_tf32();
-  p.n = n;
-  p.out_channels = out_channels;
-  p.groups = groups;
-  p.g = g;
-  return p;
 }
 
 // Runs one pass: out = op(a, b) with beta = 0 (out overwritten). a and b are the pass's two
@@ -359,12 +338,7 @@ bool cudnn_usable(int device) {
   bool ok = true;
   try {  // a handle, and the heuristics of a 3x3 problem (they load the convolution sub-library)
     DeviceGuard guard(device);
-    Problem p;
-    p.device = device;
-    p.n = 1;
-    p.out_channels = 1;
-    p.g = ConvGeometry{1, 4, 4, 3, 3, 1, 1, 0, 0, 1, 1};
-    const Plan plan(p);
+    const Plan plan(Problem(device, DType::F32, 1, 1, ConvGeometry{1, 4, 4, 3, 3, 1, 1, 0, 0, 1, 1}, 1));
     (void)choose(cudnn_handle(device), plan, Pass::Forward);
   } catch (const Error& e) {
     ok = false;
@@ -379,29 +353,25 @@ bool cudnn_usable(int device) {
 
 void CudaBackend::conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, int64_t groups,
                                Tensor& y) {
-  run_pass(Pass::Forward, problem_of(x, x.size(0), w.size(0), g, groups), x, w, y);
+  run_pass(Pass::Forward, Problem(x.device().index, x.dtype(), x.size(0), w.size(0), g, groups), x, w, y);
 }
 
 void CudaBackend::conv_backward_input(const Tensor& gy, const Tensor& w, const ConvGeometry& g,
                                       int64_t groups, Tensor& gx) {
-  run_pass(Pass::BackwardInput, problem_of(gx, gx.size(0), w.size(0), g, groups), w, gy, gx);
+  run_pass(Pass::BackwardInput, Problem(gx.device().index, gx.dtype(), gx.size(0), w.size(0), g, groups), w,
+           gy, gx);
 }
 
 void CudaBackend::conv_backward_weight(const Tensor& gy, const Tensor& x, const ConvGeometry& g,
                                        int64_t groups, Tensor& gw) {
-  run_pass(Pass::BackwardWeight, problem_of(x, x.size(0), gw.size(0), g, groups), x, gy, gw);
+  run_pass(Pass::BackwardWeight, Problem(x.device().index, x.dtype(), x.size(0), gw.size(0), g, groups), x,
+           gy, gw);
 }
 
 namespace detail {
 std::array<int64_t, 4> cudnn_output_shape(int64_t n, int64_t out_channels, const ConvGeometry& g,
                                           int64_t groups, DType dt) {
-  Problem p;
-  p.dtype = dt;
-  p.n = n;
-  p.out_channels = out_channels;
-  p.groups = groups;
-  p.g = g;
-  return Descriptors(p).out_dims;
+  return Descriptors(Problem(0, dt, n, out_channels, g, groups)).out_dims;
 }
 }  // namespace detail
 
@@ -435,7 +405,7 @@ std::array<int64_t, 4> cudnn_output_shape(int64_t, int64_t, const ConvGeometry&,
 // `cudnn` engine gets the error itself.
 ConvMethod CudaBackend::conv_method(Device device, DType dt, const ConvGeometry& g, int64_t groups,
                                     int64_t out_channels) {
-  const bool depthwise = groups == g.channels && out_channels == g.channels;
+  const bool depthwise = Backend::conv_method(device, dt, g, groups, out_channels) == ConvMethod::Depthwise;
   const ConvEngine engine = conv_engine();
   const ConvMethod m = choose_conv_method(engine, depthwise, dt, built_with_cudnn());
   if (m == ConvMethod::Library && engine == ConvEngine::Auto && !cudnn_usable(device.index))

@@ -6,9 +6,10 @@
 // cuDNN descriptors and, per pass, the algorithm cuDNN's heuristics rank first among those that
 // are allowed: f32 in FMA math (no tensor cores) unless TF32 is on (cuda.h), the backward
 // passes deterministic where any deterministic algorithm exists (so a run repeats bit for bit,
-// like our kernels), and a workspace of at most kCudnnWorkspaceLimit. Heuristics, not timed trials (cudnnFind*): they are
-// cheap on every new shape (speech batches vary in length) and choose the same algorithm run to
-// run. The workspace comes from the caching allocator for the call's duration.
+// like our kernels), and a workspace of at most kCudnnWorkspaceLimit. Heuristics, not timed
+// trials (cudnnFind*): they are cheap on every new shape (speech batches vary in length) and
+// choose the same algorithm run to run. The workspace comes from the caching allocator for the
+// call's duration.
 #pragma once
 
 #include <array>
