@@ -7,15 +7,13 @@
 // measurement that says which engine Auto should give each shape (cuda.h). Built only by
 // tools/gpu_check/CMakeLists.txt. CW_GPU_CHECK_ON_CPU=1 rehearses it on the CPU (the lowered
 // path at batch 2; no measurement).
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <vector>
 
 #include "core/ops.h"
 #include "cuda/cuda.h"
+#include "tools/gpu_check/bench_timing.h"
 
 using namespace cw;
 
@@ -31,7 +29,7 @@ struct Conv {
 
 int main() {
   cuda::init();
-  const bool on_cpu = std::getenv("CW_GPU_CHECK_ON_CPU") != nullptr;
+  const bool on_cpu = gpu_check::rehearsal_on_cpu();
   if (!on_cpu && !cuda::is_available()) {
     std::printf("no CUDA device\n");
     return 77;
@@ -49,22 +47,7 @@ int main() {
       {"pointwise conv1d (144->288)", {B, D, 1, T4}, {2 * D, D, 1, 1}, {}},
       {"depthwise conv1d (144, k31)", {B, D, 1, T4}, {D, 1, 1, K}, dw},
   };
-  auto sync = [&] {
-    if (!on_cpu) cuda::synchronize();
-  };
-  auto median_ms = [&](const std::function<void()>& f) {
-    for (int i = 0; i < 2; ++i) f();
-    sync();
-    std::vector<double> t;
-    for (int i = 0; i < 10; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      f();
-      sync();
-      t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  };
+  auto median_ms = [&](const std::function<void()>& f) { return gpu_check::median_ms(f, 2, 10, !on_cpu); };
   std::printf("cuDNN in this build: %s\n", cuda::built_with_cudnn() ? "yes" : "no");
   for (const Conv& c : convs) {
     Generator g(1);

@@ -2,32 +2,18 @@
 // Conformer / MiniLM produces, printed one line per op (median of 20 timed calls after 3 warm-up
 // calls, the device synchronized around each). torch_ops_bench.py prints the same lines for
 // PyTorch on the same machine. Built only by tools/gpu_check/CMakeLists.txt.
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
-#include <vector>
 
 #include "core/ops.h"
 #include "cuda/cuda.h"
+#include "tools/gpu_check/bench_timing.h"
 
 using namespace cw;
 
 namespace {
 
-double median_ms(const std::function<void()>& f) {
-  for (int i = 0; i < 3; ++i) f();
-  cuda::synchronize();
-  std::vector<double> t;
-  for (int i = 0; i < 20; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    cuda::synchronize();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+double median_ms(const std::function<void()>& f) { return gpu_check::median_ms(f, 3, 20, true); }
 
 // rate: bytes moved (GB/s) or flops (TFLOP/s), per call.
 void report(const char* name, double ms, double amount, bool flops) {

@@ -5,8 +5,6 @@
 // bytes allocated during a step above the inputs. torch_loss_bench.py prints the same lines for
 // PyTorch's usual composition on the same GPU. Built only by tools/gpu_check/CMakeLists.txt.
 // CW_GPU_CHECK_ON_CPU=1 runs it on the CPU (a rehearsal of the program, not a measurement).
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,12 +14,13 @@
 #include "core/ops.h"
 #include "cuda/cuda.h"
 #include "losses/contrastive_loss.h"
+#include "tools/gpu_check/bench_timing.h"
 
 using namespace cw;
 
 int main(int argc, char** argv) {
   cuda::init();
-  const bool on_cpu = std::getenv("CW_GPU_CHECK_ON_CPU") != nullptr;
+  const bool on_cpu = gpu_check::rehearsal_on_cpu();
   if (!on_cpu && !cuda::is_available()) {
     std::printf("no CUDA device\n");
     return 77;
@@ -45,25 +44,12 @@ int main(int argc, char** argv) {
         t.zero_grad();
         losses::contrastive_loss(zp, Variable(q), t, cfg).loss.backward();
       };
-      auto sync = [&] {
-        if (!on_cpu) cuda::synchronize();
-      };
       if (!on_cpu) cuda::reset_peak_memory_stats(0);
       const size_t base = on_cpu ? 0 : cuda::memory_stats(0).allocated;
-      for (int i = 0; i < 2; ++i) step();
-      sync();
-      std::vector<double> ms;
-      for (int i = 0; i < 10; ++i) {
-        const auto t0 = std::chrono::steady_clock::now();
-        step();
-        sync();
-        ms.push_back(
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      }
-      std::sort(ms.begin(), ms.end());
+      const double ms = gpu_check::median_ms(step, 2, 10, !on_cpu);
       const double peak = on_cpu ? 0.0 : static_cast<double>(cuda::memory_stats(0).peak_allocated - base);
       std::printf("ours  %-8s N=%-6lld %9.3f ms  peak %8.1f MiB  (one N x N f32: %.1f MiB)\n", name,
-                  static_cast<long long>(n), ms[ms.size() / 2], peak / 1048576.0,
+                  static_cast<long long>(n), ms, peak / 1048576.0,
                   static_cast<double>(n) * static_cast<double>(n) * 4 / 1048576.0);
     }
   }
