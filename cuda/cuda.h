@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace cw::cuda {
 
@@ -40,6 +41,8 @@ enum class ConvEngine : uint8_t { Auto, Cudnn, Native };
 void set_conv_engine(ConvEngine engine);
 ConvEngine conv_engine();
 const char* conv_engine_name(ConvEngine engine);  // "auto", "cudnn", "native"
+// The engine spelled `name` (conv_engine_name's spellings); false for any other name.
+bool conv_engine_from_name(const std::string& name, ConvEngine* engine);
 // Whether this build links cuDNN (CMake found it; see cuda/CMakeLists.txt).
 bool built_with_cudnn();
 

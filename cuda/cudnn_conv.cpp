@@ -48,6 +48,15 @@ const char* conv_engine_name(ConvEngine engine) {
   return "?";
 }
 
+bool conv_engine_from_name(const std::string& name, ConvEngine* engine) {
+  for (ConvEngine e : {ConvEngine::Auto, ConvEngine::Cudnn, ConvEngine::Native})
+    if (name == conv_engine_name(e)) {
+      *engine = e;
+      return true;
+    }
+  return false;
+}
+
 ConvMethod choose_conv_method(ConvEngine engine, bool depthwise, DType dt, bool have_cudnn) {
   const ConvMethod ours = depthwise ? ConvMethod::Depthwise : ConvMethod::Lowered;
   switch (engine) {

@@ -58,9 +58,9 @@ void apply_cuda_options(Device device, const std::string& spec, bool tf32) {
       spec != "cudnn" || cuda::built_with_cudnn(), DeviceError,
       "--run.conv cudnn: this build has no cuDNN (CMake found none; configure with CUDNN_ROOT set to its "
       "prefix); use auto or native");
-  cuda::set_conv_engine(spec == "cudnn"    ? cuda::ConvEngine::Cudnn
-                        : spec == "native" ? cuda::ConvEngine::Native
-                                           : cuda::ConvEngine::Auto);
+  cuda::ConvEngine engine = cuda::ConvEngine::Auto;
+  cuda::conv_engine_from_name(spec, &engine);  // the spelling was checked above
+  cuda::set_conv_engine(engine);
   cuda::set_allow_tf32(tf32);
 #else
   (void)tf32;

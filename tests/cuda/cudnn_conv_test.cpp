@@ -46,6 +46,17 @@ TEST(CudnnConvPolicy, TheSwitchDefaultsToAutoAndRefusesCudnnWithoutIt) {
   set_conv_engine(ConvEngine::Auto);
 }
 
+TEST(CudnnConvPolicy, EnginesAreFoundByTheirNames) {
+  for (ConvEngine e : {ConvEngine::Auto, ConvEngine::Cudnn, ConvEngine::Native}) {
+    ConvEngine got = ConvEngine::Auto;
+    EXPECT_TRUE(conv_engine_from_name(conv_engine_name(e), &got));
+    EXPECT_EQ(got, e);
+  }
+  ConvEngine untouched = ConvEngine::Native;
+  EXPECT_FALSE(conv_engine_from_name("cuDNN", &untouched));
+  EXPECT_EQ(untouched, ConvEngine::Native);
+}
+
 // Auto takes cuDNN only where it can run: on a machine without a GPU the probe fails (no device),
 // so Auto answers our kernels, with one line on stderr; an explicit cudnn engine still answers
 // cuDNN, whose error then names the call.

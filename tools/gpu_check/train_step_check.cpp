@@ -145,13 +145,12 @@ int main(int argc, char** argv) {
     std::printf("train_step_check: no CUDA device; nothing to check\n");
     return 2;
   }
-  if (conv != "auto" && conv != "cudnn" && conv != "native") {
+  cuda::ConvEngine engine = cuda::ConvEngine::Auto;
+  if (!cuda::conv_engine_from_name(conv, &engine)) {
     std::printf("train_step_check: --conv must be auto, cudnn or native, got '%s'\n", conv.c_str());
     return 2;
   }
-  cuda::set_conv_engine(conv == "cudnn"    ? cuda::ConvEngine::Cudnn
-                        : conv == "native" ? cuda::ConvEngine::Native
-                                           : cuda::ConvEngine::Auto);
+  cuda::set_conv_engine(engine);
   int status = 0;
   {  // 1. parity, TF32 off: f32 on both sides
     if (!on_cpu) cuda::set_allow_tf32(false);
