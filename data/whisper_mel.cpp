@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "data/audio_fbank.h"
 
 namespace cw {
 namespace {
@@ -34,13 +35,7 @@ constexpr int64_t kPadSamples = 30 * kSampleRate;  // pad_or_trim's N_SAMPLES: 3
 constexpr int64_t kCenterPad = kNFft / 2;          // torch.stft(center=True) pads 200 each side
 constexpr const char* kVersion = "whisper-mel-1";
 
-// FFTW's planner and plan destruction touch global state (FFTW manual, "Thread safety"): both
-// run under this lock. NOTE: data/audio_fbank.cpp has its own lock of the same kind; the two
-// only matter if an Fbank and a WhisperMel are constructed on two threads at once.
-std::mutex& fftw_planner_mutex() {
-  static std::mutex m;
-  return m;
-}
+// FFTW's planner and plan destruction run under the lock Fbank's do (audio_fbank.h).
 
 struct FftwFree {
   void operator()(void* p) const { fftw_free(p); }

@@ -12,6 +12,7 @@
 // and a module with no reference installed to check it against.
 #pragma once
 
+#include "models/speech_tower.h"
 #include "nn/attention.h"
 #include "nn/batch_norm.h"
 #include "nn/conv.h"
@@ -113,7 +114,7 @@ struct ConformerFrames {
   Tensor padding_mask;  // (B, T') i64, 1 at padded frames
 };
 
-class Conformer : public nn::Module {
+class Conformer : public SpeechTower {
  public:
   explicit Conformer(const ConformerConfig& c, DType dtype = DType::F32);
   // features (B, T, n_mels) (log-mel frames; values past an utterance's length are ignored),
@@ -123,6 +124,9 @@ class Conformer : public nn::Module {
   // The utterance embedding: proj(masked mean of the frames) (B, embed_dim), not normalized
   // (the contrastive loss normalizes both towers).
   Variable forward(const Variable& features, const Tensor& lengths);
+  Variable embed(const Variable& features, const Tensor& lengths) override {
+    return forward(features, lengths);
+  }
 
   ConformerConfig config;
   std::shared_ptr<Conv2dSubsampling> subsampling;

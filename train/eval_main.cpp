@@ -9,12 +9,15 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/ops.h"
 #include "data/model_files.h"
+#include "models/whisper_encoder.h"
 #include "train/asr_trainer.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
 #include "train/image_options.h"
 #include "train/image_text_trainer.h"
+#include "train/linear_fit.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -24,7 +27,7 @@ using namespace cw::train;
 
 int main(int argc, char** argv) {
   try {
-    std::string run_dir, checkpoint, corpus, json_out;
+    std::string run_dir, checkpoint, corpus, json_out, baseline;
     int64_t batch_size = 64;
     po::options_description desc("eval: zero-shot evaluation of a speech tower trained by `train`");
     desc.add_options()("help,h", "print this help")(
@@ -33,7 +36,12 @@ int main(int argc, char** argv) {
         "a step folder to evaluate (default: the run's latest checkpoint)")(
         "corpus", po::value(&corpus), "evaluate on this corpus instead of the run's")(
         "batch-size", po::value(&batch_size)->default_value(batch_size), "utterances per batch")(
-        "json", po::value(&json_out), "also write the results as JSON to this file");
+        "json", po::value(&json_out), "also write the results as JSON to this file")(
+        "baseline", po::value(&baseline),
+        "instead of the checkpoint: untrained (the run's tower as built, projection at init) | lstsq (a "
+        "Whisper tower's frozen encoder with its projection fitted by least squares to the training "
+        "transcripts' embeddings) | text (the text tower on each test utterance's own transcript: the upper "
+        "bound)");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
     if (vm.count("help")) {
@@ -63,7 +71,9 @@ int main(int argc, char** argv) {
     for (const auto& a : args) cargs.push_back(a.c_str());
     TrainOptions o = parse_train_options(static_cast<int>(cargs.size()), cargs.data(), std::cout).options;
 
-    const LoadedCheckpoint ck = checkpoint.empty() ? [&] {
+    CW_CHECK(baseline.empty() || baseline == "untrained" || baseline == "lstsq" || baseline == "text",
+             ValueError, "--baseline must be untrained, lstsq or text, got '", baseline, "'");
+    const LoadedCheckpoint ck = !baseline.empty() ? LoadedCheckpoint{} : checkpoint.empty() ? [&] {
       auto latest = load_latest_checkpoint(fs::path(run_dir) / "checkpoints");
       CW_CHECK(latest.has_value(), ValueError, "--run ", run_dir, ": no checkpoint in ", run_dir, "/checkpoints");
       return *latest;
@@ -71,18 +81,49 @@ int main(int argc, char** argv) {
                                                    : load_checkpoint(checkpoint);
     const FrozenTextTower text = FrozenTextTower::load(
         find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
-    const SpeechTextData data = prepare_speech_text_data(o, text, std::cout);
+    SpeechTextData data = prepare_speech_text_data(o, text, std::cout);
     // The architecture comes from the run's configuration, exactly as train built it.
-    const models::ConformerConfig cfg =
-        speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
-    models::SpeechTextModel model(cfg, 0.0, false);
-    const nn::LoadReport rep = model.load_state_dict(ck.model, true);
-    CW_CHECK(rep.ok(), ValueError, ck.path.string(), " does not fit the run's model: ", rep.str());
-    const EvalResult r = evaluate(model, data, batch_size, 0);
-    std::cout << "zero-shot results of " << ck.path.string() << " (step " << ck.state.step << "):\n"
-              << r.table();
+    SpeechModel built = build_speech_model(o, data, std::cout);
+    models::SpeechTextModel& model = *built.model;
+    EvalResult r;
+    std::string what;
+    if (baseline.empty()) {
+      const nn::LoadReport rep = model.load_state_dict(ck.model, true);
+      CW_CHECK(rep.ok(), ValueError, ck.path.string(), " does not fit the run's model: ", rep.str());
+      r = evaluate(model, data, batch_size, 0);
+      what = ck.path.string() + " (step " + std::to_string(ck.state.step) + ")";
+    } else if (baseline == "untrained") {
+      r = evaluate(model, data, batch_size, 0);
+      what = "the untrained tower (seed " + std::to_string(o.seed) + ")";
+    } else if (baseline == "lstsq") {
+      auto* tower = dynamic_cast<models::WhisperSpeechTower*>(model.speech.get());
+      CW_CHECK(tower != nullptr, ValueError,
+               "--baseline lstsq needs a Whisper tower (--model.speech_tower whisper)");
+      std::vector<int64_t> rows(static_cast<size_t>(data.train.size()));
+      for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
+      tower->project = false;
+      const Tensor pooled = embed_split(model, data.train, rows, batch_size);  // (N, D)
+      tower->project = true;
+      const LinearFit fit = fit_linear(pooled, data.train_text);
+      Tensor w = tower->proj->weight.data(), b = tower->proj->bias.data();
+      w.copy_(fit.weight);
+      b.copy_(fit.bias);
+      r = evaluate(model, data, batch_size, 0);
+      what = "the frozen Whisper encoder with a least-squares projection (" + std::to_string(rows.size()) +
+             " training pairs)";
+    } else {
+      const fs::path cache_dir = data.corpus / "text_embeddings";
+      r = evaluate_embeddings(data, [&](const SpeechSplit& s, const std::vector<int64_t>& rows) {
+        std::vector<std::string> sentences;
+        for (const auto& u : s.manifest().utterances()) sentences.push_back(u.transcript);
+        const Tensor all = embed_with_cache(text, sentences, cache_dir, s.name + "_transcripts").embeddings;
+        return ops::index_select(all, 0, ops::from_vector(rows, {static_cast<int64_t>(rows.size())}));
+      });
+      what = "the text tower on each utterance's own transcript (upper bound)";
+    }
+    std::cout << "zero-shot results of " << what << ":\n" << r.table();
     nlohmann::json j = r.to_json();
-    j["checkpoint"] = ck.path.string();
+    j["checkpoint"] = baseline.empty() ? ck.path.string() : "baseline:" + baseline;
     j["step"] = ck.state.step;
     std::cout << j.dump() << "\n";
     if (!json_out.empty()) std::ofstream(json_out) << j.dump(2) << "\n";

@@ -53,11 +53,16 @@ Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, con
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
+  const int64_t max_frames = model.speech->max_input_frames();
   std::vector<Tensor> parts;
   for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(batch_size)) {
     std::vector<Tensor> feats;
-    for (size_t i = b; i < std::min(rows.size(), b + static_cast<size_t>(batch_size)); ++i)
-      feats.push_back(utterance_cmvn(split.features->features(rows[i])));
+    for (size_t i = b; i < std::min(rows.size(), b + static_cast<size_t>(batch_size)); ++i) {
+      Tensor f = split.features->features(rows[i]);
+      if (max_frames > 0 && f.size(0) > max_frames)
+        f = f.narrow(0, 0, max_frames);  // the tower's first frames
+      feats.push_back(split.cmvn ? utterance_cmvn(f) : f);
+    }
     const FeatureBatch fb = pad_features(feats);
     // Features go to the model's device; the embeddings come back to the CPU for the metrics.
     const Tensor features = fb.features.to(model.logit_scale.device());
@@ -69,16 +74,26 @@ Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, con
 
 EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, int64_t batch_size,
                     int64_t max_items) {
+  return evaluate_embeddings(
+      data,
+      [&](const SpeechSplit& s, const std::vector<int64_t>& rows) {
+        return embed_split(model, s, rows, batch_size);
+      },
+      max_items);
+}
+
+EvalResult evaluate_embeddings(const SpeechTextData& data, const SplitEmbedder& embed_rows,
+                               int64_t max_items) {
   const auto t0 = std::chrono::steady_clock::now();
   EvalResult r;
   {
     const auto rows = spaced_rows(data.intent.size(), max_items);
-    const Tensor e = embed_split(model, data.intent, rows, batch_size);
+    const Tensor e = embed_rows(data.intent, rows);
     r.intent = zero_shot_classify(e, pick(data.intent.labels, rows), data.intent_classes.embeddings);
   }
   {
     const auto rows = spaced_rows(data.kws.size(), max_items);
-    const Tensor e = embed_split(model, data.kws, rows, batch_size);
+    const Tensor e = embed_rows(data.kws, rows);
     const auto labels = pick(data.kws.labels, rows);
     const std::vector<bool> human = pick(data.kws.human, rows);
     std::vector<bool> all(rows.size(), true), synth(rows.size());
@@ -89,7 +104,7 @@ EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, 
   }
   {
     const auto rows = spaced_rows(data.retrieval.size(), max_items);
-    const Tensor e = embed_split(model, data.retrieval, rows, batch_size);
+    const Tensor e = embed_rows(data.retrieval, rows);
     const Tensor t = ops::index_select(data.retrieval_text, 0,
                                        ops::from_vector(rows, {static_cast<int64_t>(rows.size())}));
     r.retrieval = retrieval_recall(e, t);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -31,6 +32,11 @@ struct EvalResult {
 Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, const std::vector<int64_t>& rows,
                    int64_t batch_size);
 
+// Embeds rows of a split: (N, D) f32 on the CPU, one row per index in `rows`.
+using SplitEmbedder = std::function<Tensor(const SpeechSplit& split, const std::vector<int64_t>& rows)>;
+// Scores every benchmark with the embeddings `embed` gives (the trained tower's, or a baseline's:
+// the text tower on each utterance's own transcript, an untrained tower).
+EvalResult evaluate_embeddings(const SpeechTextData& data, const SplitEmbedder& embed, int64_t max_items = 0);
 // Scores every benchmark. max_items > 0 evaluates an evenly spaced subset of at most that many
 // rows per split (cheap mid-run numbers); 0 evaluates all rows.
 EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, int64_t batch_size,

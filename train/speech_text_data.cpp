@@ -7,6 +7,8 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "data/model_files.h"
+#include "models/whisper_encoder.h"
 #include "train/subprocess.h"
 
 #ifndef CW_PROJECT_DIR
@@ -93,8 +95,24 @@ fs::path generator_script() {
       "from)");
 }
 
+// The front end of the tower: Kaldi fbank (Conformer, CMVN per utterance) or Whisper's log-mel.
+struct FrontEnd {
+  bool whisper = false;
+  FbankOptions fbank;  // 80 bins, 25 ms / 10 ms, Kaldi's fbank (data/audio_fbank.h)
+  WhisperMelOptions mel;
+};
+
+FrontEnd front_end_of(const TrainOptions& o) {
+  FrontEnd f;
+  f.whisper = o.speech_tower == "whisper";
+  if (f.whisper)  // 80 bins (tiny ... large-v2) or 128 (large-v3): what the weights read
+    f.mel.n_mels = models::whisper_num_mel_bins(find_whisper_dir(
+        o.speech_weights.empty() ? std::nullopt : std::optional<fs::path>(o.speech_weights)));
+  return f;
+}
+
 SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs::path& cache_dir,
-                       const FbankOptions& fbank, std::ostream& log) {
+                       const FrontEnd& front, std::ostream& log) {
   const auto t0 = std::chrono::steady_clock::now();
   const fs::path tsv = corpus / (name + ".tsv");
   CW_CHECK(fs::exists(tsv), Error, "corpus '", corpus.string(), "' has no ", name,
@@ -102,8 +120,15 @@ SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs
   SpeechSplit s;
   s.name = name;
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  s.features = std::make_shared<const FeatureCache>(
-      FeatureCache::build_or_load(SpeechManifest::read(tsv), fbank, cache_dir, threads));
+  const SpeechManifest manifest = SpeechManifest::read(tsv);
+  if (front.whisper) {
+    s.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
+        manifest, FeatureCache::whisper_mel_source(manifest, front.mel, threads), cache_dir));
+    s.cmvn = false;
+  } else {
+    s.features = std::make_shared<const FeatureCache>(
+        FeatureCache::build_or_load(manifest, front.fbank, cache_dir, threads));
+  }
   for (const auto& u : s.manifest().utterances())
     s.human.push_back(u.voice.find("human") != std::string::npos);
   log << "data: " << name << ": " << s.size() << " utterances, " << s.features->total_frames() << " frames, "
@@ -177,7 +202,7 @@ void ensure_corpus(const TrainOptions& o, std::ostream& log) {
 SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, std::ostream& log) {
   const fs::path corpus(o.corpus);
   const fs::path feature_dir = o.feature_cache.empty() ? corpus / "features" : fs::path(o.feature_cache);
-  return load_split(corpus, name, feature_dir, FbankOptions{}, log);
+  return load_split(corpus, name, feature_dir, front_end_of(o), log);
 }
 
 SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text,
@@ -187,7 +212,7 @@ SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextT
   d.corpus = o.corpus;
   const fs::path feature_dir = o.feature_cache.empty() ? d.corpus / "features" : fs::path(o.feature_cache);
   const fs::path text_dir = d.corpus / "text_embeddings";
-  const FbankOptions fbank;  // 80 bins, 25 ms / 10 ms, Kaldi's fbank (data/audio_fbank.h)
+  const FrontEnd fbank = front_end_of(o);
   d.train = load_split(d.corpus, "train", feature_dir, fbank, log);
   d.valid = load_split(d.corpus, "valid", feature_dir, fbank, log);
   d.intent = load_split(d.corpus, "intent_test", feature_dir, fbank, log);

@@ -23,6 +23,9 @@ struct SpeechSplit {
   std::shared_ptr<const FeatureCache> features;  // holds the manifest too
   std::vector<int64_t> labels;                   // class index per row (benchmarks), else empty
   std::vector<bool> human;                       // row spoken by a person (voice names "*human*")
+  // Per-utterance CMVN before the tower (the Conformer's Kaldi fbank); off for Whisper's log-mel,
+  // which is normalized by its own recipe, and for cached hidden states.
+  bool cmvn = true;
   const SpeechManifest& manifest() const { return features->manifest(); }
   int64_t size() const { return features->size(); }
 };

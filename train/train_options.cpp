@@ -38,6 +38,8 @@ std::string TrainOptions::to_ini() const {
     << "\nbucket_by_length = " << bool_str(bucket_by_length) << "\nloader_workers = " << loader_workers
     << "\ncorpus_jobs = " << corpus_jobs << "\n\n"
     << "[model]\n"
+    << "speech_tower = " << speech_tower << "\nspeech_weights = " << speech_weights
+    << "\nspeech_train_layers = " << speech_train_layers << "\n"
     << "speech_preset = " << speech_preset << "\nd_model = " << d_model << "\nnum_layers = " << num_layers
     << "\nnum_heads = " << num_heads << "\nffn_dim = " << ffn_dim << "\nconv_kernel = " << conv_kernel
     << "\ndropout = " << dropout << "\ntext_model = " << text_model << "\nspeech_init = " << speech_init
@@ -108,9 +110,16 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "processes for corpus generation (0: all cores)");
 
   po::options_description model("Model [model]");
-  model.add_options()("model.speech_preset", po::value(&o.speech_preset)->default_value(o.speech_preset),
-                      "Conformer size: tiny | mini | small")(
-      "model.d_model", po::value(&o.d_model)->default_value(o.d_model), "override the preset (0: keep)")(
+  model.add_options()("model.speech_tower", po::value(&o.speech_tower)->default_value(o.speech_tower),
+                      "conformer (from scratch) | whisper (the pretrained Whisper encoder)")(
+      "model.speech_weights", po::value(&o.speech_weights)->default_value(o.speech_weights),
+      "Whisper folder: model.bin (CTranslate2) or config.json + model.safetensors (empty: the installed "
+      "tiny.en)")(
+      "model.speech_train_layers", po::value(&o.speech_train_layers)->default_value(o.speech_train_layers),
+      "whisper: top encoder blocks trained (the rest frozen; their outputs cached when SpecAugment is off)")(
+      "model.speech_preset", po::value(&o.speech_preset)->default_value(o.speech_preset),
+      "Conformer size: tiny | mini | small")("model.d_model", po::value(&o.d_model)->default_value(o.d_model),
+                                             "override the preset (0: keep)")(
       "model.num_layers", po::value(&o.num_layers)->default_value(o.num_layers),
       "override the preset (0: keep)")("model.num_heads", po::value(&o.num_heads)->default_value(o.num_heads),
                                        "override the preset (0: keep)")(
@@ -277,7 +286,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       {"loss.kernel_temperature", o.loss.kernel_temperature != defaults.loss.kernel_temperature},
       {"loss.mask", ls.mask != default_strings.mask},
       {"loss.top_k", o.loss.top_k != defaults.loss.top_k},
-      {"loss.threshold", o.loss.threshold != defaults.loss.threshold}};
+      {"loss.threshold", o.loss.threshold != defaults.loss.threshold},
+      {"model.speech_train_layers", o.speech_train_layers != defaults.speech_train_layers}};
   auto on_command_line = [&](const std::string& name) {
     for (const auto& opt : command_line->options)
       if (opt.string_key == name) return true;
@@ -302,6 +312,15 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
            o.max_frames);
   CW_CHECK(o.loader_workers >= 0 && o.loader_workers <= 64, ValueError,
            "--data.loader_workers must be in [0, 64], got ", o.loader_workers);
+  CW_CHECK(o.speech_tower == "conformer" || o.speech_tower == "whisper", ValueError,
+           "--model.speech_tower must be conformer or whisper, got '", o.speech_tower, "'");
+  CW_CHECK(o.speech_train_layers >= 0 && o.speech_train_layers <= 64, ValueError,
+           "--model.speech_train_layers must be in [0, 64], got ", o.speech_train_layers);
+  CW_CHECK(o.speech_tower == "whisper" || (o.speech_weights.empty() && !given("model.speech_train_layers")),
+           ValueError,
+           "--model.speech_weights and --model.speech_train_layers apply to --model.speech_tower whisper");
+  CW_CHECK(o.speech_tower == "conformer" || (o.speech_init.empty() && o.task == "speech_text"), ValueError,
+           "--model.speech_tower whisper trains with --task speech_text and no --model.speech_init");
   CW_CHECK(o.speech_preset == "tiny" || o.speech_preset == "mini" || o.speech_preset == "small", ValueError,
            "--model.speech_preset must be tiny, mini or small, got '", o.speech_preset, "'");
   CW_CHECK(o.d_model >= 0 && o.num_layers >= 0 && o.num_heads >= 0 && o.ffn_dim >= 0 && o.conv_kernel >= 0,

@@ -33,6 +33,12 @@ struct TrainOptions {
   int64_t corpus_jobs = 0;  // processes for generating the corpus; 0 = all cores
 
   // ---- [model]
+  // conformer: trained from scratch (or --model.speech_init); whisper: the pretrained Whisper
+  // encoder of --model.speech_weights (models/whisper_encoder.h), its top speech_train_layers
+  // blocks, final norm and a projection trained.
+  std::string speech_tower = "conformer";
+  std::string speech_weights;          // Whisper folder (model.bin or HF); empty = the installed tiny.en
+  int64_t speech_train_layers = 1;     // whisper: blocks trained from the top (0: norm + projection only)
   std::string speech_preset = "mini";  // tiny | mini | small (models/conformer.h)
   int64_t d_model = 0, num_layers = 0, num_heads = 0, ffn_dim = 0, conv_kernel = 0;  // 0 = preset's
   double dropout = -1;                                                               // < 0 = preset's

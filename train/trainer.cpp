@@ -139,23 +139,6 @@ void write_similarity(const fs::path& out, models::SpeechTextModel& model, const
 
 }  // namespace
 
-models::ConformerConfig speech_tower_config(const TrainOptions& o, int64_t n_mels, int64_t embed_dim) {
-  models::ConformerConfig c = o.speech_preset == "small"  ? models::ConformerConfig::small()
-                              : o.speech_preset == "mini" ? models::ConformerConfig::mini()
-                                                          : models::ConformerConfig::tiny();
-  if (o.d_model) c.d_model = o.d_model;
-  if (o.num_layers) c.num_layers = o.num_layers;
-  if (o.num_heads) c.num_heads = o.num_heads;
-  if (o.ffn_dim) c.ffn_dim = o.ffn_dim;
-  if (o.conv_kernel) c.conv_kernel_size = o.conv_kernel;
-  if (o.dropout >= 0) c.dropout = o.dropout;
-  CW_CHECK(c.d_model % c.num_heads == 0, ValueError, "--model.d_model (", c.d_model,
-           ") must be a multiple of --model.num_heads (", c.num_heads, ")");
-  c.n_mels = n_mels;        // from the features
-  c.embed_dim = embed_dim;  // the frozen tower's dimension
-  return c;
-}
-
 TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   TrainResult result;
   const auto t_prepare = Clock::now();
@@ -194,19 +177,14 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   const FrozenTextTower text = FrozenTextTower::load(
       find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
   if (!lead) comm.barrier(0);
-  const SpeechTextData data = prepare_speech_text_data(o, text, log);
+  SpeechTextData prepared = prepare_speech_text_data(o, text, log);
   if (lead && world > 1) comm.barrier(0);
 
   // ---- model and optimizer (seeded: the same seed gives the same initial weights)
   manual_seed(o.seed);
-  const models::ConformerConfig cfg =
-      speech_tower_config(o, data.train.features->num_bins(), data.train_text.size(1));
-  models::SpeechTextModel model(cfg, std::log(1.0 / o.loss.init_temperature), o.loss.learn_temperature);
-  if (!o.speech_init.empty()) {
-    const int64_t n = init_speech_tower(*model.speech, o.speech_init);
-    log << "model: speech tower initialized from " << o.speech_init << " (" << n
-        << " tensors; the projection head starts fresh)\n";
-  }
+  SpeechTextData data = std::move(prepared);
+  SpeechModel built = build_speech_model(o, data, log);
+  models::SpeechTextModel& model = *built.model;
   model.train();
   // The trained tower, its logit scale, and the optimizer's moments (allocated below, beside each
   // parameter) live on the device; batches are copied there each step, the frozen embeddings
@@ -218,16 +196,16 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   for (const auto& g : opt.groups())
     for (const auto& p : g.params) params.push_back(p);
   const LrSchedule schedule{o.lr, o.warmup_steps, o.steps, o.min_lr_ratio};
-  log << "model: Conformer d_model " << cfg.d_model << ", " << cfg.num_layers << " blocks, " << cfg.num_heads
-      << " heads, ffn " << cfg.ffn_dim << ", kernel " << cfg.conv_kernel_size << ": "
-      << model.num_parameters() << " parameters\nloss: " << losses::describe(o.loss) << "\n";
+  log << "model: " << built.description << "\nloss: " << losses::describe(o.loss) << "\n";
 
   SpeechLoaderOptions lo;
   lo.batch_size = o.batch_size;
   lo.seed = o.seed;
   lo.spec_augment = o.spec_augment;
   lo.bucket_by_length = o.bucket_by_length;
-  lo.max_frames = o.max_frames;
+  // --data.max_frames counts 10 ms mel frames; cached Whisper positions are 20 ms each.
+  lo.max_frames = o.max_frames / built.frames_per_input;
+  lo.normalization = data.train.cmvn ? "utterance" : "none";
   lo.num_workers = static_cast<int>(o.loader_workers);
   SpeechLoader loader(data.train.features, lo);
 

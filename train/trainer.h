@@ -11,6 +11,7 @@
 
 #include "dist/communicator.h"
 #include "train/evaluator.h"
+#include "train/speech_model.h"
 #include "train/train_options.h"
 
 namespace cw::train {
@@ -25,10 +26,6 @@ struct TrainResult {
   double prepare_seconds = 0;   // corpus, features, frozen embeddings
   dist::CommStats comm;         // this rank's collectives in the step loop (none in a world of one)
 };
-
-// The speech tower's configuration: the preset of --model.speech_preset with the --model.* sizes
-// that are set, n_mels from the features and embed_dim from the frozen tower.
-models::ConformerConfig speech_tower_config(const TrainOptions& o, int64_t n_mels, int64_t embed_dim);
 
 // Runs the whole job of TrainOptions: prepare data, build or resume the model, train, evaluate,
 // write logs (metrics.csv / .jsonl, eval.csv / .jsonl, eval_final.json), checkpoints and plots
