@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "core/cpu/blas_kernels.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "data/model_files.h"
@@ -26,6 +27,7 @@ using namespace cw;
 using namespace cw::train;
 
 int main(int argc, char** argv) {
+  cw::reexec_with_fast_blas_kernels(argv);  // before any GEMM: see core/cpu/blas_kernels.h
   try {
     std::string run_dir, checkpoint, corpus, json_out, baseline;
     int64_t batch_size = 64;

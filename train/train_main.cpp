@@ -3,6 +3,7 @@
 // (the corpus is generated on first use). `train --help` lists every option by section.
 #include <iostream>
 
+#include "core/cpu/blas_kernels.h"
 #include "core/error.h"
 #include "train/asr_trainer.h"
 #include "train/image_text_trainer.h"
@@ -10,6 +11,7 @@
 #include "train/trainer.h"
 
 int main(int argc, char** argv) {
+  cw::reexec_with_fast_blas_kernels(argv);  // before any GEMM: see core/cpu/blas_kernels.h
   try {
     // The image tasks (--task image_ssl | image_text) have their own option table.
     const std::string task = cw::train::requested_task(argc, argv);
