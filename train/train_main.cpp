@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "core/cpu/blas_kernels.h"
+#include "core/cpu/denormals.h"
 #include "core/error.h"
 #include "train/asr_trainer.h"
 #include "train/image_text_trainer.h"
@@ -12,6 +13,7 @@
 
 int main(int argc, char** argv) {
   cw::reexec_with_fast_blas_kernels(argv);  // before any GEMM: see core/cpu/blas_kernels.h
+  cw::set_flush_denormals(true);            // subnormals cost 5x in the backward: core/cpu/denormals.h
   try {
     // The image tasks (--task image_ssl | image_text) have their own option table.
     const std::string task = cw::train::requested_task(argc, argv);

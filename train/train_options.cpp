@@ -21,7 +21,7 @@ namespace {
 
 // The loss options as the user spells them (enums become strings).
 struct LossStrings {
-  std::string kind = "cwcl", kernel = "linear", mask = "none", reverse = "weighted", reduction = "mean",
+  std::string kind = "cwcl", kernel = "exp", mask = "none", reverse = "weighted", reduction = "mean",
               linear_weights = "auto";
 };
 
@@ -328,6 +328,13 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   CW_CHECK(o.conv_kernel == 0 || o.conv_kernel % 2 == 1, ValueError, "--model.conv_kernel must be odd, got ",
            o.conv_kernel);
   CW_CHECK(o.dropout < 1.0, ValueError, "--model.dropout must be < 1, got ", o.dropout);
+  // The Conformer's sizes mean nothing to the Whisper tower (its sizes come with its weights).
+  CW_CHECK(o.speech_tower == "conformer" ||
+               (o.speech_preset == defaults.speech_preset && o.d_model == 0 && o.num_layers == 0 &&
+                o.num_heads == 0 && o.ffn_dim == 0 && o.conv_kernel == 0 && o.dropout < 0),
+           ValueError,
+           "--model.speech_preset, d_model, num_layers, num_heads, ffn_dim, conv_kernel and dropout apply to "
+           "--model.speech_tower conformer (the Whisper tower's sizes come with its weights)");
   CW_CHECK(o.steps >= 1, ValueError, "--optim.steps must be >= 1, got ", o.steps);
   CW_CHECK(o.batch_size >= 2, ValueError, "--optim.batch_size must be >= 2 (a contrastive batch), got ",
            o.batch_size);

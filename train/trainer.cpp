@@ -30,6 +30,7 @@
 #include "train/lr_schedule.h"
 #include "train/speech_tower_file.h"
 #include "train/subprocess.h"
+#include "train/verdict.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;
@@ -455,12 +456,15 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
   }
 
   result.final_eval = run_eval(step, 0);
+  const Verdict verdict = make_verdict(result.final_eval, data, text);
   nlohmann::json final_json = result.final_eval.to_json();
   final_json["step"] = step;
   final_json["config"] = o.to_ini();
+  final_json["verdict"] = verdict.json;
   write_text_atomic(out / "eval_final.json", final_json.dump(2) + "\n");
   log << "zero-shot results after " << step << " steps (" << result.final_eval.seconds << " s):\n"
-      << result.final_eval.table() << "results: " << (out / "eval_final.json").string() << "\n";
+      << result.final_eval.table() << "results: " << (out / "eval_final.json").string() << "\n"
+      << verdict.text;
   if (o.plots) {
     write_similarity(out, model, data, o.eval_batch_size);
     metrics_csv.flush();

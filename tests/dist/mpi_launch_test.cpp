@@ -150,7 +150,9 @@ class MpiTraining : public MpiJob {
     std::string cmd = np > 0 ? mpirun(np) : std::string();
     cmd += std::string("'") + (binary ? binary : CW_TRAIN_BINARY) + "' --data.corpus '" +
            (dir_->path / "corpus").string() +
-           "' --data.corpus_size none --model.speech_preset tiny --optim.batch_size 8 --optim.steps 20"
+           "' --data.corpus_size none --model.speech_tower conformer --data.spec_augment true "
+           "--model.speech_preset tiny "
+           "--optim.batch_size 8 --optim.steps 20"
            " --optim.warmup_steps 2 --optim.lr 0.01 --optim.weight_decay 0 --run.eval_every 0"
            " --run.checkpoint_every 10 --run.plots false --run.progress lines --eval.batch_size 4"
            " --eval.max_items 4 --run.threads 1 --dist.timeout 60 --run.out '" +
@@ -253,7 +255,9 @@ TEST_F(MpiTraining, KilledRankStopsTrainingAndTheLastCheckpointStaysValid) {
   // (ostringstream rather than a chain of std::string +, on which GCC 12 warns falsely: -Wrestrict)
   std::ostringstream script;
   script << mpirun(2) << "'" << CW_TRAIN_BINARY << "' --data.corpus '" << (dir_->path / "corpus").string()
-         << "' --data.corpus_size none --model.speech_preset tiny --optim.batch_size 8 --optim.steps 5000"
+         << "' --data.corpus_size none --model.speech_tower conformer --data.spec_augment true "
+            "--model.speech_preset tiny "
+            "--optim.batch_size 8 --optim.steps 5000"
             " --optim.warmup_steps 2 --optim.lr 0.01 --run.eval_every 0 --run.checkpoint_every 2 --run.plots "
             "false"
             " --run.progress lines --run.threads 1 --dist.timeout 20 --run.out '"

@@ -82,6 +82,8 @@ class AsrRun : public ::testing::Test {
                                      "false",
                                      "--data.loader_workers",
                                      "0",
+                                     "--model.speech_tower",
+                                     "conformer",
                                      "--model.speech_preset",
                                      "tiny",
                                      "--model.dropout",

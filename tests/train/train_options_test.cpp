@@ -81,13 +81,16 @@ TEST(TrainOptions, DefaultsAreTheDocumentedExperiment) {
   EXPECT_EQ(o.to_ini(), d.to_ini());
   EXPECT_EQ(o.corpus, ".cache/speech/small");
   EXPECT_EQ(o.corpus_size, "small");
-  EXPECT_EQ(o.speech_preset, "mini");
+  EXPECT_EQ(o.speech_tower, "whisper");
+  EXPECT_EQ(o.speech_train_layers, 0);
+  EXPECT_FALSE(o.spec_augment);
   EXPECT_EQ(o.loss.loss, losses::LossKind::CWCL);
-  EXPECT_EQ(o.loss.kernel, losses::WeightKernel::Linear);
+  EXPECT_EQ(o.loss.kernel, losses::WeightKernel::Exp);
+  EXPECT_DOUBLE_EQ(o.loss.kernel_temperature, 0.1);
   EXPECT_EQ(o.loss.mask, losses::WeightMask::None);
-  EXPECT_EQ(o.steps, 200);
+  EXPECT_EQ(o.steps, 300);
   EXPECT_EQ(o.batch_size, 32);
-  EXPECT_EQ(o.warmup_steps, 20);
+  EXPECT_EQ(o.warmup_steps, 30);
   EXPECT_FALSE(o.bucket_by_length);
   EXPECT_DOUBLE_EQ(o.lr, 1e-3);
   EXPECT_DOUBLE_EQ(o.grad_clip, 1.0);
@@ -115,6 +118,8 @@ TEST_F(TrainOptionsFiles, PrintConfigReadsBackToTheSameOptions) {
   // Non-default values in every section, including the enums, a bool and a string with a space.
   std::string printed;
   const ParsedTrainOptions p = parse({"--print-config",
+                                      "--model.speech_tower",
+                                      "conformer",
                                       "--data.corpus",
                                       "some dir/corpus",
                                       "--data.spec_augment",
@@ -249,7 +254,8 @@ TEST(TrainOptions, ContradictionsAreRejected) {
   EXPECT_REJECTED((V{"--loss.top_k", "4"}), "--loss.top_k is set but --loss.mask is not topk");
   EXPECT_REJECTED((V{"--loss.mask", "threshold", "--loss.top_k", "4"}), "--loss.top_k");
   EXPECT_REJECTED((V{"--loss.threshold", "0.2"}), "--loss.threshold is set but --loss.mask is not threshold");
-  EXPECT_REJECTED((V{"--loss.kernel_temperature", "0.5"}), "--loss.kernel_temperature is set");
+  EXPECT_REJECTED((V{"--loss.kernel", "linear", "--loss.kernel_temperature", "0.5"}),
+                  "--loss.kernel_temperature is set");
   EXPECT_REJECTED((V{"--run.device", "gpu"}), "--run.device must be cpu, cuda or cuda:N, got 'gpu'");
   EXPECT_REJECTED((V{"--run.device", "cuda:x"}), "--run.device must be cpu, cuda or cuda:N");
   EXPECT_REJECTED((V{"--run.conv", "fast"}), "--run.conv must be auto, cudnn or native, got 'fast'");

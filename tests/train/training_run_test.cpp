@@ -74,6 +74,8 @@ class TrainingRun : public ::testing::Test {
   TrainOptions options(const std::string& out, const std::vector<std::string>& extra = {}) const {
     std::vector<std::pair<std::string, std::string>> pairs = {{"--data.corpus", corpus_.string()},
                                                               {"--data.corpus_size", "none"},
+                                                              {"--model.speech_tower", "conformer"},
+                                                              {"--data.spec_augment", "true"},
                                                               {"--model.speech_preset", "tiny"},
                                                               {"--optim.batch_size", "8"},
                                                               {"--optim.steps", "6"},
@@ -194,7 +196,9 @@ TEST_F(TrainingRun, LossDecreasesAndTheRunIsWritten) {
 #ifdef CW_EVAL_BINARY
   // The `eval` binary on the run folder prints the same numbers (its last line is the JSON).
   const fs::path eval_out = dir_->path / "eval_stdout.txt";
-  const std::string cmd = std::string("'") + CW_EVAL_BINARY + "' --run '" + out.string() +
+  // CW_KEEP_BLAS_CORE: eval keeps this process's GEMM kernels (core/cpu/blas_kernels.h), so its
+  // numbers are bit for bit the run's.
+  const std::string cmd = std::string("CW_KEEP_BLAS_CORE=1 '") + CW_EVAL_BINARY + "' --run '" + out.string() +
                           "' --batch-size 4 --json '" + (dir_->path / "eval.json").string() + "' > '" +
                           eval_out.string() + "' 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << "\n" << ::testing::PrintToString(read_lines(eval_out));

@@ -154,7 +154,8 @@ TEST_F(WhisperTraining, OptionsAreChecked) {
     return train::parse_train_options(static_cast<int>(argv.size()), argv.data(), ignored);
   };
   EXPECT_THROW(parse({"--model.speech_tower", "wav2vec"}), ValueError);
-  EXPECT_THROW(parse({"--model.speech_train_layers", "2"}), ValueError);  // conformer: not its option
+  EXPECT_THROW(parse({"--model.speech_tower", "conformer", "--model.speech_train_layers", "2"}), ValueError);
+  EXPECT_THROW(parse({"--model.d_model", "96"}), ValueError);  // a Conformer size, the tower is whisper
   EXPECT_THROW(parse({"--model.speech_train_layers", "-1", "--model.speech_tower", "whisper"}), ValueError);
   EXPECT_NO_THROW(parse({"--model.speech_tower", "whisper", "--model.speech_train_layers", "0"}));
   // More trained blocks than the checkpoint has: named when the model is built.
