@@ -30,6 +30,16 @@ std::string bool_str(bool b) { return b ? "true" : "false"; }
 }  // namespace
 
 std::string TrainOptions::to_ini() const {
+  // CWCL's own options are written for CWCL runs only: an InfoNCE config that named them would be
+  // rejected when read back (they contradict --loss.kind infonce).
+  std::ostringstream cwcl_only_text;
+  cwcl_only_text.precision(10);
+  if (loss.loss == losses::LossKind::CWCL)
+    cwcl_only_text << "\nkernel = " << losses::to_string(loss.kernel)
+                   << "\nkernel_temperature = " << loss.kernel_temperature
+                   << "\nmask = " << losses::to_string(loss.mask) << "\ntop_k = " << loss.top_k
+                   << "\nthreshold = " << loss.threshold;
+  const std::string cwcl_only = cwcl_only_text.str();
   std::ostringstream s;
   s.precision(10);
   s << "task = " << task << "\n\n[data]\n"
@@ -45,9 +55,7 @@ std::string TrainOptions::to_ini() const {
     << "\ndropout = " << dropout << "\ntext_model = " << text_model << "\nspeech_init = " << speech_init
     << "\n\n"
     << "[loss]\n"
-    << "kind = " << losses::to_string(loss.loss) << "\nkernel = " << losses::to_string(loss.kernel)
-    << "\nkernel_temperature = " << loss.kernel_temperature << "\nmask = " << losses::to_string(loss.mask)
-    << "\ntop_k = " << loss.top_k << "\nthreshold = " << loss.threshold
+    << "kind = " << losses::to_string(loss.loss) << cwcl_only
     << "\nreverse = " << losses::to_string(loss.reverse)
     << "\nreduction = " << losses::to_string(loss.reduction)
     << "\ninit_temperature = " << loss.init_temperature
