@@ -3,16 +3,12 @@
 // format and the file's size, so load() only reads byte ranges already known to lie inside it.
 #include "core/ctranslate2.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "core/file_bytes.h"
 #include "core/stored_dtypes.h"
 
 namespace cw {
@@ -69,36 +65,9 @@ void decode(const std::string& dtype, const char* src, int64_t n, void* dst) {
 
 }  // namespace
 
-// The file's bytes: an open descriptor (read with pread) or a buffer in memory (from_bytes).
-// Offsets given to read() were checked against `size` while the index was built.
-struct Ct2File::Source {
-  int fd = -1;
-  std::vector<char> buffer;
-  uint64_t size = 0;
-
-  Source() = default;
-  Source(const Source&) = delete;
-  Source& operator=(const Source&) = delete;
-  ~Source() {
-    if (fd >= 0) ::close(fd);
-  }
-
-  void read(uint64_t offset, uint64_t n, void* dst, const std::string& file) const {
-    if (n == 0) return;
-    if (fd < 0) {
-      std::memcpy(dst, buffer.data() + offset, n);
-      return;
-    }
-    char* out = static_cast<char*>(dst);
-    while (n > 0) {
-      const ssize_t got = ::pread(fd, out, n, static_cast<off_t>(offset));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0)
-        throw Error(detail::cat("ctranslate2: ", file, ": cannot read ", n, " bytes at offset ", offset, ": ",
-                                got < 0 ? std::strerror(errno) : "the file shrank since it was opened"));
-      out += got, offset += static_cast<uint64_t>(got), n -= static_cast<uint64_t>(got);
-    }
-  }
+// The file's bytes (core/file_bytes.h), named for the messages.
+struct Ct2File::Source : FileBytes {
+  Source() : FileBytes("ctranslate2") {}
 };
 
 namespace {
@@ -163,12 +132,7 @@ class Cursor {
 
 Ct2File Ct2File::open(const std::string& path) {
   auto source = std::make_shared<Source>();
-  source->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  CW_CHECK(source->fd >= 0, Error, "ctranslate2: cannot open ", path, ": ", std::strerror(errno));
-  struct stat st;
-  CW_CHECK(::fstat(source->fd, &st) == 0 && S_ISREG(st.st_mode), Error, "ctranslate2: ", path,
-           " is not a regular file");
-  source->size = static_cast<uint64_t>(st.st_size);
+  source->open(path);
   Ct2File file(path, std::move(source));
   file.parse();
   return file;
@@ -176,8 +140,7 @@ Ct2File Ct2File::open(const std::string& path) {
 
 Ct2File Ct2File::from_bytes(std::string label, std::vector<char> bytes) {
   auto source = std::make_shared<Source>();
-  source->size = bytes.size();
-  source->buffer = std::move(bytes);
+  source->adopt(std::move(bytes));
   Ct2File file(std::move(label), std::move(source));
   file.parse();
   return file;

@@ -4,8 +4,6 @@
 #include "core/safetensors.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +17,7 @@
 #include <random>
 #include <set>
 
+#include "core/file_bytes.h"
 #include "core/stored_dtypes.h"
 
 namespace cw {
@@ -154,68 +153,20 @@ SafetensorsFile::TensorInfo parse_entry(const std::string& file, const std::stri
 
 }  // namespace
 
-// The file's bytes: an open descriptor (tensors read with pread or mapped one by one) or a
-// buffer in memory (from_bytes). Offsets given to it were checked against `size` by open().
-struct SafetensorsFile::Source {
-  int fd = -1;
-  std::vector<char> buffer;
-  uint64_t size = 0;
-
-  Source() = default;
-  Source(const Source&) = delete;
-  Source& operator=(const Source&) = delete;
-  ~Source() {
-    if (fd >= 0) ::close(fd);
-  }
-
-  void read(uint64_t offset, uint64_t n, void* dst, const std::string& file) const {
-    if (n == 0) return;
-    if (fd < 0) {
-      std::memcpy(dst, buffer.data() + offset, n);
-      return;
-    }
-    char* out = static_cast<char*>(dst);
-    while (n > 0) {
-      const ssize_t got = ::pread(fd, out, n, static_cast<off_t>(offset));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0)
-        throw Error(detail::cat("safetensors: ", file, ": cannot read ", n, " bytes at offset ", offset, ": ",
-                                got < 0 ? std::strerror(errno) : "the file shrank since it was opened"));
-      out += got, offset += static_cast<uint64_t>(got), n -= static_cast<uint64_t>(got);
-    }
-  }
-
-  // A Storage viewing bytes [offset, offset + n) through a private mapping of their own, or null
-  // when mapping is not possible (the caller then copies). MAP_PRIVATE + PROT_WRITE: writes to
-  // the tensor are copy-on-write, so they never reach the file or another load of the tensor.
-  std::shared_ptr<Storage> map(uint64_t offset, uint64_t n) const {
-    struct stat st;
-    // Touching a mapped page past the end of a file that shrank would raise SIGBUS.
-    if (fd < 0 || ::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return nullptr;
-    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    const uint64_t start = offset / page * page, length = offset - start + n;
-    void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, static_cast<off_t>(start));
-    if (base == MAP_FAILED) return nullptr;
-    return std::make_shared<Storage>(static_cast<char*>(base) + (offset - start), n, Device::cpu(),
-                                     [base, length](void*) { ::munmap(base, length); });
-  }
+// The file's bytes (core/file_bytes.h), named for the messages.
+struct SafetensorsFile::Source : FileBytes {
+  Source() : FileBytes("safetensors") {}
 };
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   auto source = std::make_shared<Source>();
-  source->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  CW_CHECK(source->fd >= 0, Error, "safetensors: cannot open ", path, ": ", std::strerror(errno));
-  struct stat st;
-  CW_CHECK(::fstat(source->fd, &st) == 0 && S_ISREG(st.st_mode), Error, "safetensors: ", path,
-           " is not a regular file");
-  source->size = static_cast<uint64_t>(st.st_size);
+  source->open(path);
   return SafetensorsFile(path, std::move(source));
 }
 
 SafetensorsFile SafetensorsFile::from_bytes(std::string label, std::vector<char> bytes) {
   auto source = std::make_shared<Source>();
-  source->size = bytes.size();
-  source->buffer = std::move(bytes);
+  source->adopt(std::move(bytes));
   return SafetensorsFile(std::move(label), std::move(source));
 }
 
