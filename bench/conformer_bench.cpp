@@ -29,38 +29,18 @@
 #include "core/flop_counter.h"
 #include "core/ops.h"
 #include "models/conformer.h"
+#include "tower_bench_util.h"
 #include "train/adamw.h"
 
 using namespace cw;
 
 namespace {
 
-// A "VmXXX:   1234 kB" line of /proc/self/status, in MiB (-1 if absent).
-double proc_status_mib(const std::string& key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::atof(line.c_str() + key.size() + 1) / 1024.0;
-  }
-  return -1.0;
-}
-
-// Resets VmHWM (the peak RSS) to the current RSS, so that the next read is the peak since now.
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
+using bench::median;
+using bench::proc_status_mib;
+using bench::reset_peak_rss;
+using bench::seconds_since;
+using Clock = std::chrono::steady_clock;
 
 struct Bench {
   int64_t batch = 32, frames = 400, iters = 5, warmup = 1;

@@ -54,29 +54,18 @@
 #include "models/text_transformer.h"
 #include "models/whisper_encoder.h"
 #include "nn/attention.h"
+#include "tower_bench_util.h"
 #include "train/adamw.h"
 
 using namespace cw;
 
 namespace {
 
-// A "VmXXX:   1234 kB" line of /proc/self/status, in MiB (-1 if absent).
-double proc_status_mib(const std::string& key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::atof(line.c_str() + key.size() + 1) / 1024.0;
-  }
-  return -1.0;
-}
-
+using bench::median;
+using bench::proc_status_mib;
+using bench::reset_peak_rss;
+using bench::seconds_since;
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 struct Bench {
   std::string phase = "encode", loss = "cwcl", model, dump;
@@ -146,7 +135,8 @@ Tensor profiled_forward(const models::WhisperEncoder& enc, const Tensor& mel, co
   const int64_t P = models::whisper_positions(T), D = enc.config.d_model, H = enc.config.num_heads;
   const double eps = enc.config.layer_norm_eps;
   const Tensor mel_pad = p.time("masks", [&] { return models::lengths_to_padding_mask(lengths, T); });
-  Tensor x = p.time("masks", [&] { return ops::masked_fill(mel, mel_pad.unsqueeze(-1), 0.0); }).transpose(1, 2);
+  Tensor x =
+      p.time("masks", [&] { return ops::masked_fill(mel, mel_pad.unsqueeze(-1), 0.0); }).transpose(1, 2);
   const auto conv = [&](const nn::Conv1d& c, const Tensor& in, int64_t stride) {
     return p.time("conv", [&] {
       return ops::conv1d(in, c.weight.data(), c.bias.data(), ops::Conv1dOptions{stride, 1, 1, 1});
@@ -163,7 +153,8 @@ Tensor profiled_forward(const models::WhisperEncoder& enc, const Tensor& mel, co
     return models::lengths_to_padding_mask(models::WhisperSpeechTower::position_lengths(lengths), P);
   });
   const auto ln = [&](const nn::LayerNorm& n, const Tensor& in) {
-    return p.time("layer norm", [&] { return ops::layer_norm(in, 1, n.weight.data(), n.bias.data(), eps).y; });
+    return p.time("layer norm",
+                  [&] { return ops::layer_norm(in, 1, n.weight.data(), n.bias.data(), eps).y; });
   };
   const auto linear = [&](const nn::Linear& l, const Tensor& in) {
     const Tensor y = p.time("linear GEMM", [&] { return ops::matmul(in, l.weight.data().transpose(0, 1)); });
@@ -176,7 +167,8 @@ Tensor profiled_forward(const models::WhisperEncoder& enc, const Tensor& mel, co
     const models::WhisperEncoderLayer& layer = (*enc.layers)[i];
     const models::WhisperAttention& a = *layer.self_attn;
     const Tensor xn = ln(*layer.self_attn_layer_norm, h);
-    const Tensor q = heads(linear(*a.q_proj, xn)), k = heads(linear(*a.k_proj, xn)), v = heads(linear(*a.v_proj, xn));
+    const Tensor q = heads(linear(*a.q_proj, xn)), k = heads(linear(*a.k_proj, xn)),
+                 v = heads(linear(*a.v_proj, xn));
     const Tensor qs = p.time("residual/scale adds", [&] { return ops::mul(q, scale); });
     Tensor s = p.time("attention GEMMs", [&] { return ops::matmul(qs, k.transpose(-1, -2)); });
     s = p.time("masks", [&] { return ops::masked_fill(s, pad.view({B, 1, 1, P}), lowest); });
@@ -229,8 +221,10 @@ int main(int argc, char** argv) {
       (b.phase != "encode" && b.phase != "step" && b.phase != "profile" && b.phase != "bwd-profile") ||
       (b.loss != "cwcl" && b.loss != "infonce")) {
     std::fprintf(stderr,
-                 "usage: whisper_bench [--phase encode|step|profile|bwd-profile] [--batch 8] [--frames 1000] [--iters 5] "
-                 "[--warmup 1] [--train-layers 4] [--loss cwcl|infonce] [--model model.bin] [--dump DIR] [--ftz 0|1]\n");
+                 "usage: whisper_bench [--phase encode|step|profile|bwd-profile] [--batch 8] [--frames 1000] "
+                 "[--iters 5] "
+                 "[--warmup 1] [--train-layers 4] [--loss cwcl|infonce] [--model model.bin] [--dump DIR] "
+                 "[--ftz 0|1]\n");
     return 2;
   }
   if (b.ftz) {  // flush denormal results and inputs to zero (MXCSR FTZ | DAZ) on every OpenMP thread
@@ -247,10 +241,13 @@ int main(int argc, char** argv) {
   // Random log-mel frames (Whisper's normalized log-mel lies in about [-1, 1.5]), full lengths.
   Generator g(1);
   const Tensor mel = ops::mul(ops::randn({b.batch, b.frames, c.n_mels}, DType::F32, g), 0.5);
-  const Tensor lengths = ops::from_vector(std::vector<int64_t>(static_cast<size_t>(b.batch), b.frames), {b.batch});
+  const Tensor lengths =
+      ops::from_vector(std::vector<int64_t>(static_cast<size_t>(b.batch), b.frames), {b.batch});
   std::printf(
-      "ours  Whisper encoder from %s: d %lld, %lld blocks, %lld heads, ffn %lld; batch %lld x %lld frames x %lld "
-      "mels (%lld positions, unpadded), f32, %d OpenMP threads, %lld warm-up + %lld timed iterations, phase %s%s\n",
+      "ours  Whisper encoder from %s: d %lld, %lld blocks, %lld heads, ffn %lld; batch %lld x %lld frames x "
+      "%lld "
+      "mels (%lld positions, unpadded), f32, %d OpenMP threads, %lld warm-up + %lld timed iterations, phase "
+      "%s%s\n",
       w.source.c_str(), static_cast<long long>(c.d_model), static_cast<long long>(c.num_layers),
       static_cast<long long>(c.num_heads), static_cast<long long>(c.ffn_dim), static_cast<long long>(b.batch),
       static_cast<long long>(b.frames), static_cast<long long>(c.n_mels),
@@ -303,18 +300,20 @@ int main(int argc, char** argv) {
     double total = 0;
     for (const auto& [k, s] : p.seconds) total += s;
     const double n = static_cast<double>(b.iters);
-    std::printf("ours  profile: WhisperEncoder::forward median %.1f ms; op-by-op total %.1f ms per iteration\n",
-                median(fwd) * 1e3, total / n * 1e3);
+    std::printf(
+        "ours  profile: WhisperEncoder::forward median %.1f ms; op-by-op total %.1f ms per iteration\n",
+        median(fwd) * 1e3, total / n * 1e3);
     std::vector<std::pair<double, std::string>> rows;
     for (const auto& [k, s] : p.seconds) rows.emplace_back(s, k);
     std::sort(rows.rbegin(), rows.rend());
     for (const auto& [s, k] : rows)
-      std::printf("ours  profile: %-20s %8.1f ms per iteration %5.1f%%  (%lld calls)\n", k.c_str(), s / n * 1e3,
-                  100.0 * s / total, static_cast<long long>(p.calls[k] / b.iters));
+      std::printf("ours  profile: %-20s %8.1f ms per iteration %5.1f%%  (%lld calls)\n", k.c_str(),
+                  s / n * 1e3, 100.0 * s / total, static_cast<long long>(p.calls[k] / b.iters));
     {
       FlopCounter fc;
       enc.forward(Variable(mel), lengths);
-      std::printf("ours  profile: model FLOPs %.2f GFLOP per forward\n", static_cast<double>(fc.total()) / 1e9);
+      std::printf("ours  profile: model FLOPs %.2f GFLOP per forward\n",
+                  static_cast<double>(fc.total()) / 1e9);
     }
     std::printf("ours  profile: peak RSS %.0f MiB (process VmHWM)\n", proc_status_mib("VmHWM"));
     return 0;
@@ -333,7 +332,9 @@ int main(int argc, char** argv) {
       hidden = enc.run_layers(enc.embed_frames(Variable(mel), lengths), pad, 0, c.num_layers - 1).data();
     }
     const models::WhisperEncoderLayer& layer = (*enc.layers)[static_cast<size_t>(c.num_layers - 1)];
-    const auto leaf = [&](const Shape& shape) { return Variable(ops::mul(ops::randn(shape, DType::F32, g), 0.5), true); };
+    const auto leaf = [&](const Shape& shape) {
+      return Variable(ops::mul(ops::randn(shape, DType::F32, g), 0.5), true);
+    };
     // Times y.backward(random gradient) of the graph `make` records, median over the iterations.
     const auto time_bwd = [&](const char* piece, int64_t per_block, const std::function<Variable()>& make) {
       std::vector<double> t;
@@ -348,12 +349,13 @@ int main(int argc, char** argv) {
                   static_cast<long long>(per_block));
       std::fflush(stdout);
     };
-    std::printf("ours  bwd-profile: shapes of the step: hidden (%lld, %lld, %lld)\n", static_cast<long long>(b.batch),
-                static_cast<long long>(P), static_cast<long long>(D));
-    time_bwd("whole block (input and weights need grad)", 1, [&] {
-      return layer.forward(Variable(hidden, true), pad);
+    std::printf("ours  bwd-profile: shapes of the step: hidden (%lld, %lld, %lld)\n",
+                static_cast<long long>(b.batch), static_cast<long long>(P), static_cast<long long>(D));
+    time_bwd("whole block (input and weights need grad)", 1,
+             [&] { return layer.forward(Variable(hidden, true), pad); });
+    time_bwd("Linear 384->384 (q/k/v/out_proj)", 4, [&] {
+      return layer.self_attn->q_proj->forward(leaf({b.batch, P, D}));
     });
-    time_bwd("Linear 384->384 (q/k/v/out_proj)", 4, [&] { return layer.self_attn->q_proj->forward(leaf({b.batch, P, D})); });
     time_bwd("Linear 384->1536 (fc1)", 1, [&] { return layer.fc1->forward(leaf({b.batch, P, D})); });
     time_bwd("Linear 1536->384 (fc2)", 1, [&] { return layer.fc2->forward(leaf({b.batch, P, c.ffn_dim})); });
     time_bwd("attention core (QK^T, mask, softmax, PV)", 1, [&] {
@@ -365,9 +367,13 @@ int main(int argc, char** argv) {
                         ag::transpose(ag::transpose(leaf({b.batch, P, H, D / H}), 1, 2), -1, -2));
     });
     time_bwd("softmax alone (B, H, P, P)", 1, [&] { return ag::softmax(leaf({b.batch, H, P, P}), -1); });
-    time_bwd("layer norm (B, P, 384)", 2, [&] { return layer.final_layer_norm->forward(leaf({b.batch, P, D})); });
+    time_bwd("layer norm (B, P, 384)", 2, [&] {
+      return layer.final_layer_norm->forward(leaf({b.batch, P, D}));
+    });
     time_bwd("GELU (B, P, 1536)", 1, [&] { return ag::gelu(leaf({b.batch, P, c.ffn_dim})); });
-    time_bwd("residual add (B, P, 384)", 2, [&] { return ag::add(leaf({b.batch, P, D}), leaf({b.batch, P, D})); });
+    time_bwd("residual add (B, P, 384)", 2, [&] {
+      return ag::add(leaf({b.batch, P, D}), leaf({b.batch, P, D}));
+    });
     time_bwd("head: final LN + masked mean + proj (-> B x 384)", 0, [&] {
       const Variable h = enc.layer_norm->forward(Variable(hidden, true));
       return models::masked_mean_pool(h, ops::eq(pad, 0.0));
@@ -380,14 +386,16 @@ int main(int argc, char** argv) {
              [&] { return tower.embed(Variable(hidden), plen); });
     losses::ContrastiveConfig cfg;
     const Variable q(ops::randn({b.batch, 384}, DType::F32, g)), log_scale = losses::make_log_scale(cfg);
-    time_bwd("CWCL loss alone (p leaf (B, 384))", 0,
-             [&] { return losses::contrastive_loss(leaf({b.batch, 384}), q, log_scale, cfg).loss; });
+    time_bwd("CWCL loss alone (p leaf (B, 384))", 0, [&] {
+      return losses::contrastive_loss(leaf({b.batch, 384}), q, log_scale, cfg).loss;
+    });
     return 0;
   }
 
   // ---- step
   const int64_t K = b.train_layers;
-  const models::WhisperInput input = K == c.num_layers ? models::WhisperInput::Mel : models::WhisperInput::Hidden;
+  const models::WhisperInput input =
+      K == c.num_layers ? models::WhisperInput::Mel : models::WhisperInput::Hidden;
   const int64_t embed_dim = 384;  // all-MiniLM-L6-v2's width
   models::WhisperSpeechTower tower(c, embed_dim, K, input, DType::F32);
   {
@@ -413,7 +421,8 @@ int main(int argc, char** argv) {
   named.emplace_back("logit_scale", log_scale);
   train::AdamW opt(train::make_param_groups(named, 0.01, {"logit_scale"}), train::AdamWOptions{});
   std::printf("ours  step: K = %lld trained blocks, input %s %s, %s loss, %lld trained parameters\n",
-              static_cast<long long>(K), input == models::WhisperInput::Mel ? "log-mel" : "cached hidden states",
+              static_cast<long long>(K),
+              input == models::WhisperInput::Mel ? "log-mel" : "cached hidden states",
               shape_str(features.shape()).c_str(), b.loss.c_str(), static_cast<long long>(trained));
   std::fflush(stdout);
   run_phase("step", b, {"step", "forward", "backward", "adamw"}, b.batch, [&] {
