@@ -81,6 +81,56 @@ std::string show(const json& v) {
   return std::string("a JSON ") + v.type_name();
 }
 
+// A first pass over the header as SAX events: it finds a key given twice (tensor names at depth 1,
+// the fields of one entry or of "__metadata__" at depth 2), which json::parse would silently
+// resolve to the last value, and refuses nesting deeper than any header needs before a DOM of it
+// is built. Not json::parse's callback: nlohmann's callback parser rescans the whole enclosing
+// object each time a value in it closes, which made opening n tensors O(n^2) (issue 24: 20,000
+// tensors took 12.7 s).
+class HeaderKeyCheck : public nlohmann::json_sax<json> {
+ public:
+  static constexpr int kMaxDepth = 64;  // a valid header nests 3 deep (root, entry, shape)
+  std::string problem;                  // why the parse stopped; empty when it did not
+
+  bool key(std::string& k) override {
+    if (depth_ == 1) {
+      entry_ = k;
+      fields_.clear();
+      if (!names_.insert(k).second)
+        return stop(k == "__metadata__" ? "\"__metadata__\" appears twice"
+                                        : "tensor '" + k + "' appears twice");
+    } else if (depth_ == 2 && !fields_.insert(k).second) {
+      return stop(detail::cat(entry_ == "__metadata__" ? "\"__metadata__\"" : "tensor '" + entry_ + "'",
+                              ": the key \"", k, "\" appears twice"));
+    }
+    return true;
+  }
+  bool start_object(std::size_t) override { return open(); }
+  bool start_array(std::size_t) override { return open(); }
+  bool end_object() override { return --depth_, true; }
+  bool end_array() override { return --depth_, true; }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const json::exception& e) override { throw e; }
+
+ private:
+  bool open() {
+    return ++depth_ <= kMaxDepth || stop(detail::cat("the header nests deeper than ", kMaxDepth, " levels"));
+  }
+  bool stop(std::string why) {
+    problem = std::move(why);
+    return false;
+  }
+  int depth_ = 0;
+  std::string entry_;                     // the depth-1 key being read
+  std::set<std::string> names_, fields_;  // keys seen at depth 1, and in the current entry
+};
+
 using stored::bf16_to_float;
 using stored::convert;
 using stored::half_to_float;
@@ -188,32 +238,15 @@ SafetensorsFile::SafetensorsFile(std::string path, std::shared_ptr<Source> sourc
 }
 
 void SafetensorsFile::parse_header(const std::string& header, uint64_t data_size) {
-  // nlohmann keeps the last of duplicate keys silently, so the parser callback watches for
-  // them: tensor names (depth 1) and the fields of one entry (depth 2).
-  std::string duplicate, entry;
-  std::set<std::string> names, fields;
+  HeaderKeyCheck check;
   json root;
   try {
-    root = json::parse(header, [&](int depth, json::parse_event_t event, json& parsed) {
-      if (event != json::parse_event_t::key || !duplicate.empty()) return true;
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (depth == 1) {
-        entry = key;
-        fields.clear();
-        if (!names.insert(key).second)
-          duplicate = key == "__metadata__" ? "\"__metadata__\" appears twice"
-                                            : detail::cat("tensor '", key, "' appears twice");
-      } else if (depth == 2 && !fields.insert(key).second) {
-        duplicate = detail::cat(entry == "__metadata__" ? "\"__metadata__\"" : "tensor '" + entry + "'",
-                                ": the key \"", key, "\" appears twice");
-      }
-      return true;
-    });
+    if (!json::sax_parse(header, &check)) fail(path_, check.problem);
+    root = json::parse(header);
   } catch (const json::exception& e) {
     fail(path_, "the header is not valid JSON: ", e.what());
   }
   if (!root.is_object()) fail(path_, "the header is ", show(root), ", not a JSON object");
-  if (!duplicate.empty()) fail(path_, duplicate);
 
   for (const auto& [key, value] : root.items()) {
     if (key != "__metadata__") {

@@ -5,6 +5,7 @@
 #include <sndfile.h>
 #include <soxr.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <regex>
@@ -51,12 +52,13 @@ int sndfile_subtype(SampleFormat format) {
 
 }  // namespace
 
-Audio read_audio(const std::filesystem::path& path) {
+Audio read_audio(const std::filesystem::path& path, const AudioLimits& limits) {
   const std::string name = path.string();
   std::error_code ec;
   CW_CHECK(std::filesystem::is_regular_file(path, ec), Error, "read_audio: '", name,
            "' is not a readable file");
-  CW_CHECK(std::filesystem::file_size(path, ec) > 0, Error, "read_audio: '", name, "' is empty (0 bytes)");
+  const auto file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  CW_CHECK(!ec && file_bytes > 0, Error, "read_audio: '", name, "' is empty (0 bytes)");
 
   SF_INFO info{};
   SndfilePtr file(sf_open(name.c_str(), SFM_READ, &info));
@@ -64,29 +66,40 @@ Audio read_audio(const std::filesystem::path& path) {
   CW_CHECK(file, Error, "read_audio: cannot read '", name, "' as audio: ", sf_strerror(nullptr));
   check_not_truncated(file.get(), path);
   CW_CHECK(info.frames > 0, Error, "read_audio: '", name, "' holds no audio samples (0 frames)");
-  CW_CHECK(info.channels > 0 && info.samplerate > 0, Error, "read_audio: '", name, "' has ", info.channels,
-           " channels at ", info.samplerate, " Hz");
+  CW_CHECK(info.channels > 0, Error, "read_audio: '", name, "' has ", info.channels, " channels");
+  CW_CHECK(info.samplerate >= limits.min_rate && info.samplerate <= limits.max_rate, Error, "read_audio: '",
+           name, "': sample rate ", info.samplerate, " Hz is outside the accepted ", limits.min_rate, " to ",
+           limits.max_rate, " Hz (AudioLimits; a corrupt header?)");
+  const double seconds = static_cast<double>(info.frames) / info.samplerate;
+  CW_CHECK(seconds <= limits.max_seconds, Error, "read_audio: '", name, "': its header declares ",
+           info.frames, " frames at ", info.samplerate, " Hz (", seconds, " s), longer than the limit of ",
+           limits.max_seconds, " s (AudioLimits::max_seconds)");
 
-  // Normalized float reads (libsndfile's default): integers are divided by 2^(bits-1).
+  // Read in blocks of about 2^20 samples, keeping only what arrives: a compressed file (FLAC)
+  // can declare far more frames than it holds, and libsndfile only finds out while decoding. For
+  // uncompressed formats libsndfile has already cut the declared count to the file's size, so
+  // the output is reserved up front where the count is within one sample per byte of the file.
   const int64_t frames = info.frames, channels = info.channels;
-  std::vector<float> interleaved(static_cast<size_t>(frames * channels));
-  const sf_count_t got = sf_readf_float(file.get(), interleaved.data(), frames);
-  CW_CHECK(got == frames, Error, "read_audio: '", name, "' is truncated or corrupt: read ", got, " of ",
-           frames, " frames (", sf_strerror(file.get()), ")");
-
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 20) / channels);
+  std::vector<float> interleaved(static_cast<size_t>(block * channels));
   Audio audio;
   audio.sample_rate = info.samplerate;
-  if (channels == 1) {
-    audio.samples = std::move(interleaved);
-    return audio;
+  if (frames <= file_bytes / channels) audio.samples.reserve(static_cast<size_t>(frames));
+  int64_t done = 0;
+  while (done < frames) {
+    // Normalized float reads (libsndfile's default): integers are divided by 2^(bits-1).
+    const sf_count_t got = sf_readf_float(file.get(), interleaved.data(), std::min(block, frames - done));
+    if (got <= 0) break;
+    // Downmix by averaging (sum in double so that the mean of equal channels is exact).
+    for (int64_t t = 0; t < got; ++t) {
+      double sum = 0.0;
+      for (int64_t c = 0; c < channels; ++c) sum += interleaved[static_cast<size_t>(t * channels + c)];
+      audio.samples.push_back(static_cast<float>(sum / static_cast<double>(channels)));
+    }
+    done += got;
   }
-  // Downmix by averaging (sum in double so that the mean of equal channels is exact).
-  audio.samples.resize(static_cast<size_t>(frames));
-  for (int64_t t = 0; t < frames; ++t) {
-    double sum = 0.0;
-    for (int64_t c = 0; c < channels; ++c) sum += interleaved[static_cast<size_t>(t * channels + c)];
-    audio.samples[static_cast<size_t>(t)] = static_cast<float>(sum / static_cast<double>(channels));
-  }
+  CW_CHECK(done == frames, Error, "read_audio: '", name, "' is truncated or corrupt: read ", done, " of ",
+           frames, " frames (", sf_strerror(file.get()), ")");
   return audio;
 }
 
@@ -114,12 +127,11 @@ void write_audio(const std::filesystem::path& path, std::span<const float> inter
 std::vector<float> resample(std::span<const float> samples, int64_t in_rate, int64_t out_rate) {
   CW_CHECK(in_rate > 0 && out_rate > 0, ValueError, "resample: rates must be positive, got ", in_rate, " -> ",
            out_rate);
-  if (in_rate == out_rate || samples.empty()) {
-    if (in_rate == out_rate) return {samples.begin(), samples.end()};
-    return {};
-  }
+  if (in_rate == out_rate) return {samples.begin(), samples.end()};
   const size_t out_len = static_cast<size_t>(std::llround(
       static_cast<double>(samples.size()) * static_cast<double>(out_rate) / static_cast<double>(in_rate)));
+  // libsoxr dereferences an empty (null) output buffer instead of producing nothing.
+  if (out_len == 0) return {};
   std::vector<float> out(out_len);
   const soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
   const soxr_quality_spec_t quality = soxr_quality_spec(SOXR_HQ, 0);
@@ -134,8 +146,8 @@ std::vector<float> resample(std::span<const float> samples, int64_t in_rate, int
   return out;
 }
 
-Audio load_audio(const std::filesystem::path& path, int64_t target_rate) {
-  Audio audio = read_audio(path);
+Audio load_audio(const std::filesystem::path& path, int64_t target_rate, const AudioLimits& limits) {
+  Audio audio = read_audio(path, limits);
   if (audio.sample_rate != target_rate) {
     audio.samples = resample(audio.samples, audio.sample_rate, target_rate);
     audio.sample_rate = target_rate;

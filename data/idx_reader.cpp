@@ -3,6 +3,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -73,7 +75,6 @@ IdxArray read_idx(const std::filesystem::path& path) {
   IdxArray out;
   out.path = path;
   const int ndims = magic[3];
-  int64_t total = 1;
   for (int d = 0; d < ndims; ++d) {
     unsigned char be[4];
     CW_CHECK(read_some(file.get(), be, 4, path) == 4, ValueError, "read_idx: ", path.string(),
@@ -83,24 +84,49 @@ IdxArray read_idx(const std::filesystem::path& path) {
                                         (uint32_t{be[2]} << 8) | uint32_t{be[3]});
     CW_CHECK(v >= 0, ValueError, "read_idx: ", path.string(), ": negative size ", v, " of dim ", d);
     out.dims.push_back(v);
-    // Guard the product against overflow before it sizes an allocation (a corrupt header).
-    CW_CHECK(v == 0 || total <= (int64_t{1} << 40) / v, ValueError, "read_idx: ", path.string(),
-             ": header sizes multiply to more than 2^40 bytes (corrupt header?)");
+  }
+  std::string dims_text;
+  for (size_t d = 0; d < out.dims.size(); ++d) dims_text += (d ? ", " : "") + std::to_string(out.dims[d]);
+  int64_t total = 1;
+  for (const int64_t v : out.dims) {
+    // Up to 255 sizes below 2^31 each: the product can overflow int64.
+    CW_CHECK(v == 0 || total <= INT64_MAX / v, ValueError, "read_idx: ", path.string(),
+             ": the header's sizes (", dims_text, ") multiply to more than 2^63 bytes");
     total *= v;
   }
   CW_CHECK(out.dims[0] > 0, ValueError, "read_idx: ", path.string(), ": no items (dim 0 is 0)");
   CW_CHECK(total > 0, ValueError, "read_idx: ", path.string(), ": empty items (a size of 0 in the header)");
+  const auto truncated = [&](int64_t held) {
+    return detail::cat("read_idx: ", path.string(), ": truncated: the header says (", dims_text,
+                       ") = ", total, " bytes of data, the file has ", held);
+  };
+  const auto trailing =
+      detail::cat("read_idx: ", path.string(), ": trailing bytes after the ", total,
+                  " bytes of data the header (", dims_text, ") describes: dims and file size disagree");
 
-  out.data.resize(static_cast<size_t>(total));
-  const size_t n = read_some(file.get(), out.data.data(), out.data.size(), path);
-  std::string dims_text;
-  for (size_t d = 0; d < out.dims.size(); ++d) dims_text += (d ? ", " : "") + std::to_string(out.dims[d]);
-  CW_CHECK(n == out.data.size(), ValueError, "read_idx: ", path.string(), ": truncated: the header says (",
-           dims_text, ") = ", total, " bytes of data, the file has ", n);
+  // The header's sizes are untrusted until the bytes are there. A plain file's size says at once
+  // whether they are (before anything is allocated); a gzip stream's only as it is inflated, so
+  // the data grows by at most 1 MiB per read, with what arrived.
+  if (gzdirect(file.get())) {
+    const auto held = static_cast<int64_t>(std::filesystem::file_size(path, ec)) - 4 - 4 * int64_t{ndims};
+    CW_CHECK(!ec && held >= total, ValueError, truncated(held));
+    CW_CHECK(held == total, ValueError, trailing);
+    out.data.reserve(static_cast<size_t>(total));
+  }
+  constexpr int64_t kChunk = int64_t{1} << 20;
+  int64_t n = 0;
+  while (n < total) {
+    const int64_t want = std::min(kChunk, total - n);
+    out.data.resize(static_cast<size_t>(n + want));
+    const auto got =
+        static_cast<int64_t>(read_some(file.get(), out.data.data() + n, static_cast<size_t>(want), path));
+    n += got;
+    if (got < want) break;
+  }
+  out.data.resize(static_cast<size_t>(n));
+  CW_CHECK(n == total, ValueError, truncated(n));
   unsigned char extra;
-  CW_CHECK(read_some(file.get(), &extra, 1, path) == 0, ValueError, "read_idx: ", path.string(),
-           ": trailing bytes after the ", total, " bytes of data the header (", dims_text,
-           ") describes: dims and file size disagree");
+  CW_CHECK(read_some(file.get(), &extra, 1, path) == 0, ValueError, trailing);
   return out;
 }
 

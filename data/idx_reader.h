@@ -32,8 +32,10 @@ struct IdxArray {
 // Reads and checks one IDX file. ValueError (naming the file) for: a missing or unreadable file,
 // an empty file, a wrong magic (the first two bytes not zero, or ndims 0), a negative size, zero
 // items, a file shorter than its header says (truncated, or a cut gzip stream) and a file longer
-// than it (trailing bytes: the header and the data disagree); NotImplementedError for an element
-// type other than unsigned byte.
+// than it (trailing bytes: the header and the data disagree), sizes whose product overflows;
+// NotImplementedError for an element type other than unsigned byte. Memory follows the bytes the
+// file holds, never the sizes its header declares: a plain file's size is checked against them
+// before the data is allocated, a gzip stream's data grows with what inflates.
 IdxArray read_idx(const std::filesystem::path& path);
 
 // Images: an IDX file of 3 dims (N, H, W) (grayscale, MNIST) or 4 dims (N, H, W, C) (channels

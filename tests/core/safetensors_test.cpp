@@ -326,6 +326,37 @@ TEST_F(Safetensors, MalformedFilesNameTheFileAndTheTensor) {
   EXPECT_THROW(SafetensorsFile::open(dir_.string()), Error);
 }
 
+// A file of many small tensors opens in time linear in their number (issue 24: nlohmann's parser
+// callback rescanned the whole header object after each entry, so 20,000 entries took 12.7 s).
+// Only correctness is checked here; the timing is measured outside the tests.
+TEST_F(Safetensors, OpensAFileOfTwentyThousandTensors) {
+  constexpr int kCount = 20000;
+  // Tensor i is the I32 scalar-like [1] holding i, stored in reverse order of the names so that
+  // the layout check has to sort.
+  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}", data(4 * kCount, '\0');
+  for (int i = 0; i < kCount; ++i) {
+    const int32_t slot = kCount - 1 - i;
+    header += ",\"t" + std::to_string(i) + R"(":{"dtype":"I32","shape":[1],"data_offsets":[)" +
+              std::to_string(4 * slot) + "," + std::to_string(4 * slot + 4) + "]}";
+    std::memcpy(data.data() + 4 * slot, &i, 4);
+  }
+  const fs::path path = dir_ / "many.safetensors";
+  write_file(path, st_bytes(header + "}", data));
+  const SafetensorsFile f = SafetensorsFile::open(path.string());
+  EXPECT_EQ(f.names().size(), static_cast<size_t>(kCount));
+  EXPECT_EQ(f.metadata().at("format"), "pt");
+  EXPECT_EQ(f.info("t7").begin, 4u * (kCount - 1 - 7));
+  const std::map<std::string, Tensor> all = f.load_all();
+  ASSERT_EQ(all.size(), static_cast<size_t>(kCount));
+  for (int i = 0; i < kCount; i += 997) EXPECT_EQ(all.at("t" + std::to_string(i)).item(), i) << i;
+  int64_t sum = 0;
+  for (const auto& [name, t] : all) sum += t.to_vector<int64_t>()[0];
+  EXPECT_EQ(sum, int64_t{kCount} * (kCount - 1) / 2);
+  // A duplicate at the end of so long a header is still found.
+  expect_bad(st_bytes(header + R"(,"t0":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}})", data),
+             {"tensor 't0' appears twice"});
+}
+
 TEST_F(Safetensors, AFailedWriteLeavesTheOldFileAndNoTemporary) {
   const fs::path path = dir_ / "model.safetensors";
   save_safetensors(path.string(), {{"w", ops::ones({4})}});

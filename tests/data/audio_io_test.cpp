@@ -1,10 +1,11 @@
 // Tests of data/audio_io.h: reading WAV files of every sample format, rate and channel count
 // (written here with libsndfile through write_audio), the libsoxr resampler's accuracy on sines
-// (its effect on features against torchaudio's resampler is in audio_fbank_test.cpp), and clear
-// errors for broken files.
+// (its effect on features against torchaudio's resampler is in audio_fbank_test.cpp), clear
+// errors for broken files, and crafted headers (issue 24) refused without crash or big allocation.
 #include "data/audio_io.h"
 
 #include <gtest/gtest.h>
+#include <sndfile.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -16,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "support/peak_memory.h"
 
 namespace cw {
 namespace {
@@ -228,6 +230,140 @@ TEST(AudioRead, BadFilesGiveClearErrors) {
   EXPECT_THROW(
       write_audio(dir / "no_such_dir" / "x.wav", std::vector<float>{0.1f}, 1, 16000, SampleFormat::PCM_16),
       Error);
+}
+
+// ------------------------------------------------------------------ untrusted headers (issue 24)
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void put_file(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+
+// The message of the cw::Error that `fn` throws ("" when none).
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(AudioResample, AnyLengthAndRatioGivesRoundedLengthWithoutCrashing) {
+  // One sample at 44.1 kHz is 0.36 samples at 16 kHz: libsoxr was handed an empty (null) output
+  // buffer and crashed. Every short length, rounding to 0, 1 or a few samples, either way.
+  for (const int64_t rate : {1000, 8000, 44100, 48000, 384000, 100'000'000}) {
+    for (int64_t n = 0; n <= 40; ++n) {
+      const std::vector<float> x(static_cast<size_t>(n), 0.5f);
+      const auto expected = [&](int64_t in, int64_t out) {
+        return static_cast<size_t>(std::llround(static_cast<double>(n) * out / static_cast<double>(in)));
+      };
+      EXPECT_EQ(resample(x, rate, 16000).size(), expected(rate, 16000)) << rate << " Hz, " << n;
+      if (rate <= 384000)
+        EXPECT_EQ(resample(x, 16000, rate).size(), expected(16000, rate)) << rate << ", " << n;
+    }
+  }
+  EXPECT_EQ(resample(std::vector<float>{0.5f, 0.5f}, 1, 16000).size(), 32000u);
+}
+
+TEST(AudioRead, OneSampleAtCdRatesLoadsAsNoSamples) {
+  TempDir dir("one_sample");
+  for (const int64_t rate : {44100, 48000}) {
+    const fs::path file = dir / ("one_" + std::to_string(rate) + ".wav");
+    write_audio(file, std::vector<float>{0.25f}, 1, rate, SampleFormat::PCM_16);
+    ASSERT_EQ(fs::file_size(file), 46u);  // the reviewer's 46-byte file
+    const Audio audio = load_audio(file);
+    EXPECT_EQ(audio.sample_rate, 16000);
+    EXPECT_TRUE(audio.samples.empty()) << audio.samples.size();
+  }
+  write_audio(dir / "two.wav", std::vector<float>{0.25f, 0.25f}, 1, 44100, SampleFormat::PCM_16);
+  EXPECT_EQ(load_audio(dir / "two.wav").samples.size(), 1u);
+}
+
+TEST(AudioRead, SampleRatesOutsideTheLimitsAreRefusedBeforeAllocating) {
+  TempDir dir("rates_limits");
+  // 1 Hz: 100,000 samples would become 1.6e9 at 16 kHz (6 GiB); 100 MHz crashed the resampler.
+  write_audio(dir / "1hz.wav", std::vector<float>(100000, 0.1f), 1, 1, SampleFormat::PCM_16);
+  write_audio(dir / "100mhz.wav", std::vector<float>(3, 0.1f), 1, 100'000'000, SampleFormat::PCM_16);
+  const int64_t growth = test::peak_memory_growth([&] {
+    expect_error_naming(dir / "1hz.wav", "sample rate 1 Hz is outside the accepted 4000 to 384000 Hz");
+    expect_error_naming(dir / "100mhz.wav", "sample rate 100000000 Hz is outside");
+    EXPECT_THROW(load_audio(dir / "1hz.wav"), Error);
+  });
+  EXPECT_LT(growth, 64 * kMiB);
+  // Wider limits, asked for, read them; the resampler copes with either ratio.
+  const AudioLimits any_rate{.min_rate = 1, .max_rate = 1'000'000'000, .max_seconds = 1e6};
+  EXPECT_EQ(read_audio(dir / "1hz.wav", any_rate).samples.size(), 100000u);
+  EXPECT_TRUE(load_audio(dir / "100mhz.wav", 16000, any_rate).samples.empty());
+  write_audio(dir / "1hz_short.wav", std::vector<float>(3, 0.1f), 1, 1, SampleFormat::PCM_16);
+  EXPECT_EQ(load_audio(dir / "1hz_short.wav", 16000, any_rate).samples.size(), 48000u);
+}
+
+TEST(AudioRead, DurationAboveTheLimitIsRefused) {
+  TempDir dir("duration");
+  write_audio(dir / "2s.wav", sine(440.0, 8000.0, 16000), 1, 8000, SampleFormat::PCM_16);
+  EXPECT_EQ(read_audio(dir / "2s.wav").samples.size(), 16000u);
+  const std::string m = error_of([&] { read_audio(dir / "2s.wav", AudioLimits{.max_seconds = 1.5}); });
+  EXPECT_NE(m.find((dir / "2s.wav").string()), std::string::npos) << m;
+  EXPECT_NE(m.find("16000 frames at 8000 Hz (2 s), longer than the limit of 1.5 s"), std::string::npos) << m;
+}
+
+// A 16 kHz mono FLAC of 4000 frames whose STREAMINFO then declares `declared` frames.
+void write_flac_declaring(const fs::path& path, uint64_t declared) {
+  SF_INFO info{};
+  info.samplerate = 16000;
+  info.channels = 1;
+  info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16;
+  SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+  ASSERT_NE(f, nullptr) << sf_strerror(nullptr);
+  const std::vector<float> x = sine(440.0, 16000.0, 4000);
+  ASSERT_EQ(sf_writef_float(f, x.data(), 4000), 4000);
+  sf_close(f);
+  // "fLaC", a 4-byte block header, then STREAMINFO; its 36-bit total sample count takes the low
+  // 4 bits of byte 21 and bytes 22..25 of the file (big-endian).
+  std::string b = file_bytes(path);
+  ASSERT_EQ(b.substr(0, 4), "fLaC");
+  b[21] = static_cast<char>((b[21] & 0xF0) | ((declared >> 32) & 0x0F));
+  for (int i = 0; i < 4; ++i) b[22 + i] = static_cast<char>(declared >> (24 - 8 * i));
+  put_file(path, b);
+}
+
+TEST(AudioRead, HeaderDeclaringBillionsOfFramesIsNotAllocated) {
+  TempDir dir("declared");
+  const fs::path flac29 = dir / "2p29.flac", flac35 = dir / "2p35.flac", wav = dir / "2p29.wav";
+  write_flac_declaring(flac29, uint64_t{1} << 29);
+  write_flac_declaring(flac35, uint64_t{1} << 35);
+  // A 16-bit WAV of 4000 frames whose data chunk declares 2^29 frames (2^30 bytes).
+  write_audio(wav, sine(440.0, 16000.0, 4000), 1, 16000, SampleFormat::PCM_16);
+  std::string b = file_bytes(wav);
+  ASSERT_EQ(b.substr(36, 4), "data");
+  for (int i = 0; i < 4; ++i) b[40 + i] = static_cast<char>((uint32_t{1} << 30) >> (8 * i));
+  put_file(wav, b);
+
+  const AudioLimits no_duration_limit{.max_seconds = 1e12};
+  const int64_t growth = test::peak_memory_growth([&] {
+    // The default hour refuses the declared duration (2^29 frames at 16 kHz are 9.3 hours) ...
+    expect_error_naming(flac29, "its header declares 536870912 frames at 16000 Hz");
+    expect_error_naming(flac35, "its header declares 34359738368 frames");
+    // ... and without it, only the 4000 frames there are are read before the file is found short.
+    for (const fs::path& flac : {flac29, flac35}) {
+      const std::string m = error_of([&] { read_audio(flac, no_duration_limit); });
+      EXPECT_NE(m.find(flac.string()), std::string::npos) << m;
+      EXPECT_NE(m.find("truncated or corrupt: read 4000 of "), std::string::npos) << m;
+    }
+    expect_error_naming(wav,
+                        "truncated: its header declares 1073741824 bytes of audio but the file holds 8000");
+    EXPECT_THROW(read_audio(wav, no_duration_limit), Error);
+  });
+  EXPECT_LT(growth, 64 * kMiB);
+  // The untouched FLAC reads whole (the blocks add up).
+  write_flac_declaring(dir / "ok.flac", 4000);
+  EXPECT_LE(max_abs_diff(read_audio(dir / "ok.flac").samples, sine(440.0, 16000.0, 4000)), 1.0 / 32768);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Tests of data/idx_reader.h on small IDX files written byte by byte in a scratch folder: plain and
 // gzip'd files decode to the right tensors, and every malformed file (empty, wrong magic,
-// truncated, trailing bytes, unsupported type, count mismatch) gives an error naming the file.
+// truncated, trailing bytes, unsupported type, count mismatch) gives an error naming the file, and
+// a header declaring more than the file holds is refused without allocating it (issue 24).
 #include "data/idx_reader.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "support/peak_memory.h"
 
 namespace cw {
 namespace {
@@ -189,6 +191,51 @@ TEST(IdxReader, TruncatedGzipStreamIsReportedAsTruncated) {
   const std::string m = idx_error<ValueError>(dir / "cut.gz");
   EXPECT_NE(m.find("truncated"), std::string::npos) << m;
   EXPECT_NE(m.find("cut.gz"), std::string::npos) << m;
+}
+
+// ------------------------------------------------------------------ untrusted headers (issue 24)
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+TEST(IdxReader, DeclaredSizesAreNotAllocatedBeforeTheBytesArrive) {
+  TempDir dir;
+  // 2 GiB declared, none there; 2^40 (the old cap, which then failed with std::bad_alloc); 1 GiB
+  // declared by a gzip stream holding 1,000 bytes; sizes whose product overflows int64.
+  write_bytes(dir / "2gib", idx_bytes({2048, 1024, 1024}, {}));
+  write_bytes(dir / "2p40", idx_bytes({1 << 20, 1 << 20}, {}));
+  write_gz(dir / "1gib.gz", idx_bytes({1024, 1024, 1024}, Bytes(1000, 7)));
+  write_bytes(dir / "overflow", idx_bytes({INT32_MAX, INT32_MAX, INT32_MAX}, {}));
+  const struct {
+    const char* name;
+    std::string expect;
+  } cases[] = {
+      {"2gib", "truncated: the header says (2048, 1024, 1024) = 2147483648 bytes of data, the file has 0"},
+      {"2p40", "truncated: the header says (1048576, 1048576) = 1099511627776 bytes of data, the file has 0"},
+      {"1gib.gz",
+       "truncated: the header says (1024, 1024, 1024) = 1073741824 bytes of data, the file has 1000"},
+      {"overflow", "the header's sizes (2147483647, 2147483647, 2147483647) multiply to more than 2^63"},
+  };
+  const int64_t growth = test::peak_memory_growth([&] {
+    for (const auto& c : cases) {
+      const std::string m = idx_error<ValueError>(dir / c.name);
+      EXPECT_NE(m.find(c.expect), std::string::npos) << c.name << ": " << m;
+      EXPECT_NE(m.find((dir / c.name).string()), std::string::npos) << c.name << ": " << m;
+    }
+  });
+  EXPECT_LT(growth, 64 * kMiB);
+}
+
+TEST(IdxReader, GzipDataLongerThanOneReadChunkIsWhole) {
+  TempDir dir;
+  // 3 MiB + 5 bytes: the gzip path reads 1 MiB at a time; it must join the pieces in order.
+  Bytes pixels(3 * 1024 * 1024 + 5);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7 + i / 4096);
+  write_gz(dir / "big.gz", idx_bytes({static_cast<int32_t>(pixels.size())}, pixels));
+  EXPECT_EQ(read_idx(dir / "big.gz").data, pixels);
+  Bytes more = pixels;
+  more.push_back(1);
+  write_gz(dir / "long.gz", idx_bytes({static_cast<int32_t>(pixels.size())}, more));
+  EXPECT_NE(idx_error<ValueError>(dir / "long.gz").find("trailing bytes"), std::string::npos);
 }
 
 }  // namespace
