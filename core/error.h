@@ -34,6 +34,12 @@ class ValueError : public Error {
  public:
   using Error::Error;
 };
+// A bad command-line option or config-file setting: what the user typed, as opposed to a bad
+// data file (ValueError). The binaries exit with status 2 for it and 1 for every other error.
+class OptionError : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
 class NotImplementedError : public Error {
  public:
   using Error::Error;

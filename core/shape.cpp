@@ -8,9 +8,23 @@
 
 namespace cw {
 
+namespace {
+
+// acc * size, or ShapeError naming the shape when a size is negative or the product passes
+// kMaxNumel. Checked before multiplying, so the product itself never overflows.
+int64_t checked_mul(int64_t acc, int64_t size, const Shape& shape) {
+  CW_CHECK(size >= 0, ShapeError, "shape ", shape_str(shape), " has a negative size");
+  CW_CHECK(
+      size == 0 || acc <= kMaxNumel / size, ShapeError, "shape ", shape_str(shape),
+      " has more than 2^60 elements (the most a tensor may hold, so that its byte count fits in 64 bits)");
+  return acc * size;
+}
+
+}  // namespace
+
 int64_t numel_of(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) n = checked_mul(n, s, shape);
   return n;
 }
 
@@ -19,7 +33,7 @@ Strides contiguous_strides(const Shape& shape) {
   int64_t acc = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     st[i] = acc;
-    acc *= std::max<int64_t>(shape[i], 1);
+    acc = checked_mul(acc, std::max<int64_t>(shape[i], 1), shape);
   }
   return st;
 }

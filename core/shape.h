@@ -14,10 +14,16 @@ namespace cw {
 using Shape = std::vector<int64_t>;
 using Strides = std::vector<int64_t>;
 
-// Product of the sizes; 1 for a 0-d (scalar) shape.
+// Most elements a tensor may have: 2^60, so that its byte count (elements times at most 8 bytes)
+// fits in an int64 and no size computed from a shape can wrap around.
+inline constexpr int64_t kMaxNumel = int64_t{1} << 60;
+
+// Product of the sizes; 1 for a 0-d (scalar) shape. Throws ShapeError naming the shape when a
+// size is negative or the product exceeds kMaxNumel (a wrapped count would size a buffer too
+// small for the writes that follow).
 int64_t numel_of(const Shape& shape);
 
-// Row-major strides of a contiguous tensor of this shape.
+// Row-major strides of a contiguous tensor of this shape; the same checks as numel_of.
 Strides contiguous_strides(const Shape& shape);
 
 // "(2, 3)" / "()" / "(5,)", as PyTorch prints torch.Size.

@@ -2,7 +2,8 @@
 // (its config.ini and a checkpoint), embeds every benchmark utterance, and prints intent and
 // keyword accuracy (prompt ensemble and per template), retrieval recall and the structure
 // correlation as a table and as JSON. Image-text runs get their zero-shot image classification,
-// speech_asr runs their validation character error rate.
+// speech_asr runs their validation character error rate. Exit status: 0 done, 2 a bad option,
+// 1 any other error (a run folder or data that cannot be read).
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
@@ -48,15 +49,18 @@ int main(int argc, char** argv) {
         "transcripts' embeddings) | text (the text tower on each test utterance's own transcript: the upper "
         "bound)");
     po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, desc), vm);
+    store_command_line(argc, argv, desc, vm);  // no abbreviations, no %placeholders% (train_options.h)
     if (vm.count("help")) {
       std::cout << desc << "\n";
       return 0;
     }
     po::notify(vm);
+    check_count("batch-size", batch_size, 1, kMaxBatch, "items embedded at once, at most a training batch");
+    CW_CHECK(baseline.empty() || baseline == "untrained" || baseline == "lstsq" || baseline == "text",
+             OptionError, "--baseline must be untrained, lstsq or text, got '", baseline, "'");
 
     const fs::path config = fs::path(run_dir) / "config.ini";
-    CW_CHECK(fs::exists(config), ValueError, "--run ", run_dir,
+    CW_CHECK(fs::is_regular_file(config), OptionError, "--run ", run_dir,
              ": no config.ini (not a folder written by train?)");
     // A run of train --task image_text: zero-shot image classification instead (image_text_trainer.h).
     const std::string config_arg = config.string();
@@ -76,8 +80,6 @@ int main(int argc, char** argv) {
     for (const auto& a : args) cargs.push_back(a.c_str());
     TrainOptions o = parse_train_options(static_cast<int>(cargs.size()), cargs.data(), std::cout).options;
 
-    CW_CHECK(baseline.empty() || baseline == "untrained" || baseline == "lstsq" || baseline == "text",
-             ValueError, "--baseline must be untrained, lstsq or text, got '", baseline, "'");
     const LoadedCheckpoint ck = !baseline.empty() ? LoadedCheckpoint{} : checkpoint.empty() ? [&] {
       auto latest = load_latest_checkpoint(fs::path(run_dir) / "checkpoints");
       CW_CHECK(latest.has_value(), ValueError, "--run ", run_dir, ": no checkpoint in ", run_dir, "/checkpoints");
@@ -127,11 +129,7 @@ int main(int argc, char** argv) {
     std::cout << j.dump() << "\n";
     if (!json_out.empty()) std::ofstream(json_out) << j.dump(2) << "\n";
     return 0;
-  } catch (const po::error& e) {
-    std::cerr << "eval: error: " << e.what() << " (see --help)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "eval: error: " << e.what() << "\n";
-    return 1;
+  } catch (...) {
+    return report_error("eval", std::cerr);
   }
 }

@@ -4,13 +4,12 @@
 #include "train/image_options.h"
 
 #include <boost/program_options.hpp>
-#include <fstream>
 #include <iostream>
-#include <optional>
 #include <sstream>
 
 #include "core/error.h"
 #include "train/device_select.h"
+#include "train/train_options.h"
 
 namespace cw::train {
 namespace po = boost::program_options;
@@ -61,6 +60,7 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
   ImageTrainOptions& o = parsed.options;
   LossStrings ls;
   std::vector<std::string> config_files;
+  int64_t seed = static_cast<int64_t>(o.seed);  // read signed, as in parse_train_options
 
   po::options_description general("General");
   general.add_options()("help,h", "print this help and exit")(
@@ -138,7 +138,7 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
       "optim.grad_clip", po::value(&o.grad_clip)->default_value(o.grad_clip), "global-norm clip (0: off)");
 
   po::options_description run("Run [run]");
-  run.add_options()("run.seed", po::value(&o.seed)->default_value(o.seed), "seed")(
+  run.add_options()("run.seed", po::value(&seed)->default_value(seed), "seed")(
       "run.out", po::value(&o.out)->default_value(o.out), "output folder")(
       "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every),
       "evaluate every N steps (0: end)")("run.checkpoint_every",
@@ -166,25 +166,12 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
   all.add(general).add(data).add(model).add(ssl).add(loss).add(optim).add(run).add(eval);
 
   po::variables_map vm;
-  std::optional<po::parsed_options> command_line;
   try {
-    command_line.emplace(po::parse_command_line(argc, argv, all));
-    po::store(*command_line, vm);
-    if (vm.count("config")) {
-      auto files = vm["config"].as<std::vector<std::string>>();
-      for (auto it = files.rbegin(); it != files.rend(); ++it) {
-        std::ifstream in(*it);
-        CW_CHECK(in.good(), ValueError, "--config: cannot open '", *it, "'");
-        try {
-          po::store(po::parse_config_file(in, all), vm);
-        } catch (const po::error& e) {
-          throw ValueError(std::string("config file '") + *it + "': " + e.what());
-        }
-      }
-    }
+    store_command_line(argc, argv, all, vm);
+    if (vm.count("config")) store_config_files(vm["config"].as<std::vector<std::string>>(), all, vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    throw ValueError(std::string("train: ") + e.what() + " (see --task image_text --help)");
+    throw OptionError(std::string(e.what()) + " (see train --task image_text --help)");
   }
   if (vm.count("help")) {
     out << all << "\n";
@@ -195,7 +182,7 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
     try {
       return parse(value);
     } catch (const ValueError& e) {
-      throw ValueError(std::string("--") + option + ": " + e.what());
+      throw OptionError(std::string("--") + option + ": " + e.what());
     }
   };
   o.loss.loss = parse_as("loss.kind", losses::parse_loss_kind, ls.kind);
@@ -206,47 +193,55 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
   try {
     o.loss.validate();
   } catch (const ValueError& e) {
-    throw ValueError(std::string("[loss] options: ") + e.what());
+    throw OptionError(std::string("[loss] options: ") + e.what());
   }
 
-  CW_CHECK(o.task == "image_ssl" || o.task == "image_text", ValueError,
+  CW_CHECK(o.task == "image_ssl" || o.task == "image_text", OptionError,
            "--task must be image_ssl or image_text here, got '", o.task, "'");
-  CW_CHECK(o.dataset == "fashion_mnist" || o.dataset == "digits" || o.dataset == "shapes", ValueError,
+  CW_CHECK(o.dataset == "fashion_mnist" || o.dataset == "digits" || o.dataset == "shapes", OptionError,
            "--data.dataset must be fashion_mnist, digits or shapes, got '", o.dataset, "'");
-  CW_CHECK(o.loader_workers >= 0 && o.loader_workers <= 64, ValueError,
-           "--data.loader_workers must be in [0, 64], got ", o.loader_workers);
-  CW_CHECK(o.image_preset == "micro28" || o.image_preset == "small28", ValueError,
+  check_count("data.loader_workers", o.loader_workers, 0, kMaxWorkers,
+              "0: on the training thread; more threads than any machine has cores");
+  CW_CHECK(o.image_preset == "micro28" || o.image_preset == "small28", OptionError,
            "--model.image_preset must be micro28 or small28, got '", o.image_preset, "'");
-  CW_CHECK(
-      o.image_patch >= 0 && o.image_dim >= 0 && o.image_layers >= 0 && o.image_heads >= 0 && o.image_mlp >= 0,
-      ValueError, "--model.image_* sizes must be >= 0 (0 keeps the preset's)");
-  CW_CHECK(o.ssl_proj_dim >= 1, ValueError, "--model.ssl_proj_dim must be >= 1");
-  CW_CHECK(o.task != "image_text" || !o.image_tower.empty(), ValueError,
+  check_count("model.image_patch", o.image_patch, 0, 256,
+              "pixels; 0 keeps the preset's; larger than any image here");
+  check_count("model.image_dim", o.image_dim, 0, kMaxWidth,
+              "0 keeps the preset's; one 65536^2 f32 matrix is 16 GiB");
+  check_count("model.image_mlp", o.image_mlp, 0, kMaxWidth,
+              "0 keeps the preset's; one 65536^2 f32 matrix is 16 GiB");
+  check_count("model.image_layers", o.image_layers, 0, kMaxLayers,
+              "0 keeps the preset's; deeper than any published encoder");
+  check_count("model.image_heads", o.image_heads, 0, kMaxHeads,
+              "0 keeps the preset's; more than any published model");
+  check_count("model.ssl_proj_dim", o.ssl_proj_dim, 1, kMaxWidth,
+              "projection width; one 65536^2 f32 matrix is 16 GiB");
+  CW_CHECK(o.task != "image_text" || !o.image_tower.empty(), OptionError,
            "--task image_text needs --model.image_tower (the file written by --task image_ssl)");
-  CW_CHECK(o.text_train_layers >= -1, ValueError, "--model.text_train_layers must be >= -1, got ",
-           o.text_train_layers);
-  CW_CHECK(o.crop_min_scale > 0 && o.crop_min_scale <= 1, ValueError,
-           "--ssl.crop_min_scale must be in (0, 1]");
-  CW_CHECK(o.brightness >= 0 && o.brightness < 1 && o.contrast >= 0 && o.contrast < 1 && o.noise_std >= 0,
-           ValueError, "--ssl.brightness and --ssl.contrast must be in [0, 1), --ssl.noise_std >= 0");
-  CW_CHECK(o.ssl_temperature > 0, ValueError, "--ssl.temperature must be > 0");
-  CW_CHECK(o.knn_k >= 1 && o.knn_memory >= 0, ValueError, "--ssl.knn_k must be >= 1, --ssl.knn_memory >= 0");
-  CW_CHECK(o.steps >= 1, ValueError, "--optim.steps must be >= 1, got ", o.steps);
-  CW_CHECK(o.batch_size >= 2, ValueError, "--optim.batch_size must be >= 2, got ", o.batch_size);
-  CW_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.steps, ValueError, "--optim.warmup_steps (",
-           o.warmup_steps, ") must be in [0, --optim.steps = ", o.steps, ")");
-  CW_CHECK(o.lr > 0 && o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1 && o.weight_decay >= 0, ValueError,
-           "--optim.lr must be > 0, --optim.min_lr_ratio in [0, 1], --optim.weight_decay >= 0");
-  CW_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0 && o.grad_clip >= 0,
-           ValueError, "--optim.beta1/beta2 must be in [0, 1), --optim.eps > 0, --optim.grad_clip >= 0");
-  CW_CHECK(o.eval_every >= 0 && o.checkpoint_every >= 0 && o.log_every >= 1 && o.keep_last >= 1, ValueError,
-           "--run.eval_every/checkpoint_every must be >= 0, --run.log_every and --run.keep_last >= 1");
-  CW_CHECK(o.threads >= 0 && !o.out.empty(), ValueError, "--run.threads must be >= 0, --run.out not empty");
+  check_count("model.text_train_layers", o.text_train_layers, -1, kMaxLayers,
+              "-1: all; deeper than any published encoder");
+  CW_CHECK(o.crop_min_scale > 0 && o.crop_min_scale <= 1, OptionError,
+           "--ssl.crop_min_scale must be in (0, 1] (an area fraction), got ", o.crop_min_scale);
+  CW_CHECK(o.brightness >= 0 && o.brightness < 1 && o.contrast >= 0 && o.contrast < 1 && o.noise_std >= 0 &&
+               o.noise_std <= 1,
+           OptionError,
+           "--ssl.brightness and --ssl.contrast must be in [0, 1), --ssl.noise_std in [0, 1] (pixel units)");
+  CW_CHECK(std::isfinite(o.ssl_temperature) && o.ssl_temperature > 0, OptionError,
+           "--ssl.temperature must be finite and > 0, got ", o.ssl_temperature);
+  check_count("ssl.knn_k", o.knn_k, 1, 10000, "neighbours voting; 10000 is no longer a local vote");
+  check_count("ssl.knn_memory", o.knn_memory, 0, kMaxItems, "0: all; more than any data set here");
+  check_loss_ranges(o.loss);
+  check_optim_options(o);
+  check_run_options(o, seed);
   // The spelling only; whether the build and machine have the device is checked at the run's start.
-  parse_device(o.device);
-  parse_conv_engine(o.conv);
-  CW_CHECK(o.eval_batch_size >= 1 && o.eval_max_items >= 0, ValueError,
-           "--eval.batch_size must be >= 1 and --eval.max_items >= 0");
+  as_option_error([&] {
+    parse_device(o.device);
+    parse_conv_engine(o.conv);
+  });
+  check_count("eval.batch_size", o.eval_batch_size, 1, kMaxBatch,
+              "items embedded at once, at most a training batch");
+  check_count("eval.max_items", o.eval_max_items, 0, kMaxItems, "0: all; more than any data set here");
+  o.seed = static_cast<uint64_t>(seed);
   if (vm.count("print-config")) {
     out << o.to_ini();
     parsed.exit_now = true;
@@ -262,16 +257,13 @@ std::string requested_task(int argc, const char* const* argv) {
   po::variables_map vm;
   try {
     // Only --task and --config are read here; every other option waits for the strict parser.
-    po::store(po::command_line_parser(argc, argv).options(d).allow_unregistered().run(), vm);
-    if (vm.count("config"))
-      for (auto it = vm["config"].as<std::vector<std::string>>().rbegin();
-           it != vm["config"].as<std::vector<std::string>>().rend(); ++it) {
-        std::ifstream in(*it);
-        if (in.good()) po::store(po::parse_config_file(in, d, true), vm);
-      }
+    store_command_line(argc, argv, d, vm, true);
+    if (vm.count("config")) store_config_files(vm["config"].as<std::vector<std::string>>(), d, vm, true);
     po::notify(vm);
   } catch (const po::error&) {
     return "speech_text";  // the strict parser reports the problem
+  } catch (const OptionError&) {
+    return "speech_text";
   }
   return task.empty() ? "speech_text" : task;
 }

@@ -76,8 +76,9 @@ struct ParsedImageTrainOptions {
   bool exit_now = false;  // --help or --print-config handled
 };
 
-// Parses argv and its --config files like parse_train_options; unknown options, bad values and
-// contradictions throw cw::ValueError naming the option (and the file).
+// Parses argv and its --config files (with their includes) like parse_train_options; unknown or
+// abbreviated options, bad or out-of-range values and contradictions throw cw::OptionError naming
+// the option (and the file).
 ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* argv, std::ostream& out);
 
 // The --task named on the command line or at the top of a --config file ("task = image_text"

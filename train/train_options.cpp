@@ -3,12 +3,14 @@
 // read as strings and parsed by losses/contrastive_config.h, which names the valid spellings.
 #include "train/train_options.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <optional>
+#include <new>
 #include <sstream>
 
 #include "core/error.h"
@@ -87,6 +89,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   TrainOptions& o = parsed.options;
   LossStrings ls;
   std::vector<std::string> config_files;
+  // Read signed: Boost reads "-1" into an unsigned as 2^64 - 1 without a word.
+  int64_t seed = static_cast<int64_t>(o.seed);
 
   po::options_description general("General");
   general.add_options()("help,h", "print this help and exit")(
@@ -188,7 +192,7 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "clip gradients to this global L2 norm (0: off)");
 
   po::options_description run("Run [run]");
-  run.add_options()("run.seed", po::value(&o.seed)->default_value(o.seed),
+  run.add_options()("run.seed", po::value(&seed)->default_value(seed),
                     "seed of init, data order, dropout, SpecAugment")(
       "run.out", po::value(&o.out)->default_value(o.out), "output folder")(
       "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every),
@@ -233,28 +237,15 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   all.add(general).add(data).add(model).add(loss).add(optim).add(run).add(dist).add(eval);
 
   po::variables_map vm;
-  std::optional<po::parsed_options> command_line;
+  std::vector<std::string> command_line;  // the option names given there
   try {
-    command_line.emplace(po::parse_command_line(argc, argv, all));
-    po::store(*command_line, vm);
     // po::store keeps the first value stored for an option: the command line goes first so it
-    // wins, and config files go last-to-first so that a later file overrides an earlier one.
-    if (vm.count("config")) {
-      auto files = vm["config"].as<std::vector<std::string>>();
-      for (auto it = files.rbegin(); it != files.rend(); ++it) {
-        const std::string& f = *it;
-        std::ifstream in(f);
-        CW_CHECK(in.good(), ValueError, "--config: cannot open '", f, "'");
-        try {
-          po::store(po::parse_config_file(in, all), vm);
-        } catch (const po::error& e) {
-          throw ValueError(std::string("config file '") + f + "': " + e.what());
-        }
-      }
-    }
+    // wins over every config file.
+    command_line = store_command_line(argc, argv, all, vm);
+    if (vm.count("config")) store_config_files(vm["config"].as<std::vector<std::string>>(), all, vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    throw ValueError(std::string("train: ") + e.what() + " (see --help)");
+    throw OptionError(std::string(e.what()) + " (see --help)");
   }
   if (vm.count("help")) {
     out << all << "\n";
@@ -267,7 +258,7 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
     try {
       return parse(value);
     } catch (const ValueError& e) {
-      throw ValueError(std::string("--") + option + ": " + e.what());
+      throw OptionError(std::string("--") + option + ": " + e.what());
     }
   };
   o.loss.loss = parse_as("loss.kind", losses::parse_loss_kind, ls.kind);
@@ -280,7 +271,7 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
   try {
     o.loss.validate();
   } catch (const ValueError& e) {
-    throw ValueError(std::string("[loss] options: ") + e.what());
+    throw OptionError(std::string("[loss] options: ") + e.what());
   }
 
   // Contradictions and bad values, each named by its option.
@@ -297,99 +288,252 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       {"loss.threshold", o.loss.threshold != defaults.loss.threshold},
       {"model.speech_train_layers", o.speech_train_layers != defaults.speech_train_layers}};
   auto on_command_line = [&](const std::string& name) {
-    for (const auto& opt : command_line->options)
-      if (opt.string_key == name) return true;
-    return false;
+    return std::find(command_line.begin(), command_line.end(), name) != command_line.end();
   };
   auto given = [&](const char* name) { return on_command_line(name) || non_default.at(name); };
   if (o.loss.loss == losses::LossKind::InfoNCE)
     for (const char* n :
          {"loss.kernel", "loss.kernel_temperature", "loss.mask", "loss.top_k", "loss.threshold"})
-      CW_CHECK(!given(n), ValueError, "--", n, " is a CWCL option but --loss.kind is infonce");
+      CW_CHECK(!given(n), OptionError, "--", n, " is a CWCL option but --loss.kind is infonce");
   if (o.loss.kernel != losses::WeightKernel::Exp)
-    CW_CHECK(!given("loss.kernel_temperature"), ValueError,
+    CW_CHECK(!given("loss.kernel_temperature"), OptionError,
              "--loss.kernel_temperature is set but --loss.kernel is not exp");
-  CW_CHECK(!(given("loss.top_k") && o.loss.mask != losses::WeightMask::TopK), ValueError,
+  CW_CHECK(!(given("loss.top_k") && o.loss.mask != losses::WeightMask::TopK), OptionError,
            "--loss.top_k is set but --loss.mask is not topk");
-  CW_CHECK(!(given("loss.threshold") && o.loss.mask != losses::WeightMask::Threshold), ValueError,
+  CW_CHECK(!(given("loss.threshold") && o.loss.mask != losses::WeightMask::Threshold), OptionError,
            "--loss.threshold is set but --loss.mask is not threshold");
   CW_CHECK(o.corpus_size == "tiny" || o.corpus_size == "small" || o.corpus_size == "full" ||
                o.corpus_size == "none",
-           ValueError, "--data.corpus_size must be tiny, small, full or none, got '", o.corpus_size, "'");
-  CW_CHECK(o.max_frames == 0 || o.max_frames >= 16, ValueError, "--data.max_frames must be 0 or >= 16, got ",
+           OptionError, "--data.corpus_size must be tiny, small, full or none, got '", o.corpus_size, "'");
+  CW_CHECK(o.max_frames == 0 || (o.max_frames >= 16 && o.max_frames <= kMaxFrames), OptionError,
+           "--data.max_frames must be 0 or in [16, ", kMaxFrames,
+           "] (16: the Conformer's subsampling; the top: 1000 s of audio, longer than any utterance), got ",
            o.max_frames);
-  CW_CHECK(o.loader_workers >= 0 && o.loader_workers <= 64, ValueError,
-           "--data.loader_workers must be in [0, 64], got ", o.loader_workers);
-  CW_CHECK(o.speech_tower == "conformer" || o.speech_tower == "whisper", ValueError,
+  check_count("data.loader_workers", o.loader_workers, 0, kMaxWorkers,
+              "0: on the training thread; more threads than any machine has cores");
+  check_count("data.corpus_jobs", o.corpus_jobs, 0, kMaxWorkers,
+              "0: all cores; more processes than any machine has cores");
+  CW_CHECK(o.speech_tower == "conformer" || o.speech_tower == "whisper", OptionError,
            "--model.speech_tower must be conformer or whisper, got '", o.speech_tower, "'");
-  CW_CHECK(o.speech_train_layers >= 0 && o.speech_train_layers <= 64, ValueError,
+  CW_CHECK(o.speech_train_layers >= 0 && o.speech_train_layers <= 64, OptionError,
            "--model.speech_train_layers must be in [0, 64], got ", o.speech_train_layers);
   CW_CHECK(o.speech_tower == "whisper" || (o.speech_weights.empty() && !given("model.speech_train_layers")),
-           ValueError,
+           OptionError,
            "--model.speech_weights and --model.speech_train_layers apply to --model.speech_tower whisper");
-  CW_CHECK(o.speech_tower == "conformer" || (o.speech_init.empty() && o.task == "speech_text"), ValueError,
+  CW_CHECK(o.speech_tower == "conformer" || (o.speech_init.empty() && o.task == "speech_text"), OptionError,
            "--model.speech_tower whisper trains with --task speech_text and no --model.speech_init");
-  CW_CHECK(o.speech_preset == "tiny" || o.speech_preset == "mini" || o.speech_preset == "small", ValueError,
+  CW_CHECK(o.speech_preset == "tiny" || o.speech_preset == "mini" || o.speech_preset == "small", OptionError,
            "--model.speech_preset must be tiny, mini or small, got '", o.speech_preset, "'");
-  CW_CHECK(o.d_model >= 0 && o.num_layers >= 0 && o.num_heads >= 0 && o.ffn_dim >= 0 && o.conv_kernel >= 0,
-           ValueError, "--model.* sizes must be >= 0 (0 keeps the preset's)");
-  CW_CHECK(o.conv_kernel == 0 || o.conv_kernel % 2 == 1, ValueError, "--model.conv_kernel must be odd, got ",
+  check_count("model.d_model", o.d_model, 0, kMaxWidth,
+              "0 keeps the preset's; one 65536^2 f32 matrix is 16 GiB");
+  check_count("model.ffn_dim", o.ffn_dim, 0, kMaxWidth,
+              "0 keeps the preset's; one 65536^2 f32 matrix is 16 GiB");
+  check_count("model.num_layers", o.num_layers, 0, kMaxLayers,
+              "0 keeps the preset's; deeper than any published encoder");
+  check_count("model.num_heads", o.num_heads, 0, kMaxHeads,
+              "0 keeps the preset's; more than any published model");
+  check_count("model.conv_kernel", o.conv_kernel, 0, kMaxConvKernel,
+              "0 keeps the preset's; 2.5 s of 10 ms frames");
+  CW_CHECK(o.conv_kernel == 0 || o.conv_kernel % 2 == 1, OptionError, "--model.conv_kernel must be odd, got ",
            o.conv_kernel);
-  CW_CHECK(o.dropout < 1.0, ValueError, "--model.dropout must be < 1, got ", o.dropout);
+  CW_CHECK(std::isfinite(o.dropout) && o.dropout < 1.0, OptionError,
+           "--model.dropout must be < 1 and finite (< 0 keeps the preset's), got ", o.dropout);
   // The Conformer's sizes mean nothing to the Whisper tower (its sizes come with its weights).
   CW_CHECK(o.speech_tower == "conformer" ||
                (o.speech_preset == defaults.speech_preset && o.d_model == 0 && o.num_layers == 0 &&
                 o.num_heads == 0 && o.ffn_dim == 0 && o.conv_kernel == 0 && o.dropout < 0),
-           ValueError,
+           OptionError,
            "--model.speech_preset, d_model, num_layers, num_heads, ffn_dim, conv_kernel and dropout apply to "
            "--model.speech_tower conformer (the Whisper tower's sizes come with its weights)");
-  CW_CHECK(o.steps >= 1, ValueError, "--optim.steps must be >= 1, got ", o.steps);
-  CW_CHECK(o.batch_size >= 2, ValueError, "--optim.batch_size must be >= 2 (a contrastive batch), got ",
-           o.batch_size);
-  CW_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.steps, ValueError, "--optim.warmup_steps (",
-           o.warmup_steps, ") must be in [0, --optim.steps = ", o.steps, ")");
-  CW_CHECK(o.lr > 0, ValueError, "--optim.lr must be > 0, got ", o.lr);
-  CW_CHECK(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, ValueError, "--optim.min_lr_ratio must be in [0, 1]");
-  CW_CHECK(o.weight_decay >= 0, ValueError, "--optim.weight_decay must be >= 0");
-  CW_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, ValueError,
-           "--optim.beta1 and --optim.beta2 must be in [0, 1)");
-  CW_CHECK(o.eps > 0, ValueError, "--optim.eps must be > 0");
-  CW_CHECK(o.grad_clip >= 0, ValueError, "--optim.grad_clip must be >= 0 (0: off)");
-  CW_CHECK(o.eval_every >= 0 && o.checkpoint_every >= 0 && o.log_every >= 1 && o.keep_last >= 1, ValueError,
-           "--run.eval_every/checkpoint_every must be >= 0, --run.log_every and --run.keep_last >= 1");
-  CW_CHECK(o.stop_after >= 0, ValueError, "--run.stop_after must be >= 0 (0: off), got ", o.stop_after);
-  CW_CHECK(o.progress == "auto" || o.progress == "bar" || o.progress == "lines", ValueError,
+  check_loss_ranges(o.loss);
+  check_optim_options(o);
+  check_run_options(o, seed);
+  check_count("run.stop_after", o.stop_after, 0, kMaxSteps,
+              "0: run to --optim.steps; 10^9 steps is 30 years at a step a second");
+  CW_CHECK(o.progress == "auto" || o.progress == "bar" || o.progress == "lines", OptionError,
            "--run.progress must be auto, bar or lines, got '", o.progress, "'");
   // The spelling only: whether the build and the machine have that device is checked when the
   // run starts (select_device), so that --print-config works anywhere.
-  parse_device(o.device);
-  parse_conv_engine(o.conv);
-  CW_CHECK(o.task == "speech_text" || o.task == "speech_asr", ValueError,
+  as_option_error([&] {
+    parse_device(o.device);
+    parse_conv_engine(o.conv);
+  });
+  CW_CHECK(o.task == "speech_text" || o.task == "speech_asr", OptionError,
            "--task must be speech_text or speech_asr with these options, got '", o.task, "'");
-  CW_CHECK(o.speech_init.empty() || o.task == "speech_text", ValueError,
+  CW_CHECK(o.speech_init.empty() || o.task == "speech_text", OptionError,
            "--model.speech_init applies to --task speech_text (the tower it starts from is what speech_asr "
            "writes)");
-  CW_CHECK(o.threads >= 0, ValueError, "--run.threads must be >= 0");
-  CW_CHECK(o.eval_batch_size >= 1 && o.eval_max_items >= 0, ValueError,
-           "--eval.batch_size must be >= 1 and --eval.max_items >= 0");
-  CW_CHECK(!o.out.empty(), ValueError, "--run.out must not be empty");
+  check_count("eval.batch_size", o.eval_batch_size, 1, kMaxBatch,
+              "items embedded at once, at most a training batch");
+  check_count("eval.max_items", o.eval_max_items, 0, kMaxItems, "0: all; more than any data set here");
   CW_CHECK(o.dist_backend == "auto" || o.dist_backend == "none" || o.dist_backend == "mpi" ||
                o.dist_backend == "nccl",
-           ValueError, "--dist.backend must be auto, none, mpi or nccl, got '", o.dist_backend, "'");
-  CW_CHECK(o.dist_timeout > 0 && o.dist_bucket_mb > 0, ValueError,
-           "--dist.timeout and --dist.bucket_mb must be > 0, got ", o.dist_timeout, " and ",
+           OptionError, "--dist.backend must be auto, none, mpi or nccl, got '", o.dist_backend, "'");
+  CW_CHECK(std::isfinite(o.dist_timeout) && o.dist_timeout > 0 && o.dist_timeout <= 86400, OptionError,
+           "--dist.timeout must be in (0, 86400] seconds (a collective waiting a day is a hung job), got ",
+           o.dist_timeout);
+  CW_CHECK(std::isfinite(o.dist_bucket_mb) && o.dist_bucket_mb > 0 && o.dist_bucket_mb <= 4096, OptionError,
+           "--dist.bucket_mb must be in (0, 4096] MiB (a bucket is staged in memory), got ",
            o.dist_bucket_mb);
   // NCCL is compiled (dist/nccl_communicator.h) but not wired into the trainer: refuse it rather
   // than run the MPI path under its name. Several ranks on GPUs use mpi (host-staged copies).
-  CW_CHECK(o.dist_backend != "nccl", ValueError,
+  CW_CHECK(o.dist_backend != "nccl", OptionError,
            "--dist.backend nccl: the NCCL communicator is not wired into the trainer yet; use mpi (with "
            "--run.device cuda it copies device tensors through the host)");
+  o.seed = static_cast<uint64_t>(seed);
 
   if (vm.count("print-config")) {
     out << o.to_ini();
     parsed.exit_now = true;
   }
   return parsed;
+}
+
+// ---- Reading options as untrusted input
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Boost.Program_options 1.74 fills its error messages by replacing each %name% placeholder until
+// none is left, so an option or value that holds one (--%canonical_option%, --optim.lr %value%)
+// loops forever as soon as the error is printed. Such text is refused before Boost sees it.
+void refuse_placeholders(const std::string& text, const std::string& where) {
+  for (size_t i = text.find('%'); i != std::string::npos; i = text.find('%', i + 1)) {
+    size_t j = i + 1;
+    while (j < text.size() && (std::islower(static_cast<unsigned char>(text[j])) || text[j] == '_')) ++j;
+    CW_CHECK(j == i + 1 || j == text.size() || text[j] != '%', OptionError, where, ": '",
+             text.substr(i, j + 1 - i),
+             "' is refused: a %word% in an option or value hangs Boost.Program_options' error messages");
+  }
+}
+
+constexpr size_t kMaxConfigBytes = size_t{1} << 20;  // a config file is a few KiB
+constexpr int kMaxConfigFiles = 64;                  // files read in all: a tree of includes stays small
+
+// Reads config files and their includes depth first (see store_config_files).
+struct ConfigReader {
+  const po::options_description& desc;
+  po::variables_map& vm;
+  bool allow_unregistered;
+  std::vector<std::pair<fs::path, std::string>> chain;  // open files: canonical path, as named
+  int files_read = 0;
+
+  std::string chain_str(const std::string& last) const {
+    std::string s;
+    for (const auto& c : chain) s += "'" + c.second + "' -> ";
+    return s + "'" + last + "'";
+  }
+
+  void read(const fs::path& file) {
+    const std::string name = file.string();
+    const std::string where =
+        "config file '" + name + "'" + (chain.empty() ? "" : " (included by '" + chain.back().second + "')");
+    CW_CHECK(static_cast<int>(chain.size()) < kMaxConfigDepth, OptionError, where,
+             ": includes nest deeper than ", kMaxConfigDepth, " files: ", chain_str(name));
+    CW_CHECK(++files_read <= kMaxConfigFiles, OptionError, where, ": more than ", kMaxConfigFiles,
+             " config files read in all (includes of includes?)");
+    std::error_code ec;
+    const fs::path key = fs::weakly_canonical(file, ec);
+    for (const auto& c : chain)
+      CW_CHECK(c.first != key, OptionError, where,
+               ": config files include each other in a cycle: ", chain_str(name));
+    CW_CHECK(!fs::is_directory(file, ec), OptionError, where, " is a folder, not a config file");
+    std::ifstream in(file, std::ios::binary);
+    CW_CHECK(in.good(), OptionError, where, ": cannot open it");
+    std::string text(kMaxConfigBytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(in.gcount()));
+    CW_CHECK(text.size() <= kMaxConfigBytes, OptionError, where, " is larger than 1 MiB: not a config file");
+    std::istringstream lines(text);
+    int line_no = 0;
+    for (std::string line; std::getline(lines, line);)  // Boost drops a line's text from '#' on
+      refuse_placeholders(line.substr(0, line.find('#')), where + " line " + std::to_string(++line_no));
+
+    std::vector<std::string> includes;
+    try {
+      std::istringstream is(text);
+      po::parsed_options parsed = po::parse_config_file(is, desc, allow_unregistered);
+      // Includes are read below, not stored: vm["config"] keeps the command line's files.
+      auto& opts = parsed.options;
+      for (auto it = opts.begin(); it != opts.end();) {
+        if (it->string_key != "config") {
+          ++it;
+          continue;
+        }
+        includes.insert(includes.end(), it->value.begin(), it->value.end());
+        it = opts.erase(it);
+      }
+      po::store(parsed, vm);
+    } catch (const po::error& e) {
+      throw OptionError(where + ": " + e.what());
+    }
+    // The including file's own lines were stored first, so they win over its includes; the
+    // includes go last-to-first, so a later one wins over an earlier one.
+    chain.emplace_back(key, name);
+    for (auto it = includes.rbegin(); it != includes.rend(); ++it) {
+      const fs::path inc(*it);
+      read(inc.is_absolute() ? inc : file.parent_path() / inc);
+    }
+    chain.pop_back();
+  }
+};
+
+}  // namespace
+
+std::vector<std::string> store_command_line(int argc, const char* const* argv,
+                                            const po::options_description& desc, po::variables_map& vm,
+                                            bool allow_unregistered) {
+  for (int i = 1; i < argc; ++i) refuse_placeholders(argv[i], std::string("command line '") + argv[i] + "'");
+  po::command_line_parser parser(argc, argv);
+  parser.options(desc).style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing);
+  if (allow_unregistered) parser.allow_unregistered();
+  const po::parsed_options parsed = parser.run();
+  po::store(parsed, vm);
+  std::vector<std::string> names;
+  for (const auto& opt : parsed.options) names.push_back(opt.string_key);
+  return names;
+}
+
+void store_config_files(const std::vector<std::string>& files, const po::options_description& desc,
+                        po::variables_map& vm, bool allow_unregistered) {
+  ConfigReader reader{desc, vm, allow_unregistered, {}, 0};
+  // po::store keeps the first value stored for an option: last file first.
+  for (auto it = files.rbegin(); it != files.rend(); ++it) reader.read(*it);
+}
+
+void check_count(const char* option, int64_t value, int64_t lo, int64_t hi, const char* why) {
+  CW_CHECK(value >= lo && value <= hi, OptionError, "--", option, " must be in [", lo, ", ", hi, "] (", why,
+           "), got ", value);
+}
+
+void check_loss_ranges(const losses::ContrastiveConfig& loss) {
+  check_count("loss.top_k", loss.top_k, 1, kMaxBatch, "pairs of a batch, at most 65536");
+  check_count("loss.block_rows", loss.block_rows, 0, kMaxBatch,
+              "0: automatic; rows of a batch's logits, at most 65536");
+  check_count("loss.whole_matrix_max_mb", loss.whole_matrix_max_mb, 0, int64_t{1} << 20,
+              "MiB; 1 TiB is more memory than any machine has");
+}
+
+int report_error(const char* binary, std::ostream& err) {
+  try {
+    throw;
+  } catch (const OptionError& e) {
+    err << binary << ": error: " << e.what() << "\n";
+    return 2;
+  } catch (const po::error& e) {
+    err << binary << ": error: " << e.what() << " (see --help)\n";
+    return 2;
+  } catch (const std::bad_alloc&) {
+    err << binary << ": error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    err << binary << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    err << binary << ": error: an unknown exception\n";
+    return 1;
+  }
 }
 
 }  // namespace cw::train

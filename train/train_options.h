@@ -5,13 +5,20 @@
 // defaults. Part of train/.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "losses/contrastive_config.h"
+
+namespace boost::program_options {
+class options_description;
+class variables_map;
+}  // namespace boost::program_options
 
 namespace cw::train {
 
@@ -97,9 +104,109 @@ struct ParsedTrainOptions {
 };
 
 // Parses argv (and the --config files it names). --help prints the options grouped by section;
-// --print-config prints the resolved INI and exits. An unknown option, a bad value, a missing or
-// malformed config file, or a contradiction (e.g. CWCL-only options with --loss.kind infonce,
-// warmup longer than the run) throws cw::ValueError naming the option (and the file).
+// --print-config prints the resolved INI and exits. An unknown or abbreviated option, a bad or
+// out-of-range value, a missing or malformed config file, or a contradiction (e.g. CWCL-only
+// options with --loss.kind infonce, warmup longer than the run) throws cw::OptionError naming
+// the option (and the file).
 ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::ostream& out);
+
+// ---- Reading options as untrusted input: shared by every option table (the speech and image
+// tasks of `train`, `eval`), so that each gets the same guards.
+
+// Stores argv[1..] into vm without Boost's abbreviations (--optim.l is not --optim.lr: a later
+// option sharing the prefix would silently change its meaning). Returns the option names given.
+// allow_unregistered: other options are skipped (requested_task's first look at argv).
+std::vector<std::string> store_command_line(int argc, const char* const* argv,
+                                            const boost::program_options::options_description& desc,
+                                            boost::program_options::variables_map& vm,
+                                            bool allow_unregistered = false);
+
+// Stores INI config files into vm so that a later file overrides an earlier one and none
+// overrides what vm already holds (the command line). A `config = <file>` line (before any
+// [section]) includes a file, relative to the including one, read as if it stood before the
+// including file's own lines. Throws OptionError naming the file (and the chain of includes) for
+// a file that cannot be read, is a folder or is over 1 MiB, a bad line, an include cycle, or
+// includes nested deeper than kMaxConfigDepth (a base config and a variant or two need 3).
+inline constexpr int kMaxConfigDepth = 8;
+void store_config_files(const std::vector<std::string>& files,
+                        const boost::program_options::options_description& desc,
+                        boost::program_options::variables_map& vm, bool allow_unregistered = false);
+
+// Ranges of the size and count options, shared by the option tables. Each is far above what
+// this code trains and low enough that products of them (parameter counts, the N x N logits,
+// step arithmetic) neither overflow nor ask for an absurd allocation.
+inline constexpr int64_t kMaxWidth = 65536;  // d_model, ffn_dim, ...: one 65536 x 65536 f32 matrix is 16 GiB
+inline constexpr int64_t kMaxLayers = 256;   // blocks of a tower: no published encoder has more
+inline constexpr int64_t kMaxHeads = 256;    // attention heads: more than any published model
+inline constexpr int64_t kMaxConvKernel = 255;    // a depthwise kernel of 2.5 s of 10 ms frames
+inline constexpr int64_t kMaxFrames = 100000;     // 1000 s of 10 ms frames, longer than any utterance
+inline constexpr int64_t kMaxBatch = 65536;       // pairs per step: the N x N f32 logits are then 16 GiB
+inline constexpr int64_t kMaxSteps = 1000000000;  // steps and step intervals: 30 years at 1 step/s
+inline constexpr int64_t kMaxItems = 1000000000;  // items of a data set
+inline constexpr int64_t kMaxWorkers = 64;        // loader threads / corpus processes
+// OpenMP threads: above any machine's cores; OpenMP's runtime crashes creating 100000.
+inline constexpr int64_t kMaxThreads = 1024;
+
+// Throws OptionError "--<option> must be in [lo, hi] (<why>), got <value>" unless lo <= value <= hi.
+void check_count(const char* option, int64_t value, int64_t lo, int64_t hi, const char* why);
+
+// Runs f, rethrowing a ValueError from it (a parser of a spelling: device, loss kind) as an
+// OptionError with the same message: it came from an option.
+template <class F>
+void as_option_error(F&& f) {
+  try {
+    f();
+  } catch (const OptionError&) {
+    throw;
+  } catch (const ValueError& e) {
+    throw OptionError(e.what());
+  }
+}
+
+// Ranges of the loss options beyond ContrastiveConfig::validate (sizes that feed allocations).
+void check_loss_ranges(const losses::ContrastiveConfig& loss);
+
+// The checks of the [optim] and [run] options, which both tables have under the same names.
+// Every real option must be finite: inf and nan pass comparisons written for real numbers
+// (nan passes none, inf passes every lower bound), then poison the run.
+template <class O>
+void check_optim_options(const O& o) {
+  check_count("optim.steps", o.steps, 1, kMaxSteps, "10^9 steps is 30 years at a step a second");
+  check_count("optim.batch_size", o.batch_size, 2, kMaxBatch,
+              "a contrastive batch has >= 2 pairs; the N x N logits of 65536 are 16 GiB");
+  CW_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.steps, OptionError, "--optim.warmup_steps (",
+           o.warmup_steps, ") must be in [0, --optim.steps = ", o.steps, ")");
+  CW_CHECK(std::isfinite(o.lr) && o.lr > 0 && o.lr <= 1, OptionError,
+           "--optim.lr must be in (0, 1] (an AdamW step moves a weight by about lr), got ", o.lr);
+  CW_CHECK(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, OptionError,
+           "--optim.min_lr_ratio must be in [0, 1] (a fraction of --optim.lr), got ", o.min_lr_ratio);
+  CW_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0, OptionError,
+           "--optim.weight_decay must be finite and >= 0, got ", o.weight_decay);
+  CW_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, OptionError,
+           "--optim.beta1 and --optim.beta2 must be in [0, 1) (moment decay rates), got ", o.beta1, " and ",
+           o.beta2);
+  CW_CHECK(std::isfinite(o.eps) && o.eps > 0, OptionError, "--optim.eps must be finite and > 0, got ", o.eps);
+  CW_CHECK(std::isfinite(o.grad_clip) && o.grad_clip >= 0, OptionError,
+           "--optim.grad_clip must be finite and >= 0 (0: off), got ", o.grad_clip);
+}
+template <class O>
+void check_run_options(const O& o, int64_t seed) {
+  CW_CHECK(seed >= 0, OptionError, "--run.seed must be >= 0, got ", seed,
+           " (seeds are unsigned: -1 would wrap to 2^64 - 1)");
+  check_count("run.eval_every", o.eval_every, 0, kMaxSteps,
+              "0: at the end; 10^9 steps is 30 years at a step a second");
+  check_count("run.checkpoint_every", o.checkpoint_every, 0, kMaxSteps,
+              "0: at the end; 10^9 steps is 30 years at a step a second");
+  check_count("run.log_every", o.log_every, 1, kMaxSteps, "10^9 steps is 30 years at a step a second");
+  check_count("run.keep_last", o.keep_last, 1, kMaxSteps, "checkpoints kept; at most one per step");
+  check_count("run.threads", o.threads, 0, kMaxThreads,
+              "0: OpenMP's default; more than any machine has cores, and 100000 crashed OpenMP");
+  CW_CHECK(!o.out.empty(), OptionError, "--run.out must not be empty");
+}
+
+// The exit status of a binary for the exception being handled (call it in a catch block), after
+// printing "<binary>: error: <what>" on err: 2 for a bad option (OptionError or a
+// Boost.Program_options error), 1 for anything else (bad data, out of memory, ...).
+int report_error(const char* binary, std::ostream& err);
 
 }  // namespace cw::train
