@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <system_error>
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/ops.h"
 
 namespace cw {
@@ -123,7 +123,7 @@ Tensor GlobalCmvn::apply(const Tensor& features) const {
 
 void GlobalCmvn::save(const std::filesystem::path& path) const {
   check_ready("save");
-  const nlohmann::json j = {{"mean_stat", sum_}, {"var_stat", sum_sq_}, {"frame_num", frames_}};
+  const Json j = {{"mean_stat", sum_}, {"var_stat", sum_sq_}, {"frame_num", frames_}};
   const std::filesystem::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
   {
     std::ofstream out(tmp);
@@ -143,28 +143,15 @@ void GlobalCmvn::save(const std::filesystem::path& path) const {
 
 GlobalCmvn GlobalCmvn::load(const std::filesystem::path& path) {
   const std::string name = path.string();
-  std::ifstream in(path);
-  CW_CHECK(in, Error, "GlobalCmvn::load: cannot open '", name, "'");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(detail::cat("GlobalCmvn::load: '", name, "' is not valid JSON: ", e.what()));
-  }
+  const Json doc = read_json_file(path, "GlobalCmvn::load: '" + name + "'");
+  const JsonReader j(doc, "GlobalCmvn::load: '" + name + "'");
   GlobalCmvn cmvn;
-  try {
-    CW_CHECK(j.is_object() && j.contains("mean_stat") && j.contains("var_stat") && j.contains("frame_num"),
-             ValueError, "GlobalCmvn::load: '", name, "' needs the keys mean_stat, var_stat and frame_num");
-    cmvn.sum_ = j.at("mean_stat").get<std::vector<double>>();
-    cmvn.sum_sq_ = j.at("var_stat").get<std::vector<double>>();
-    // WeNet writes frame_num as an int; accept an integral float too.
-    const double n = j.at("frame_num").get<double>();
-    CW_CHECK(n >= 1 && n == std::floor(n), ValueError, "GlobalCmvn::load: '", name,
-             "': frame_num must be a positive integer, got ", j.at("frame_num").dump());
-    cmvn.frames_ = static_cast<int64_t>(n);
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(detail::cat("GlobalCmvn::load: '", name, "': ", e.what()));
-  }
+  cmvn.sum_ = j.get<std::vector<double>>("mean_stat");
+  cmvn.sum_sq_ = j.get<std::vector<double>>("var_stat");
+  // WeNet writes frame_num as an int; accept an integral float too.
+  const double n = j.get<double>("frame_num");
+  j.at("frame_num").expect(n >= 1 && n == std::floor(n) && n <= 9e15, "a positive integer");
+  cmvn.frames_ = static_cast<int64_t>(n);
   CW_CHECK(!cmvn.sum_.empty() && cmvn.sum_.size() == cmvn.sum_sq_.size(), ValueError, "GlobalCmvn::load: '",
            name, "': mean_stat has ", cmvn.sum_.size(), " values and var_stat ", cmvn.sum_sq_.size(),
            " (need the same number, at least one)");

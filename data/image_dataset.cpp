@@ -6,10 +6,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_read.h"
 
 namespace cw {
 namespace {
@@ -72,30 +72,31 @@ ImageDataset ImageDataset::load(const fs::path& dir, const std::string& split) {
   ds.dir_ = dir;
   ds.split_ = split;
   const fs::path meta_path = dir / "dataset.json";
-  std::ifstream meta_in(meta_path);
-  CW_CHECK(meta_in.good(), ValueError, "ImageDataset: cannot open ", meta_path.string());
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(meta_in);
-    ds.name_ = meta.at("name").get<std::string>();
-    ds.channels_ = meta.at("channels").get<int64_t>();
-    ds.height_ = meta.at("height").get<int64_t>();
-    ds.width_ = meta.at("width").get<int64_t>();
-    ds.classes_ = meta.at("classes").get<std::vector<std::string>>();
-    ds.templates_ = meta.at("prompt_templates").get<std::vector<std::string>>();
-    ds.horizontal_flip_ = meta.at("horizontal_flip").get<bool>();
-    if (meta.contains("heldout_classes"))
-      ds.heldout_ = meta.at("heldout_classes").get<std::vector<int64_t>>();
-  } catch (const nlohmann::json::exception& e) {
-    CW_CHECK(false, ValueError, "ImageDataset: ", meta_path.string(), ": ", e.what());
+  CW_CHECK(fs::is_regular_file(meta_path), ValueError, "ImageDataset: cannot open ", meta_path.string());
+  const std::string meta_where = "ImageDataset: " + meta_path.string();
+  const Json meta_doc = read_json_file(meta_path, meta_where);
+  const JsonReader meta(meta_doc, meta_where);
+  ds.name_ = meta.get<std::string>("name");
+  ds.channels_ = meta.get<int64_t>("channels");
+  ds.height_ = meta.get<int64_t>("height");
+  ds.width_ = meta.get<int64_t>("width");
+  ds.classes_ = meta.get<std::vector<std::string>>("classes");
+  ds.templates_ = meta.get<std::vector<std::string>>("prompt_templates");
+  ds.horizontal_flip_ = meta.get<bool>("horizontal_flip");
+  ds.heldout_ = meta.get_or("heldout_classes", ds.heldout_);
+  CW_CHECK(!ds.classes_.empty(), ValueError, meta_where, ": no classes");
+  const JsonReader splits = meta.at("splits");
+  splits.expect(splits.json().is_object(), "an object");
+  if (!splits.has(split)) {
+    std::string names;
+    for (const auto& [key, value] : splits.json().items()) names += (names.empty() ? "" : ", ") + key;
+    CW_CHECK(false, ValueError, meta_where, " has no split '", split, "' (it has ",
+             names.size() > 200 ? names.substr(0, 200) + "..." : names, ")");
   }
-  CW_CHECK(!ds.classes_.empty(), ValueError, "ImageDataset: ", meta_path.string(), ": no classes");
-  CW_CHECK(meta.at("splits").contains(split), ValueError, "ImageDataset: ", meta_path.string(),
-           " has no split '", split, "' (it has ", meta.at("splits").dump(), ")");
-  const auto& sp = meta.at("splits").at(split);
-  const fs::path images_path = resolve(dir, sp.at("images").get<std::string>());
-  const fs::path labels_path = resolve(dir, sp.at("labels").get<std::string>());
-  const fs::path manifest_path = resolve(dir, sp.at("manifest").get<std::string>());
+  const JsonReader sp = splits.at(split);
+  const fs::path images_path = resolve(dir, sp.get<std::string>("images"));
+  const fs::path labels_path = resolve(dir, sp.get<std::string>("labels"));
+  const fs::path manifest_path = resolve(dir, sp.get<std::string>("manifest"));
 
   ds.images_ = read_idx(images_path);
   const IdxArray labels = read_idx(labels_path);

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/ops.h"
 #include "data/unicode.h"
 
@@ -40,65 +40,44 @@ std::vector<std::string> read_vocab_lines(const fs::path& file) {
 }
 
 // A special token in tokenizer_config.json is a string or, in newer files, an AddedToken object.
-std::string token_field(const nlohmann::json& j, const char* key, const std::string& fallback,
-                        const fs::path& file) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  const auto& v = j[key];
-  if (v.is_string()) return v.get<std::string>();
-  CW_CHECK(v.is_object() && v.contains("content") && v["content"].is_string(), Error, "WordPieceTokenizer: '",
-           key, "' in '", file.string(), "' is neither a string nor an object with a \"content\" string");
-  return v["content"].get<std::string>();
-}
-
-bool bool_field(const nlohmann::json& j, const char* key, bool fallback, const fs::path& file) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  CW_CHECK(j[key].is_boolean(), Error, "WordPieceTokenizer: '", key, "' in '", file.string(),
-           "' must be true or false, got ", j[key].dump());
-  return j[key].get<bool>();
+std::string token_field(const JsonReader& j, const char* key, const std::string& fallback) {
+  if (!j.has(key)) return fallback;
+  const JsonReader v = j.at(key);
+  return v.json().is_object() ? v.get<std::string>("content") : v.get<std::string>();
 }
 
 WordPieceConfig read_config(const fs::path& file) {
   WordPieceConfig c;
   if (!fs::exists(file)) return c;  // BertTokenizer's defaults, as HF uses without the file
-  nlohmann::json j;
-  try {
-    std::ifstream in(file);
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(detail::cat("WordPieceTokenizer: malformed JSON in '", file.string(), "': ", e.what()));
-  }
-  CW_CHECK(j.is_object(), Error, "WordPieceTokenizer: '", file.string(), "' is not a JSON object");
-  c.do_lower_case = bool_field(j, "do_lower_case", c.do_lower_case, file);
-  c.tokenize_chinese_chars = bool_field(j, "tokenize_chinese_chars", c.tokenize_chinese_chars, file);
-  if (j.contains("strip_accents") && !j["strip_accents"].is_null()) {
-    c.strip_accents = bool_field(j, "strip_accents", false, file);
-  }
+  const Json doc = read_json_file(file, "WordPieceTokenizer: '" + file.string() + "'");
+  const JsonReader j(doc, "WordPieceTokenizer: '" + file.string() + "'");
+  if (!doc.is_object()) j.fail("expected a JSON object, found ", json_show(doc));
+  c.do_lower_case = j.get_or("do_lower_case", c.do_lower_case);
+  c.tokenize_chinese_chars = j.get_or("tokenize_chinese_chars", c.tokenize_chinese_chars);
+  if (j.has("strip_accents")) c.strip_accents = j.get<bool>("strip_accents");
   // HF writes "no limit" as int(1e30), which is no int64: anything that large (or a float) is
   // the same "no limit" here.
-  if (j.contains("model_max_length") && j["model_max_length"].is_number_integer() &&
-      !j["model_max_length"].is_number_unsigned()) {
-    c.model_max_length = j["model_max_length"].get<int64_t>();
-  } else if (j.contains("model_max_length") && j["model_max_length"].is_number_unsigned() &&
-             j["model_max_length"].get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max())) {
-    c.model_max_length = static_cast<int64_t>(j["model_max_length"].get<uint64_t>());
+  if (j.has("model_max_length")) {
+    const Json& v = doc["model_max_length"];
+    if (v.is_number_integer() &&
+        (!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max())))
+      c.model_max_length = v.get<int64_t>();
   }
   CW_CHECK(c.model_max_length >= 2, Error, "WordPieceTokenizer: model_max_length ", c.model_max_length,
            " in '", file.string(), "' leaves no room for [CLS] and [SEP]");
-  if (j.contains("max_input_chars_per_word") && j["max_input_chars_per_word"].is_number_integer()) {
-    c.max_input_chars_per_word = j["max_input_chars_per_word"].get<int64_t>();
-  }
-  c.unk_token = token_field(j, "unk_token", c.unk_token, file);
-  c.sep_token = token_field(j, "sep_token", c.sep_token, file);
-  c.pad_token = token_field(j, "pad_token", c.pad_token, file);
-  c.cls_token = token_field(j, "cls_token", c.cls_token, file);
-  c.mask_token = token_field(j, "mask_token", c.mask_token, file);
+  if (j.has("max_input_chars_per_word") && doc["max_input_chars_per_word"].is_number_integer())
+    c.max_input_chars_per_word = j.get<int64_t>("max_input_chars_per_word");
+  c.unk_token = token_field(j, "unk_token", c.unk_token);
+  c.sep_token = token_field(j, "sep_token", c.sep_token);
+  c.pad_token = token_field(j, "pad_token", c.pad_token);
+  c.cls_token = token_field(j, "cls_token", c.cls_token);
+  c.mask_token = token_field(j, "mask_token", c.mask_token);
   // Options that would change the algorithm and that no BERT checkpoint we use sets: refuse them
   // rather than tokenize differently from HF.
-  CW_CHECK(bool_field(j, "do_basic_tokenize", true, file), NotImplementedError,
+  CW_CHECK(j.get_or("do_basic_tokenize", true), NotImplementedError,
            "WordPieceTokenizer: do_basic_tokenize=false in '", file.string(), "' is not supported");
-  CW_CHECK(!j.contains("never_split") || j["never_split"].is_null() ||
-               (j["never_split"].is_array() && j["never_split"].empty()),
-           NotImplementedError, "WordPieceTokenizer: never_split in '", file.string(), "' is not supported");
+  CW_CHECK(!j.has("never_split") || j.at("never_split").size() == 0, NotImplementedError,
+           "WordPieceTokenizer: never_split in '", file.string(), "' is not supported");
   return c;
 }
 

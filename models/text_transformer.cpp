@@ -4,52 +4,50 @@
 //   y = LayerNorm(a + dropout(dense(gelu(dense(a)))))          intermediate, output
 #include "models/text_transformer.h"
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 #include "autograd/functions.h"
+#include "core/json_read.h"
 #include "nn/attention.h"
 
 namespace cw::models {
 
 BertConfig BertConfig::from_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  CW_CHECK(in.good(), ValueError, "BertConfig: cannot open ", path.string());
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(detail::cat("BertConfig: ", path.string(), " is not valid JSON: ", e.what()));
-  }
-  CW_CHECK(j.is_object(), ValueError, "BertConfig: ", path.string(), " is not a JSON object");
+  CW_CHECK(std::filesystem::is_regular_file(path), ValueError, "BertConfig: cannot open ", path.string());
+  const std::string where = "BertConfig: " + path.string();
+  const Json doc = read_json_file(path, where);
+  const JsonReader j(doc, where);
+  j.expect(doc.is_object(), "a JSON object");
   BertConfig c;
-  auto read = [&](const char* key, auto& field) {
-    if (!j.contains(key)) return;
-    try {
-      j.at(key).get_to(field);
-    } catch (const nlohmann::json::exception&) {
-      throw ValueError(detail::cat("BertConfig: ", path.string(), ": key '", key, "' has the wrong type"));
-    }
+  // Bounds no BERT comes near, so that products of sizes cannot overflow; the weights file is
+  // what bounds memory (SentenceEncoder::load checks the sizes against its tensors).
+  auto size = [&](const char* key, int64_t& field, int64_t max) {
+    if (j.has(key)) field = j.get_in(key, 1, max);
   };
-  read("vocab_size", c.vocab_size);
-  read("hidden_size", c.hidden_size);
-  read("num_hidden_layers", c.num_hidden_layers);
-  read("num_attention_heads", c.num_attention_heads);
-  read("intermediate_size", c.intermediate_size);
-  read("max_position_embeddings", c.max_position_embeddings);
-  read("type_vocab_size", c.type_vocab_size);
-  read("layer_norm_eps", c.layer_norm_eps);
-  read("hidden_dropout_prob", c.hidden_dropout_prob);
-  read("attention_probs_dropout_prob", c.attention_probs_dropout_prob);
-  read("hidden_act", c.hidden_act);
-  std::string pos = "absolute";
-  read("position_embedding_type", pos);
-  CW_CHECK(pos == "absolute", ValueError, "BertConfig: ", path.string(), ": position_embedding_type '", pos,
-           "' is not supported (only 'absolute')");
-  CW_CHECK(c.hidden_act == "gelu" || c.hidden_act == "gelu_new" || c.hidden_act == "gelu_pytorch_tanh",
-           ValueError, "BertConfig: ", path.string(), ": hidden_act '", c.hidden_act, "' is not supported");
-  CW_CHECK(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
-           ValueError, "BertConfig: ", path.string(), ": hidden_size ", c.hidden_size,
+  size("vocab_size", c.vocab_size, 1 << 24);
+  size("hidden_size", c.hidden_size, 1 << 16);
+  size("num_hidden_layers", c.num_hidden_layers, 1024);
+  size("num_attention_heads", c.num_attention_heads, 1 << 16);
+  size("intermediate_size", c.intermediate_size, 1 << 18);
+  size("max_position_embeddings", c.max_position_embeddings, 1 << 20);
+  size("type_vocab_size", c.type_vocab_size, 1 << 16);
+  auto real = [&](const char* key, double& field, double lo, double hi) {
+    if (!j.has(key)) return;
+    field = j.get<double>(key);
+    if (!(field >= lo && field < hi))
+      j.at(key).fail("expected a number in [", lo, ", ", hi, "), found ", field);
+  };
+  real("layer_norm_eps", c.layer_norm_eps, 0, 1);
+  real("hidden_dropout_prob", c.hidden_dropout_prob, 0, 1);
+  real("attention_probs_dropout_prob", c.attention_probs_dropout_prob, 0, 1);
+  c.hidden_act = j.get_or("hidden_act", c.hidden_act);
+  if (j.has("hidden_act"))
+    j.at("hidden_act")
+        .expect(c.hidden_act == "gelu" || c.hidden_act == "gelu_new" || c.hidden_act == "gelu_pytorch_tanh",
+                "\"gelu\", \"gelu_new\" or \"gelu_pytorch_tanh\" (the activations supported)");
+  if (j.has("position_embedding_type"))
+    j.at("position_embedding_type")
+        .expect(j.get<std::string>("position_embedding_type") == "absolute",
+                "\"absolute\" (the only one supported)");
+  CW_CHECK(c.hidden_size % c.num_attention_heads == 0, ValueError, where, ": hidden_size ", c.hidden_size,
            " is not divisible by num_attention_heads ", c.num_attention_heads);
   return c;
 }

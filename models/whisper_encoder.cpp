@@ -5,12 +5,11 @@
 #include "models/whisper_encoder.h"
 
 #include <cmath>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "core/ctranslate2.h"
+#include "core/json_read.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "models/conformer.h"
@@ -262,35 +261,39 @@ WhisperWeights read_whisper_ctranslate2(const std::filesystem::path& model_bin) 
 
 WhisperWeights read_whisper_hf(const std::filesystem::path& dir) {
   const std::filesystem::path cfg_path = dir / "config.json", st_path = dir / "model.safetensors";
-  std::ifstream in(cfg_path);
-  CW_CHECK(in.good(), Error, "cannot read '", cfg_path.string(),
+  CW_CHECK(std::filesystem::is_regular_file(cfg_path), Error, "cannot read '", cfg_path.string(),
            "' (a Hugging Face Whisper folder holds config.json)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in, nullptr, true, false);
-  } catch (const std::exception& e) {
-    CW_CHECK(false, ValueError, cfg_path.string(), ": not valid JSON (", e.what(), ")");
-  }
-  auto get = [&](const char* key) -> int64_t {
-    CW_CHECK(j.is_object() && j.contains(key) && j[key].is_number_integer(), ValueError, cfg_path.string(),
-             ": needs an integer '", key, "'");
-    return j[key].get<int64_t>();
-  };
+  const Json doc = read_json_file(cfg_path);
+  const JsonReader j(doc, cfg_path.string());
   WhisperWeights w;
   w.source = st_path.string();
   WhisperEncoderConfig& c = w.config;
-  c.n_mels = get("num_mel_bins");
-  c.d_model = get("d_model");
-  c.num_heads = get("encoder_attention_heads");
-  c.num_layers = get("encoder_layers");
-  c.ffn_dim = get("encoder_ffn_dim");
-  c.max_positions = get("max_source_positions");
+  // Bounds no Whisper comes near (large-v3: 128 mels, d_model 1280, 32 layers, 20 heads), so that
+  // products of sizes cannot overflow; the tensors below are what bound memory.
+  c.n_mels = j.get_in("num_mel_bins", 1, 1 << 12);
+  c.d_model = j.get_in("d_model", 1, 1 << 16);
+  c.num_heads = j.get_in("encoder_attention_heads", 1, c.d_model);
+  c.num_layers = j.get_in("encoder_layers", 1, 1024);
+  c.ffn_dim = j.get_in("encoder_ffn_dim", 1, 1 << 18);
+  c.max_positions = j.get_in("max_source_positions", 1, 1 << 20);
+  CW_CHECK(c.d_model % c.num_heads == 0, ValueError, cfg_path.string(), ": d_model ", c.d_model,
+           " is not divisible by encoder_attention_heads ", c.num_heads);
   const SafetensorsFile f = SafetensorsFile::open(st_path.string());
   std::string prefix;
   for (const char* p : {"model.encoder.", "encoder."})
     if (f.contains(std::string(p) + "conv1.weight")) prefix = p;
   CW_CHECK(!prefix.empty(), ValueError, st_path.string(),
            ": no 'model.encoder.conv1.weight' or 'encoder.conv1.weight' (not a Whisper checkpoint?)");
+  // The declared sizes against the tensors present, before anything of those sizes is built.
+  const auto expect = [&](const std::string& name, const Shape& shape) {
+    CW_CHECK(f.contains(prefix + name) && f.info(prefix + name).shape == shape, ValueError, cfg_path.string(),
+             " declares tensor '", prefix + name, "' of ", shape_str(shape), ", ", st_path.string(), " has ",
+             f.contains(prefix + name) ? shape_str(f.info(prefix + name).shape) : std::string("none"));
+  };
+  expect("conv1.weight", {c.d_model, c.n_mels, 3});
+  expect("embed_positions.weight", {c.max_positions, c.d_model});
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    expect("layers." + std::to_string(i) + ".fc1.weight", {c.ffn_dim, c.d_model});
   for (const std::string& name : f.names())
     if (name.rfind(prefix, 0) == 0) w.encoder[name.substr(prefix.size())] = f.load(name, DType::F32);
   return w;

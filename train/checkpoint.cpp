@@ -10,13 +10,16 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <sstream>
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/safetensors.h"
 
 namespace cw::train {
@@ -24,9 +27,12 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kFormat = 1;
-const std::regex kStepName("step-([0-9]{8,})");
-// Leftovers of an interrupted writer: "<name>.tmp-<pid>" or "<name>.old-<pid>".
-const std::regex kLeftoverName(".*\\.(tmp|old)-([0-9]+)");
+// At most 18 digits: any such number fits an int64 (a crafted longer name is not a checkpoint).
+const std::regex kStepName("step-([0-9]{8,18})");
+// Leftovers of an interrupted writer: "<name>.tmp-<pid>" or "<name>.old-<pid>" (pids fit 9 digits).
+const std::regex kLeftoverName(".*\\.(tmp|old)-([0-9]{1,9})");
+// The largest trainer_state.json read (it holds the run's configuration text and `extra`).
+constexpr uintmax_t kMaxStateBytes = 64 << 20;
 
 std::string step_name(int64_t step) {
   char buf[32];
@@ -69,12 +75,35 @@ void write_text_atomic(const fs::path& path, const std::string& text) {
   fsync_path(path.parent_path(), true);
 }
 
-std::string read_text(const fs::path& path) {
+// The whole file, which must be at most max_bytes long (a pointer or a state file, never data).
+std::string read_text(const fs::path& path, uintmax_t max_bytes) {
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  CW_CHECK(!ec, ValueError, "load_checkpoint: cannot read ", path.string(), ": ", ec.message());
+  CW_CHECK(size <= max_bytes, ValueError, "load_checkpoint: ", path.string(), " is ", size,
+           " bytes, more than the ", max_bytes, " such a file can hold");
   std::ifstream in(path, std::ios::binary);
   CW_CHECK(in, ValueError, "load_checkpoint: cannot read ", path.string());
   std::ostringstream os;
   os << in.rdbuf();
   return os.str();
+}
+
+// Whether every value is finite: a state holding a NaN or an infinity resumes into an immediate
+// stop, so it is never written as a checkpoint.
+bool all_finite(const std::map<std::string, Tensor>& tensors) {
+  const auto finite = [](const auto* p, int64_t n) {
+    bool ok = true;
+    for (int64_t i = 0; i < n; ++i) ok &= std::isfinite(p[i]);
+    return ok;
+  };
+  for (const auto& [name, t] : tensors) {
+    if (t.dtype() != DType::F32 && t.dtype() != DType::F64) continue;
+    const Tensor c = t.contiguous();
+    if (!(c.dtype() == DType::F32 ? finite(c.data<float>(), c.numel()) : finite(c.data<double>(), c.numel())))
+      return false;
+  }
+  return true;
 }
 
 std::map<std::string, Tensor> on_cpu(const std::map<std::string, Tensor>& tensors) {
@@ -97,13 +126,16 @@ std::vector<std::pair<int64_t, fs::path>> step_dirs(const fs::path& dir) {
 }
 
 // Removes what a killed writer left behind (its process gone), so that they do not pile up.
-void remove_leftovers(const fs::path& dir) {
-  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+// ours_too: names with this process's pid are leftovers too (before it has written anything: a
+// restarted container's run often gets the pid of the run that was killed).
+void remove_leftovers(const fs::path& dir, bool ours_too) {
+  std::error_code unreadable;  // best effort, as the removals below
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, unreadable)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
     if (!std::regex_match(name, m, kLeftoverName)) continue;
-    const long long pid = std::stoll(m[2].str());
-    const bool alive = pid == ::getpid() || (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH);
+    const pid_t pid = static_cast<pid_t>(std::stol(m[2].str()));
+    const bool alive = pid == ::getpid() ? !ours_too : pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH);
     if (!alive) {
       std::error_code ec;
       fs::remove_all(e.path(), ec);  // best effort: the loaders ignore these names anyway
@@ -111,51 +143,33 @@ void remove_leftovers(const fs::path& dir) {
   }
 }
 
-nlohmann::json state_to_json(const TrainerState& s, int64_t optimizer_step) {
-  return nlohmann::json{{"format", kFormat},
-                        {"step", s.step},
-                        {"epoch", s.epoch},
-                        {"batch_in_epoch", s.batch_in_epoch},
-                        {"seed", s.seed},
-                        {"rng_offset", s.rng_offset},
-                        {"optimizer_step", optimizer_step},
-                        {"config_text", s.config_text},
-                        {"extra", s.extra}};
+Json state_to_json(const TrainerState& s, int64_t optimizer_step) {
+  return Json{{"format", kFormat},
+              {"step", s.step},
+              {"epoch", s.epoch},
+              {"batch_in_epoch", s.batch_in_epoch},
+              {"seed", s.seed},
+              {"rng_offset", s.rng_offset},
+              {"optimizer_step", optimizer_step},
+              {"config_text", s.config_text},
+              {"extra", s.extra}};
 }
 
-TrainerState state_from_json(const fs::path& file, const nlohmann::json& j, int64_t& optimizer_step) {
-  CW_CHECK(j.is_object(), ValueError, "load_checkpoint: ", file.string(), " is not a JSON object");
-  auto field = [&](const char* key) -> const nlohmann::json& {
-    CW_CHECK(j.contains(key), ValueError, "load_checkpoint: ", file.string(), " has no field '", key, "'");
-    return j.at(key);
-  };
-  auto integer = [&](const char* key) -> int64_t {
-    const nlohmann::json& v = field(key);
-    CW_CHECK(v.is_number_integer(), ValueError, "load_checkpoint: ", file.string(), ": field '", key,
-             "' must be an integer, got ", v.dump());
-    return v.get<int64_t>();
-  };
-  auto unsigned_integer = [&](const char* key) -> uint64_t {
-    const nlohmann::json& v = field(key);
-    CW_CHECK(v.is_number_unsigned(), ValueError, "load_checkpoint: ", file.string(), ": field '", key,
-             "' must be a non-negative integer, got ", v.dump());
-    return v.get<uint64_t>();
-  };
-  const int64_t format = integer("format");
-  CW_CHECK(format == kFormat, ValueError, "load_checkpoint: ", file.string(), " has format ", format,
-           ", this build reads format ", kFormat);
+TrainerState state_from_json(const JsonReader& j, int64_t& optimizer_step) {
+  j.expect(j.json().is_object(), "a JSON object");
+  const int64_t format = j.get<int64_t>("format");
+  if (format != kFormat) j.at("format").fail("this build reads format ", kFormat, ", found ", format);
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   TrainerState s;
-  s.step = integer("step");
-  s.epoch = integer("epoch");
-  s.batch_in_epoch = integer("batch_in_epoch");
-  s.seed = unsigned_integer("seed");
-  s.rng_offset = unsigned_integer("rng_offset");
-  optimizer_step = integer("optimizer_step");
-  const nlohmann::json& config = field("config_text");
-  CW_CHECK(config.is_string(), ValueError, "load_checkpoint: ", file.string(),
-           ": field 'config_text' must be a string");
-  s.config_text = config.get<std::string>();
-  s.extra = j.contains("extra") ? j.at("extra") : nlohmann::json();
+  s.step = j.get_in("step", 0, kMax);
+  s.epoch = j.get_in("epoch", 0, kMax);
+  s.batch_in_epoch = j.get_in("batch_in_epoch", 0, kMax);
+  s.seed = j.get<uint64_t>("seed");
+  s.rng_offset = j.get<uint64_t>("rng_offset");
+  optimizer_step = j.get_in("optimizer_step", 0, kMax);
+  s.config_text = j.get<std::string>("config_text");
+  // Copying `extra` is safe: parse_json bounded its nesting.
+  s.extra = j.has("extra") ? j.at("extra").json() : Json();
   return s;
 }
 
@@ -166,9 +180,11 @@ SafetensorsFile open_checkpoint_file(const fs::path& path) {
 
 }  // namespace
 
-void save_checkpoint(const fs::path& dir, const std::map<std::string, Tensor>& model_state, const AdamW& opt,
+bool save_checkpoint(const fs::path& dir, const std::map<std::string, Tensor>& model_state, const AdamW& opt,
                      const TrainerState& state, int keep_last_k) {
   CW_CHECK(state.step >= 0, ValueError, "save_checkpoint: step must be >= 0, got ", state.step);
+  const std::map<std::string, Tensor> model = on_cpu(model_state), optimizer = on_cpu(opt.state_tensors());
+  if (!all_finite(model) || !all_finite(optimizer)) return false;
   const std::string name = step_name(state.step);
   const fs::path final_dir = dir / name;
   const fs::path temp_dir = dir / (name + ".tmp-" + pid_suffix());
@@ -178,8 +194,8 @@ void save_checkpoint(const fs::path& dir, const std::map<std::string, Tensor>& m
     fs::create_directory(temp_dir);
 
     // 1. Everything into the temporary directory (each file temp + rename + fsync on its own).
-    save_safetensors((temp_dir / "model.safetensors").string(), on_cpu(model_state));
-    save_safetensors((temp_dir / "optimizer.safetensors").string(), on_cpu(opt.state_tensors()),
+    save_safetensors((temp_dir / "model.safetensors").string(), model);
+    save_safetensors((temp_dir / "optimizer.safetensors").string(), optimizer,
                      {{"step", std::to_string(opt.step_count())}});
     write_text_atomic(temp_dir / "trainer_state.json", state_to_json(state, opt.step_count()).dump(2) + "\n");
     fsync_path(temp_dir, true);
@@ -215,7 +231,7 @@ void save_checkpoint(const fs::path& dir, const std::map<std::string, Tensor>& m
         fs::remove_all(dirs[i].second);
       }
     }
-    remove_leftovers(dir);
+    remove_leftovers(dir, false);
   } catch (const fs::filesystem_error& e) {
     std::error_code ignored;
     fs::remove_all(temp_dir, ignored);
@@ -225,6 +241,11 @@ void save_checkpoint(const fs::path& dir, const std::map<std::string, Tensor>& m
     fs::remove_all(temp_dir, ignored);
     throw;
   }
+  return true;
+}
+
+void remove_checkpoint_leftovers(const fs::path& dir) {
+  if (fs::is_directory(dir)) remove_leftovers(dir, true);
 }
 
 LoadedCheckpoint load_checkpoint(const fs::path& step_dir) {
@@ -232,36 +253,31 @@ LoadedCheckpoint load_checkpoint(const fs::path& step_dir) {
            " is not a checkpoint directory");
   LoadedCheckpoint out;
   out.path = step_dir;
-  out.model = open_checkpoint_file(step_dir / "model.safetensors").load_all();
-
-  const fs::path opt_path = step_dir / "optimizer.safetensors";
-  const SafetensorsFile opt_file = open_checkpoint_file(opt_path);
-  out.optimizer = opt_file.load_all();
-  const auto& meta = opt_file.metadata();
-  auto it = meta.find("step");
-  CW_CHECK(it != meta.end(), ValueError, "load_checkpoint: ", opt_path.string(), " has no 'step' metadata");
-  try {
-    size_t used = 0;
-    out.optimizer_step = std::stoll(it->second, &used);
-    CW_CHECK(used == it->second.size() && out.optimizer_step >= 0, ValueError, "bad step");
-  } catch (const std::exception&) {
-    throw ValueError(detail::cat("load_checkpoint: ", opt_path.string(), ": metadata 'step' is '", it->second,
-                                 "', expected a non-negative integer"));
-  }
-
+  // The small state file first: a damaged checkpoint fails before its tensors are read.
   const fs::path state_path = step_dir / "trainer_state.json";
   CW_CHECK(fs::is_regular_file(state_path), ValueError, "load_checkpoint: missing file ",
            state_path.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text(state_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(detail::cat("load_checkpoint: ", state_path.string(), " is not valid JSON: ", e.what()));
-  }
+  const std::string where = "load_checkpoint: " + state_path.string();
+  const Json state_doc = parse_json(read_text(state_path, kMaxStateBytes), where);
   int64_t json_opt_step = 0;
-  out.state = state_from_json(state_path, j, json_opt_step);
+  out.state = state_from_json(JsonReader(state_doc, where), json_opt_step);
+
+  const fs::path opt_path = step_dir / "optimizer.safetensors";
+  const SafetensorsFile opt_file = open_checkpoint_file(opt_path);
+  const auto& meta = opt_file.metadata();
+  auto it = meta.find("step");
+  CW_CHECK(it != meta.end(), ValueError, "load_checkpoint: ", opt_path.string(), " has no 'step' metadata");
+  const std::string& step_text = it->second;
+  const bool digits =
+      !step_text.empty() && step_text.size() <= 18 &&
+      std::all_of(step_text.begin(), step_text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  CW_CHECK(digits, ValueError, "load_checkpoint: ", opt_path.string(), ": metadata 'step' is '",
+           step_text.substr(0, 80), step_text.size() > 80 ? "..." : "", "', expected a non-negative integer");
+  out.optimizer_step = std::stoll(step_text);
   CW_CHECK(json_opt_step == out.optimizer_step, ValueError, "load_checkpoint: ", state_path.string(),
            " says optimizer_step ", json_opt_step, " but ", opt_path.string(), " says ", out.optimizer_step);
+  out.model = open_checkpoint_file(step_dir / "model.safetensors").load_all();
+  out.optimizer = opt_file.load_all();
   return out;
 }
 
@@ -271,7 +287,7 @@ std::optional<LoadedCheckpoint> load_latest_checkpoint(const fs::path& dir) {
            " is not a directory");
   const fs::path pointer = dir / "latest";
   if (fs::exists(pointer)) {
-    std::string text = read_text(pointer);
+    std::string text = read_text(pointer, 4096);
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
     CW_CHECK(std::regex_match(text, kStepName), ValueError, "load_latest_checkpoint: ", pointer.string(),
              " is corrupt: expected one line 'step-XXXXXXXX', got '", text.substr(0, 80), "'");

@@ -11,17 +11,21 @@
 // temp + rename, flushed to disk), the directory is renamed to step-XXXXXXXX (atomically exchanged
 // with an existing one of the same step), then `latest` is replaced (temp + rename), then old
 // checkpoints are pruned. A reader therefore sees either the previous checkpoint or the new one;
-// leftovers of a killed writer (*.tmp-* names) are ignored by the loaders and removed by the
-// next save once their process is gone.
+// leftovers of a killed writer (*.tmp-* and *.old-* names, step directories among them) are
+// ignored by the loaders, removed when the next run starts (remove_checkpoint_leftovers) and by
+// every save once their process is gone.
+// Every checkpoint is a good one: a state holding a NaN or an infinity is not written, so
+// `latest` (what a resume starts from, and what a run stopped by a non-finite loss names as the
+// last good checkpoint) always names finite values.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include "core/json_read.h"
 #include "core/tensor.h"
 #include "train/adamw.h"
 
@@ -35,15 +39,17 @@ struct TrainerState {
   uint64_t seed = 0;           // run seed
   uint64_t rng_offset = 0;     // draws consumed from the seeded stream(s), to fast-forward them
   std::string config_text;     // the run's configuration, verbatim (for provenance and checks)
-  nlohmann::json extra;        // anything else the caller wants back (metrics, best score...)
+  Json extra;                  // anything else the caller wants back (metrics, best score...)
 };
 
-// Writes checkpoint `state.step` as described above. keep_last_k > 0 keeps the newest k step
-// directories (the one just written always among them) and deletes the older ones; keep_last_k
-// <= 0 keeps all. Tensors on another device are copied to the CPU for writing. Re-saving an
-// existing step replaces it. Throws cw::Error naming the path on any I/O failure; an existing
-// checkpoint is never damaged by a failed save.
-void save_checkpoint(const std::filesystem::path& dir, const std::map<std::string, Tensor>& model_state,
+// Writes checkpoint `state.step` as described above and returns true. keep_last_k > 0 keeps the
+// newest k step directories (the one just written always among them) and deletes the older ones;
+// keep_last_k <= 0 keeps all. Tensors on another device are copied to the CPU for writing.
+// Re-saving an existing step replaces it. Returns false and writes nothing when a model or
+// optimizer tensor holds a NaN or an infinity (a diverged run: resuming from it could only stop
+// again). Throws cw::Error naming the path on any I/O failure; an existing checkpoint is never
+// damaged by a failed save.
+bool save_checkpoint(const std::filesystem::path& dir, const std::map<std::string, Tensor>& model_state,
                      const AdamW& opt, const TrainerState& state, int keep_last_k);
 
 struct LoadedCheckpoint {
@@ -61,7 +67,14 @@ struct LoadedCheckpoint {
 // a missing or corrupt file, throws cw::ValueError naming the file. *.tmp-* entries are skipped.
 std::optional<LoadedCheckpoint> load_latest_checkpoint(const std::filesystem::path& dir);
 
-// One step directory (dir/step-XXXXXXXX). Throws cw::ValueError naming the file at fault.
+// Removes the leftovers of killed writers from `dir` (if it exists): *.tmp-<pid> and *.old-<pid>
+// entries whose process is gone, and those with this process's own pid. Call it where a run or a
+// resume starts, before this process saves anything into `dir` (the loaders never remove
+// anything: a reader, such as eval on a live run, may not know which writers are alive).
+void remove_checkpoint_leftovers(const std::filesystem::path& dir);
+
+// One step directory (dir/step-XXXXXXXX). Throws cw::ValueError naming the file at fault (and
+// the key, in trainer_state.json).
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& step_dir);
 
 }  // namespace cw::train

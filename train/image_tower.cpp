@@ -2,10 +2,10 @@
 #include "train/image_tower.h"
 
 #include <chrono>
-#include <nlohmann/json.hpp>
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "train/frozen_text_cache.h"
@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nlohmann::json config_json(const models::ViTConfig& c) {
+Json config_json(const models::ViTConfig& c) {
   return {{"image_size", c.image_size},
           {"patch_size", c.patch_size},
           {"in_channels", c.in_channels},
@@ -30,23 +30,51 @@ nlohmann::json config_json(const models::ViTConfig& c) {
           {"pooling", c.pooling == models::ViTPooling::Mean ? "mean" : "class_token"}};
 }
 
-models::ViTConfig config_from_json(const nlohmann::json& j) {
+// The tower's configuration from its metadata. Bounds no ViT comes near keep every product of
+// sizes below overflow; check_fits then holds the sizes to the tensors the file has.
+models::ViTConfig config_from_json(const JsonReader& j) {
   models::ViTConfig c;
-  c.image_size = j.at("image_size").get<int64_t>();
-  c.patch_size = j.at("patch_size").get<int64_t>();
-  c.in_channels = j.at("in_channels").get<int64_t>();
-  c.hidden_dim = j.at("hidden_dim").get<int64_t>();
-  c.num_layers = j.at("num_layers").get<int64_t>();
-  c.num_heads = j.at("num_heads").get<int64_t>();
-  c.mlp_dim = j.at("mlp_dim").get<int64_t>();
-  c.embed_dim = j.at("embed_dim").get<int64_t>();
-  c.representation_size = j.at("representation_size").get<int64_t>();
-  c.layer_norm_eps = j.at("layer_norm_eps").get<double>();
-  const std::string pooling = j.at("pooling").get<std::string>();
-  CW_CHECK(pooling == "mean" || pooling == "class_token", ValueError, "pooling '", pooling, "' is unknown");
+  j.expect(j.json().is_object(), "a JSON object");
+  c.image_size = j.get_in("image_size", 1, 1 << 12);
+  c.patch_size = j.get_in("patch_size", 1, c.image_size);
+  c.in_channels = j.get_in("in_channels", 1, 64);
+  c.hidden_dim = j.get_in("hidden_dim", 1, 1 << 16);
+  c.num_layers = j.get_in("num_layers", 1, 1024);
+  c.num_heads = j.get_in("num_heads", 1, c.hidden_dim);
+  c.mlp_dim = j.get_in("mlp_dim", 1, 1 << 18);
+  c.embed_dim = j.get_in("embed_dim", 1, 1 << 18);
+  c.representation_size = j.get_in("representation_size", 0, 1 << 18);
+  c.layer_norm_eps = j.get<double>("layer_norm_eps");
+  if (!(c.layer_norm_eps >= 0 && c.layer_norm_eps < 1))
+    j.at("layer_norm_eps").fail("expected a number in [0, 1), found ", c.layer_norm_eps);
+  const std::string pooling = j.get<std::string>("pooling");
+  j.at("pooling").expect(pooling == "mean" || pooling == "class_token", "\"mean\" or \"class_token\"");
   c.pooling = pooling == "mean" ? models::ViTPooling::Mean : models::ViTPooling::ClassToken;
   c.dropout = c.attention_dropout = 0.0;
+  try {
+    c.validate();
+  } catch (const ValueError& e) {
+    j.fail(e.what());
+  }
   return c;
+}
+
+// The declared sizes against the tensors present, before a model of those sizes is built: a
+// config declaring more layers or wider ones than the file holds would otherwise allocate them
+// first (a hostile one, more memory than the machine has, or hours of initialization).
+void check_fits(const models::ViTConfig& c, const SafetensorsFile& f, const std::string& where) {
+  const auto expect = [&](const std::string& name, const Shape& shape) {
+    CW_CHECK(f.contains(name) && f.info(name).shape == shape, ValueError, where, " declares tensor '", name,
+             "' of ", shape_str(shape), ", the file has ",
+             f.contains(name) ? shape_str(f.info(name).shape) : std::string("none"));
+  };
+  const int64_t D = c.hidden_dim, P = c.patch_size;
+  expect("conv_proj.weight", {D, c.in_channels, P, P});
+  expect("encoder.pos_embedding", {1, c.seq_length(), D});
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    expect("encoder.layers.encoder_layer_" + std::to_string(i) + ".mlp.0.weight", {c.mlp_dim, D});
+  if (c.representation_size > 0) expect("heads.pre_logits.weight", {c.representation_size, D});
+  expect("heads.head.weight", {c.embed_dim, c.representation_size > 0 ? c.representation_size : D});
 }
 
 }  // namespace
@@ -91,8 +119,8 @@ void save_image_tower(const fs::path& path, const models::VisionTransformer& mod
   save_safetensors(path.string(), state,
                    {{"format", "cw-image-tower-1"},
                     {"vit_config", config_json(model.config).dump()},
-                    {"mean", nlohmann::json(mean).dump()},
-                    {"std", nlohmann::json(std).dump()},
+                    {"mean", Json(mean).dump()},
+                    {"std", Json(std).dump()},
                     {"dataset", dataset},
                     {"steps", std::to_string(steps)}});
 }
@@ -108,20 +136,22 @@ ImageTower load_image_tower(const fs::path& path) {
              "' (not a file written by train --task image_ssl)");
     return it->second;
   };
-  CW_CHECK(field("format") == "cw-image-tower-1", ValueError, "image tower '", path.string(), "': format '",
-           field("format"), "' is not cw-image-tower-1");
+  CW_CHECK(field("format") == "cw-image-tower-1", ValueError, "image tower '", path.string(), "': format ",
+           json_show(Json(field("format"))), " is not cw-image-tower-1");
+  // Each metadata entry is a JSON string of its own, parsed with the nesting limit.
+  const auto json_field = [&](const char* key) {
+    return parse_json(field(key), detail::cat("image tower '", path.string(), "': metadata '", key, "'"));
+  };
+  const Json cfg_doc = json_field("vit_config"), mean_doc = json_field("mean"), std_doc = json_field("std");
+  const std::string where = "image tower '" + path.string() + "': metadata";
+  const models::ViTConfig cfg = config_from_json(JsonReader(cfg_doc, where + " 'vit_config'"));
   ImageTower t;
-  models::ViTConfig cfg;
-  try {
-    cfg = config_from_json(nlohmann::json::parse(field("vit_config")));
-    t.mean = nlohmann::json::parse(field("mean")).get<std::vector<float>>();
-    t.std = nlohmann::json::parse(field("std")).get<std::vector<float>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(detail::cat("image tower '", path.string(), "': malformed metadata: ", e.what()));
-  }
+  t.mean = JsonReader(mean_doc, where + " 'mean'").get<std::vector<float>>();
+  t.std = JsonReader(std_doc, where + " 'std'").get<std::vector<float>>();
   CW_CHECK(static_cast<int64_t>(t.mean.size()) == cfg.in_channels && t.std.size() == t.mean.size(),
            ValueError, "image tower '", path.string(), "': mean/std have ", t.mean.size(), "/", t.std.size(),
            " entries for ", cfg.in_channels, " channels");
+  check_fits(cfg, f, where + " 'vit_config'");
   t.model = std::make_shared<models::VisionTransformer>(cfg);
   const nn::LoadReport rep = t.model->load_state_dict(f.load_all(DType::F32), false);
   CW_CHECK(rep.ok(), ValueError, "image tower '", path.string(),

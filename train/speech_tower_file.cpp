@@ -2,9 +2,9 @@
 #include "train/speech_tower_file.h"
 
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/safetensors.h"
 
 namespace cw::train {
@@ -15,7 +15,7 @@ namespace {
 constexpr const char* kFormat = "cw-speech-tower-1";
 
 // The shape-defining fields of a Conformer; dropout and eps are training-time choices.
-nlohmann::json shape_json(const models::ConformerConfig& c) {
+Json shape_json(const models::ConformerConfig& c) {
   return {{"n_mels", c.n_mels},   {"d_model", c.d_model},       {"num_heads", c.num_heads},
           {"ffn_dim", c.ffn_dim}, {"num_layers", c.num_layers}, {"conv_kernel_size", c.conv_kernel_size}};
 }
@@ -46,12 +46,31 @@ int64_t init_speech_tower(models::Conformer& tower, const fs::path& path) {
   CW_CHECK(format != meta.end() && format->second == kFormat, ValueError, "--model.speech_init: '",
            path.string(), "' is not a speech tower file (metadata format should be ", kFormat,
            "; write one with train --task speech_asr)");
-  const nlohmann::json have = nlohmann::json::parse(meta.at("conformer"));
-  const nlohmann::json want = shape_json(tower.config);
-  for (const auto& [key, value] : want.items())
-    CW_CHECK(have.contains(key) && have.at(key) == value, ValueError, "--model.speech_init: '", path.string(),
-             "' holds a Conformer with ", key, " ", have.contains(key) ? have.at(key).dump() : "(none)",
-             ", this run's has ", value.dump(), " (set the [model] options to match)");
+  const auto conformer = meta.find("conformer");
+  CW_CHECK(conformer != meta.end(), ValueError, "--model.speech_init: '", path.string(),
+           "' has no metadata 'conformer' (the tower's shape)");
+  const std::string where = "--model.speech_init: '" + path.string() + "': metadata 'conformer'";
+  const Json have_doc = parse_json(conformer->second, where);
+  const JsonReader have(have_doc, where);
+  // The tower is built from this run's options (so a mismatch is the options' ValueError); the
+  // file must declare the same shape, field by field, and hold tensors of it (load_state_dict).
+  const Json want = shape_json(tower.config);
+  for (const auto& [key, value] : want.items()) {
+    const int64_t declared = have.get<int64_t>(key);
+    CW_CHECK(declared == value.get<int64_t>(), ValueError, "--model.speech_init: '", path.string(),
+             "' holds a Conformer with ", key, " ", declared, ", this run's has ", value.get<int64_t>(),
+             " (set the [model] options to match)");
+  }
+  // Every tensor of the file is one of the tower's, of its shape, before any byte is read.
+  const std::map<std::string, Tensor> own = tower.state_dict();
+  for (const std::string& name : f.names()) {
+    const auto it = own.find(name);
+    CW_CHECK(it != own.end() && it->second.shape() == f.info(name).shape, ValueError,
+             "--model.speech_init: '", path.string(), "': tensor '", name, "' ",
+             it == own.end()
+                 ? std::string("is not one of the tower's")
+                 : "is " + shape_str(f.info(name).shape) + ", the tower's " + shape_str(it->second.shape()));
+  }
   const std::map<std::string, Tensor> state = f.load_all(DType::F32);
   const nn::LoadReport rep = tower.load_state_dict(state, false);
   std::vector<std::string> missing;

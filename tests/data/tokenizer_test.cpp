@@ -255,6 +255,46 @@ TEST(WordPieceErrors, MalformedFiles) {
   EXPECT_THROW(WordPieceTokenizer::from_dir(dir.path), ValueError);  // no [UNK]
 }
 
+// Reproducers (issue 24): a tokenizer_config.json nested 300,000 deep crashed the process (the
+// message dumped the value recursively); a field of the wrong type threw nlohmann's text without
+// the file. Both are one cw::Error naming the file and the key.
+TEST(WordPieceErrors, UntrustedConfigNamesFileAndKey) {
+  TempDir dir("untrusted");
+  dir.write("vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n");
+  const std::string config = (dir.path / "tokenizer_config.json").string();
+  auto error_of = [&](const std::string& json) {
+    dir.write("tokenizer_config.json", json);
+    try {
+      WordPieceTokenizer::from_dir(dir.path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  for (const char* key : {"do_lower_case", "unk_token", "never_split"}) {
+    const std::string m = error_of(std::string("{\"") + key + "\": " + deep + "}");
+    EXPECT_NE(m.find(config), std::string::npos) << m;
+    EXPECT_NE(m.find("nested deeper than"), std::string::npos) << m;
+  }
+  struct Case {
+    std::string json, expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"{\"do_lower_case\": [1, 2]}",
+            "key 'do_lower_case': expected true or false, found an array of 2"},
+           {"{\"unk_token\": 7}", "key 'unk_token': expected a string, found 7"},
+           {"{\"unk_token\": {\"content\": 7}}", "key 'unk_token.content': expected a string, found 7"},
+           {"{\"unk_token\": {}}", "key 'unk_token.content' is missing"},
+           {"{\"never_split\": \"x\"}", "key 'never_split': expected an array, found \"x\""},
+           {"[1]", "expected a JSON object, found an array of 1 values"},
+       }) {
+    const std::string m = error_of(c.json);
+    EXPECT_NE(m.find(config), std::string::npos) << m;
+    EXPECT_NE(m.find(c.expect), std::string::npos) << m;
+  }
+}
+
 TEST(WordPieceErrors, BadArguments) {
   const auto tok = tiny();
   EXPECT_THROW(tok.encode_batch({}), ValueError);

@@ -1,5 +1,6 @@
 // Checkpoints: a full round trip (model, optimizer, trainer state), keep_last_k pruning, what a
-// killed writer leaves behind, and clear errors for corrupt pointers and files.
+// killed writer leaves behind and its removal, no checkpoint of non-finite values, and clear
+// errors for corrupt or hostile pointers and files.
 #include "train/checkpoint.h"
 
 #include <gtest/gtest.h>
@@ -190,9 +191,9 @@ TEST_F(CheckpointTest, CorruptFilesNameTheFile) {
     return std::string(std::istreambuf_iterator<char>(in), {});
   }();
   write(step / "trainer_state.json", json.substr(0, json.size() / 2));
-  expect_error((step / "trainer_state.json").string() + " is not valid JSON");
+  expect_error((step / "trainer_state.json").string() + ": not valid JSON");
   write(step / "trainer_state.json", "{\"format\": 1, \"step\": 1}");
-  expect_error("has no field 'epoch'");
+  expect_error((step / "trainer_state.json").string() + ": key 'epoch' is missing");
   write(step / "trainer_state.json", json);
   EXPECT_NO_THROW(train::load_latest_checkpoint(dir_));
 
@@ -200,8 +201,126 @@ TEST_F(CheckpointTest, CorruptFilesNameTheFile) {
   expect_error((step / "model.safetensors").string());
   save(*make_run(1), 0);  // whole again
   fs::remove(step / "optimizer.safetensors");
-  EXPECT_THROW(train::load_checkpoint(step), ValueError);
+  EXPECT_THROW(train::load_checkpoint(step), Error);
   expect_error("missing file " + (step / "optimizer.safetensors").string());
+}
+
+// Reproducer (issue 24): trainer_state.json with `extra` nested 300,000 deep crashed
+// `train --run.resume true` and `eval --run` (exit 139); wrong types threw nlohmann's text
+// without the file. Each is one cw::Error naming the file and the key.
+TEST_F(CheckpointTest, UntrustedStateNamesFileAndKey) {
+  save(*make_run(1), 0);
+  const fs::path state = dir_ / "step-00000001" / "trainer_state.json";
+  const std::string good = [&] {
+    std::ifstream in(state);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  auto error_of = [&](const std::string& json) {
+    write(state, json);
+    try {
+      train::load_latest_checkpoint(dir_);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // `good` with one field replaced by `value`.
+  auto with = [&](const std::string& key, const std::string& value) {
+    Json j = Json::parse(good);
+    j[key] = Json::parse(value);
+    return j.dump();
+  };
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  std::string m = error_of(good.substr(0, good.rfind('}')) + ", \"deep\": " + deep + "}");
+  EXPECT_NE(m.find(state.string() + ": JSON nested deeper than 64 levels"), std::string::npos) << m;
+  struct Case {
+    std::string key, value, expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"epoch", "\"2\"", "key 'epoch': expected a 64-bit integer, found \"2\""},
+           {"step", "-1", "key 'step': expected an integer in [0, "},
+           {"seed", "-5", "key 'seed': expected a non-negative integer, found -5"},
+           {"config_text", "[1, [2]]", "key 'config_text': expected a string, found an array of 2 values"},
+           {"format", "2", "key 'format': this build reads format 1, found 2"},
+       }) {
+    m = error_of(with(c.key, c.value));
+    EXPECT_NE(m.find(state.string()), std::string::npos) << m;
+    EXPECT_NE(m.find(c.expect), std::string::npos) << m;
+  }
+  m = error_of("[" + good + "]");
+  EXPECT_NE(m.find(state.string() + ": expected a JSON object, found an array of 1 values"),
+            std::string::npos)
+      << m;
+  // A `latest` pointer the size of a disk is refused before it is read.
+  write(state, good);
+  write(dir_ / "latest", std::string(1 << 20, 's'));
+  m = error_of(good);
+  EXPECT_NE(m.find((dir_ / "latest").string()), std::string::npos) << m;
+  EXPECT_NE(m.find("bytes, more than the 4096"), std::string::npos) << m;
+  write(dir_ / "latest", "step-00000001\n");
+  EXPECT_EQ(error_of(good), "no error");
+}
+
+// Directory names no writer makes, with numbers past int64 (std::stoll used to throw
+// std::out_of_range on them): neither a checkpoint nor a leftover, and no crash.
+TEST_F(CheckpointTest, CraftedNamesAreIgnored) {
+  auto run = make_run(1);
+  save(*run, 0);
+  fs::create_directories(dir_ / "step-99999999999999999999999");
+  fs::create_directories(dir_ / "step-00000002.tmp-99999999999999999999");
+  fs::remove(dir_ / "latest");
+  EXPECT_EQ(train::load_latest_checkpoint(dir_)->state.step, 1);
+  run->state.step = 2;
+  EXPECT_NO_THROW(save(*run, 1));
+  EXPECT_NO_THROW(train::remove_checkpoint_leftovers(dir_));
+  EXPECT_EQ(entries(),
+            (std::vector<std::string>{"latest", "step-00000002", "step-00000002.tmp-99999999999999999999",
+                                      "step-99999999999999999999999"}));
+}
+
+// Reproducer (issue 24): with --optim.lr inf every value is non-finite after the first update,
+// yet that step was saved and named as the last good checkpoint. A state holding a NaN or an
+// infinity is not written: `latest` keeps naming the last finite one.
+TEST_F(CheckpointTest, NonFiniteStateIsNeverSaved) {
+  auto run = make_run(1);
+  ASSERT_TRUE(train::save_checkpoint(dir_, run->model->state_dict(), *run->opt, run->state, 0));
+  run->state.step = 2;
+  Tensor w = run->model->weight.data();
+  w.data<float>()[3] = std::numeric_limits<float>::infinity();
+  EXPECT_FALSE(train::save_checkpoint(dir_, run->model->state_dict(), *run->opt, run->state, 1));
+  EXPECT_EQ(entries(), (std::vector<std::string>{"latest", "step-00000001"}));
+  EXPECT_EQ(train::load_latest_checkpoint(dir_)->state.step, 1);
+
+  // The optimizer's moments count too (a NaN gradient lands there first).
+  w.data<float>()[3] = 0.5f;
+  Tensor moment = run->opt->state_tensors().begin()->second;  // shares the optimizer's storage
+  moment.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(train::save_checkpoint(dir_, run->model->state_dict(), *run->opt, run->state, 1));
+  EXPECT_EQ(entries(), (std::vector<std::string>{"latest", "step-00000001"}));
+}
+
+// A killed run leaves step-*.tmp-<pid> folders (a whole checkpoint's worth of bytes, maybe) and
+// temporary pointers. remove_checkpoint_leftovers, called where a run or a resume starts, removes
+// those of dead processes and those carrying this process's own pid (a restarted container's run
+// often gets the killed run's pid); a live writer's stay, and checkpoints are never touched.
+TEST_F(CheckpointTest, LeftoversAreRemovedWhenARunStarts) {
+  save(*make_run(2), 0);
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string own = std::to_string(::getpid()), live = std::to_string(::getppid());
+  for (const std::string& pid : {std::to_string(dead), own, live}) {
+    fs::create_directories(dir_ / ("step-00000003.tmp-" + pid));
+    write(dir_ / ("step-00000003.tmp-" + pid) / "model.safetensors", "partial");
+    write(dir_ / ("latest.tmp-" + pid), "step-0000");
+  }
+  fs::create_directories(dir_ / ("step-00000002.old-" + std::to_string(dead)));
+  train::remove_checkpoint_leftovers(dir_);
+  EXPECT_EQ(entries(), (std::vector<std::string>{"latest", "latest.tmp-" + live, "step-00000002",
+                                                 "step-00000003.tmp-" + live}));
+  EXPECT_EQ(train::load_latest_checkpoint(dir_)->state.step, 2);
+  EXPECT_NO_THROW(train::remove_checkpoint_leftovers(dir_ / "absent"));
 }
 
 }  // namespace
