@@ -74,27 +74,29 @@ std::string fbank_settings(const FbankOptions& o) {
 }  // namespace
 
 FrameSource FeatureCache::fbank_source(const SpeechManifest& manifest, const FbankOptions& options,
-                                       int workers) {
+                                       int workers, const AudioLimits& limits) {
   FrameSource s;
   s.settings = fbank_settings(options);
   s.num_bins = options.num_mel_bins;
   s.workers = workers;
   auto fbank = std::make_shared<const Fbank>(options);  // compute() is const and thread-safe
   const auto rate = static_cast<int64_t>(options.sample_rate);
-  s.compute = [fbank, rate, manifest](int64_t i) {
-    return fbank->compute(load_audio(manifest[i].audio, rate));
+  s.compute = [fbank, rate, manifest, limits](int64_t i) {
+    return fbank->compute(load_audio(manifest[i].audio, rate, limits));
   };
   return s;
 }
 
 FrameSource FeatureCache::whisper_mel_source(const SpeechManifest& manifest, const WhisperMelOptions& options,
-                                             int workers) {
+                                             int workers, const AudioLimits& limits) {
   FrameSource s;
   auto mel = std::make_shared<const WhisperMel>(options);
   s.settings = mel->key();
   s.num_bins = options.n_mels;
   s.workers = workers;
-  s.compute = [mel, manifest](int64_t i) { return mel->compute(load_audio(manifest[i].audio, 16000)); };
+  s.compute = [mel, manifest, limits](int64_t i) {
+    return mel->compute(load_audio(manifest[i].audio, 16000, limits));
+  };
   return s;
 }
 

@@ -38,6 +38,7 @@
 
 #include "core/tensor.h"
 #include "data/audio_fbank.h"
+#include "data/audio_io.h"
 #include "data/speech_manifest.h"
 #include "data/whisper_mel.h"
 
@@ -67,10 +68,12 @@ class FeatureCache {
                                     const std::filesystem::path& cache_dir, bool verbose = false);
   // The sources of the two audio front ends: each row's audio read at 16 kHz (load_audio), then
   // Kaldi fbank or Whisper's log-mel.
+  // `limits` bound what an audio file's header may declare (data/audio_io.h); they change no
+  // frames, so they are not part of the cache key.
   static FrameSource fbank_source(const SpeechManifest& manifest, const FbankOptions& options,
-                                  int workers = 0);
+                                  int workers = 0, const AudioLimits& limits = {});
   static FrameSource whisper_mel_source(const SpeechManifest& manifest, const WhisperMelOptions& options,
-                                        int workers = 0);
+                                        int workers = 0, const AudioLimits& limits = {});
 
   // The key text and the file path build_or_load uses (stats every audio file; missing files
   // count as size -1, so the build then reports them).

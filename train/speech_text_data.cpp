@@ -100,11 +100,15 @@ struct FrontEnd {
   bool whisper = false;
   FbankOptions fbank;  // 80 bins, 25 ms / 10 ms, Kaldi's fbank (data/audio_fbank.h)
   WhisperMelOptions mel;
+  AudioLimits limits;  // --data.max_audio_seconds, min_audio_rate, max_audio_rate
 };
 
 FrontEnd front_end_of(const TrainOptions& o) {
   FrontEnd f;
   f.whisper = o.speech_tower == "whisper";
+  f.limits.max_seconds = o.max_audio_seconds;
+  f.limits.min_rate = o.min_audio_rate;
+  f.limits.max_rate = o.max_audio_rate;
   if (f.whisper)  // 80 bins (tiny ... large-v2) or 128 (large-v3): what the weights read
     f.mel.n_mels = models::whisper_num_mel_bins(find_whisper_dir(
         o.speech_weights.empty() ? std::nullopt : std::optional<fs::path>(o.speech_weights)));
@@ -123,11 +127,12 @@ SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs
   const SpeechManifest manifest = SpeechManifest::read(tsv);
   if (front.whisper) {
     s.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
-        manifest, FeatureCache::whisper_mel_source(manifest, front.mel, threads), cache_dir));
+        manifest, FeatureCache::whisper_mel_source(manifest, front.mel, threads, front.limits), cache_dir));
     s.cmvn = false;
   } else {
     s.features = std::make_shared<const FeatureCache>(
-        FeatureCache::build_or_load(manifest, front.fbank, cache_dir, threads));
+        FeatureCache::build_or_load(manifest, FeatureCache::fbank_source(manifest, front.fbank, threads, front.limits),
+                                    cache_dir));
   }
   for (const auto& u : s.manifest().utterances())
     s.human.push_back(u.voice.find("human") != std::string::npos);

@@ -2,6 +2,7 @@
 // zero-shot results. With no arguments it runs the default miniature experiment end to end
 // (the corpus is generated on first use). `train --help` lists every option by section.
 // Exit status: 0 done, 2 a bad option, 1 any other error, 3 stopped on a non-finite loss.
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -10,6 +11,7 @@
 #include "core/error.h"
 #include "dist/communicator.h"
 #include "train/asr_trainer.h"
+#include "train/checkpoint.h"
 #include "train/image_text_trainer.h"
 #include "train/run_lock.h"
 #include "train/ssl_trainer.h"
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
           cw::train::parse_image_train_options(argc, argv, std::cout);
       if (img.exit_now) return 0;
       const cw::train::RunLock lock(img.options.out);  // one run writes a run folder at a time
+      cw::train::remove_checkpoint_leftovers(std::filesystem::path(img.options.out) / "checkpoints");
       const bool nan = task == "image_ssl" ? cw::train::run_image_ssl(img.options, std::cout).stopped_on_nan
                                            : cw::train::run_image_text(img.options, std::cout).stopped_on_nan;
       return nan ? 3 : 0;
@@ -37,7 +40,11 @@ int main(int argc, char** argv) {
     const cw::train::TrainOptions& o = parsed.options;
     // Ranks > 0 of a data-parallel run write nothing (trainer.h): rank 0 locks for them all.
     std::optional<cw::train::RunLock> lock;
-    if (cw::dist::world(o.dist_backend, o.dist_timeout).rank() == 0) lock.emplace(o.out);
+    if (cw::dist::world(o.dist_backend, o.dist_timeout).rank() == 0) {
+      lock.emplace(o.out);
+      // What a killed writer left (step-*.tmp-* folders): removed under the lock, before any save.
+      cw::train::remove_checkpoint_leftovers(std::filesystem::path(o.out) / "checkpoints");
+    }
     if (o.task == "speech_asr") return cw::train::run_speech_asr(o, std::cout).stopped_on_nan ? 3 : 0;
     return cw::train::run_training(o, std::cout).stopped_on_nan ? 3 : 0;
   } catch (...) {

@@ -48,7 +48,8 @@ std::string TrainOptions::to_ini() const {
     << "corpus = " << corpus << "\ncorpus_size = " << corpus_size << "\nfeature_cache = " << feature_cache
     << "\nmax_frames = " << max_frames << "\nspec_augment = " << bool_str(spec_augment)
     << "\nbucket_by_length = " << bool_str(bucket_by_length) << "\nloader_workers = " << loader_workers
-    << "\ncorpus_jobs = " << corpus_jobs << "\n\n"
+    << "\ncorpus_jobs = " << corpus_jobs << "\nmax_audio_seconds = " << max_audio_seconds
+    << "\nmin_audio_rate = " << min_audio_rate << "\nmax_audio_rate = " << max_audio_rate << "\n\n"
     << "[model]\n"
     << "speech_tower = " << speech_tower << "\nspeech_weights = " << speech_weights
     << "\nspeech_train_layers = " << speech_train_layers << "\n"
@@ -116,6 +117,12 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "SpecAugment masks on training batches")(
       "data.bucket_by_length", po::value(&o.bucket_by_length)->default_value(o.bucket_by_length),
       "batch utterances of similar length together (less padding, but length-matched negatives)")(
+      "data.max_audio_seconds", po::value(&o.max_audio_seconds)->default_value(o.max_audio_seconds),
+      "longest audio file accepted, in seconds (a longer header is refused before reading)")(
+      "data.min_audio_rate", po::value(&o.min_audio_rate)->default_value(o.min_audio_rate),
+      "lowest sample rate accepted, Hz (below: a corrupt header; resampling 1 Hz to 16 kHz is 16,000x the memory)")(
+      "data.max_audio_rate", po::value(&o.max_audio_rate)->default_value(o.max_audio_rate),
+      "highest sample rate accepted, Hz")(
       "data.loader_workers", po::value(&o.loader_workers)->default_value(o.loader_workers),
       "background batch threads (0: batches made on the training thread)")(
       "data.corpus_jobs", po::value(&o.corpus_jobs)->default_value(o.corpus_jobs),
@@ -309,6 +316,12 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
            "--data.max_frames must be 0 or in [16, ", kMaxFrames,
            "] (16: the Conformer's subsampling; the top: 1000 s of audio, longer than any utterance), got ",
            o.max_frames);
+  CW_CHECK(std::isfinite(o.max_audio_seconds) && o.max_audio_seconds > 0 && o.max_audio_seconds <= 86400,
+           OptionError, "--data.max_audio_seconds must be in (0, 86400] (a day of audio is 5.5 GB at 16 kHz), got ",
+           o.max_audio_seconds);
+  check_count("data.min_audio_rate", o.min_audio_rate, 1, o.max_audio_rate, "at most --data.max_audio_rate");
+  check_count("data.max_audio_rate", o.max_audio_rate, 1, 10'000'000,
+              "10 MHz: above any audio converter; higher is a corrupt header");
   check_count("data.loader_workers", o.loader_workers, 0, kMaxWorkers,
               "0: on the training thread; more threads than any machine has cores");
   check_count("data.corpus_jobs", o.corpus_jobs, 0, kMaxWorkers,

@@ -38,6 +38,11 @@ struct TrainOptions {
   bool bucket_by_length = false;
   int64_t loader_workers = 1;
   int64_t corpus_jobs = 0;  // processes for generating the corpus; 0 = all cores
+  // What an audio file's header may declare (data/audio_io.h AudioLimits: checked before its
+  // samples are allocated). Raise them for long recordings or unusual rates.
+  double max_audio_seconds = 3600.0;
+  int64_t min_audio_rate = 4000;
+  int64_t max_audio_rate = 384000;
 
   // ---- [model]
   // conformer: trained from scratch (or --model.speech_init); whisper: the pretrained Whisper

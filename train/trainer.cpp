@@ -14,6 +14,7 @@
 #include "autograd/functions.h"
 #include "core/error.h"
 #include "core/generator.h"
+#include "core/json_read.h"
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "data/speech_loader.h"
@@ -59,17 +60,29 @@ void truncate_log(const fs::path& path, int64_t last_step, bool csv) {
   std::ifstream in(path);
   std::string line, kept;
   bool header = csv;
-  while (std::getline(in, line)) {
+  for (int64_t number = 1; std::getline(in, line); ++number) {
     if (header) {
       kept += line + "\n";
       header = false;
       continue;
     }
+    // A log is a file like any other: a damaged line is an error naming it, not a crash.
+    const std::string where = path.string() + ":" + std::to_string(number);
     int64_t step = -1;
-    if (csv)
-      step = std::stoll(line.substr(0, line.find(',')));
-    else
-      step = nlohmann::json::parse(line).value("step", int64_t{-1});
+    if (csv) {
+      const std::string field = line.substr(0, line.find(','));
+      size_t used = 0;
+      try {
+        step = std::stoll(field, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      CW_CHECK(used == field.size() && used > 0, ValueError, where, ": expected a step number, found '",
+               field.substr(0, 80), "'");
+    } else {
+      const Json row = parse_json(line, where);
+      step = JsonReader(row, where).get_or<int64_t>("step", -1);
+    }
     if (step <= last_step) kept += line + "\n";
   }
   write_text_atomic(path, kept);

@@ -156,6 +156,29 @@ TEST(UntrustedOptions, RealOptionsMustBeFinite) {
 }
 
 // Reproducer 5: --run.seed -1 became 2^64 - 1.
+// The audio limits (data/audio_io.h AudioLimits) are options, since a legitimate user can reach
+// them (long recordings, unusual rates); they reach the feature cache's reader.
+TEST(UntrustedOptions, AudioLimitsAreOptionsWithRanges) {
+  const TrainOptions d = parse({});
+  EXPECT_EQ(d.max_audio_seconds, 3600.0);
+  EXPECT_EQ(d.min_audio_rate, 4000);
+  EXPECT_EQ(d.max_audio_rate, 384000);
+  const TrainOptions o = parse({"--data.max_audio_seconds", "7200", "--data.min_audio_rate", "1000",
+                                "--data.max_audio_rate", "768000"});
+  EXPECT_EQ(o.max_audio_seconds, 7200.0);
+  EXPECT_EQ(o.min_audio_rate, 1000);
+  EXPECT_EQ(o.max_audio_rate, 768000);
+  for (const char* v : {"0", "-1", "inf", "nan", "1e9"})
+    EXPECT_NE(option_error(parse, {std::string("--data.max_audio_seconds=") + v}).find("--data.max_audio_seconds"),
+              std::string::npos)
+        << v;
+  EXPECT_NE(option_error(parse, {"--data.min_audio_rate", "48000", "--data.max_audio_rate", "16000"})
+                .find("--data.min_audio_rate"),
+            std::string::npos);
+  EXPECT_NE(option_error(parse, {"--data.max_audio_rate", "100000000"}).find("--data.max_audio_rate"),
+            std::string::npos);
+}
+
 TEST(UntrustedOptions, NegativeSeedIsRefused) {
   EXPECT_BOTH_REJECT((Args{"--run.seed", "-1"}), "--run.seed must be >= 0");
   EXPECT_EQ(parse({"--run.seed", "9223372036854775807"}).seed, 9223372036854775807u);
