@@ -2,6 +2,7 @@
 #include "train/char_vocab.h"
 
 #include <algorithm>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -68,21 +69,6 @@ std::string normalize_transcript(const std::string& text) {
   return out;
 }
 
-int64_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<int64_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int64_t>(j);
-  for (size_t i = 1; i <= a.size(); ++i) {
-    int64_t diag = row[0];  // d[i-1][j-1]
-    row[0] = static_cast<int64_t>(i);
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const int64_t up = row[j];  // d[i-1][j]
-      row[j] = std::min({up + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 double character_error_rate(const std::vector<std::string>& hypotheses,
                             const std::vector<std::string>& references) {
   CW_CHECK(hypotheses.size() == references.size(), ValueError, "character_error_rate: ", hypotheses.size(),
@@ -94,6 +80,27 @@ double character_error_rate(const std::vector<std::string>& hypotheses,
   }
   if (length == 0) return errors == 0 ? 0.0 : 1.0;
   return static_cast<double>(errors) / static_cast<double>(length);
+}
+
+namespace {
+std::vector<std::string> words_of(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(normalize_transcript(text));
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+}  // namespace
+
+WordErrors word_errors(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references) {
+  CW_CHECK(hypotheses.size() == references.size(), ValueError, "word_errors: ", hypotheses.size(),
+           " hypotheses for ", references.size(), " references");
+  WordErrors e;
+  for (size_t i = 0; i < references.size(); ++i) {
+    const auto ref = words_of(references[i]);
+    e.errors += sequence_edit_distance(words_of(hypotheses[i]), ref);
+    e.words += static_cast<int64_t>(ref.size());
+  }
+  return e;
 }
 
 }  // namespace cw::train

@@ -7,6 +7,7 @@
 // Part of train/.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -41,11 +42,35 @@ class CharVocab {
 // "wake me up at 7".
 std::string normalize_transcript(const std::string& text);
 
-// Levenshtein distance between two strings (insertions, deletions, substitutions; cost 1 each).
-int64_t edit_distance(const std::string& a, const std::string& b);
+// Levenshtein distance between two sequences (insertions, deletions, substitutions; cost 1
+// each): the characters of two strings, or the words of two word lists. One row of the table.
+template <class Sequence>
+int64_t sequence_edit_distance(const Sequence& a, const Sequence& b) {
+  std::vector<int64_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int64_t>(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    int64_t diag = row[0];  // d[i-1][j-1]
+    row[0] = static_cast<int64_t>(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const int64_t up = row[j];  // d[i-1][j]
+      row[j] = std::min({up + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+inline int64_t edit_distance(const std::string& a, const std::string& b) { return sequence_edit_distance(a, b); }
 
 // Character error rate: total edit distance over total reference length (0 when both are empty).
 double character_error_rate(const std::vector<std::string>& hypotheses,
                             const std::vector<std::string>& references);
+
+// Word error rate: the word-level edit distance of the normalized texts (normalize_transcript:
+// case and punctuation do not count; "7" and "seven" do differ) over the reference word count.
+struct WordErrors {
+  int64_t errors = 0, words = 0;
+  double rate() const { return words > 0 ? static_cast<double>(errors) / static_cast<double>(words) : 0.0; }
+};
+WordErrors word_errors(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references);
 
 }  // namespace cw::train

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "core/cpu/blas_kernels.h"
 #include "core/cpu/denormals.h"
@@ -16,6 +17,7 @@
 #include "data/model_files.h"
 #include "models/whisper_encoder.h"
 #include "train/asr_trainer.h"
+#include "train/cascade.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
 #include "train/image_options.h"
@@ -34,7 +36,7 @@ int main(int argc, char** argv) {
   cw::set_flush_denormals(true);            // subnormals cost 5x in the backward: core/cpu/denormals.h
   try {
     std::string run_dir, checkpoint, corpus, json_out, baseline;
-    int64_t batch_size = 64;
+    int64_t batch_size = 64, cascade_beam = 5;
     po::options_description desc("eval: zero-shot evaluation of a speech tower trained by `train`");
     desc.add_options()("help,h", "print this help")(
         "run", po::value(&run_dir)->required(), "run folder of `train` (holds config.ini and checkpoints/)")(
@@ -47,7 +49,9 @@ int main(int argc, char** argv) {
         "instead of the checkpoint: untrained (the run's tower as built, projection at init) | lstsq (a "
         "Whisper tower's frozen encoder with its projection fitted by least squares to the training "
         "transcripts' embeddings) | text (the text tower on each test utterance's own transcript: the upper "
-        "bound)");
+        "bound) | cascade (Whisper's transcript of each test utterance, embedded by the text tower)")(
+        "cascade-beam", po::value(&cascade_beam)->default_value(cascade_beam),
+        "beam size of --baseline cascade's decoding (1: greedy)");
     po::variables_map vm;
     store_command_line(argc, argv, desc, vm);  // no abbreviations, no %placeholders% (train_options.h)
     if (vm.count("help")) {
@@ -56,8 +60,10 @@ int main(int argc, char** argv) {
     }
     po::notify(vm);
     check_count("batch-size", batch_size, 1, kMaxBatch, "items embedded at once, at most a training batch");
-    CW_CHECK(baseline.empty() || baseline == "untrained" || baseline == "lstsq" || baseline == "text",
-             OptionError, "--baseline must be untrained, lstsq or text, got '", baseline, "'");
+    check_count("cascade-beam", cascade_beam, 1, 16, "Whisper decodes with beam 5; wider beams only cost time");
+    CW_CHECK(baseline.empty() || baseline == "untrained" || baseline == "lstsq" || baseline == "text" ||
+                 baseline == "cascade",
+             OptionError, "--baseline must be untrained, lstsq, text or cascade, got '", baseline, "'");
 
     const fs::path config = fs::path(run_dir) / "config.ini";
     CW_CHECK(fs::is_regular_file(config), OptionError, "--run ", run_dir,
@@ -94,6 +100,7 @@ int main(int argc, char** argv) {
     models::SpeechTextModel& model = *built.model;
     EvalResult r;
     std::string what;
+    std::optional<CascadeResult> cascade;
     if (baseline.empty()) {
       const nn::LoadReport rep = model.load_state_dict(ck.model, true);
       CW_CHECK(rep.ok(), ValueError, ck.path.string(), " does not fit the run's model: ", rep.str());
@@ -118,12 +125,28 @@ int main(int argc, char** argv) {
       r = evaluate(model, data, batch_size, 0);
       what = "the frozen Whisper encoder with a least-squares projection (" + std::to_string(rows.size()) +
              " training pairs)";
+    } else if (baseline == "cascade") {
+      models::WhisperDecodeOptions decode;
+      decode.beam_size = cascade_beam;
+      const fs::path whisper_dir = find_whisper_dir(
+          o.speech_weights.empty() ? std::nullopt : std::optional<fs::path>(o.speech_weights));
+      cascade = evaluate_cascade(data, text, whisper_dir, decode, std::cout);
+      r = cascade->eval;
+      what = "the ASR cascade (Whisper " + whisper_dir.filename().string() + ", beam " +
+             std::to_string(cascade_beam) + ", then the text tower)";
     } else {
       r = evaluate_text_bound(data, text);
       what = "the text tower on each utterance's own transcript (upper bound)";
     }
     std::cout << "zero-shot results of " << what << ":\n" << r.table();
     nlohmann::json j = r.to_json();
+    if (cascade) {
+      std::cout << "cascade: word error rate " << 100 * cascade->word_errors.rate() << "% ("
+                << cascade->word_errors.errors << " errors in " << cascade->word_errors.words
+                << " reference words, case and punctuation ignored)\n";
+      j["wer"] = cascade->word_errors.rate();
+      j["wer_words"] = cascade->word_errors.words;
+    }
     j["checkpoint"] = baseline.empty() ? ck.path.string() : "baseline:" + baseline;
     j["step"] = ck.state.step;
     std::cout << j.dump() << "\n";

@@ -49,6 +49,14 @@ TEST(CharVocab, EncodesDecodesAndScores) {
   EXPECT_EQ(edit_distance("abc", "abc"), 0);
   EXPECT_DOUBLE_EQ(character_error_rate({"kitten", "abc"}, {"sitting", "abd"}), 4.0 / 10.0);
   EXPECT_DOUBLE_EQ(character_error_rate({""}, {""}), 0.0);
+  // Words: case and punctuation do not count, a number for a word does.
+  EXPECT_EQ(sequence_edit_distance(std::vector<std::string>{"a", "b", "c"}, std::vector<std::string>{"a", "c"}), 1);
+  const WordErrors e = word_errors({"Turn the lights off.", "Wake me up at 7!", ""},
+                                   {"turn the lights off", "wake me up at seven", "set an alarm"});
+  EXPECT_EQ(e.errors, 1 + 3);
+  EXPECT_EQ(e.words, 4 + 5 + 3);
+  EXPECT_DOUBLE_EQ(e.rate(), 4.0 / 12.0);
+  EXPECT_THROW(word_errors({"a"}, {}), ValueError);
 }
 
 class AsrRun : public ::testing::Test {
