@@ -264,8 +264,9 @@ TEST(AudioResample, AnyLengthAndRatioGivesRoundedLengthWithoutCrashing) {
         return static_cast<size_t>(std::llround(static_cast<double>(n) * out / static_cast<double>(in)));
       };
       EXPECT_EQ(resample(x, rate, 16000).size(), expected(rate, 16000)) << rate << " Hz, " << n;
-      if (rate <= 384000)
+      if (rate <= 384000) {
         EXPECT_EQ(resample(x, 16000, rate).size(), expected(16000, rate)) << rate << ", " << n;
+      }
     }
   }
   EXPECT_EQ(resample(std::vector<float>{0.5f, 0.5f}, 1, 16000).size(), 32000u);

@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+# Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/): a few small, valid
+# inputs per reader, so that libFuzzer starts from the real formats instead of from nothing.
+# Standard library only (plus sox for a FLAC seed, skipped when missing); deterministic.
+#
+#   tools/make_fuzz_seeds.py            (rewrites tests/fuzz/corpus/)
+import gzip
+import io
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import wave
+
+ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fuzz", "corpus")
+
+
+def put(target, name, data):
+    os.makedirs(os.path.join(ROOT, target), exist_ok=True)
+    with open(os.path.join(ROOT, target, name), "wb") as f:
+        f.write(data)
+
+
+def wav_bytes(rate, samples, width=2, channels=1):
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        scale = (1 << (8 * width - 1)) - 1
+        frames = b"".join(
+            (int(s * scale) + (128 if width == 1 else 0)).to_bytes(width, "little", signed=width > 1) * channels
+            for s in samples)
+        w.writeframes(frames)
+    return buf.getvalue()
+
+
+def tone(n, rate, hz=440.0):
+    return [0.5 * math.sin(2 * math.pi * hz * i / rate) for i in range(n)]
+
+
+def audio():
+    put("audio", "pcm16_16k.wav", wav_bytes(16000, tone(160, 16000)))
+    put("audio", "pcm16_44k_stereo.wav", wav_bytes(44100, tone(64, 44100), channels=2))
+    put("audio", "pcm8_8k.wav", wav_bytes(8000, tone(80, 8000), width=1))
+    put("audio", "one_sample_48k.wav", wav_bytes(48000, [0.25]))
+    if shutil.which("sox"):
+        with tempfile.TemporaryDirectory() as d:
+            src, dst = os.path.join(d, "a.wav"), os.path.join(d, "a.flac")
+            with open(src, "wb") as f:
+                f.write(wav_bytes(16000, tone(320, 16000)))
+            subprocess.run(["sox", src, dst], check=True)
+            with open(dst, "rb") as f:
+                put("audio", "pcm16_16k.flac", f.read())
+
+
+def idx_bytes(dims, data):
+    return bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">i", d) for d in dims) + bytes(data)
+
+
+def idx():
+    images = idx_bytes([2, 3, 4], range(24))
+    labels = idx_bytes([2], [1, 0])
+    put("idx", "images.idx", images)
+    put("idx", "labels.idx", labels)
+    put("idx", "images.idx.gz", gzip.compress(images, mtime=0))
+    put("idx", "rgb.idx", idx_bytes([1, 2, 2, 3], range(12)))
+
+
+def manifest():
+    header = "id\taudio\ttranscript\tvoice\tduration\tsplit\tlabel\n"
+    rows = ("utt_000001\taudio/train/utt_000001.wav\tturn the lights off\tespeak:en-us+f3\t1.834\ttrain\t\n"
+            "utt_000002\taudio/test/utt_000002.wav\twake me up at seven\tasterisk-human\t2.5\tintent_test\talarm_set\n")
+    put("manifest", "train.tsv", (header + rows).encode())
+    put("manifest", "crlf.tsv", (header + rows).replace("\n", "\r\n").encode())
+    put("manifest", "intents.tsv", b"label\tscenario\tname\tdescription\nalarm_set\talarm\tset\tset an alarm\n")
+
+
+def tokenizer():
+    vocab = "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "turn", "the", "lights", "off", "##s",
+                       "light", "in", "kitchen", ",", "please", "!"]) + "\n"
+    config = json.dumps({"do_lower_case": True, "model_max_length": 16, "tokenize_chinese_chars": True})
+    # The target splits its input in halves: vocab.txt, then tokenizer_config.json.
+    pad = config.ljust(len(vocab))
+    put("tokenizer", "vocab_and_config", (vocab.ljust(len(pad)) + pad).encode())
+
+
+def ct2_string(text):
+    raw = text.encode() + b"\0"
+    return struct.pack("<H", len(raw)) + raw
+
+
+def ctranslate2():
+    """A version-6 model.bin (format in core/ctranslate2.h): an f32 matrix, an f16 vector, an int8
+    weight with its scale, and an alias."""
+    variables = [("encoder/conv1/weight", [2, 3], 0, struct.pack("<6f", *range(6))),
+                 ("encoder/layer_norm/gamma", [4], 4, struct.pack("<4e", 1, 0.5, -2, 0)),
+                 ("decoder/proj/weight", [2, 2], 1, struct.pack("<4b", 1, -2, 3, -4)),
+                 ("decoder/proj/weight_scale", [2], 0, struct.pack("<2f", 0.5, 0.25))]
+    out = struct.pack("<I", 6) + ct2_string("WhisperSpec") + struct.pack("<I", 3)
+    out += struct.pack("<I", len(variables))
+    for name, dims, dtype, data in variables:
+        out += ct2_string(name) + struct.pack("<B", len(dims)) + b"".join(struct.pack("<I", d) for d in dims)
+        out += struct.pack("<BI", dtype, len(data)) + data
+    out += struct.pack("<I", 1) + ct2_string("decoder/embeddings/weight") + ct2_string("decoder/proj/weight")
+    put("ctranslate2", "model.bin", out)
+
+
+def json_seeds():
+    put("json", "config.json", json.dumps({"hidden_size": 384, "num_attention_heads": 12, "vocab": [1, 2.5, "x"],
+                                           "nested": {"a": [{"b": None}], "c": True}, "step": 300}).encode())
+    put("json", "array.json", b'[{"step": 1, "loss": 3.4}, [], "\\u00e9\\ud83d\\ude00"]')
+
+
+def bpe():
+    """The committed tiny tokenizer.json, then a sentence (the target splits its input in halves)."""
+    with open(os.path.join(os.path.dirname(ROOT), "..", "fixtures", "bpe_tiny", "tokenizer.json"), "rb") as f:
+        tokenizer = f.read()
+    text = " Hello, world! It's 7 o'clock.".encode()
+    put("bpe", "tiny_tokenizer", tokenizer + text.ljust(len(tokenizer), b" "))
+
+
+def safetensors():
+    shutil.copy(os.path.join(os.path.dirname(ROOT), "..", "fixtures", "safetensors_python.safetensors"),
+                os.path.join(ROOT, "safetensors"))
+
+
+if __name__ == "__main__":
+    targets = ("audio", "idx", "manifest", "tokenizer", "ctranslate2", "safetensors", "json", "bpe")
+    for target in targets:
+        shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
+        os.makedirs(os.path.join(ROOT, target))
+    ctranslate2()
+    safetensors()
+    json_seeds()
+    bpe()
+    audio()
+    idx()
+    manifest()
+    tokenizer()
+    for target in sorted(os.listdir(ROOT)):
+        print(target, sorted(os.listdir(os.path.join(ROOT, target))))
