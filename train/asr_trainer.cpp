@@ -100,7 +100,7 @@ SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
   if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
   // One process: recognition pretraining has no data-parallel path (an MPI launch would run
   // copies that overwrite each other's files).
-  CW_CHECK(dist::world(o.dist_backend, o.dist_timeout).world_size() == 1, ValueError,
+  CW_CHECK(dist::world(o.dist_backend, o.dist_timeout).world_size() == 1, OptionError,
            "--task speech_asr runs as one process; launch it without mpirun/srun");
   const Device device = select_device(o.device);  // before any data work: a missing GPU fails fast
   apply_cuda_options(device, o.conv, o.tf32);

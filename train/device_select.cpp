@@ -25,7 +25,7 @@ Device parse_device(const std::string& spec) {
   if (spec == "cuda") return Device::cuda(0);
   CW_CHECK(spec.rfind("cuda:", 0) == 0 && spec.size() > 5 && spec.size() < 10 &&
                spec.find_first_not_of("0123456789", 5) == std::string::npos,
-           ValueError, "--run.device must be cpu, cuda or cuda:N, got '", spec, "'");
+           OptionError, "--run.device must be cpu, cuda or cuda:N, got '", spec, "'");
   return Device::cuda(std::stoi(spec.substr(5)));
 }
 
@@ -46,7 +46,7 @@ Device select_device(const std::string& spec) {
 }
 
 void parse_conv_engine(const std::string& spec) {
-  CW_CHECK(spec == "auto" || spec == "cudnn" || spec == "native", ValueError,
+  CW_CHECK(spec == "auto" || spec == "cudnn" || spec == "native", OptionError,
            "--run.conv must be auto, cudnn or native, got '", spec, "'");
 }
 
