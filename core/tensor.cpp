@@ -55,6 +55,10 @@ Shape infer_shape(const Shape& req, int64_t numel, const char* op, const Shape& 
       infer = static_cast<int64_t>(i);
     } else {
       CW_CHECK(out[i] >= 0, ShapeError, op, ": invalid size in ", shape_str(req));
+      // Checked like numel_of: a product past kMaxNumel cannot match any real tensor, and must
+      // not wrap into one that does.
+      CW_CHECK(out[i] == 0 || known <= kMaxNumel / out[i], ShapeError, op, ": ", shape_str(req),
+               " has more than 2^60 elements");
       known *= out[i];
     }
   }

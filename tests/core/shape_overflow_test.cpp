@@ -40,6 +40,15 @@ TEST(ShapeOverflow, TensorOfTheReproducerShapeIsAShapeErrorNotACrash) {
   EXPECT_NE(msg.find("4611686018427387904"), std::string::npos) << msg;
 }
 
+// view/reshape with a -1 dim multiply the known dims first: that product is checked too.
+TEST(ShapeOverflow, ReshapeOfAHugeRequestIsAShapeError) {
+  const Tensor t = Tensor::empty({4, 6}, DType::F32);
+  EXPECT_NE(shape_error([&] { (void)t.reshape({int64_t{1} << 40, int64_t{1} << 40, -1}); }).find("2^60"),
+            std::string::npos);
+  EXPECT_NE(shape_error([&] { (void)t.view({int64_t{1} << 62, 4, -1}); }).find("2^60"), std::string::npos);
+  EXPECT_EQ(t.reshape({2, -1, 3}).size(1), 4);
+}
+
 TEST(ShapeOverflow, NegativeSizesAreRefused) {
   const std::string msg = shape_error([] { numel_of({2, -3}); });
   EXPECT_NE(msg.find("(2, -3)"), std::string::npos) << msg;
