@@ -20,11 +20,11 @@ namespace {
 // The settings a transcript depends on: the weights file (name, size) and the search.
 std::string decoder_key(const fs::path& whisper_dir, const models::WhisperDecodeOptions& d) {
   std::error_code ec;
-  const fs::path weights = fs::exists(whisper_dir / "model.bin") ? whisper_dir / "model.bin"
-                                                                  : whisper_dir / "model.safetensors";
-  const std::string stamp = weights.filename().string() + std::to_string(fs::file_size(weights, ec)) + "-beam" +
-                            std::to_string(d.beam_size) + "-lp" + std::to_string(d.length_penalty) + "-max" +
-                            std::to_string(d.max_new_tokens);
+  const fs::path weights =
+      fs::exists(whisper_dir / "model.bin") ? whisper_dir / "model.bin" : whisper_dir / "model.safetensors";
+  const std::string stamp = weights.filename().string() + std::to_string(fs::file_size(weights, ec)) +
+                            "-beam" + std::to_string(d.beam_size) + "-lp" + std::to_string(d.length_penalty) +
+                            "-max" + std::to_string(d.max_new_tokens);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx",
                 static_cast<unsigned long long>(fnv1a64(stamp.data(), stamp.size())));
@@ -62,7 +62,8 @@ std::vector<std::string> transcribe_split(const SpeechSplit& split, const models
   for (size_t b = 0; b < todo.size(); b += kBatch) {
     std::vector<std::vector<float>> audio;
     const size_t end = std::min(todo.size(), b + kBatch);
-    for (size_t k = b; k < end; ++k) audio.push_back(load_audio(rows[static_cast<size_t>(todo[k])].audio).samples);
+    for (size_t k = b; k < end; ++k)
+      audio.push_back(load_audio(rows[static_cast<size_t>(todo[k])].audio).samples);
     const std::vector<std::string> texts = asr.transcribe(audio, options);
     for (size_t k = b; k < end; ++k) {
       const auto& u = rows[static_cast<size_t>(todo[k])];
@@ -86,8 +87,9 @@ std::vector<std::string> transcribe_split(const SpeechSplit& split, const models
 
 }  // namespace
 
-CascadeResult evaluate_cascade(const SpeechTextData& data, const FrozenTextTower& text, const fs::path& whisper_dir,
-                               const models::WhisperDecodeOptions& decode, std::ostream& log) {
+CascadeResult evaluate_cascade(const SpeechTextData& data, const FrozenTextTower& text,
+                               const fs::path& whisper_dir, const models::WhisperDecodeOptions& decode,
+                               std::ostream& log) {
   const models::WhisperTranscriber asr(whisper_dir);
   models::WhisperTranscribeOptions options;
   options.decode = decode;
@@ -105,12 +107,14 @@ CascadeResult evaluate_cascade(const SpeechTextData& data, const FrozenTextTower
       all_hyp.push_back(hyp[i]);
       all_ref.push_back(s->manifest()[static_cast<int64_t>(i)].transcript);
     }
-    embedded[s->name] = embed_with_cache(text, hyp, data.corpus / "text_embeddings", s->name + "_" + key).embeddings;
+    embedded[s->name] =
+        embed_with_cache(text, hyp, data.corpus / "text_embeddings", s->name + "_" + key).embeddings;
     result.transcript_files.push_back(file);
   }
   result.word_errors = word_errors(all_hyp, all_ref);
   result.eval = evaluate_embeddings(data, [&](const SpeechSplit& s, const std::vector<int64_t>& rows) {
-    return ops::index_select(embedded.at(s.name), 0, ops::from_vector(rows, {static_cast<int64_t>(rows.size())}));
+    return ops::index_select(embedded.at(s.name), 0,
+                             ops::from_vector(rows, {static_cast<int64_t>(rows.size())}));
   });
   return result;
 }

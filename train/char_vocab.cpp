@@ -91,7 +91,8 @@ std::vector<std::string> words_of(const std::string& text) {
 }
 }  // namespace
 
-WordErrors word_errors(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references) {
+WordErrors word_errors(const std::vector<std::string>& hypotheses,
+                       const std::vector<std::string>& references) {
   CW_CHECK(hypotheses.size() == references.size(), ValueError, "word_errors: ", hypotheses.size(),
            " hypotheses for ", references.size(), " references");
   WordErrors e;

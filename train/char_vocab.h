@@ -59,7 +59,9 @@ int64_t sequence_edit_distance(const Sequence& a, const Sequence& b) {
   }
   return row[b.size()];
 }
-inline int64_t edit_distance(const std::string& a, const std::string& b) { return sequence_edit_distance(a, b); }
+inline int64_t edit_distance(const std::string& a, const std::string& b) {
+  return sequence_edit_distance(a, b);
+}
 
 // Character error rate: total edit distance over total reference length (0 when both are empty).
 double character_error_rate(const std::vector<std::string>& hypotheses,
@@ -71,6 +73,7 @@ struct WordErrors {
   int64_t errors = 0, words = 0;
   double rate() const { return words > 0 ? static_cast<double>(errors) / static_cast<double>(words) : 0.0; }
 };
-WordErrors word_errors(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references);
+WordErrors word_errors(const std::vector<std::string>& hypotheses,
+                       const std::vector<std::string>& references);
 
 }  // namespace cw::train

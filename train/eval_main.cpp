@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
     }
     po::notify(vm);
     check_count("batch-size", batch_size, 1, kMaxBatch, "items embedded at once, at most a training batch");
-    check_count("cascade-beam", cascade_beam, 1, 16, "Whisper decodes with beam 5; wider beams only cost time");
+    check_count("cascade-beam", cascade_beam, 1, 16,
+                "Whisper decodes with beam 5; wider beams only cost time");
     CW_CHECK(baseline.empty() || baseline == "untrained" || baseline == "lstsq" || baseline == "text" ||
                  baseline == "cascade",
              OptionError, "--baseline must be untrained, lstsq, text or cascade, got '", baseline, "'");

@@ -130,9 +130,8 @@ SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs
         manifest, FeatureCache::whisper_mel_source(manifest, front.mel, threads, front.limits), cache_dir));
     s.cmvn = false;
   } else {
-    s.features = std::make_shared<const FeatureCache>(
-        FeatureCache::build_or_load(manifest, FeatureCache::fbank_source(manifest, front.fbank, threads, front.limits),
-                                    cache_dir));
+    s.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
+        manifest, FeatureCache::fbank_source(manifest, front.fbank, threads, front.limits), cache_dir));
   }
   for (const auto& u : s.manifest().utterances())
     s.human.push_back(u.voice.find("human") != std::string::npos);

@@ -120,9 +120,9 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "data.max_audio_seconds", po::value(&o.max_audio_seconds)->default_value(o.max_audio_seconds),
       "longest audio file accepted, in seconds (a longer header is refused before reading)")(
       "data.min_audio_rate", po::value(&o.min_audio_rate)->default_value(o.min_audio_rate),
-      "lowest sample rate accepted, Hz (below: a corrupt header; resampling 1 Hz to 16 kHz is 16,000x the memory)")(
-      "data.max_audio_rate", po::value(&o.max_audio_rate)->default_value(o.max_audio_rate),
-      "highest sample rate accepted, Hz")(
+      "lowest sample rate accepted, Hz (below: a corrupt header; resampling 1 Hz to 16 kHz is 16,000x the "
+      "memory)")("data.max_audio_rate", po::value(&o.max_audio_rate)->default_value(o.max_audio_rate),
+                 "highest sample rate accepted, Hz")(
       "data.loader_workers", po::value(&o.loader_workers)->default_value(o.loader_workers),
       "background batch threads (0: batches made on the training thread)")(
       "data.corpus_jobs", po::value(&o.corpus_jobs)->default_value(o.corpus_jobs),
@@ -317,7 +317,8 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
            "] (16: the Conformer's subsampling; the top: 1000 s of audio, longer than any utterance), got ",
            o.max_frames);
   CW_CHECK(std::isfinite(o.max_audio_seconds) && o.max_audio_seconds > 0 && o.max_audio_seconds <= 86400,
-           OptionError, "--data.max_audio_seconds must be in (0, 86400] (a day of audio is 5.5 GB at 16 kHz), got ",
+           OptionError,
+           "--data.max_audio_seconds must be in (0, 86400] (a day of audio is 5.5 GB at 16 kHz), got ",
            o.max_audio_seconds);
   check_count("data.min_audio_rate", o.min_audio_rate, 1, o.max_audio_rate, "at most --data.max_audio_rate");
   check_count("data.max_audio_rate", o.max_audio_rate, 1, 10'000'000,

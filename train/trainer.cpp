@@ -172,8 +172,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& lead_log) {
       world > 1 && o.device == "cuda" ? "cuda:" + std::to_string(dist::local_rank()) : o.device;
   const Device device = select_device(device_spec);
   apply_cuda_options(device, o.conv, o.tf32);
-  CW_CHECK(o.batch_size >= world, OptionError, "--optim.batch_size (", o.batch_size, ") must be at least the ",
-           world, " ranks: each rank takes a slice of the global batch");
+  CW_CHECK(o.batch_size >= world, OptionError, "--optim.batch_size (", o.batch_size,
+           ") must be at least the ", world, " ranks: each rank takes a slice of the global batch");
   const fs::path out(o.out);
   const fs::path ckpt_dir = out / "checkpoints";
   if (lead) {

@@ -247,7 +247,8 @@ TEST(GradCheck, Conv2d) {
   grouped.dilation = {1, 2};
   for (const auto& [options, cin] :
        std::vector<std::pair<ops::Conv2dOptions, int64_t>>{{{}, 2}, {strided, 2}, {grouped, 2}}) {
-    const ops::Conv2dOptions o = options;  // a lambda may not capture a structured binding before C++20's P1091 (clang 14)
+    const ops::Conv2dOptions o =
+        options;  // a lambda may not capture a structured binding before C++20's P1091 (clang 14)
     const Tensor x = rand64({2, cin, 5, 4}, -1, 1, 131);
     const Tensor w = rand64({4, cin / o.groups, 3, 2}, -1, 1, 132);
     const Tensor b = rand64({4}, -1, 1, 133);

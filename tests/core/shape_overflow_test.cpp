@@ -43,7 +43,9 @@ TEST(ShapeOverflow, TensorOfTheReproducerShapeIsAShapeErrorNotACrash) {
 // view/reshape with a -1 dim multiply the known dims first: that product is checked too.
 TEST(ShapeOverflow, ReshapeOfAHugeRequestIsAShapeError) {
   const Tensor t = Tensor::empty({4, 6}, DType::F32);
-  EXPECT_NE(shape_error([&] { (void)t.reshape({int64_t{1} << 40, int64_t{1} << 40, -1}); }).find("2^60"),
+  EXPECT_NE(shape_error([&] {
+              (void)t.reshape({int64_t{1} << 40, int64_t{1} << 40, -1});
+            }).find("2^60"),
             std::string::npos);
   EXPECT_NE(shape_error([&] { (void)t.view({int64_t{1} << 62, 4, -1}); }).find("2^60"), std::string::npos);
   EXPECT_EQ(t.reshape({2, -1, 3}).size(1), 4);

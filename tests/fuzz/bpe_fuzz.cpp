@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const cw::Error&) {
     }
     std::vector<int64_t> ids;
-    for (size_t i = half; i < size; ++i) ids.push_back(static_cast<int64_t>(data[i]) % (tok.vocab_size() + 1));
+    for (size_t i = half; i < size; ++i)
+      ids.push_back(static_cast<int64_t>(data[i]) % (tok.vocab_size() + 1));
     try {
       (void)tok.decode(ids, true);
     } catch (const cw::Error&) {  // an id past the vocabulary: IndexError by design

@@ -17,7 +17,8 @@ namespace cw::fuzz {
 inline const std::filesystem::path& scratch_dir() {
   static const std::filesystem::path dir = [] {
     const char* tmp = std::getenv("TMPDIR");
-    std::filesystem::path d = std::filesystem::path(tmp ? tmp : "/tmp") / ("cw-fuzz-" + std::to_string(getpid()));
+    std::filesystem::path d =
+        std::filesystem::path(tmp ? tmp : "/tmp") / ("cw-fuzz-" + std::to_string(getpid()));
     std::filesystem::create_directories(d);
     return d;
   }();

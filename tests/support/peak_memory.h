@@ -6,11 +6,11 @@
 // mark (VmHWM) to the current resident size, so each check measures only what it allocated.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <fstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace cw::test {
 
@@ -32,7 +32,8 @@ int64_t peak_memory_growth(Fn&& fn) {
   }
   const int64_t before = proc_status_bytes("VmRSS"), reset_peak = proc_status_bytes("VmHWM");
   EXPECT_GE(before, 0) << "no /proc/self/status";
-  EXPECT_LE(reset_peak, before + (16 << 20)) << "the peak (VmHWM) did not reset through /proc/self/clear_refs";
+  EXPECT_LE(reset_peak, before + (16 << 20))
+      << "the peak (VmHWM) did not reset through /proc/self/clear_refs";
   fn();
   return proc_status_bytes("VmHWM") - before;
 }

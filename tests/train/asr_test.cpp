@@ -50,7 +50,8 @@ TEST(CharVocab, EncodesDecodesAndScores) {
   EXPECT_DOUBLE_EQ(character_error_rate({"kitten", "abc"}, {"sitting", "abd"}), 4.0 / 10.0);
   EXPECT_DOUBLE_EQ(character_error_rate({""}, {""}), 0.0);
   // Words: case and punctuation do not count, a number for a word does.
-  EXPECT_EQ(sequence_edit_distance(std::vector<std::string>{"a", "b", "c"}, std::vector<std::string>{"a", "c"}), 1);
+  EXPECT_EQ(
+      sequence_edit_distance(std::vector<std::string>{"a", "b", "c"}, std::vector<std::string>{"a", "c"}), 1);
   const WordErrors e = word_errors({"Turn the lights off.", "Wake me up at 7!", ""},
                                    {"turn the lights off", "wake me up at seven", "set an alarm"});
   EXPECT_EQ(e.errors, 1 + 3);

@@ -169,8 +169,9 @@ TEST(UntrustedOptions, AudioLimitsAreOptionsWithRanges) {
   EXPECT_EQ(o.min_audio_rate, 1000);
   EXPECT_EQ(o.max_audio_rate, 768000);
   for (const char* v : {"0", "-1", "inf", "nan", "1e9"})
-    EXPECT_NE(option_error(parse, {std::string("--data.max_audio_seconds=") + v}).find("--data.max_audio_seconds"),
-              std::string::npos)
+    EXPECT_NE(
+        option_error(parse, {std::string("--data.max_audio_seconds=") + v}).find("--data.max_audio_seconds"),
+        std::string::npos)
         << v;
   EXPECT_NE(option_error(parse, {"--data.min_audio_rate", "48000", "--data.max_audio_rate", "16000"})
                 .find("--data.min_audio_rate"),
