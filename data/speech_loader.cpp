@@ -11,8 +11,8 @@
 
 #include "core/error.h"
 #include "core/generator.h"
-#include "data/audio_fbank.h"
 #include "data/audio_normalize.h"
+#include "data/feature_batch.h"
 #include "data/seeded_keys.h"
 
 namespace cw {

@@ -1,7 +1,6 @@
 // The ASR cascade baseline (see cascade.h).
 #include "train/cascade.h"
 
-#include <chrono>
 #include <fstream>
 #include <map>
 #include <ostream>
@@ -11,6 +10,7 @@
 #include "data/audio_io.h"
 #include "data/speech_manifest.h"
 #include "models/whisper_transcriber.h"
+#include "train/stopwatch.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;
@@ -57,7 +57,7 @@ std::vector<std::string> transcribe_split(const SpeechSplit& split, const models
       << std::flush;
   std::ofstream out(file, std::ios::app);
   CW_CHECK(out.good(), Error, "cascade: cannot write '", file.string(), "'");
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   constexpr size_t kBatch = 8;  // utterances per transcribe call (one 30 s window each)
   for (size_t b = 0; b < todo.size(); b += kBatch) {
     std::vector<std::vector<float>> audio;
@@ -74,7 +74,7 @@ std::vector<std::string> transcribe_split(const SpeechSplit& split, const models
       out << u.id << '\t' << t << '\n';
     }
     out.flush();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = seconds_since(t0);
     if (end == todo.size() || (b / kBatch) % 8 == 7)
       log << "cascade: " << split.name << ": " << end << "/" << todo.size() << " transcribed (" << s / end
           << " s per utterance, ETA " << static_cast<int64_t>(s / end * (todo.size() - end)) << " s)\n"

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/json_read.h"
 #include "core/safetensors.h"
+#include "train/atomic_file.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;
@@ -41,39 +42,6 @@ std::string step_name(int64_t step) {
 }
 
 std::string pid_suffix() { return std::to_string(static_cast<long long>(::getpid())); }
-
-void fsync_path(const fs::path& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) return;  // durability only; the data is already in place
-  ::fsync(fd);
-  ::close(fd);
-}
-
-// Writes `text` to `path` through a temporary file beside it (flushed, then renamed).
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path temp = path.string() + ".tmp-" + pid_suffix();
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  CW_CHECK(fd >= 0, Error, "save_checkpoint: cannot create ", temp.string(), ": ", std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string reason = std::strerror(errno);
-      ::close(fd);
-      ::unlink(temp.c_str());
-      throw Error(detail::cat("save_checkpoint: cannot write ", temp.string(), ": ", reason));
-    }
-    done += static_cast<size_t>(n);
-  }
-  const bool ok = ::fsync(fd) == 0 && ::close(fd) == 0;
-  if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    ::unlink(temp.c_str());
-    throw Error(detail::cat("save_checkpoint: cannot write ", path.string(), ": ", reason));
-  }
-  fsync_path(path.parent_path(), true);
-}
 
 // The whole file, which must be at most max_bytes long (a pointer or a state file, never data).
 std::string read_text(const fs::path& path, uintmax_t max_bytes) {
@@ -197,7 +165,7 @@ bool save_checkpoint(const fs::path& dir, const std::map<std::string, Tensor>& m
     save_safetensors((temp_dir / "model.safetensors").string(), model);
     save_safetensors((temp_dir / "optimizer.safetensors").string(), optimizer,
                      {{"step", std::to_string(opt.step_count())}});
-    write_text_atomic(temp_dir / "trainer_state.json", state_to_json(state, opt.step_count()).dump(2) + "\n");
+    write_file_atomic(temp_dir / "trainer_state.json", state_to_json(state, opt.step_count()).dump(2) + "\n");
     fsync_path(temp_dir, true);
 
     // 2. The directory appears complete under its final name. Re-saving a step swaps the two
@@ -220,7 +188,7 @@ bool save_checkpoint(const fs::path& dir, const std::map<std::string, Tensor>& m
     fsync_path(dir, true);
 
     // 3. The pointer, last: a reader following it only ever finds complete checkpoints.
-    write_text_atomic(dir / "latest", name + "\n");
+    write_file_atomic(dir / "latest", name + "\n");
 
     // 4. Pruning: the newest keep_last_k by step number, always including the one just written.
     if (keep_last_k > 0) {

@@ -23,7 +23,7 @@
 #include "train/image_options.h"
 #include "train/image_text_trainer.h"
 #include "train/linear_fit.h"
-#include "train/trainer.h"
+#include "train/speech_model.h"
 #include "train/verdict.h"
 
 namespace po = boost::program_options;

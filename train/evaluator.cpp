@@ -1,15 +1,15 @@
 // Zero-shot evaluation of a speech-text model (see evaluator.h).
 #include "train/evaluator.h"
 
-#include <chrono>
 #include <cstdio>
 #include <sstream>
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 #include "core/ops.h"
-#include "data/audio_fbank.h"
 #include "data/audio_normalize.h"
+#include "data/feature_batch.h"
+#include "train/stopwatch.h"
 
 namespace cw::train {
 namespace {
@@ -84,7 +84,7 @@ EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, 
 
 EvalResult evaluate_embeddings(const SpeechTextData& data, const SplitEmbedder& embed_rows,
                                int64_t max_items) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   EvalResult r;
   {
     const auto rows = spaced_rows(data.intent.size(), max_items);
@@ -110,7 +110,7 @@ EvalResult evaluate_embeddings(const SpeechTextData& data, const SplitEmbedder& 
     r.retrieval = retrieval_recall(e, t);
     if (rows.size() >= 3) r.structure_correlation = similarity_structure_correlation(e, t);
   }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.seconds = seconds_since(t0);
   return r;
 }
 

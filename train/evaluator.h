@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "models/dual_encoder.h"
+#include "models/speech_text_model.h"
 #include "train/speech_text_data.h"
 #include "train/zero_shot.h"
 

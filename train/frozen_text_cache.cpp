@@ -1,7 +1,6 @@
 // Frozen text-tower embedding cache (see frozen_text_cache.h).
 #include "train/frozen_text_cache.h"
 
-#include <chrono>
 #include <fstream>
 #include <iterator>
 
@@ -9,6 +8,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "data/speech_manifest.h"
+#include "train/stopwatch.h"
 
 namespace cw::train {
 
@@ -53,7 +53,7 @@ CachedEmbeddings embed_with_cache(const FrozenTextTower& tower, const std::vecto
                                   const std::filesystem::path& cache_dir, const std::string& name,
                                   int64_t batch_size) {
   CW_CHECK(!sentences.empty(), ValueError, "embed_with_cache('", name, "'): no sentences");
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   uint64_t key = tower.fingerprint;
   for (const auto& s : sentences) key = fnv1a64(s + '\n', key);
   CachedEmbeddings out;
@@ -77,7 +77,7 @@ CachedEmbeddings embed_with_cache(const FrozenTextTower& tower, const std::vecto
     save_safetensors(out.file.string(), {{"embeddings", out.embeddings}},
                      {{"model", tower.dir.filename().string()}, {"key", hex64(key)}});
   }
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.seconds = seconds_since(t0);
   return out;
 }
 

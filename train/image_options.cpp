@@ -43,15 +43,8 @@ std::string ImageTrainOptions::to_ini() const {
     << "\nreduction = " << losses::to_string(loss.reduction)
     << "\ninit_temperature = " << loss.init_temperature
     << "\nlearn_temperature = " << bool_str(loss.learn_temperature)
-    << "\nmax_logit_scale = " << loss.max_logit_scale << "\n\n[optim]\nsteps = " << steps
-    << "\nbatch_size = " << batch_size << "\nwarmup_steps = " << warmup_steps << "\nlr = " << lr
-    << "\nmin_lr_ratio = " << min_lr_ratio << "\nweight_decay = " << weight_decay << "\nbeta1 = " << beta1
-    << "\nbeta2 = " << beta2 << "\neps = " << eps << "\ngrad_clip = " << grad_clip
-    << "\n\n[run]\nseed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
-    << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
-    << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nthreads = " << threads
-    << "\ndevice = " << device << "\nconv = " << conv << "\ntf32 = " << bool_str(tf32)
-    << "\n\n[eval]\nbatch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
+    << "\nmax_logit_scale = " << loss.max_logit_scale << "\n\n";
+  write_loop_ini(s, *this);
   return s.str();
 }
 
@@ -125,45 +118,12 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
       "loss.max_logit_scale", po::value(&o.loss.max_logit_scale)->default_value(o.loss.max_logit_scale),
       "clamp of the logit scale");
 
-  po::options_description optim("Optimization [optim]");
-  optim.add_options()("optim.steps", po::value(&o.steps)->default_value(o.steps), "training steps")(
-      "optim.batch_size", po::value(&o.batch_size)->default_value(o.batch_size), "images (pairs) per step")(
-      "optim.warmup_steps", po::value(&o.warmup_steps)->default_value(o.warmup_steps), "linear warmup")(
-      "optim.lr", po::value(&o.lr)->default_value(o.lr), "peak learning rate")(
-      "optim.min_lr_ratio", po::value(&o.min_lr_ratio)->default_value(o.min_lr_ratio), "cosine floor")(
-      "optim.weight_decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "AdamW decay")(
-      "optim.beta1", po::value(&o.beta1)->default_value(o.beta1), "AdamW beta1")(
-      "optim.beta2", po::value(&o.beta2)->default_value(o.beta2), "AdamW beta2")(
-      "optim.eps", po::value(&o.eps)->default_value(o.eps), "AdamW epsilon")(
-      "optim.grad_clip", po::value(&o.grad_clip)->default_value(o.grad_clip), "global-norm clip (0: off)");
-
-  po::options_description run("Run [run]");
-  run.add_options()("run.seed", po::value(&seed)->default_value(seed), "seed")(
-      "run.out", po::value(&o.out)->default_value(o.out), "output folder")(
-      "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every),
-      "evaluate every N steps (0: end)")("run.checkpoint_every",
-                                         po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
-                                         "checkpoint every N steps (0: end)")(
-      "run.keep_last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints kept")(
-      "run.log_every", po::value(&o.log_every)->default_value(o.log_every), "log every N steps")(
-      "run.resume", po::value(&o.resume)->default_value(o.resume), "continue from <out>/checkpoints")(
-      "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
-      "run.device", po::value(&o.device)->default_value(o.device),
-      "cpu | cuda | cuda:N: where the trained tower runs (the data and metrics stay on the host)")(
-      "run.conv", po::value(&o.conv)->default_value(o.conv),
-      "convolutions on CUDA: auto (cuDNN for dense ones, our kernel for depthwise) | cudnn | native "
-      "(im2col + cuBLAS, our depthwise kernel)")(
-      "run.tf32", po::value(&o.tf32)->default_value(o.tf32),
-      "CUDA: f32 matmuls and cuDNN convolutions may use TF32 tensor cores (10-bit mantissa inputs)");
-
-  po::options_description eval("Evaluation [eval]");
-  eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),
-                     "images per evaluation batch")(
-      "eval.max_items", po::value(&o.eval_max_items)->default_value(o.eval_max_items),
-      "test images in mid-run evaluations (0: all; the final one uses all)");
+  po::options_description optim("Optimization [optim]"), run("Run [run]"),
+      dist("Data-parallel training [dist] (the image tasks run as one process)"), eval("Evaluation [eval]");
+  add_loop_options(o, seed, optim, run, dist, eval);
 
   po::options_description all("train --task image_ssl | image_text: the image-text experiment");
-  all.add(general).add(data).add(model).add(ssl).add(loss).add(optim).add(run).add(eval);
+  all.add(general).add(data).add(model).add(ssl).add(loss).add(optim).add(run).add(dist).add(eval);
 
   po::variables_map vm;
   try {
@@ -231,17 +191,7 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
   check_count("ssl.knn_k", o.knn_k, 1, 10000, "neighbours voting; 10000 is no longer a local vote");
   check_count("ssl.knn_memory", o.knn_memory, 0, kMaxItems, "0: all; more than any data set here");
   check_loss_ranges(o.loss);
-  check_optim_options(o);
-  check_run_options(o, seed);
-  // The spelling only; whether the build and machine have the device is checked at the run's start.
-  as_option_error([&] {
-    parse_device(o.device);
-    parse_conv_engine(o.conv);
-  });
-  check_count("eval.batch_size", o.eval_batch_size, 1, kMaxBatch,
-              "items embedded at once, at most a training batch");
-  check_count("eval.max_items", o.eval_max_items, 0, kMaxItems, "0: all; more than any data set here");
-  o.seed = static_cast<uint64_t>(seed);
+  check_loop_options(o, seed);
   if (vm.count("print-config")) {
     out << o.to_ini();
     parsed.exit_now = true;

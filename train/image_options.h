@@ -11,10 +11,11 @@
 #include <string>
 
 #include "losses/contrastive_config.h"
+#include "train/loop_options.h"
 
 namespace cw::train {
 
-struct ImageTrainOptions {
+struct ImageTrainOptions : LoopOptions {
   std::string task = "image_text";  // image_ssl | image_text
 
   // ---- [data]
@@ -45,28 +46,14 @@ struct ImageTrainOptions {
   // ---- [loss] (image_text)
   losses::ContrastiveConfig loss;
 
-  // ---- [optim]
-  int64_t steps = 300, batch_size = 128, warmup_steps = 30;
-  double lr = 1e-4, min_lr_ratio = 0.05, weight_decay = 0.05;
-  double beta1 = 0.9, beta2 = 0.98, eps = 1e-8;
-  double grad_clip = 1.0;
-
-  // ---- [run]
-  uint64_t seed = 0;
-  std::string out = "runs/image_text";
-  int64_t eval_every = 100;
-  int64_t checkpoint_every = 100;
-  int64_t keep_last = 2;
-  int64_t log_every = 10;
-  bool resume = false;
-  int64_t threads = 0;
-  std::string device = "cpu";  // cpu | cuda | cuda:N (train/device_select.h); the trained tower runs there
-  std::string conv = "auto";   // CUDA convolution engine: auto | cudnn | native (device_select.h)
-  bool tf32 = false;           // CUDA: f32 matmuls and cuDNN convolutions may use TF32
-
-  // ---- [eval]
-  int64_t eval_batch_size = 256;
-  int64_t eval_max_items = 0;  // test images per mid-run evaluation, 0 = all
+  // [optim], [run], [dist] and [eval] are the loop's (loop_options.h), with these defaults.
+  ImageTrainOptions() {
+    batch_size = 128;
+    lr = 1e-4;
+    out = "runs/image_text";
+    eval_batch_size = 256;
+    eval_max_items = 0;  // test images per mid-run evaluation, 0 = all
+  }
 
   std::string to_ini() const;
 };

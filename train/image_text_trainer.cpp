@@ -1,8 +1,6 @@
 // The image-text training loop and its zero-shot evaluation (see image_text_trainer.h).
 #include "train/image_text_trainer.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -15,14 +13,12 @@
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "losses/contrastive_loss.h"
-#include "train/adamw.h"
+#include "models/image_text_model.h"
+#include "train/atomic_file.h"
 #include "train/checkpoint.h"
-#include "train/device_select.h"
-#include "train/image_run_util.h"
-#include "train/image_text_model.h"
 #include "train/image_tower.h"
-#include "train/lr_schedule.h"
-#include "train/step_tail.h"
+#include "train/run_loop.h"
+#include "train/stopwatch.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;
@@ -62,8 +58,8 @@ ImageTextData prepare_data(const ImageTrainOptions& o, std::ostream& log) {
   return d;
 }
 
-ImageTextEval evaluate(const ImageTextModel& model, const ImageTextData& d, int64_t max_items) {
-  const auto t0 = ImageClock::now();
+ImageTextEval evaluate(const models::ImageTextModel& model, const ImageTextData& d, int64_t max_items) {
+  const auto t0 = Clock::now();
   ImageTextEval r;
   r.dataset = d.test_set->name();
   r.templates = d.test_set->prompt_templates();
@@ -126,149 +122,130 @@ std::string ImageTextEval::table() const {
   return s.str();
 }
 
-ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
-  ImageTextResult result;
-  const auto t_prepare = ImageClock::now();
-  if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
-  const fs::path out(o.out), ckpt_dir = out / "checkpoints";
-  fs::create_directories(out);
-  log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n"
-      << o.to_ini() << "\n";
-  write_text_file_atomic(out / "config.ini", o.to_ini());
-  const Device device = select_device(o.device);  // before any data work: a missing GPU fails fast
-  apply_cuda_options(device, o.conv, o.tf32);
+namespace {
 
-  const ImageTextData d = prepare_data(o, log);
-  manual_seed(o.seed);  // the projection's initial weights
-  const models::SentenceEncoder minilm = models::SentenceEncoder::load(
-      find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
-  ImageTextModel model(minilm, d.tower.dim(), o.text_train_layers, std::log(1.0 / o.loss.init_temperature),
-                       o.loss.learn_temperature);
-  model.to(device);  // before the optimizer, so that its moments are made on the device too
-  AdamW opt(make_param_groups(model.named_parameters(), o.weight_decay, {"logit_scale"}),
-            AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
-  std::vector<Variable> params;
-  int64_t trained = 0;
-  for (const auto& g : opt.groups())
-    for (const auto& p : g.params) {
-      params.push_back(p);
-      trained += p.numel();
-    }
-  const LrSchedule schedule{o.lr, o.warmup_steps, o.steps, o.min_lr_ratio};
-  log << "model: MiniLM (" << model.text->config.num_hidden_layers << " layers, top "
-      << (o.text_train_layers < 0 ? std::string("all + embeddings") : std::to_string(o.text_train_layers))
-      << " trained) + projection " << model.text->config.hidden_size << " -> " << d.tower.dim() << ": "
-      << model.num_parameters() << " parameters, " << trained
-      << " trained\nimage tower (frozen): " << d.tower.path.string() << ", "
-      << d.tower.model->num_parameters() << " parameters\nloss: " << losses::describe(o.loss) << "\n";
-
-  ImageLoaderOptions lo;
-  lo.batch_size = o.batch_size;
-  lo.seed = o.seed;
-  lo.num_workers = static_cast<int>(o.loader_workers);
-  lo.caption_choice = "random";
-  ImageLoader loader(d.train_set, lo);  // rows and captions; the pixels are already embedded
-
-  int64_t step = 0;
-  if (o.resume) {
-    if (auto ck = load_latest_checkpoint(ckpt_dir)) {
-      const nn::LoadReport rep = model.load_state_dict(ck->model, true);
-      CW_CHECK(rep.ok(), ValueError, "--run.resume: ", ck->path.string(),
-               " does not fit this model: ", rep.str());
-      opt.load_state_tensors(ck->optimizer, ck->optimizer_step);
-      default_generator().set_state(ck->state.seed, ck->state.rng_offset);
-      loader.seek(ck->state.epoch, ck->state.batch_in_epoch);
-      step = ck->state.step;
-      log << "resume: " << ck->path.string() << " (step " << step << ")\n";
-    }
+// The image-text experiment as a Task of the one training loop (run_loop.h).
+class ImageTextTask : public Task {
+ public:
+  ImageTextTask(const ImageTrainOptions& o, const RunContext& ctx)
+      : o_(o),
+        ctx_(ctx),
+        d_(prepare_data(o, ctx.log())),
+        minilm_((manual_seed(o.seed),  // the projection's initial weights
+                 models::SentenceEncoder::load(find_minilm_dir(
+                     o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model))))),
+        model_(minilm_, d_.tower.dim(), o.text_train_layers, std::log(1.0 / o.loss.init_temperature),
+               o.loss.learn_temperature) {
+    ImageLoaderOptions lo;
+    lo.batch_size = o.batch_size;
+    lo.seed = o.seed;
+    lo.num_workers = static_cast<int>(o.loader_workers);
+    lo.caption_choice = "random";
+    loader_ = std::make_unique<ImageLoader>(d_.train_set, lo);  // rows and captions; the pixels are embedded
   }
-  if (step == 0) default_generator().manual_seed(o.seed);  // dropout draws
-  const auto mode = step == 0 ? std::ios::trunc : std::ios::app;
-  std::ofstream metrics(out / "metrics.csv", mode), eval_csv(out / "eval.csv", mode),
-      eval_jsonl(out / "eval.jsonl", mode);
-  if (step == 0) {
-    metrics << "step,epoch,loss,loss_text_to_image,loss_image_to_text,acc_text_to_image,pos_sim,neg_sim,"
-               "logit_scale,lr,grad_norm,step_seconds\n";
-    eval_csv << "step,zero_shot_ensemble,template_mean,template_std,template_min,template_max,"
-                "retrieval_t2i_r1,structure_corr\n";
-  }
-  auto run_eval = [&](int64_t at_step, int64_t max_items) {
-    model.eval();
-    const ImageTextEval r = evaluate(model, d, max_items);
-    model.train();
-    eval_csv << at_step << ',' << r.zero_shot.ensemble_accuracy << ',' << r.zero_shot.mean << ','
-             << r.zero_shot.std << ',' << r.zero_shot.min << ',' << r.zero_shot.max << ','
-             << r.retrieval.text_to_speech_r1 << ',' << r.structure_correlation << std::endl;
-    nlohmann::json j = r.to_json();
-    j["step"] = at_step;
-    eval_jsonl << j.dump() << std::endl;
-    log << "eval @ step " << at_step << " (" << r.seconds << " s):\n" << r.table() << std::flush;
-    return r;
-  };
-  result.prepare_seconds = seconds_since(t_prepare);
-  if (step == 0) result.initial_eval = run_eval(0, o.eval_max_items);
 
-  const auto t_train = ImageClock::now();
-  const int64_t first = step;
-  while (step < o.steps) {
-    const auto t_step = ImageClock::now();
-    const ImageBatch batch = loader.next();
-    const Tensor idx = ops::from_vector(batch.indices, {static_cast<int64_t>(batch.indices.size())});
-    const Variable q(ops::index_select(d.train_images, 0, idx).to(device));  // (B, D) frozen image embeddings
-    const Variable p = model.embed_text(batch.captions);                     // (B, D) trained text tower
+  nn::Module& model() override { return model_; }
+  std::vector<std::string> no_decay_names() const override { return {"logit_scale"}; }
+  std::string describe() const override {
+    int64_t trained = 0;
+    for (const auto& [name, p] : model_.named_parameters()) trained += p.requires_grad() ? p.numel() : 0;
+    std::ostringstream s;
+    s << "MiniLM (" << model_.text->config.num_hidden_layers << " layers, top "
+      << (o_.text_train_layers < 0 ? std::string("all + embeddings") : std::to_string(o_.text_train_layers))
+      << " trained) + projection " << model_.text->config.hidden_size << " -> " << d_.tower.dim() << ": "
+      << model_.num_parameters() << " parameters, " << trained
+      << " trained\nimage tower (frozen): " << d_.tower.path.string() << ", "
+      << d_.tower.model->num_parameters() << " parameters\nloss: " << losses::describe(o_.loss);
+    return s.str();
+  }
+  const char* items_name() const override { return "pairs"; }
+
+  int64_t load_batch() override {
+    batch_ = loader_->next();
+    return batch_.epoch;
+  }
+  DataPosition position() const override { return {loader_->epoch(), loader_->batch_in_epoch()}; }
+  void seek(const DataPosition& at) override { loader_->seek(at.epoch, at.batch_in_epoch); }
+
+  TaskLoss forward(int64_t, const dist::RowShard&) override {
+    const Tensor idx = ops::from_vector(batch_.indices, {static_cast<int64_t>(batch_.indices.size())});
+    const Variable q(ops::index_select(d_.train_images, 0, idx).to(ctx_.device));  // (B, D) frozen images
+    const Variable p = model_.embed_text(batch_.captions);                         // (B, D) trained text
     // CWCL's weights default to q: the frozen image tower's similarities (the paper's image-text setup).
-    const losses::ContrastiveOutput lo_out = losses::contrastive_loss(p, q, model.logit_scale, o.loss);
-    const double loss_value = lo_out.loss.data().to(Device::cpu()).item();
-    const StepTail tail = finish_step(lo_out.loss, loss_value, params, o.grad_clip, opt, schedule, step, log);
-    if (tail.stopped) {
-      result.stopped_on_nan = true;
-      break;
-    }
-    const double lr = tail.lr, norm = tail.norm;
-    ++step;
-    result.losses.push_back(loss_value);
-    const auto& m = lo_out.metrics;
-    char row[400];
-    std::snprintf(row, sizeof row, "%lld,%lld,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f,%.3f,%.6g,%.4f,%.3f",
-                  static_cast<long long>(step), static_cast<long long>(batch.epoch), loss_value, m.loss_p2q,
-                  m.loss_q2p, m.acc_p2q, m.pos_sim, m.neg_sim, m.logit_scale, lr, norm,
-                  seconds_since(t_step));
-    metrics << row << std::endl;
-    if (step % o.log_every == 0 || step == o.steps || step == first + 1) {
-      const double per_step = seconds_since(t_train) / static_cast<double>(step - first);
-      char line[256];
-      std::snprintf(
-          line, sizeof line,
-          "step %lld/%lld  loss %.4f  acc %.3f  pos %.3f neg %.3f  scale %.1f  lr %.2e  %.2f s/step\n",
-          static_cast<long long>(step), static_cast<long long>(o.steps), loss_value, m.acc_p2q, m.pos_sim,
-          m.neg_sim, m.logit_scale, lr, per_step);
-      log << line << std::flush;
-    }
-    const bool last = step == o.steps;
-    if (o.eval_every > 0 && step % o.eval_every == 0 && !last) run_eval(step, o.eval_max_items);
-    if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || last) {
-      TrainerState st;
-      st.step = step;
-      st.epoch = loader.epoch();
-      st.batch_in_epoch = loader.batch_in_epoch();
-      st.seed = default_generator().seed();
-      st.rng_offset = default_generator().offset();
-      st.config_text = o.to_ini();
-      save_checkpoint(ckpt_dir, model.state_dict(), opt, st, static_cast<int>(o.keep_last));
-    }
+    const losses::ContrastiveOutput lo = losses::contrastive_loss(p, q, model_.logit_scale, o_.loss);
+    const auto& m = lo.metrics;
+    return {lo.loss,
+            {{"loss", "loss", lo.loss.data().to(Device::cpu()).item(), "%.6f"},
+             {"loss_text_to_image", "loss_t2i", m.loss_p2q, "%.6f"},
+             {"loss_image_to_text", "loss_i2t", m.loss_q2p, "%.6f"},
+             {"acc_text_to_image", "acc_t2i", m.acc_p2q, "%.4f"},
+             {"pos_sim", "pos_sim", m.pos_sim, "%.4f"},
+             {"neg_sim", "neg_sim", m.neg_sim, "%.4f"},
+             {"logit_scale", "logit_scale", m.logit_scale, "%.3f", false}}};
   }
-  result.train_seconds = seconds_since(t_train);
-  result.steps_done = step;
-  log << "train: " << step - first << " steps in " << result.train_seconds << " s\n"
-      << device_memory_line(device);
-  if (result.stopped_on_nan) return result;
-  result.final_eval = run_eval(step, 0);
-  nlohmann::json j = result.final_eval.to_json();
-  j["step"] = step;
-  j["train_seconds"] = result.train_seconds;
-  j["config"] = o.to_ini();
-  write_text_file_atomic(out / "eval_final.json", j.dump(2) + "\n");
-  log << "results: " << (out / "eval_final.json").string() << "\n";
+  std::string progress(const std::vector<StepMetric>& m) const override {
+    char line[160];
+    std::snprintf(line, sizeof line, "loss %.4f  acc %.3f  pos %.3f neg %.3f  scale %.1f", m[0].value,
+                  m[3].value, m[4].value, m[5].value, m[6].value);
+    return line;
+  }
+
+  EvalRecord evaluate(int64_t, int64_t max_items) override {
+    model_.eval();
+    const ImageTextEval r = cw::train::evaluate(model_, d_, max_items);
+    model_.train();
+    evals_.push_back(r);
+    std::ostringstream text;
+    text << r.seconds << " s\n" << r.table();
+    return {{{"zero_shot_ensemble", r.zero_shot.ensemble_accuracy},
+             {"template_mean", r.zero_shot.mean},
+             {"template_std", r.zero_shot.std},
+             {"template_min", r.zero_shot.min},
+             {"template_max", r.zero_shot.max},
+             {"retrieval_t2i_r1", r.retrieval.text_to_speech_r1},
+             {"structure_corr", r.structure_correlation}},
+            r.to_json(),
+            text.str()};
+  }
+  bool evaluates_at_start() const override { return true; }
+
+  void finish(int64_t step, double train_seconds, const EvalRecord&, std::ostream& log) override {
+    nlohmann::json j = evals_.back().to_json();
+    j["step"] = step;
+    j["train_seconds"] = train_seconds;
+    j["config"] = ctx_.config_ini;
+    const fs::path file = fs::path(o_.out) / "eval_final.json";
+    write_file_atomic(file, j.dump(2) + "\n");
+    log << "results: " << file.string() << "\n";
+  }
+
+  std::vector<ImageTextEval> evals_;  // every evaluation, in order
+
+ private:
+  const ImageTrainOptions& o_;
+  const RunContext& ctx_;
+  ImageTextData d_;
+  models::SentenceEncoder minilm_;
+  models::ImageTextModel model_;
+  std::unique_ptr<ImageLoader> loader_;
+  ImageBatch batch_;
+};
+
+}  // namespace
+
+ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
+  const auto t_prepare = Clock::now();
+  const RunContext ctx = start_run(o, o.to_ini(), /*data_parallel=*/false, log);
+  ImageTextTask task(o, ctx);
+  ImageTextResult result;
+  result.prepare_seconds = seconds_since(t_prepare);
+  const LoopResult r = run_loop(task, o, ctx);
+  result.steps_done = r.steps_done;
+  result.stopped_on_nan = r.stopped_on_nan;
+  result.losses = r.losses;
+  result.train_seconds = r.train_seconds;
+  if (r.first_step == 0 && !task.evals_.empty()) result.initial_eval = task.evals_.front();
+  if (r.finished) result.final_eval = task.evals_.back();
   return result;
 }
 
@@ -289,7 +266,7 @@ ImageTextEval evaluate_image_text_run(const fs::path& run_dir, const fs::path& c
   const ImageTextData d = prepare_data(o, quiet);
   const models::SentenceEncoder minilm = models::SentenceEncoder::load(
       find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
-  ImageTextModel model(minilm, d.tower.dim(), o.text_train_layers, 0.0, false);
+  models::ImageTextModel model(minilm, d.tower.dim(), o.text_train_layers, 0.0, false);
   const nn::LoadReport rep = model.load_state_dict(ck.model, true);
   CW_CHECK(rep.ok(), ValueError, ck.path.string(), " does not fit the run's model: ", rep.str());
   model.eval();
@@ -299,7 +276,7 @@ ImageTextEval evaluate_image_text_run(const fs::path& run_dir, const fs::path& c
   j["checkpoint"] = ck.path.string();
   j["step"] = ck.state.step;
   out << j.dump() << "\n";
-  if (!json_out.empty()) std::ofstream(json_out) << j.dump(2) << "\n";
+  if (!json_out.empty()) write_file_atomic(json_out, j.dump(2) + "\n");
   return r;
 }
 

@@ -1,8 +1,6 @@
 // The image tower file, image embeddings and their cache (see image_tower.h).
 #include "train/image_tower.h"
 
-#include <chrono>
-
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 #include "core/json_read.h"
@@ -10,6 +8,7 @@
 #include "core/safetensors.h"
 #include "train/frozen_text_cache.h"
 #include "train/image_options.h"
+#include "train/stopwatch.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;
@@ -197,7 +196,7 @@ Tensor embed_images(const ImageTower& tower, std::shared_ptr<const ImageDataset>
 
 CachedImageEmbeddings embed_images_cached(const ImageTower& tower,
                                           std::shared_ptr<const ImageDataset> dataset, int64_t batch_size) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   CachedImageEmbeddings r;
   const uint64_t manifest = file_fingerprint(dataset->dir() / (dataset->split() + ".tsv"));
   const uint64_t key = tower.fingerprint * 1099511628211ull ^ manifest;
@@ -220,7 +219,7 @@ CachedImageEmbeddings embed_images_cached(const ImageTower& tower,
     save_safetensors(r.file.string(), {{"embeddings", r.embeddings}},
                      {{"tower", tower.path.filename().string()}});
   }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.seconds = seconds_since(t0);
   return r;
 }
 

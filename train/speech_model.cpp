@@ -11,6 +11,7 @@
 #include "data/model_files.h"
 #include "models/whisper_encoder.h"
 #include "train/speech_tower_file.h"
+#include "train/stopwatch.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;
@@ -32,7 +33,7 @@ std::string file_stamp(const std::string& path) {
 // work; the ops thread inside). Stored beside the log-mel cache, keyed by it and the weights.
 void cache_prefix(SpeechSplit& split, const models::WhisperSpeechTower& tower,
                   const std::string& weights_stamp, const fs::path& cache_dir, std::ostream& log) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   const std::shared_ptr<const FeatureCache> mel = split.features;
   FrameSource src;
   std::ostringstream settings;
@@ -60,8 +61,7 @@ void cache_prefix(SpeechSplit& split, const models::WhisperSpeechTower& tower,
   log << "data: " << split.name << ": frozen Whisper "
       << (first == 0 ? std::string("stem") : "blocks 0-" + std::to_string(first - 1)) << " "
       << (split.features->was_built() ? "computed" : "cached") << ", " << split.features->total_frames()
-      << " positions (" << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
-      << " s)\n";
+      << " positions (" << seconds_since(t0) << " s)\n";
 }
 
 }  // namespace

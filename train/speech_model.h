@@ -9,7 +9,7 @@
 #include <iosfwd>
 #include <memory>
 
-#include "models/dual_encoder.h"
+#include "models/speech_text_model.h"
 #include "train/speech_text_data.h"
 #include "train/train_options.h"
 

@@ -1,7 +1,6 @@
 // Corpus, features and frozen embeddings of a speech-text run (see speech_text_data.h).
 #include "train/speech_text_data.h"
 
-#include <chrono>
 #include <ostream>
 #include <thread>
 
@@ -9,6 +8,7 @@
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "models/whisper_encoder.h"
+#include "train/stopwatch.h"
 #include "train/subprocess.h"
 
 #ifndef CW_PROJECT_DIR
@@ -81,10 +81,6 @@ std::string fill_template(const std::string& tmpl, const std::string& name, cons
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 fs::path generator_script() {
   for (const fs::path& root : {fs::current_path(), fs::path(CW_PROJECT_DIR)}) {
     const fs::path p = root / "tools" / "make_speech_corpus.py";
@@ -117,7 +113,7 @@ FrontEnd front_end_of(const TrainOptions& o) {
 
 SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs::path& cache_dir,
                        const FrontEnd& front, std::ostream& log) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   const fs::path tsv = corpus / (name + ".tsv");
   CW_CHECK(fs::exists(tsv), Error, "corpus '", corpus.string(), "' has no ", name,
            ".tsv (incomplete corpus?)");
@@ -196,7 +192,7 @@ void ensure_corpus(const TrainOptions& o, std::ostream& log) {
   }
   log << "data: generating the " << o.corpus_size << " speech corpus into " << o.corpus << " ...\n"
       << std::flush;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   const int rc = run_process(args);
   CW_CHECK(rc == 0 && fs::exists(corpus / "corpus.json"), Error, "corpus generation failed (exit status ", rc,
            "); rerun it alone to see why: ", cmd_hint);

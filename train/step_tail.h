@@ -1,11 +1,11 @@
-// The end of one optimizer step, as the single-process loops share it (ssl_trainer.cpp,
-// image_text_trainer.cpp, asr_trainer.cpp): backward through a finite loss, the gradient's global
-// norm (clipped when grad_clip > 0), the stop on a non-finite loss or norm, and the AdamW update
-// at the schedule's rate. trainer.cpp keeps its own (data parallelism averages the gradients
-// between backward and clip, and its stop names the last good checkpoint). Part of train/.
+// The end of one optimizer step, as the training loop (run_loop.cpp) takes it: backward through a
+// finite loss, the gradient averaging over ranks (after_backward; none in a world of one), the
+// gradient's global norm (clipped when grad_clip > 0), the stop on a non-finite loss or norm, and
+// the AdamW update at the schedule's rate. Part of train/.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <vector>
 
@@ -25,6 +25,6 @@ struct StepTail {
 // the loss and the norm with a hint, and leaves the parameters and the optimizer as they were.
 StepTail finish_step(const Variable& loss, double loss_value, const std::vector<Variable>& params,
                      double grad_clip, AdamW& opt, const LrSchedule& schedule, int64_t step,
-                     std::ostream& log);
+                     std::ostream& log, const std::function<void()>& after_backward = nullptr);
 
 }  // namespace cw::train

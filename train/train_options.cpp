@@ -65,23 +65,8 @@ std::string TrainOptions::to_ini() const {
     << "\nlearn_temperature = " << bool_str(loss.learn_temperature)
     << "\nmax_logit_scale = " << loss.max_logit_scale
     << "\nlinear_weights = " << losses::to_string(loss.linear_weights) << "\nblock_rows = " << loss.block_rows
-    << "\nwhole_matrix_max_mb = " << loss.whole_matrix_max_mb << "\n\n"
-    << "[optim]\n"
-    << "steps = " << steps << "\nbatch_size = " << batch_size << "\nwarmup_steps = " << warmup_steps
-    << "\nlr = " << lr << "\nmin_lr_ratio = " << min_lr_ratio << "\nweight_decay = " << weight_decay
-    << "\nbeta1 = " << beta1 << "\nbeta2 = " << beta2 << "\neps = " << eps << "\ngrad_clip = " << grad_clip
-    << "\n\n"
-    << "[run]\n"
-    << "seed = " << seed << "\nout = " << out << "\neval_every = " << eval_every
-    << "\ncheckpoint_every = " << checkpoint_every << "\nkeep_last = " << keep_last
-    << "\nlog_every = " << log_every << "\nresume = " << bool_str(resume) << "\nstop_after = " << stop_after
-    << "\ndevice = " << device << "\nconv = " << conv << "\ntf32 = " << bool_str(tf32)
-    << "\nthreads = " << threads << "\nprogress = " << progress << "\nplots = " << bool_str(plots) << "\n\n"
-    << "[dist]\n"
-    << "backend = " << dist_backend << "\ntimeout = " << dist_timeout << "\nbucket_mb = " << dist_bucket_mb
-    << "\n\n"
-    << "[eval]\n"
-    << "batch_size = " << eval_batch_size << "\nmax_items = " << eval_max_items << "\n";
+    << "\nwhole_matrix_max_mb = " << loss.whole_matrix_max_mb << "\n\n";
+  write_loop_ini(s, *this);
   return s.str();
 }
 
@@ -181,63 +166,9 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       po::value(&o.loss.whole_matrix_max_mb)->default_value(o.loss.whole_matrix_max_mb),
       "largest N x N matrix made whole, MiB (speed/memory only)");
 
-  po::options_description optim("Optimization [optim]");
-  optim.add_options()("optim.steps", po::value(&o.steps)->default_value(o.steps), "training steps")(
-      "optim.batch_size", po::value(&o.batch_size)->default_value(o.batch_size),
-      "pairs per step (the contrastive batch)")("optim.warmup_steps",
-                                                po::value(&o.warmup_steps)->default_value(o.warmup_steps),
-                                                "linear LR warmup steps")(
-      "optim.lr", po::value(&o.lr)->default_value(o.lr), "peak learning rate (AdamW)")(
-      "optim.min_lr_ratio", po::value(&o.min_lr_ratio)->default_value(o.min_lr_ratio),
-      "cosine schedule ends at lr * min_lr_ratio")(
-      "optim.weight_decay", po::value(&o.weight_decay)->default_value(o.weight_decay),
-      "decoupled weight decay (not on biases, norms or the logit scale)")(
-      "optim.beta1", po::value(&o.beta1)->default_value(o.beta1), "AdamW beta1")(
-      "optim.beta2", po::value(&o.beta2)->default_value(o.beta2), "AdamW beta2")(
-      "optim.eps", po::value(&o.eps)->default_value(o.eps), "AdamW epsilon")(
-      "optim.grad_clip", po::value(&o.grad_clip)->default_value(o.grad_clip),
-      "clip gradients to this global L2 norm (0: off)");
-
-  po::options_description run("Run [run]");
-  run.add_options()("run.seed", po::value(&seed)->default_value(seed),
-                    "seed of init, data order, dropout, SpecAugment")(
-      "run.out", po::value(&o.out)->default_value(o.out), "output folder")(
-      "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every),
-      "zero-shot evaluation every N steps (0: at the end)")(
-      "run.checkpoint_every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
-      "checkpoint every N steps (0: at the end)")(
-      "run.keep_last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints kept")(
-      "run.log_every", po::value(&o.log_every)->default_value(o.log_every),
-      "log a metrics line every N steps")("run.resume", po::value(&o.resume)->default_value(o.resume),
-                                          "continue from <out>/checkpoints (latest)")(
-      "run.stop_after", po::value(&o.stop_after)->default_value(o.stop_after),
-      "stop after N steps of this process, with a checkpoint (0: run to --optim.steps); for time-boxed runs "
-      "and "
-      "resume tests")("run.device", po::value(&o.device)->default_value(o.device),
-                      "cpu, cuda or cuda:N (CUDA: a build with the CUDA backend and a GPU; one rank)")(
-      "run.conv", po::value(&o.conv)->default_value(o.conv),
-      "convolutions on CUDA: auto (cuDNN for dense ones, our kernel for depthwise) | cudnn | native "
-      "(im2col + cuBLAS, our depthwise kernel)")(
-      "run.tf32", po::value(&o.tf32)->default_value(o.tf32),
-      "CUDA: f32 matmuls and cuDNN convolutions may use TF32 tensor cores (10-bit mantissa inputs)")(
-      "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
-      "run.progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | lines")(
-      "run.plots", po::value(&o.plots)->default_value(o.plots), "render PNG plots with gnuplot at the end");
-
-  po::options_description dist("Data-parallel training [dist] (launch: mpirun -np N train ...)");
-  dist.add_options()(
-      "dist.backend", po::value(&o.dist_backend)->default_value(o.dist_backend),
-      "auto (MPI when started by mpirun/srun) | none (one process) | mpi | nccl (not wired yet: refused)")(
-      "dist.timeout", po::value(&o.dist_timeout)->default_value(o.dist_timeout),
-      "seconds a collective may wait for the other ranks before the job is ended")(
-      "dist.bucket_mb", po::value(&o.dist_bucket_mb)->default_value(o.dist_bucket_mb),
-      "MiB per gradient all-reduce bucket");
-
-  po::options_description eval("Evaluation [eval]");
-  eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),
-                     "utterances per evaluation batch")(
-      "eval.max_items", po::value(&o.eval_max_items)->default_value(o.eval_max_items),
-      "cap on items per benchmark split in mid-run evaluations (0: all)");
+  po::options_description optim("Optimization [optim]"), run("Run [run]"),
+      dist("Data-parallel training [dist] (launch: mpirun -np N train ...)"), eval("Evaluation [eval]");
+  add_loop_options(o, seed, optim, run, dist, eval);
 
   po::options_description all(
       "train: CWCL / InfoNCE training of the speech tower against a frozen text tower");
@@ -360,194 +291,18 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
            "--model.speech_preset, d_model, num_layers, num_heads, ffn_dim, conv_kernel and dropout apply to "
            "--model.speech_tower conformer (the Whisper tower's sizes come with its weights)");
   check_loss_ranges(o.loss);
-  check_optim_options(o);
-  check_run_options(o, seed);
-  check_count("run.stop_after", o.stop_after, 0, kMaxSteps,
-              "0: run to --optim.steps; 10^9 steps is 30 years at a step a second");
-  CW_CHECK(o.progress == "auto" || o.progress == "bar" || o.progress == "lines", OptionError,
-           "--run.progress must be auto, bar or lines, got '", o.progress, "'");
-  // The spelling only: whether the build and the machine have that device is checked when the
-  // run starts (select_device), so that --print-config works anywhere.
-  as_option_error([&] {
-    parse_device(o.device);
-    parse_conv_engine(o.conv);
-  });
+  check_loop_options(o, seed);
   CW_CHECK(o.task == "speech_text" || o.task == "speech_asr", OptionError,
            "--task must be speech_text or speech_asr with these options, got '", o.task, "'");
   CW_CHECK(o.speech_init.empty() || o.task == "speech_text", OptionError,
            "--model.speech_init applies to --task speech_text (the tower it starts from is what speech_asr "
            "writes)");
-  check_count("eval.batch_size", o.eval_batch_size, 1, kMaxBatch,
-              "items embedded at once, at most a training batch");
-  check_count("eval.max_items", o.eval_max_items, 0, kMaxItems, "0: all; more than any data set here");
-  CW_CHECK(o.dist_backend == "auto" || o.dist_backend == "none" || o.dist_backend == "mpi" ||
-               o.dist_backend == "nccl",
-           OptionError, "--dist.backend must be auto, none, mpi or nccl, got '", o.dist_backend, "'");
-  CW_CHECK(std::isfinite(o.dist_timeout) && o.dist_timeout > 0 && o.dist_timeout <= 86400, OptionError,
-           "--dist.timeout must be in (0, 86400] seconds (a collective waiting a day is a hung job), got ",
-           o.dist_timeout);
-  CW_CHECK(std::isfinite(o.dist_bucket_mb) && o.dist_bucket_mb > 0 && o.dist_bucket_mb <= 4096, OptionError,
-           "--dist.bucket_mb must be in (0, 4096] MiB (a bucket is staged in memory), got ",
-           o.dist_bucket_mb);
-  // NCCL is compiled (dist/nccl_communicator.h) but not wired into the trainer: refuse it rather
-  // than run the MPI path under its name. Several ranks on GPUs use mpi (host-staged copies).
-  CW_CHECK(o.dist_backend != "nccl", OptionError,
-           "--dist.backend nccl: the NCCL communicator is not wired into the trainer yet; use mpi (with "
-           "--run.device cuda it copies device tensors through the host)");
-  o.seed = static_cast<uint64_t>(seed);
 
   if (vm.count("print-config")) {
     out << o.to_ini();
     parsed.exit_now = true;
   }
   return parsed;
-}
-
-// ---- Reading options as untrusted input
-
-namespace {
-
-namespace fs = std::filesystem;
-
-// Boost.Program_options 1.74 fills its error messages by replacing each %name% placeholder until
-// none is left, so an option or value that holds one (--%canonical_option%, --optim.lr %value%)
-// loops forever as soon as the error is printed. Such text is refused before Boost sees it.
-void refuse_placeholders(const std::string& text, const std::string& where) {
-  for (size_t i = text.find('%'); i != std::string::npos; i = text.find('%', i + 1)) {
-    size_t j = i + 1;
-    while (j < text.size() && (std::islower(static_cast<unsigned char>(text[j])) || text[j] == '_')) ++j;
-    CW_CHECK(j == i + 1 || j == text.size() || text[j] != '%', OptionError, where, ": '",
-             text.substr(i, j + 1 - i),
-             "' is refused: a %word% in an option or value hangs Boost.Program_options' error messages");
-  }
-}
-
-constexpr size_t kMaxConfigBytes = size_t{1} << 20;  // a config file is a few KiB
-constexpr int kMaxConfigFiles = 64;                  // files read in all: a tree of includes stays small
-
-// Reads config files and their includes depth first (see store_config_files).
-struct ConfigReader {
-  const po::options_description& desc;
-  po::variables_map& vm;
-  bool allow_unregistered;
-  std::vector<std::pair<fs::path, std::string>> chain;  // open files: canonical path, as named
-  int files_read = 0;
-
-  std::string chain_str(const std::string& last) const {
-    std::string s;
-    for (const auto& c : chain) s += "'" + c.second + "' -> ";
-    return s + "'" + last + "'";
-  }
-
-  void read(const fs::path& file) {
-    const std::string name = file.string();
-    const std::string where =
-        "config file '" + name + "'" + (chain.empty() ? "" : " (included by '" + chain.back().second + "')");
-    CW_CHECK(static_cast<int>(chain.size()) < kMaxConfigDepth, OptionError, where,
-             ": includes nest deeper than ", kMaxConfigDepth, " files: ", chain_str(name));
-    CW_CHECK(++files_read <= kMaxConfigFiles, OptionError, where, ": more than ", kMaxConfigFiles,
-             " config files read in all (includes of includes?)");
-    std::error_code ec;
-    const fs::path key = fs::weakly_canonical(file, ec);
-    for (const auto& c : chain)
-      CW_CHECK(c.first != key, OptionError, where,
-               ": config files include each other in a cycle: ", chain_str(name));
-    CW_CHECK(!fs::is_directory(file, ec), OptionError, where, " is a folder, not a config file");
-    std::ifstream in(file, std::ios::binary);
-    CW_CHECK(in.good(), OptionError, where, ": cannot open it");
-    std::string text(kMaxConfigBytes + 1, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    text.resize(static_cast<size_t>(in.gcount()));
-    CW_CHECK(text.size() <= kMaxConfigBytes, OptionError, where, " is larger than 1 MiB: not a config file");
-    std::istringstream lines(text);
-    int line_no = 0;
-    for (std::string line; std::getline(lines, line);)  // Boost drops a line's text from '#' on
-      refuse_placeholders(line.substr(0, line.find('#')), where + " line " + std::to_string(++line_no));
-
-    std::vector<std::string> includes;
-    try {
-      std::istringstream is(text);
-      po::parsed_options parsed = po::parse_config_file(is, desc, allow_unregistered);
-      // Includes are read below, not stored: vm["config"] keeps the command line's files.
-      auto& opts = parsed.options;
-      for (auto it = opts.begin(); it != opts.end();) {
-        if (it->string_key != "config") {
-          ++it;
-          continue;
-        }
-        includes.insert(includes.end(), it->value.begin(), it->value.end());
-        it = opts.erase(it);
-      }
-      po::store(parsed, vm);
-    } catch (const po::error& e) {
-      throw OptionError(where + ": " + e.what());
-    }
-    // The including file's own lines were stored first, so they win over its includes; the
-    // includes go last-to-first, so a later one wins over an earlier one.
-    chain.emplace_back(key, name);
-    for (auto it = includes.rbegin(); it != includes.rend(); ++it) {
-      const fs::path inc(*it);
-      read(inc.is_absolute() ? inc : file.parent_path() / inc);
-    }
-    chain.pop_back();
-  }
-};
-
-}  // namespace
-
-std::vector<std::string> store_command_line(int argc, const char* const* argv,
-                                            const po::options_description& desc, po::variables_map& vm,
-                                            bool allow_unregistered) {
-  for (int i = 1; i < argc; ++i) refuse_placeholders(argv[i], std::string("command line '") + argv[i] + "'");
-  po::command_line_parser parser(argc, argv);
-  parser.options(desc).style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing);
-  if (allow_unregistered) parser.allow_unregistered();
-  const po::parsed_options parsed = parser.run();
-  po::store(parsed, vm);
-  std::vector<std::string> names;
-  for (const auto& opt : parsed.options) names.push_back(opt.string_key);
-  return names;
-}
-
-void store_config_files(const std::vector<std::string>& files, const po::options_description& desc,
-                        po::variables_map& vm, bool allow_unregistered) {
-  ConfigReader reader{desc, vm, allow_unregistered, {}, 0};
-  // po::store keeps the first value stored for an option: last file first.
-  for (auto it = files.rbegin(); it != files.rend(); ++it) reader.read(*it);
-}
-
-void check_count(const char* option, int64_t value, int64_t lo, int64_t hi, const char* why) {
-  CW_CHECK(value >= lo && value <= hi, OptionError, "--", option, " must be in [", lo, ", ", hi, "] (", why,
-           "), got ", value);
-}
-
-void check_loss_ranges(const losses::ContrastiveConfig& loss) {
-  check_count("loss.top_k", loss.top_k, 1, kMaxBatch, "pairs of a batch, at most 65536");
-  check_count("loss.block_rows", loss.block_rows, 0, kMaxBatch,
-              "0: automatic; rows of a batch's logits, at most 65536");
-  check_count("loss.whole_matrix_max_mb", loss.whole_matrix_max_mb, 0, int64_t{1} << 20,
-              "MiB; 1 TiB is more memory than any machine has");
-}
-
-int report_error(const char* binary, std::ostream& err) {
-  try {
-    throw;
-  } catch (const OptionError& e) {
-    err << binary << ": error: " << e.what() << "\n";
-    return 2;
-  } catch (const po::error& e) {
-    err << binary << ": error: " << e.what() << " (see --help)\n";
-    return 2;
-  } catch (const std::bad_alloc&) {
-    err << binary << ": error: out of memory\n";
-    return 1;
-  } catch (const std::exception& e) {
-    err << binary << ": error: " << e.what() << "\n";
-    return 1;
-  } catch (...) {
-    err << binary << ": error: an unknown exception\n";
-    return 1;
-  }
 }
 
 }  // namespace cw::train

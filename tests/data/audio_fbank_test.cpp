@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
+#include "data/feature_batch.h"
 #include "support/check.h"
 
 namespace cw {

@@ -32,7 +32,7 @@
 #include "core/ops.h"
 #include "cuda/cuda.h"
 #include "losses/contrastive_loss.h"
-#include "models/dual_encoder.h"
+#include "models/speech_text_model.h"
 #include "models/text_transformer.h"
 #include "train/adamw.h"
 #include "train/grad_clip.h"

@@ -2,8 +2,7 @@
 // tower, started from MiniLM ("text.*", Hugging Face BERT names), sentence-transformers mean
 // pooling and L2 normalization, a linear projection to the frozen image tower's width ("proj"),
 // and the learnable logit scale ("logit_scale", 0-d, CLIP/LiT). The frozen image tower is not part
-// of it: its embeddings are cached (image_tower.h). Lives in train/ rather than models/ because
-// models/ is another helper's area this session; it uses only models/ and nn/. Part of train/.
+// of it: its embeddings are cached (train/image_tower.h). Part of models/.
 #pragma once
 
 #include <memory>
@@ -13,7 +12,7 @@
 #include "models/sentence_encoder.h"
 #include "nn/basic_layers.h"
 
-namespace cw::train {
+namespace cw::models {
 
 class ImageTextModel : public nn::Module {
  public:
@@ -21,7 +20,7 @@ class ImageTextModel : public nn::Module {
   // train_layers: the top layers that train (-1: all, embeddings included; 0: none); the others,
   // and the embeddings, get requires_grad = false and stay in eval mode (no dropout), so no graph
   // is recorded for them.
-  ImageTextModel(const models::SentenceEncoder& encoder, int64_t embed_dim, int64_t train_layers,
+  ImageTextModel(const SentenceEncoder& encoder, int64_t embed_dim, int64_t train_layers,
                  double init_log_scale, bool learn_scale);
 
   // Sentences -> text embeddings (B, embed_dim), not normalized (the loss normalizes).
@@ -39,4 +38,4 @@ class ImageTextModel : public nn::Module {
   int64_t train_layers = -1;
 };
 
-}  // namespace cw::train
+}  // namespace cw::models

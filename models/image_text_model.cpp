@@ -1,5 +1,5 @@
 // ImageTextModel (see image_text_model.h).
-#include "train/image_text_model.h"
+#include "models/image_text_model.h"
 
 #include <algorithm>
 
@@ -7,10 +7,10 @@
 #include "core/error.h"
 #include "core/ops.h"
 
-namespace cw::train {
+namespace cw::models {
 
-ImageTextModel::ImageTextModel(const models::SentenceEncoder& encoder, int64_t embed_dim,
-                               int64_t train_layers_, double init_log_scale, bool learn_scale)
+ImageTextModel::ImageTextModel(const SentenceEncoder& encoder, int64_t embed_dim, int64_t train_layers_,
+                               double init_log_scale, bool learn_scale)
     : tokenizer(encoder.tokenizer), max_seq_length(encoder.max_seq_length), train_layers(train_layers_) {
   const int64_t layers = static_cast<int64_t>(encoder.model->encoder->layer->size());
   CW_CHECK(train_layers >= -1 && train_layers <= layers, ValueError, "--model.text_train_layers (",
@@ -47,7 +47,7 @@ Variable ImageTextModel::embed_text(const std::vector<std::string>& sentences) c
   const Tensor mask = b.attention_mask.to(dev);
   const Variable hidden = text->forward(b.input_ids.to(dev), mask, b.token_type_ids.to(dev));  // (B, T, H)
   // MiniLM's own sentence embedding (mean pool + L2), then the projection to the image width.
-  return proj->forward(models::l2_normalize(models::masked_mean_pool(hidden, mask)));  // (B, D)
+  return proj->forward(l2_normalize(masked_mean_pool(hidden, mask)));  // (B, D)
 }
 
 Tensor ImageTextModel::encode(const std::vector<std::string>& sentences, int64_t batch_size) const {
@@ -64,4 +64,4 @@ Tensor ImageTextModel::encode(const std::vector<std::string>& sentences, int64_t
   return parts.size() == 1 ? parts[0] : ops::concat(parts, 0);
 }
 
-}  // namespace cw::train
+}  // namespace cw::models

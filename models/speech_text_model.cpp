@@ -1,5 +1,5 @@
-// SpeechTextModel (see dual_encoder.h).
-#include "models/dual_encoder.h"
+// SpeechTextModel (see speech_text_model.h).
+#include "models/speech_text_model.h"
 
 #include "core/ops.h"
 
