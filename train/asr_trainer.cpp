@@ -71,7 +71,7 @@ CharVocab vocab_of(const SpeechSplit& train) {
 }
 
 // CTC pretraining as a Task of the one training loop (run_loop.h).
-class AsrTask : public Task {
+class AsrTask : public LoaderTask<SpeechLoader, SpeechBatch> {
  public:
   AsrTask(const TrainOptions& o, const RunContext& ctx)
       : o_(o),
@@ -86,14 +86,7 @@ class AsrTask : public Task {
     cfg_ = speech_tower_config(o, train_.features->num_bins(), 384);
     model_ = std::make_unique<models::AsrModel>(cfg_, vocab_.size());
     model_->speech->proj->requires_grad_(false);
-    SpeechLoaderOptions lo;
-    lo.batch_size = o.batch_size;
-    lo.seed = o.seed;
-    lo.spec_augment = o.spec_augment;
-    lo.bucket_by_length = o.bucket_by_length;
-    lo.max_frames = o.max_frames;
-    lo.num_workers = static_cast<int>(o.loader_workers);
-    loader_ = std::make_unique<SpeechLoader>(train_.features, lo);
+    loader_ = std::make_unique<SpeechLoader>(train_.features, training_loader_options(o));
     if (o.max_frames > 0)
       ctx.log()
           << "note: --data.max_frames " << o.max_frames
@@ -109,13 +102,6 @@ class AsrTask : public Task {
       << " parameters";
     return s.str();
   }
-
-  int64_t load_batch() override {
-    batch_ = loader_->next();
-    return batch_.epoch;
-  }
-  DataPosition position() const override { return {loader_->epoch(), loader_->batch_in_epoch()}; }
-  void seek(const DataPosition& at) override { loader_->seek(at.epoch, at.batch_in_epoch); }
 
   TaskLoss forward(int64_t, const dist::RowShard&) override {
     std::vector<std::vector<int64_t>> targets;
@@ -177,9 +163,7 @@ class AsrTask : public Task {
   CharVocab vocab_;
   models::ConformerConfig cfg_;
   std::unique_ptr<models::AsrModel> model_;
-  std::unique_ptr<SpeechLoader> loader_;
   losses::CtcOptions ctc_;
-  SpeechBatch batch_;
 };
 
 }  // namespace
@@ -189,14 +173,10 @@ class AsrTask : public Task {
 SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
   const RunContext ctx = start_run(o, o.to_ini(), /*data_parallel=*/false, log);
   AsrTask task(o, ctx);
-  const LoopResult r = run_loop(task, o, ctx);
   SpeechAsrResult result;
-  result.losses = r.losses;
+  static_cast<LoopResult&>(result) = run_loop(task, o, ctx);
   result.cer = task.cer_;
   result.tower = task.tower_;
-  result.steps_done = r.steps_done;
-  result.train_seconds = r.train_seconds;
-  result.stopped_on_nan = r.stopped_on_nan;
   return result;
 }
 

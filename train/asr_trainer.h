@@ -13,17 +13,15 @@
 #include <utility>
 #include <vector>
 
+#include "train/run_loop.h"
 #include "train/train_options.h"
 
 namespace cw::train {
 
-struct SpeechAsrResult {
-  std::vector<double> losses;                   // per step of this process
+// The loop's result (losses, steps, timing; run_loop.h) and the task's own.
+struct SpeechAsrResult : LoopResult {
   std::vector<std::pair<int64_t, double>> cer;  // (step, validation CER) of each evaluation
   std::filesystem::path tower;                  // the speech tower file (empty if stopped early)
-  int64_t steps_done = 0;
-  double train_seconds = 0;
-  bool stopped_on_nan = false;
 };
 
 SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log);

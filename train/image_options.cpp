@@ -9,20 +9,12 @@
 
 #include "core/error.h"
 #include "train/device_select.h"
+#include "train/loss_options.h"
+#include "train/option_reading.h"
 #include "train/train_options.h"
 
 namespace cw::train {
 namespace po = boost::program_options;
-
-namespace {
-
-struct LossStrings {
-  std::string kind = "cwcl", kernel = "linear", mask = "none", reverse = "weighted", reduction = "mean";
-};
-
-std::string bool_str(bool b) { return b ? "true" : "false"; }
-
-}  // namespace
 
 std::string ImageTrainOptions::to_ini() const {
   std::ostringstream s;
@@ -36,33 +28,16 @@ std::string ImageTrainOptions::to_ini() const {
     << "\ntext_train_layers = " << text_train_layers << "\n\n[ssl]\ncrop_min_scale = " << crop_min_scale
     << "\nbrightness = " << brightness << "\ncontrast = " << contrast << "\nnoise_std = " << noise_std
     << "\ntemperature = " << ssl_temperature << "\nknn_k = " << knn_k << "\nknn_memory = " << knn_memory
-    << "\n\n[loss]\nkind = " << losses::to_string(loss.loss)
-    << "\nkernel = " << losses::to_string(loss.kernel) << "\nkernel_temperature = " << loss.kernel_temperature
-    << "\nmask = " << losses::to_string(loss.mask) << "\ntop_k = " << loss.top_k
-    << "\nthreshold = " << loss.threshold << "\nreverse = " << losses::to_string(loss.reverse)
-    << "\nreduction = " << losses::to_string(loss.reduction)
-    << "\ninit_temperature = " << loss.init_temperature
-    << "\nlearn_temperature = " << bool_str(loss.learn_temperature)
-    << "\nmax_logit_scale = " << loss.max_logit_scale << "\n\n";
+    << "\n\n";
+  write_loss_ini(s, loss);
   write_loop_ini(s, *this);
   return s.str();
 }
 
-ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* argv, std::ostream& out) {
-  ParsedImageTrainOptions parsed;
-  ImageTrainOptions& o = parsed.options;
-  LossStrings ls;
-  std::vector<std::string> config_files;
-  int64_t seed = static_cast<int64_t>(o.seed);  // read signed, as in parse_train_options
+namespace {
 
-  po::options_description general("General");
-  general.add_options()("help,h", "print this help and exit")(
-      "config,c", po::value(&config_files)->composing(), "INI config file (repeatable; later files win)")(
-      "print-config", "print the resolved configuration as INI and exit")(
-      "task", po::value(&o.task)->default_value(o.task),
-      "image_ssl | image_text (speech_text: the speech task)");
-
-  po::options_description data("Data [data]");
+void add_image_options(po::options_description& data, po::options_description& model,
+                       po::options_description& ssl, ImageTrainOptions& o) {
   data.add_options()("data.dataset", po::value(&o.dataset)->default_value(o.dataset),
                      "fashion_mnist | digits | shapes")(
       "data.image_root", po::value(&o.image_root)->default_value(o.image_root),
@@ -70,7 +45,6 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
       "data.loader_workers", po::value(&o.loader_workers)->default_value(o.loader_workers),
       "background batch threads");
 
-  po::options_description model("Model [model]");
   model.add_options()("model.image_preset", po::value(&o.image_preset)->default_value(o.image_preset),
                       "image tower preset: micro28 | small28 (image_ssl)")(
       "model.image_patch", po::value(&o.image_patch)->default_value(o.image_patch), "override (0: preset's)")(
@@ -88,7 +62,6 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
       "model.text_train_layers", po::value(&o.text_train_layers)->default_value(o.text_train_layers),
       "top MiniLM layers trained (-1: all, embeddings included; 0: projection and scale only)");
 
-  po::options_description ssl("Self-supervised pretraining [ssl] (image_ssl)");
   ssl.add_options()("ssl.crop_min_scale", po::value(&o.crop_min_scale)->default_value(o.crop_min_scale),
                     "random resized crop: smallest area fraction")(
       "ssl.brightness", po::value(&o.brightness)->default_value(o.brightness), "brightness jitter (0: off)")(
@@ -99,63 +72,10 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
       "ssl.knn_k", po::value(&o.knn_k)->default_value(o.knn_k), "k of the k-NN check")(
       "ssl.knn_memory", po::value(&o.knn_memory)->default_value(o.knn_memory),
       "training images in the k-NN memory (0: all)");
+}
 
-  po::options_description loss("Loss [loss] (image_text)");
-  loss.add_options()("loss.kind", po::value(&ls.kind)->default_value(ls.kind), "cwcl | infonce (LiT)")(
-      "loss.kernel", po::value(&ls.kernel)->default_value(ls.kernel), "CWCL weight kernel: linear | exp")(
-      "loss.kernel_temperature",
-      po::value(&o.loss.kernel_temperature)->default_value(o.loss.kernel_temperature),
-      "exp kernel temperature")("loss.mask", po::value(&ls.mask)->default_value(ls.mask),
-                                "none | topk | threshold")(
-      "loss.top_k", po::value(&o.loss.top_k)->default_value(o.loss.top_k), "k of the topk mask")(
-      "loss.threshold", po::value(&o.loss.threshold)->default_value(o.loss.threshold), "threshold mask")(
-      "loss.reverse", po::value(&ls.reverse)->default_value(ls.reverse), "weighted | infonce | none")(
-      "loss.reduction", po::value(&ls.reduction)->default_value(ls.reduction), "mean | sum")(
-      "loss.init_temperature", po::value(&o.loss.init_temperature)->default_value(o.loss.init_temperature),
-      "initial temperature")("loss.learn_temperature",
-                             po::value(&o.loss.learn_temperature)->default_value(o.loss.learn_temperature),
-                             "learn the logit scale")(
-      "loss.max_logit_scale", po::value(&o.loss.max_logit_scale)->default_value(o.loss.max_logit_scale),
-      "clamp of the logit scale");
-
-  po::options_description optim("Optimization [optim]"), run("Run [run]"),
-      dist("Data-parallel training [dist] (the image tasks run as one process)"), eval("Evaluation [eval]");
-  add_loop_options(o, seed, optim, run, dist, eval);
-
-  po::options_description all("train --task image_ssl | image_text: the image-text experiment");
-  all.add(general).add(data).add(model).add(ssl).add(loss).add(optim).add(run).add(dist).add(eval);
-
-  po::variables_map vm;
-  try {
-    store_command_line(argc, argv, all, vm);
-    if (vm.count("config")) store_config_files(vm["config"].as<std::vector<std::string>>(), all, vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw OptionError(std::string(e.what()) + " (see train --task image_text --help)");
-  }
-  if (vm.count("help")) {
-    out << all << "\n";
-    parsed.exit_now = true;
-    return parsed;
-  }
-  auto parse_as = [](const char* option, auto parse, const std::string& value) {
-    try {
-      return parse(value);
-    } catch (const ValueError& e) {
-      throw OptionError(std::string("--") + option + ": " + e.what());
-    }
-  };
-  o.loss.loss = parse_as("loss.kind", losses::parse_loss_kind, ls.kind);
-  o.loss.kernel = parse_as("loss.kernel", losses::parse_weight_kernel, ls.kernel);
-  o.loss.mask = parse_as("loss.mask", losses::parse_weight_mask, ls.mask);
-  o.loss.reverse = parse_as("loss.reverse", losses::parse_reverse_direction, ls.reverse);
-  o.loss.reduction = parse_as("loss.reduction", losses::parse_direction_reduction, ls.reduction);
-  try {
-    o.loss.validate();
-  } catch (const ValueError& e) {
-    throw OptionError(std::string("[loss] options: ") + e.what());
-  }
-
+// The [data], [model] and [ssl] checks, each error an OptionError naming its option.
+void check_image_options(const ImageTrainOptions& o) {
   CW_CHECK(o.task == "image_ssl" || o.task == "image_text", OptionError,
            "--task must be image_ssl or image_text here, got '", o.task, "'");
   CW_CHECK(o.dataset == "fashion_mnist" || o.dataset == "digits" || o.dataset == "shapes", OptionError,
@@ -190,9 +110,37 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
            "--ssl.temperature must be finite and > 0, got ", o.ssl_temperature);
   check_count("ssl.knn_k", o.knn_k, 1, 10000, "neighbours voting; 10000 is no longer a local vote");
   check_count("ssl.knn_memory", o.knn_memory, 0, kMaxItems, "0: all; more than any data set here");
-  check_loss_ranges(o.loss);
+}
+
+}  // namespace
+
+ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* argv, std::ostream& out) {
+  ParsedImageTrainOptions parsed;
+  ImageTrainOptions& o = parsed.options;
+  LossSpelling ls(o.loss);
+  GeneralOptions g;
+  int64_t seed = static_cast<int64_t>(o.seed);  // read signed, as in parse_train_options
+  po::options_description general("General"), data("Data [data]"), model("Model [model]"),
+      ssl("Self-supervised pretraining [ssl] (image_ssl)"), loss("Loss [loss] (image_text)"),
+      optim("Optimization [optim]"), run("Run [run]"),
+      dist("Data-parallel training [dist] (the image tasks run as one process)"), eval("Evaluation [eval]");
+  add_general_options(general, g, o.task, "image_ssl | image_text (speech_text: the speech task)");
+  add_image_options(data, model, ssl, o);
+  add_loss_options(loss, o.loss, ls);
+  add_loop_options(o, seed, optim, run, dist, eval);
+  po::options_description all("train --task image_ssl | image_text: the image-text experiment");
+  all.add(general).add(data).add(model).add(ssl).add(loss).add(optim).add(run).add(dist).add(eval);
+
+  parse_options(argc, argv, all, g, "see train --task image_text --help");
+  if (g.help) {
+    out << all << "\n";
+    parsed.exit_now = true;
+    return parsed;
+  }
+  read_loss_options(o.loss, ls, ImageTrainOptions().loss, g.command_line);
+  check_image_options(o);
   check_loop_options(o, seed);
-  if (vm.count("print-config")) {
+  if (g.print_config) {
     out << o.to_ini();
     parsed.exit_now = true;
   }

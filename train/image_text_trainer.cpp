@@ -125,7 +125,7 @@ std::string ImageTextEval::table() const {
 namespace {
 
 // The image-text experiment as a Task of the one training loop (run_loop.h).
-class ImageTextTask : public Task {
+class ImageTextTask : public LoaderTask<ImageLoader, ImageBatch> {
  public:
   ImageTextTask(const ImageTrainOptions& o, const RunContext& ctx)
       : o_(o),
@@ -159,13 +159,6 @@ class ImageTextTask : public Task {
     return s.str();
   }
   const char* items_name() const override { return "pairs"; }
-
-  int64_t load_batch() override {
-    batch_ = loader_->next();
-    return batch_.epoch;
-  }
-  DataPosition position() const override { return {loader_->epoch(), loader_->batch_in_epoch()}; }
-  void seek(const DataPosition& at) override { loader_->seek(at.epoch, at.batch_in_epoch); }
 
   TaskLoss forward(int64_t, const dist::RowShard&) override {
     const Tensor idx = ops::from_vector(batch_.indices, {static_cast<int64_t>(batch_.indices.size())});
@@ -227,8 +220,6 @@ class ImageTextTask : public Task {
   ImageTextData d_;
   models::SentenceEncoder minilm_;
   models::ImageTextModel model_;
-  std::unique_ptr<ImageLoader> loader_;
-  ImageBatch batch_;
 };
 
 }  // namespace
@@ -239,13 +230,9 @@ ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
   ImageTextTask task(o, ctx);
   ImageTextResult result;
   result.prepare_seconds = seconds_since(t_prepare);
-  const LoopResult r = run_loop(task, o, ctx);
-  result.steps_done = r.steps_done;
-  result.stopped_on_nan = r.stopped_on_nan;
-  result.losses = r.losses;
-  result.train_seconds = r.train_seconds;
-  if (r.first_step == 0 && !task.evals_.empty()) result.initial_eval = task.evals_.front();
-  if (r.finished) result.final_eval = task.evals_.back();
+  static_cast<LoopResult&>(result) = run_loop(task, o, ctx);
+  if (result.first_step == 0 && !task.evals_.empty()) result.initial_eval = task.evals_.front();
+  if (result.finished) result.final_eval = task.evals_.back();
   return result;
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "train/image_options.h"
+#include "train/run_loop.h"
 #include "train/zero_shot.h"
 
 namespace cw::train {
@@ -32,13 +33,11 @@ struct ImageTextEval {
   std::string table() const;  // human-readable, one template per line
 };
 
-struct ImageTextResult {
-  int64_t steps_done = 0;
-  bool stopped_on_nan = false;
-  std::vector<double> losses;
+// The loop's result (losses, steps, timing; run_loop.h) and the task's own.
+struct ImageTextResult : LoopResult {
   ImageTextEval initial_eval;  // before the first step (the MiniLM start with a random projection)
   ImageTextEval final_eval;
-  double train_seconds = 0, prepare_seconds = 0;
+  double prepare_seconds = 0;
 };
 
 ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log);

@@ -130,12 +130,31 @@ void check_count(const char* option, int64_t value, int64_t lo, int64_t hi, cons
            "), got ", value);
 }
 
-void check_loss_ranges(const losses::ContrastiveConfig& loss) {
-  check_count("loss.top_k", loss.top_k, 1, kMaxBatch, "pairs of a batch, at most 65536");
-  check_count("loss.block_rows", loss.block_rows, 0, kMaxBatch,
-              "0: automatic; rows of a batch's logits, at most 65536");
-  check_count("loss.whole_matrix_max_mb", loss.whole_matrix_max_mb, 0, int64_t{1} << 20,
-              "MiB; 1 TiB is more memory than any machine has");
+void add_general_options(po::options_description& section, GeneralOptions& g, std::string& task,
+                         const char* task_help) {
+  section.add_options()("help,h", "print this help and exit")(
+      "config,c", po::value(&g.config_files)->composing(),
+      "INI config file (repeatable; later files override earlier ones, the command line overrides all)")(
+      "print-config", "print the resolved configuration as INI and exit")(
+      // Read by train_main.cpp before the tables (requested_task); accepted here so that an
+      // explicit --task, or `task = ...` in a config file, is not an error.
+      "task", po::value(&task)->default_value(task), task_help);
+}
+
+void parse_options(int argc, const char* const* argv, const po::options_description& all, GeneralOptions& g,
+                   const char* hint) {
+  po::variables_map vm;
+  try {
+    // po::store keeps the first value stored for an option: the command line goes first so it
+    // wins over every config file.
+    g.command_line = store_command_line(argc, argv, all, vm);
+    if (vm.count("config")) store_config_files(vm["config"].as<std::vector<std::string>>(), all, vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw OptionError(std::string(e.what()) + " (" + hint + ")");
+  }
+  g.help = vm.count("help") > 0;
+  g.print_config = vm.count("print-config") > 0;
 }
 
 int report_error(const char* binary, std::ostream& err) {

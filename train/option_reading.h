@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "losses/contrastive_config.h"
 
 namespace boost::program_options {
 class options_description;
@@ -69,8 +68,20 @@ void as_option_error(F&& f) {
   }
 }
 
-// Ranges of the loss options beyond ContrastiveConfig::validate (sizes that feed allocations).
-void check_loss_ranges(const losses::ContrastiveConfig& loss);
+// The General section every table of `train` starts with: --help, --config (repeatable),
+// --print-config and --task (bound to `task`, described by task_help).
+struct GeneralOptions {
+  std::vector<std::string> config_files;
+  bool help = false, print_config = false;
+  std::vector<std::string> command_line;  // the option names given on the command line
+};
+void add_general_options(boost::program_options::options_description& section, GeneralOptions& g,
+                         std::string& task, const char* task_help);
+
+// Reads argv, then the --config files (with their includes), into the variables `all` is bound
+// to. A Boost error becomes an OptionError ending with `hint` (e.g. "see --help"). Fills g.
+void parse_options(int argc, const char* const* argv, const boost::program_options::options_description& all,
+                   GeneralOptions& g, const char* hint);
 
 // The exit status of a binary for the exception being handled (call it in a catch block), after
 // printing "<binary>: error: <what>" on err: 2 for a bad option (OptionError or a

@@ -101,8 +101,8 @@ void sum_over_ranks(dist::Communicator& comm, std::vector<StepMetric>& metrics) 
 // One <name>.csv (header from the first row's names) and <name>.jsonl pair, appended to.
 class LogPair {
  public:
-  LogPair(const fs::path& out, const std::string& name, bool open) {
-    if (!open) return;
+  void open(const fs::path& out, const std::string& name, bool lead) {
+    if (!lead) return;
     csv_.open(out / (name + ".csv"), std::ios::app);
     jsonl_.open(out / (name + ".jsonl"), std::ios::app);
     needs_header_ = fs::file_size(out / (name + ".csv")) == 0;
@@ -169,214 +169,263 @@ RunContext start_run(const LoopOptions& o, const std::string& config_ini, bool d
   return ctx;
 }
 
-LoopResult run_loop(Task& task, const LoopOptions& o, const RunContext& ctx) {
-  LoopResult result;
-  dist::Communicator& comm = *ctx.comm;
-  const int rank = ctx.rank, world = ctx.world;
-  const bool lead = ctx.lead();
-  std::ostream& log = ctx.log();
-  const fs::path out(o.out), ckpt_dir = out / "checkpoints";
+namespace {
 
-  // ---- 2. the model on the device, before the optimizer: its moments are made beside each
-  // parameter. Batches are copied there each step.
-  nn::Module& model = task.model();
-  model.train();
-  model.to(ctx.device);
-  AdamW opt(make_param_groups(model.named_parameters(), o.weight_decay, task.no_decay_names()),
-            AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
-  std::vector<Variable> params;
-  for (const auto& g : opt.groups())
-    for (const auto& p : g.params) params.push_back(p);
-  const LrSchedule schedule{o.lr, o.warmup_steps, o.steps, o.min_lr_ratio};
-  log << "model: " << task.describe() << "\n";
+// The loop's state, one method per phase (each short enough to read at once).
+class Loop {
+ public:
+  Loop(Task& task, const LoopOptions& o, const RunContext& ctx)
+      : task_(task),
+        o_(o),
+        ctx_(ctx),
+        comm_(*ctx.comm),
+        log_(ctx.log()),
+        out_(o.out),
+        model_(task.model()),
+        // The model goes to the device before the optimizer: its moments are made beside each
+        // parameter. Batches are copied there each step.
+        opt_((model_.train(), model_.to(ctx.device),
+              make_param_groups(model_.named_parameters(), o.weight_decay, task.no_decay_names())),
+             AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay}),
+        params_(trained_parameters(opt_)),
+        schedule_{o.lr, o.warmup_steps, o.steps, o.min_lr_ratio},
+        reducer_(comm_, params_, static_cast<int64_t>(o.dist_bucket_mb * 1024 * 1024)),
+        shard_(dist::shard_rows(o.batch_size, ctx.rank, ctx.world)),
+        bar_(o.progress == "bar" || (o.progress == "auto" && &log_ == &std::cout && isatty(STDOUT_FILENO))) {
+    log_ << "model: " << task.describe() << "\n";
+    // Synchronized batch norm: statistics over the global batch, as one process would have them.
+    if (ctx.world > 1)
+      nn::set_batch_norm_replica_sum([this](const Variable& v) { return dist::all_reduce_sum(comm_, v); });
+  }
+  ~Loop() { nn::set_batch_norm_replica_sum({}); }
 
-  // Synchronized batch norm: statistics over the global batch, as one process would have them.
-  struct ReplicaSumReset {
-    ~ReplicaSumReset() { nn::set_batch_norm_replica_sum({}); }
-  } replica_sum_reset;
-  if (world > 1)
-    nn::set_batch_norm_replica_sum([&comm](const Variable& v) { return dist::all_reduce_sum(comm, v); });
-  dist::GradientReducer reducer(comm, params, static_cast<int64_t>(o.dist_bucket_mb * 1024 * 1024));
-
-  // ---- resume, or a fresh start
-  int64_t step = 0;
-  if (o.resume) {
-    if (auto ck = load_latest_checkpoint(ckpt_dir)) {
-      const nn::LoadReport rep = model.load_state_dict(ck->model, true);
-      CW_CHECK(rep.ok(), ValueError, "--run.resume: ", ck->path.string(),
-               " does not fit this model: ", rep.str());
-      opt.load_state_tensors(ck->optimizer, ck->optimizer_step);
-      // Each rank its own dropout stream (seed + rank; rank 0's is the one saved).
-      default_generator().set_state(ck->state.seed + static_cast<uint64_t>(rank), ck->state.rng_offset);
-      task.seek({ck->state.epoch, ck->state.batch_in_epoch});
-      step = ck->state.step;
-      if (lead)
-        for (const std::string& name : std::vector<std::string>{"metrics", task.eval_log()}) {
-          truncate_log(out / (name + ".csv"), step, true);
-          truncate_log(out / (name + ".jsonl"), step, false);
-        }
-      log << "resume: " << ck->path.string() << " (step " << step << ")\n";
-    } else {
-      log << "resume: no checkpoint in " << ckpt_dir.string() << ", starting from step 0\n";
+  LoopResult run() {
+    resume_or_start();
+    if (step_ == 0 && task_.evaluates_at_start() && ctx_.lead()) evaluate(0, o_.eval_max_items);
+    comm_.reset_stats();
+    t_train_ = Clock::now();
+    first_ = step_;
+    // --run.stop_after: this process stops early, with a checkpoint to resume from.
+    const int64_t stop_at = o_.stop_after > 0 ? std::min(o_.steps, first_ + o_.stop_after) : o_.steps;
+    while (step_ < stop_at) {
+      if (!take_step()) break;  // batch -> forward -> backward -> clip -> update, and the logs
+      const bool last = step_ == o_.steps;
+      if (o_.eval_every > 0 && step_ % o_.eval_every == 0 && !last) {
+        if (ctx_.lead()) evaluate(step_, o_.eval_max_items);
+        if (ctx_.world > 1) comm_.barrier(0);  // the others wait for rank 0's evaluation, however long
+      }
+      if ((o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) || last || step_ == stop_at) save();
     }
-  }
-  if (step == 0) {
-    if (lead)
-      for (const std::string& name : std::vector<std::string>{"metrics", task.eval_log()})
-        for (const char* ext : {".csv", ".jsonl"}) fs::remove(out / (name + ext));
-    default_generator().manual_seed(o.seed + static_cast<uint64_t>(rank));  // dropout draws
-  }
-  // Every rank starts from rank 0's weights and buffers (equal already when built from the same
-  // seed or checkpoint; the broadcast makes it so whatever happened before).
-  if (world > 1) {
-    std::vector<Tensor> state;
-    for (const auto& [name, t] : model.state_dict()) state.push_back(t);
-    dist::broadcast_tensors(comm, state, 0);
-  }
-  result.first_step = step;
-
-  LogPair metrics_log(out, "metrics", lead), eval_log(out, task.eval_log(), lead);
-  const auto evaluate = [&](int64_t at_step, int64_t max_items) {
-    EvalRecord r = task.evaluate(at_step, max_items);
-    std::vector<std::string> header = {"step"};
-    std::string row = std::to_string(at_step);
-    std::ostringstream cells;
-    for (const auto& [name, value] : r.columns) {
-      header.push_back(name);
-      cells << ',' << value;
+    report_end();
+    if (result_.stopped_on_nan || !ctx_.lead()) return result_;
+    if (step_ < o_.steps) {
+      log_ << "train: stopped after " << step_ - first_
+           << " steps (--run.stop_after); continue with --run.resume true\n";
+      return result_;
     }
-    nlohmann::json j = r.json;
-    j["step"] = at_step;
-    j["max_items"] = max_items;
-    eval_log.write(header, row + cells.str(), j);
-    log << "eval @ step " << at_step << (max_items > 0 ? " (subset)" : "") << ": " << r.text << std::flush;
-    result.evals.emplace_back(at_step, r);
-    return r;
-  };
-  const auto save = [&](int64_t at_step) {
-    if (!lead) return;  // one writer; the state is the same on every rank
-    const DataPosition at = task.position();
-    TrainerState st;
-    st.step = at_step;
-    st.epoch = at.epoch;
-    st.batch_in_epoch = at.batch_in_epoch;
-    st.seed = default_generator().seed();
-    st.rng_offset = default_generator().offset();
-    st.config_text = ctx.config_ini;
-    save_checkpoint(ckpt_dir, model.state_dict(), opt, st, static_cast<int>(o.keep_last));
-  };
-  if (step == 0 && task.evaluates_at_start() && lead) evaluate(0, o.eval_max_items);
+    const EvalRecord final_eval = evaluate(step_, 0);
+    task_.finish(step_, result_.train_seconds, final_eval, log_);
+    result_.finished = true;
+    return result_;
+  }
 
-  // ---- 3. the loop
-  const bool bar =
-      o.progress == "bar" || (o.progress == "auto" && &log == &std::cout && isatty(STDOUT_FILENO));
-  const dist::RowShard shard = dist::shard_rows(o.batch_size, rank, world);
-  comm.reset_stats();
-  const auto t_train = Clock::now();
-  const int64_t first = step;
-  // --run.stop_after: this process stops early, with a checkpoint to resume from.
-  const int64_t stop_at = o.stop_after > 0 ? std::min(o.steps, first + o.stop_after) : o.steps;
-  while (step < stop_at) {
+ private:
+  static std::vector<Variable> trained_parameters(const AdamW& opt) {
+    std::vector<Variable> params;
+    for (const auto& g : opt.groups())
+      for (const auto& p : g.params) params.push_back(p);
+    return params;
+  }
+
+  // One optimizer step; false when it stopped (a non-finite loss or gradient: nothing updated).
+  bool take_step() {
     const auto t_step = Clock::now();
     StepTail tail;
     TaskLoss l;
     int64_t epoch = 0;
     try {
-      epoch = task.load_batch();        // 1. this step's batch (every rank reads the whole batch)
-      l = task.forward(step, shard);    // 2. forward: this rank's rows' part of the loss
-      sum_over_ranks(comm, l.metrics);  //    (+ the other ranks' parts: the batch's loss)
+      epoch = task_.load_batch();        // 1. this step's batch (every rank reads the whole batch)
+      l = task_.forward(step_, shard_);  // 2. forward: this rank's rows' part of the loss
+      sum_over_ranks(comm_, l.metrics);  //    (+ the other ranks' parts: the batch's loss)
       // 3-5. backward through world x the part, then the mean of the gradients over ranks (the
       // gradient of the batch's loss on every rank), clip, AdamW update.
-      const Variable scaled = world > 1 ? ag::mul(l.loss, static_cast<double>(world)) : l.loss;
-      tail = finish_step(scaled, l.metrics.at(0).value, params, o.grad_clip, opt, schedule, step, log,
-                         [&] { reducer.average(); });
+      const Variable scaled = ctx_.world > 1 ? ag::mul(l.loss, static_cast<double>(ctx_.world)) : l.loss;
+      tail = finish_step(scaled, l.metrics.at(0).value, params_, o_.grad_clip, opt_, schedule_, step_, log_,
+                         [&] { reducer_.average(); });
     } catch (const ValueError& e) {  // the losses report NaN / Inf embeddings as a ValueError
-      log << "\ntrain: stopped at step " << step + 1 << ": " << e.what() << "\n";
+      log_ << "\ntrain: stopped at step " << step_ + 1 << ": " << e.what() << "\n";
       tail.stopped = true;
     }
     if (tail.stopped) {
-      const auto ck = lead ? load_latest_checkpoint(ckpt_dir) : std::nullopt;
-      log << "train: last good checkpoint: "
-          << (ck ? ck->path.string() : std::string("none (no checkpoint was written yet)")) << "\n";
-      result.stopped_on_nan = true;
-      break;
+      const auto ck = ctx_.lead() ? load_latest_checkpoint(out_ / "checkpoints") : std::nullopt;
+      log_ << "train: last good checkpoint: "
+           << (ck ? ck->path.string() : std::string("none (no checkpoint was written yet)")) << "\n";
+      result_.stopped_on_nan = true;
+      return false;
     }
-    ++step;
-    const double loss_value = l.metrics.at(0).value;
-    result.losses.push_back(loss_value);
-    const double step_s = seconds_since(t_step);
+    ++step_;
+    result_.losses.push_back(l.metrics.at(0).value);
+    write_metrics(epoch, l.metrics, tail, seconds_since(t_step));
+    print_progress(l.metrics, tail.lr);
+    return true;
+  }
 
-    // The metrics row: step, epoch, the task's metrics, lr, gradient norm, seconds.
-    std::vector<StepMetric> row_metrics = {{"epoch", "epoch", static_cast<double>(epoch), "%.0f", false}};
-    row_metrics.insert(row_metrics.end(), l.metrics.begin(), l.metrics.end());
-    row_metrics.push_back({"lr", "lr", tail.lr, "%.6g", false});
-    row_metrics.push_back({"grad_norm", "grad_norm", tail.norm, "%.4f", false});
-    row_metrics.push_back({"step_seconds", "step_seconds", step_s, "%.3f", false});
+  // The metrics row: step, epoch, the task's metrics, lr, gradient norm, seconds.
+  void write_metrics(int64_t epoch, const std::vector<StepMetric>& task_metrics, const StepTail& tail,
+                     double step_seconds) {
+    std::vector<StepMetric> metrics = {{"epoch", "epoch", static_cast<double>(epoch), "%.0f", false}};
+    metrics.insert(metrics.end(), task_metrics.begin(), task_metrics.end());
+    metrics.push_back({"lr", "lr", tail.lr, "%.6g", false});
+    metrics.push_back({"grad_norm", "grad_norm", tail.norm, "%.4f", false});
+    metrics.push_back({"step_seconds", "step_seconds", step_seconds, "%.3f", false});
     std::vector<std::string> header = {"step"};
-    std::string row = std::to_string(step);
-    nlohmann::json j = {{"step", step}};
-    for (const StepMetric& m : row_metrics) {
+    std::string row = std::to_string(step_);
+    nlohmann::json j = {{"step", step_}};
+    for (const StepMetric& m : metrics) {
       header.push_back(m.column);
       row += ',';  // (not "," + cell: GCC 12 warns falsely on that concatenation, -Wrestrict)
       row += format_cell(m.format, m.value);
       j[m.key] = m.value;
     }
-    metrics_log.write(header, row, j);
-
-    const double per_step = seconds_since(t_train) / static_cast<double>(step - first);
-    char rate[160];
-    std::snprintf(rate, sizeof rate, "  lr %.2e  %.1f %s/s  ETA %s", tail.lr,
-                  static_cast<double>(o.batch_size) / per_step, task.items_name(),
-                  eta_string(per_step * static_cast<double>(o.steps - step)).c_str());
-    const std::string line = "step " + std::to_string(step) + "/" + std::to_string(o.steps) + "  " +
-                             task.progress(l.metrics) + rate;
-    if (bar) {
-      const int width = 24, done = static_cast<int>(width * step / o.steps);
-      log << "\r[" << std::string(done, '=') << std::string(width - done, ' ') << "] " << line << "   "
-          << std::flush;
-      if (step == o.steps) log << "\n";
-    } else if (step % o.log_every == 0 || step == o.steps || step == first + 1) {
-      log << line << "\n" << std::flush;
-    }
-
-    const bool last = step == o.steps;
-    if (o.eval_every > 0 && step % o.eval_every == 0 && !last) {
-      if (lead) {
-        if (bar) log << "\n";
-        evaluate(step, o.eval_max_items);
-      }
-      if (world > 1) comm.barrier(0);  // the others wait for rank 0's evaluation, however long
-    }
-    if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || last || step == stop_at) save(step);
+    metrics_log_.write(header, row, j);
   }
 
-  // ---- 4. the end
-  result.train_seconds = seconds_since(t_train);
-  result.steps_done = step;
-  log << "train: " << step - first << " steps in " << result.train_seconds << " s" << task.summary() << "\n"
-      << device_memory_line(ctx.device);
-  result.comm = comm.stats();
-  if (world > 1 && step > first) {
-    const double steps_run = static_cast<double>(step - first);
+  void print_progress(const std::vector<StepMetric>& metrics, double lr) {
+    const double per_step = seconds_since(t_train_) / static_cast<double>(step_ - first_);
+    char rate[160];
+    std::snprintf(rate, sizeof rate, "  lr %.2e  %.1f %s/s  ETA %s", lr,
+                  static_cast<double>(o_.batch_size) / per_step, task_.items_name(),
+                  eta_string(per_step * static_cast<double>(o_.steps - step_)).c_str());
+    const std::string line = "step " + std::to_string(step_) + "/" + std::to_string(o_.steps) + "  " +
+                             task_.progress(metrics) + rate;
+    if (bar_) {
+      const int width = 24, done = static_cast<int>(width * step_ / o_.steps);
+      log_ << "\r[" << std::string(done, '=') << std::string(width - done, ' ') << "] " << line << "   "
+           << std::flush;
+      if (step_ == o_.steps) log_ << "\n";
+    } else if (step_ % o_.log_every == 0 || step_ == o_.steps || step_ == first_ + 1) {
+      log_ << line << "\n" << std::flush;
+    }
+  }
+
+  // Resume from the latest checkpoint (--run.resume), or start fresh; then every rank holds rank
+  // 0's weights and buffers (equal already when built from the same seed or checkpoint; the
+  // broadcast makes it so whatever happened before).
+  void resume_or_start() {
+    const std::vector<std::string> logs = {"metrics", task_.eval_log()};
+    const fs::path ckpt_dir = out_ / "checkpoints";
+    if (o_.resume) {
+      if (auto ck = load_latest_checkpoint(ckpt_dir)) {
+        const nn::LoadReport rep = model_.load_state_dict(ck->model, true);
+        CW_CHECK(rep.ok(), ValueError, "--run.resume: ", ck->path.string(),
+                 " does not fit this model: ", rep.str());
+        opt_.load_state_tensors(ck->optimizer, ck->optimizer_step);
+        // Each rank its own dropout stream (seed + rank; rank 0's is the one saved).
+        default_generator().set_state(ck->state.seed + static_cast<uint64_t>(ctx_.rank),
+                                      ck->state.rng_offset);
+        task_.seek({ck->state.epoch, ck->state.batch_in_epoch});
+        step_ = ck->state.step;
+        if (ctx_.lead())
+          for (const std::string& name : logs) {
+            truncate_log(out_ / (name + ".csv"), step_, true);
+            truncate_log(out_ / (name + ".jsonl"), step_, false);
+          }
+        log_ << "resume: " << ck->path.string() << " (step " << step_ << ")\n";
+      } else {
+        log_ << "resume: no checkpoint in " << ckpt_dir.string() << ", starting from step 0\n";
+      }
+    }
+    if (step_ == 0) {
+      if (ctx_.lead())
+        for (const std::string& name : logs)
+          for (const char* ext : {".csv", ".jsonl"}) fs::remove(out_ / (name + ext));
+      default_generator().manual_seed(o_.seed + static_cast<uint64_t>(ctx_.rank));  // dropout draws
+    }
+    if (ctx_.world > 1) {
+      std::vector<Tensor> state;
+      for (const auto& [name, t] : model_.state_dict()) state.push_back(t);
+      dist::broadcast_tensors(comm_, state, 0);
+    }
+    result_.first_step = step_;
+    metrics_log_.open(out_, "metrics", ctx_.lead());
+    eval_log_.open(out_, task_.eval_log(), ctx_.lead());
+  }
+
+  EvalRecord evaluate(int64_t at_step, int64_t max_items) {
+    if (bar_ && at_step > 0) log_ << "\n";
+    EvalRecord r = task_.evaluate(at_step, max_items);
+    std::vector<std::string> header = {"step"};
+    std::ostringstream row;
+    row << at_step;
+    for (const auto& [name, value] : r.columns) {
+      header.push_back(name);
+      row << ',' << value;
+    }
+    nlohmann::json j = r.json;
+    j["step"] = at_step;
+    j["max_items"] = max_items;
+    eval_log_.write(header, row.str(), j);
+    log_ << "eval @ step " << at_step << (max_items > 0 ? " (subset)" : "") << ": " << r.text << std::flush;
+    result_.evals.emplace_back(at_step, r);
+    return r;
+  }
+
+  void save() {
+    if (!ctx_.lead()) return;  // one writer; the state is the same on every rank
+    const DataPosition at = task_.position();
+    TrainerState st;
+    st.step = step_;
+    st.epoch = at.epoch;
+    st.batch_in_epoch = at.batch_in_epoch;
+    st.seed = default_generator().seed();
+    st.rng_offset = default_generator().offset();
+    st.config_text = ctx_.config_ini;
+    save_checkpoint(out_ / "checkpoints", model_.state_dict(), opt_, st, static_cast<int>(o_.keep_last));
+  }
+
+  void report_end() {
+    result_.train_seconds = seconds_since(t_train_);
+    result_.steps_done = step_;
+    log_ << "train: " << step_ - first_ << " steps in " << result_.train_seconds << " s" << task_.summary()
+         << "\n"
+         << device_memory_line(ctx_.device);
+    result_.comm = comm_.stats();
+    if (ctx_.world == 1 || step_ == first_) return;
+    const double steps_run = static_cast<double>(step_ - first_);
     char line[256];
     std::snprintf(
         line, sizeof line,
         "dist: rank 0 spent %.3f s in %lld collectives (%.2f ms and %.3f MB per step, %lld gradient "
         "buckets)\n",
-        result.comm.seconds, static_cast<long long>(result.comm.calls), 1e3 * result.comm.seconds / steps_run,
-        static_cast<double>(result.comm.bytes) / 1e6 / steps_run, static_cast<long long>(reducer.buckets()));
-    log << line;
+        result_.comm.seconds, static_cast<long long>(result_.comm.calls),
+        1e3 * result_.comm.seconds / steps_run, static_cast<double>(result_.comm.bytes) / 1e6 / steps_run,
+        static_cast<long long>(reducer_.buckets()));
+    log_ << line;
   }
-  if (result.stopped_on_nan || !lead) return result;
-  if (step < o.steps) {
-    log << "train: stopped after " << step - first
-        << " steps (--run.stop_after); continue with --run.resume true\n";
-    return result;
-  }
-  const EvalRecord final_eval = evaluate(step, 0);
-  task.finish(step, result.train_seconds, final_eval, log);
-  result.finished = true;
-  return result;
+
+  Task& task_;
+  const LoopOptions& o_;
+  const RunContext& ctx_;
+  dist::Communicator& comm_;
+  std::ostream& log_;
+  const fs::path out_;
+  nn::Module& model_;
+  AdamW opt_;
+  const std::vector<Variable> params_;
+  const LrSchedule schedule_;
+  dist::GradientReducer reducer_;
+  const dist::RowShard shard_;
+  const bool bar_;
+  LogPair metrics_log_, eval_log_;
+  LoopResult result_;
+  int64_t step_ = 0, first_ = 0;
+  Clock::time_point t_train_;
+};
+
+}  // namespace
+
+LoopResult run_loop(Task& task, const LoopOptions& o, const RunContext& ctx) {
+  return Loop(task, o, ctx).run();
 }
 
 }  // namespace cw::train

@@ -205,6 +205,17 @@ SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, st
   return load_split(corpus, name, feature_dir, front_end_of(o), log);
 }
 
+SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t frames_per_input) {
+  SpeechLoaderOptions lo;
+  lo.batch_size = o.batch_size;
+  lo.seed = o.seed;
+  lo.spec_augment = o.spec_augment;
+  lo.bucket_by_length = o.bucket_by_length;
+  lo.max_frames = o.max_frames / frames_per_input;
+  lo.num_workers = static_cast<int>(o.loader_workers);
+  return lo;
+}
+
 SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text,
                                         std::ostream& log) {
   ensure_corpus(o, log);

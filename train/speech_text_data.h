@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/feature_cache.h"
+#include "data/speech_loader.h"
 #include "data/speech_manifest.h"
 #include "train/frozen_text_cache.h"
 #include "train/train_options.h"
@@ -60,6 +61,10 @@ void ensure_corpus(const TrainOptions& o, std::ostream& log);
 // One split of the corpus with its log-mel features (computed, or read from the feature cache of
 // --data.feature_cache / <corpus>/features), and one log line. For tasks that need no text tower.
 SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, std::ostream& log);
+
+// The training loader's options of the speech tasks: --optim.batch_size, --run.seed, the [data]
+// options; max_frames in the loader's frames (mel frames / frames_per_input).
+SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t frames_per_input = 1);
 
 // ensure_corpus, then features and frozen embeddings (computed or read from the caches), with
 // one log line per step and its time.

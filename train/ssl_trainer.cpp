@@ -39,7 +39,7 @@ double knn_check(const ImageTower& tower, std::shared_ptr<const ImageDataset> tr
 }
 
 // SimCLR pretraining as a Task of the one training loop (run_loop.h).
-class SslTask : public Task {
+class SslTask : public LoaderTask<ImageLoader, ImageBatch> {
  public:
   SslTask(const ImageTrainOptions& o, const RunContext& ctx) : o_(o), ctx_(ctx) {
     const fs::path root = o.image_root.empty() ? fs::path() : fs::path(o.image_root);
@@ -89,13 +89,6 @@ class SslTask : public Task {
     return s.str();
   }
   const char* items_name() const override { return "images"; }
-
-  int64_t load_batch() override {
-    batch_ = loader_->next();
-    return batch_.epoch;
-  }
-  DataPosition position() const override { return {loader_->epoch(), loader_->batch_in_epoch()}; }
-  void seek(const DataPosition& at) override { loader_->seek(at.epoch, at.batch_in_epoch); }
 
   TaskLoss forward(int64_t step, const dist::RowShard&) override {
     // The views of step s draw from streams 2s and 2s + 1 (a pure function of seed and step).
@@ -166,9 +159,7 @@ class SslTask : public Task {
   ImageTower tower_;
   losses::ContrastiveConfig lc_;
   Variable log_scale_;
-  std::unique_ptr<ImageLoader> loader_;
   SslAugment aug_;
-  ImageBatch batch_;
   double final_loss_ = NAN;  // of the last step taken
 };
 
@@ -177,14 +168,10 @@ class SslTask : public Task {
 ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log) {
   const RunContext ctx = start_run(o, o.to_ini(), /*data_parallel=*/false, log);
   SslTask task(o, ctx);
-  const LoopResult r = run_loop(task, o, ctx);
   ImageSslResult result;
-  result.steps_done = r.steps_done;
-  result.stopped_on_nan = r.stopped_on_nan;
-  result.losses = r.losses;
+  static_cast<LoopResult&>(result) = run_loop(task, o, ctx);
   result.knn = task.knn_;
   result.tower = task.file_;
-  result.train_seconds = r.train_seconds;
   return result;
 }
 

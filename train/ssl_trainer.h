@@ -13,16 +13,14 @@
 #include <vector>
 
 #include "train/image_options.h"
+#include "train/run_loop.h"
 
 namespace cw::train {
 
-struct ImageSslResult {
-  int64_t steps_done = 0;
-  bool stopped_on_nan = false;
-  std::vector<double> losses;                   // every step this process ran
+// The loop's result (losses, steps, timing; run_loop.h) and the task's own.
+struct ImageSslResult : LoopResult {
   std::vector<std::pair<int64_t, double>> knn;  // (step, k-NN test accuracy), step 0 = the random init
   std::filesystem::path tower;                  // the tower file written at the end
-  double train_seconds = 0;
 };
 
 ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log);

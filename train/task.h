@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -84,6 +85,23 @@ class Task {
   // Data-parallel training needs a loss that splits into row blocks; tasks without one run as
   // one process.
   virtual bool data_parallel() const { return false; }
+};
+
+// The data half of a Task whose batches come from a loader with next(), epoch(), batch_in_epoch()
+// and seek() (data/speech_loader.h, data/image_loader.h); the task makes loader_.
+template <class Loader, class Batch>
+class LoaderTask : public Task {
+ public:
+  int64_t load_batch() override {
+    batch_ = loader_->next();
+    return batch_.epoch;
+  }
+  DataPosition position() const override { return {loader_->epoch(), loader_->batch_in_epoch()}; }
+  void seek(const DataPosition& at) override { loader_->seek(at.epoch, at.batch_in_epoch); }
+
+ protected:
+  std::unique_ptr<Loader> loader_;
+  Batch batch_;  // the current step's
 };
 
 }  // namespace cw::train

@@ -15,33 +15,18 @@
 
 #include "core/error.h"
 #include "train/device_select.h"
+#include "train/loss_options.h"
 
 namespace cw::train {
 namespace po = boost::program_options;
 
 namespace {
 
-// The loss options as the user spells them (enums become strings).
-struct LossStrings {
-  std::string kind = "cwcl", kernel = "exp", mask = "none", reverse = "weighted", reduction = "mean",
-              linear_weights = "auto";
-};
-
 std::string bool_str(bool b) { return b ? "true" : "false"; }
 
 }  // namespace
 
 std::string TrainOptions::to_ini() const {
-  // CWCL's own options are written for CWCL runs only: an InfoNCE config that named them would be
-  // rejected when read back (they contradict --loss.kind infonce).
-  std::ostringstream cwcl_only_text;
-  cwcl_only_text.precision(10);
-  if (loss.loss == losses::LossKind::CWCL)
-    cwcl_only_text << "\nkernel = " << losses::to_string(loss.kernel)
-                   << "\nkernel_temperature = " << loss.kernel_temperature
-                   << "\nmask = " << losses::to_string(loss.mask) << "\ntop_k = " << loss.top_k
-                   << "\nthreshold = " << loss.threshold;
-  const std::string cwcl_only = cwcl_only_text.str();
   std::ostringstream s;
   s.precision(10);
   s << "task = " << task << "\n\n[data]\n"
@@ -56,40 +41,15 @@ std::string TrainOptions::to_ini() const {
     << "speech_preset = " << speech_preset << "\nd_model = " << d_model << "\nnum_layers = " << num_layers
     << "\nnum_heads = " << num_heads << "\nffn_dim = " << ffn_dim << "\nconv_kernel = " << conv_kernel
     << "\ndropout = " << dropout << "\ntext_model = " << text_model << "\nspeech_init = " << speech_init
-    << "\n\n"
-    << "[loss]\n"
-    << "kind = " << losses::to_string(loss.loss) << cwcl_only
-    << "\nreverse = " << losses::to_string(loss.reverse)
-    << "\nreduction = " << losses::to_string(loss.reduction)
-    << "\ninit_temperature = " << loss.init_temperature
-    << "\nlearn_temperature = " << bool_str(loss.learn_temperature)
-    << "\nmax_logit_scale = " << loss.max_logit_scale
-    << "\nlinear_weights = " << losses::to_string(loss.linear_weights) << "\nblock_rows = " << loss.block_rows
-    << "\nwhole_matrix_max_mb = " << loss.whole_matrix_max_mb << "\n\n";
+    << "\n\n";
+  write_loss_ini(s, loss);
   write_loop_ini(s, *this);
   return s.str();
 }
 
-ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::ostream& out) {
-  ParsedTrainOptions parsed;
-  TrainOptions& o = parsed.options;
-  LossStrings ls;
-  std::vector<std::string> config_files;
-  // Read signed: Boost reads "-1" into an unsigned as 2^64 - 1 without a word.
-  int64_t seed = static_cast<int64_t>(o.seed);
+namespace {
 
-  po::options_description general("General");
-  general.add_options()("help,h", "print this help and exit")(
-      "config,c", po::value(&config_files)->composing(),
-      "INI config file (repeatable; later files override earlier ones, the command line overrides all)")(
-      "print-config", "print the resolved configuration as INI and exit")(
-      // Read by train_main.cpp before this table (requested_task); accepted here so that an
-      // explicit --task speech_text, or `task = speech_text` in a config file, is not an error.
-      "task", po::value(&o.task)->default_value(o.task),
-      "speech_text | speech_asr (CTC pretraining of the speech tower; the options below) | image_ssl | "
-      "image_text (their own: train --task image_text --help)");
-
-  po::options_description data("Data [data]");
+void add_data_options(po::options_description& data, TrainOptions& o) {
   data.add_options()("data.corpus", po::value(&o.corpus)->default_value(o.corpus),
                      "speech corpus folder (made by tools/make_speech_corpus.py)")(
       "data.corpus_size", po::value(&o.corpus_size)->default_value(o.corpus_size),
@@ -112,8 +72,9 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "background batch threads (0: batches made on the training thread)")(
       "data.corpus_jobs", po::value(&o.corpus_jobs)->default_value(o.corpus_jobs),
       "processes for corpus generation (0: all cores)");
+}
 
-  po::options_description model("Model [model]");
+void add_model_options(po::options_description& model, TrainOptions& o) {
   model.add_options()("model.speech_tower", po::value(&o.speech_tower)->default_value(o.speech_tower),
                       "conformer (from scratch) | whisper (the pretrained Whisper encoder)")(
       "model.speech_weights", po::value(&o.speech_weights)->default_value(o.speech_weights),
@@ -136,110 +97,12 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
       "frozen text tower folder (empty: the installed all-MiniLM-L6-v2)")(
       "model.speech_init", po::value(&o.speech_init)->default_value(o.speech_init),
       "speech tower file to start from (written by --task speech_asr; empty: random initialization)");
+}
 
-  po::options_description loss("Loss [loss]");
-  loss.add_options()("loss.kind", po::value(&ls.kind)->default_value(ls.kind), "cwcl | infonce (CLIP/LiT)")(
-      "loss.kernel", po::value(&ls.kernel)->default_value(ls.kernel),
-      "CWCL weight kernel: linear (paper: cos/2 + 1/2) | exp (exp((cos - 1) / kernel_temperature))")(
-      "loss.kernel_temperature",
-      po::value(&o.loss.kernel_temperature)->default_value(o.loss.kernel_temperature),
-      "temperature of the exp kernel")("loss.mask", po::value(&ls.mask)->default_value(ls.mask),
-                                       "sparsify CWCL weights: none | topk | threshold")(
-      "loss.top_k", po::value(&o.loss.top_k)->default_value(o.loss.top_k), "k of the topk mask")(
-      "loss.threshold", po::value(&o.loss.threshold)->default_value(o.loss.threshold),
-      "cosine threshold of the threshold mask")(
-      "loss.reverse", po::value(&ls.reverse)->default_value(ls.reverse),
-      "reverse (frozen -> trained) direction: weighted | infonce | none")(
-      "loss.reduction", po::value(&ls.reduction)->default_value(ls.reduction),
-      "combine the two directions: mean | sum")(
-      "loss.init_temperature", po::value(&o.loss.init_temperature)->default_value(o.loss.init_temperature),
-      "initial temperature (logit scale 1/T)")(
-      "loss.learn_temperature", po::value(&o.loss.learn_temperature)->default_value(o.loss.learn_temperature),
-      "learn the logit scale (CLIP) or keep it fixed")(
-      "loss.max_logit_scale", po::value(&o.loss.max_logit_scale)->default_value(o.loss.max_logit_scale),
-      "clamp of the logit scale")("loss.linear_weights",
-                                  po::value(&ls.linear_weights)->default_value(ls.linear_weights),
-                                  "linear-kernel implementation: auto | factored | blockwise (speed only)")(
-      "loss.block_rows", po::value(&o.loss.block_rows)->default_value(o.loss.block_rows),
-      "logit rows per block (0: automatic; speed only)")(
-      "loss.whole_matrix_max_mb",
-      po::value(&o.loss.whole_matrix_max_mb)->default_value(o.loss.whole_matrix_max_mb),
-      "largest N x N matrix made whole, MiB (speed/memory only)");
-
-  po::options_description optim("Optimization [optim]"), run("Run [run]"),
-      dist("Data-parallel training [dist] (launch: mpirun -np N train ...)"), eval("Evaluation [eval]");
-  add_loop_options(o, seed, optim, run, dist, eval);
-
-  po::options_description all(
-      "train: CWCL / InfoNCE training of the speech tower against a frozen text tower");
-  all.add(general).add(data).add(model).add(loss).add(optim).add(run).add(dist).add(eval);
-
-  po::variables_map vm;
-  std::vector<std::string> command_line;  // the option names given there
-  try {
-    // po::store keeps the first value stored for an option: the command line goes first so it
-    // wins over every config file.
-    command_line = store_command_line(argc, argv, all, vm);
-    if (vm.count("config")) store_config_files(vm["config"].as<std::vector<std::string>>(), all, vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw OptionError(std::string(e.what()) + " (see --help)");
-  }
-  if (vm.count("help")) {
-    out << all << "\n";
-    parsed.exit_now = true;
-    return parsed;
-  }
-
-  // The loss parsers name the valid spellings but not the option; say which option it was.
-  auto parse_as = [](const char* option, auto parse, const std::string& value) {
-    try {
-      return parse(value);
-    } catch (const ValueError& e) {
-      throw OptionError(std::string("--") + option + ": " + e.what());
-    }
-  };
-  o.loss.loss = parse_as("loss.kind", losses::parse_loss_kind, ls.kind);
-  o.loss.kernel = parse_as("loss.kernel", losses::parse_weight_kernel, ls.kernel);
-  o.loss.mask = parse_as("loss.mask", losses::parse_weight_mask, ls.mask);
-  o.loss.reverse = parse_as("loss.reverse", losses::parse_reverse_direction, ls.reverse);
-  o.loss.reduction = parse_as("loss.reduction", losses::parse_direction_reduction, ls.reduction);
-  o.loss.linear_weights =
-      parse_as("loss.linear_weights", losses::parse_linear_weights_form, ls.linear_weights);
-  try {
-    o.loss.validate();
-  } catch (const ValueError& e) {
-    throw OptionError(std::string("[loss] options: ") + e.what());
-  }
-
-  // Contradictions and bad values, each named by its option.
-  // An option counts as given when the command line names it or its value is not the default:
-  // a config file from --print-config (or a run's config.ini) lists every option, defaults
-  // included, and must read back without tripping the checks below.
+// The [data] and [model] checks and the task's, each error an OptionError naming its option.
+// speech_train_layers_given: named on the command line or not the default (loss_options.h).
+void check_speech_options(const TrainOptions& o, bool speech_train_layers_given) {
   const TrainOptions defaults;
-  const LossStrings default_strings;
-  const std::map<std::string, bool> non_default = {
-      {"loss.kernel", ls.kernel != default_strings.kernel},
-      {"loss.kernel_temperature", o.loss.kernel_temperature != defaults.loss.kernel_temperature},
-      {"loss.mask", ls.mask != default_strings.mask},
-      {"loss.top_k", o.loss.top_k != defaults.loss.top_k},
-      {"loss.threshold", o.loss.threshold != defaults.loss.threshold},
-      {"model.speech_train_layers", o.speech_train_layers != defaults.speech_train_layers}};
-  auto on_command_line = [&](const std::string& name) {
-    return std::find(command_line.begin(), command_line.end(), name) != command_line.end();
-  };
-  auto given = [&](const char* name) { return on_command_line(name) || non_default.at(name); };
-  if (o.loss.loss == losses::LossKind::InfoNCE)
-    for (const char* n :
-         {"loss.kernel", "loss.kernel_temperature", "loss.mask", "loss.top_k", "loss.threshold"})
-      CW_CHECK(!given(n), OptionError, "--", n, " is a CWCL option but --loss.kind is infonce");
-  if (o.loss.kernel != losses::WeightKernel::Exp)
-    CW_CHECK(!given("loss.kernel_temperature"), OptionError,
-             "--loss.kernel_temperature is set but --loss.kernel is not exp");
-  CW_CHECK(!(given("loss.top_k") && o.loss.mask != losses::WeightMask::TopK), OptionError,
-           "--loss.top_k is set but --loss.mask is not topk");
-  CW_CHECK(!(given("loss.threshold") && o.loss.mask != losses::WeightMask::Threshold), OptionError,
-           "--loss.threshold is set but --loss.mask is not threshold");
   CW_CHECK(o.corpus_size == "tiny" || o.corpus_size == "small" || o.corpus_size == "full" ||
                o.corpus_size == "none",
            OptionError, "--data.corpus_size must be tiny, small, full or none, got '", o.corpus_size, "'");
@@ -262,7 +125,7 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
            "--model.speech_tower must be conformer or whisper, got '", o.speech_tower, "'");
   CW_CHECK(o.speech_train_layers >= 0 && o.speech_train_layers <= 64, OptionError,
            "--model.speech_train_layers must be in [0, 64], got ", o.speech_train_layers);
-  CW_CHECK(o.speech_tower == "whisper" || (o.speech_weights.empty() && !given("model.speech_train_layers")),
+  CW_CHECK(o.speech_tower == "whisper" || (o.speech_weights.empty() && !speech_train_layers_given),
            OptionError,
            "--model.speech_weights and --model.speech_train_layers apply to --model.speech_tower whisper");
   CW_CHECK(o.speech_tower == "conformer" || (o.speech_init.empty() && o.task == "speech_text"), OptionError,
@@ -290,15 +153,49 @@ ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::o
            OptionError,
            "--model.speech_preset, d_model, num_layers, num_heads, ffn_dim, conv_kernel and dropout apply to "
            "--model.speech_tower conformer (the Whisper tower's sizes come with its weights)");
-  check_loss_ranges(o.loss);
-  check_loop_options(o, seed);
   CW_CHECK(o.task == "speech_text" || o.task == "speech_asr", OptionError,
            "--task must be speech_text or speech_asr with these options, got '", o.task, "'");
   CW_CHECK(o.speech_init.empty() || o.task == "speech_text", OptionError,
            "--model.speech_init applies to --task speech_text (the tower it starts from is what speech_asr "
            "writes)");
+}
 
-  if (vm.count("print-config")) {
+}  // namespace
+
+ParsedTrainOptions parse_train_options(int argc, const char* const* argv, std::ostream& out) {
+  ParsedTrainOptions parsed;
+  TrainOptions& o = parsed.options;
+  LossSpelling ls(o.loss);
+  GeneralOptions g;
+  // Read signed: Boost reads "-1" into an unsigned as 2^64 - 1 without a word.
+  int64_t seed = static_cast<int64_t>(o.seed);
+  po::options_description general("General"), data("Data [data]"), model("Model [model]"),
+      loss("Loss [loss]"), optim("Optimization [optim]"), run("Run [run]"),
+      dist("Data-parallel training [dist] (launch: mpirun -np N train ...)"), eval("Evaluation [eval]");
+  add_general_options(general, g, o.task,
+                      "speech_text | speech_asr (CTC pretraining of the speech tower; the options below) | "
+                      "image_ssl | image_text (their own: train --task image_text --help)");
+  add_data_options(data, o);
+  add_model_options(model, o);
+  add_loss_options(loss, o.loss, ls);
+  add_loop_options(o, seed, optim, run, dist, eval);
+  po::options_description all(
+      "train: CWCL / InfoNCE training of the speech tower against a frozen text tower");
+  all.add(general).add(data).add(model).add(loss).add(optim).add(run).add(dist).add(eval);
+
+  parse_options(argc, argv, all, g, "see --help");
+  if (g.help) {
+    out << all << "\n";
+    parsed.exit_now = true;
+    return parsed;
+  }
+  const TrainOptions defaults;
+  read_loss_options(o.loss, ls, defaults.loss, g.command_line);
+  check_speech_options(o, o.speech_train_layers != defaults.speech_train_layers ||
+                              std::find(g.command_line.begin(), g.command_line.end(),
+                                        "model.speech_train_layers") != g.command_line.end());
+  check_loop_options(o, seed);
+  if (g.print_config) {
     out << o.to_ini();
     parsed.exit_now = true;
   }

@@ -5,22 +5,14 @@
 // defaults. Part of train/.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <iosfwd>
-#include <optional>
 #include <string>
-#include <vector>
 
 #include "core/error.h"
 #include "losses/contrastive_config.h"
 #include "train/loop_options.h"
 #include "train/option_reading.h"
-
-namespace boost::program_options {
-class options_description;
-class variables_map;
-}  // namespace boost::program_options
 
 namespace cw::train {
 

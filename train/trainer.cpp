@@ -79,7 +79,7 @@ void write_similarity(const fs::path& out, models::SpeechTextModel& model, const
   write_file_atomic(out / "similarity.dat", f.str());
 }
 
-class SpeechTextTask : public Task {
+class SpeechTextTask : public LoaderTask<SpeechLoader, SpeechBatch> {
  public:
   SpeechTextTask(const TrainOptions& o, const RunContext& ctx)
       : o_(o),
@@ -94,15 +94,9 @@ class SpeechTextTask : public Task {
     if (ctx.lead() && ctx.world > 1) comm.barrier(0);
     manual_seed(o.seed);  // the same seed gives the same initial weights
     built_ = build_speech_model(o, data_, ctx.log());
-    SpeechLoaderOptions lo;
-    lo.batch_size = o.batch_size;
-    lo.seed = o.seed;
-    lo.spec_augment = o.spec_augment;
-    lo.bucket_by_length = o.bucket_by_length;
     // --data.max_frames counts 10 ms mel frames; cached Whisper positions are 20 ms each.
-    lo.max_frames = o.max_frames / built_.frames_per_input;
+    SpeechLoaderOptions lo = training_loader_options(o, built_.frames_per_input);
     lo.normalization = data_.train.cmvn ? "utterance" : "none";
-    lo.num_workers = static_cast<int>(o.loader_workers);
     loader_ = std::make_unique<SpeechLoader>(data_.train.features, lo);
     shard_counts_ = dist::shard_counts(o.batch_size, ctx.world);
   }
@@ -113,13 +107,6 @@ class SpeechTextTask : public Task {
     return built_.description + "\nloss: " + losses::describe(o_.loss);
   }
   bool data_parallel() const override { return true; }
-
-  int64_t load_batch() override {
-    batch_ = loader_->next();
-    return batch_.epoch;
-  }
-  DataPosition position() const override { return {loader_->epoch(), loader_->batch_in_epoch()}; }
-  void seek(const DataPosition& at) override { loader_->seek(at.epoch, at.batch_in_epoch); }
 
   // Every rank reads the same global batch (a pure function of seed, epoch and batch) and embeds
   // its contiguous slice of rows, padded to the global batch's length as one process's; the
@@ -200,9 +187,7 @@ class SpeechTextTask : public Task {
   FrozenTextTower text_;
   SpeechTextData data_;
   SpeechModel built_;
-  std::unique_ptr<SpeechLoader> loader_;
   std::vector<int64_t> shard_counts_;
-  SpeechBatch batch_;
 };
 
 }  // namespace
@@ -213,14 +198,8 @@ TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   SpeechTextTask task(o, ctx);
   TrainResult result;
   result.prepare_seconds = seconds_since(t_prepare);
-  const LoopResult r = run_loop(task, o, ctx);
-  result.first_step = r.first_step;
-  result.steps_done = r.steps_done;
-  result.stopped_on_nan = r.stopped_on_nan;
-  result.losses = r.losses;
-  result.train_seconds = r.train_seconds;
-  result.comm = r.comm;
-  if (r.finished) result.final_eval = task.last_eval_;
+  static_cast<LoopResult&>(result) = run_loop(task, o, ctx);
+  if (result.finished) result.final_eval = task.last_eval_;
   return result;
 }
 

@@ -11,20 +11,16 @@
 
 #include "dist/communicator.h"
 #include "train/evaluator.h"
+#include "train/run_loop.h"
 #include "train/speech_model.h"
 #include "train/train_options.h"
 
 namespace cw::train {
 
-struct TrainResult {
-  int64_t first_step = 0;       // 0, or the step a resumed run started from
-  int64_t steps_done = 0;       // optimizer steps completed (counting those before a resume)
-  bool stopped_on_nan = false;  // training stopped because the loss or a gradient was not finite
-  std::vector<double> losses;   // loss of every step this process ran
-  EvalResult final_eval;        // on every benchmark row (unset when stopped on NaN or by --run.stop_after)
-  double train_seconds = 0;     // the step loop alone
-  double prepare_seconds = 0;   // corpus, features, frozen embeddings
-  dist::CommStats comm;         // this rank's collectives in the step loop (none in a world of one)
+// The loop's result (losses, steps, timing, collectives; run_loop.h) and the task's own.
+struct TrainResult : LoopResult {
+  EvalResult final_eval;       // on every benchmark row (unset when stopped on NaN or by --run.stop_after)
+  double prepare_seconds = 0;  // corpus, features, frozen embeddings
 };
 
 // Runs the whole job of TrainOptions: prepare data, build or resume the model, train, evaluate,
