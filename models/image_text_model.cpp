@@ -11,20 +11,23 @@ namespace cw::models {
 
 ImageTextModel::ImageTextModel(const SentenceEncoder& encoder, int64_t embed_dim, int64_t train_layers_,
                                double init_log_scale, bool learn_scale)
-    : tokenizer(encoder.tokenizer), max_seq_length(encoder.max_seq_length), train_layers(train_layers_) {
+    : tokenizer(encoder.tokenizer),
+      max_seq_length(encoder.max_seq_length),
+      train_layers(train_layers_),
+      pooling(encoder.pooling),
+      normalize(encoder.normalize) {
   const int64_t layers = static_cast<int64_t>(encoder.model->encoder->layer->size());
   CW_CHECK(train_layers >= -1 && train_layers <= layers, ValueError, "--model.text_train_layers (",
            train_layers, ") must be in [-1, ", layers, "]: the text tower has ", layers, " layers");
   text = register_module("text", encoder.model);
-  proj = register_module("proj", std::make_shared<nn::Linear>(encoder.model->config.hidden_size, embed_dim));
+  proj = register_module("proj", std::make_shared<nn::Linear>(encoder.embedding_dim(), embed_dim));
   logit_scale = register_parameter("logit_scale", ops::full({}, init_log_scale), learn_scale);
+  // The BERT pooler (absent from some checkpoints) is unused by sentence pooling.
+  if (text->pooler) text->pooler->requires_grad_(false);
   if (train_layers >= 0) {
     text->embeddings->requires_grad_(false);
-    text->pooler->requires_grad_(false);  // unused by mean pooling
     for (int64_t i = 0; i < layers - train_layers; ++i)
       (*text->encoder->layer)[static_cast<size_t>(i)].requires_grad_(false);
-  } else {
-    text->pooler->requires_grad_(false);
   }
   train(true);
 }
@@ -47,7 +50,8 @@ Variable ImageTextModel::embed_text(const std::vector<std::string>& sentences) c
   const Tensor mask = b.attention_mask.to(dev);
   const Variable hidden = text->forward(b.input_ids.to(dev), mask, b.token_type_ids.to(dev));  // (B, T, H)
   // MiniLM's own sentence embedding (mean pool + L2), then the projection to the image width.
-  return proj->forward(l2_normalize(masked_mean_pool(hidden, mask)));  // (B, D)
+  const Variable pooled = nn::pool(hidden, mask, pooling);              // (B, H x modes)
+  return proj->forward(normalize ? nn::l2_normalize(pooled) : pooled);  // (B, D)
 }
 
 Tensor ImageTextModel::encode(const std::vector<std::string>& sentences, int64_t batch_size) const {

@@ -1,7 +1,7 @@
 // ImageTextModel: what the image-text experiment trains, as one Module (one checkpoint): the text
-// tower, started from MiniLM ("text.*", Hugging Face BERT names), sentence-transformers mean
-// pooling and L2 normalization, a linear projection to the frozen image tower's width ("proj"),
-// and the learnable logit scale ("logit_scale", 0-d, CLIP/LiT). The frozen image tower is not part
+// tower, started from MiniLM ("text.*", Hugging Face BERT names), the folder's sentence-transformers
+// pooling (MiniLM: mean) and L2 normalization, a linear projection to the frozen image tower's width
+// ("proj"), and the learnable logit scale ("logit_scale", 0-d, CLIP/LiT). The frozen image tower is not part
 // of it: its embeddings are cached (train/image_tower.h). Part of models/.
 #pragma once
 
@@ -11,6 +11,7 @@
 
 #include "models/sentence_encoder.h"
 #include "nn/basic_layers.h"
+#include "nn/pooling.h"
 
 namespace cw::models {
 
@@ -36,6 +37,8 @@ class ImageTextModel : public nn::Module {
   std::shared_ptr<WordPieceTokenizer> tokenizer;
   int64_t max_seq_length = 256;
   int64_t train_layers = -1;
+  nn::PoolingModes pooling;  // the sentence-transformers folder's (1_Pooling/config.json)
+  bool normalize = true;     // its Normalize module
 };
 
 }  // namespace cw::models

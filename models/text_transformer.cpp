@@ -159,10 +159,10 @@ Variable BertPooler::forward(const Variable& hidden) const {
   return ag::tanh(dense->forward(ag::select(hidden, 1, 0)));
 }
 
-TextTransformer::TextTransformer(const BertConfig& c, DType dtype) : config(c) {
+TextTransformer::TextTransformer(const BertConfig& c, DType dtype, bool add_pooling_layer) : config(c) {
   embeddings = register_module("embeddings", std::make_shared<BertEmbeddings>(c, dtype));
   encoder = register_module("encoder", std::make_shared<BertEncoder>(c, dtype));
-  pooler = register_module("pooler", std::make_shared<BertPooler>(c, dtype));
+  if (add_pooling_layer) pooler = register_module("pooler", std::make_shared<BertPooler>(c, dtype));
 }
 
 Variable TextTransformer::forward(const Tensor& input_ids, const Tensor& attention_mask,
@@ -183,21 +183,6 @@ Variable TextTransformer::forward(const Tensor& input_ids, const Tensor& attenti
     if (all_hidden_states) all_hidden_states->push_back(h);
   }
   return h;
-}
-
-Variable masked_mean_pool(const Variable& hidden, const Tensor& attention_mask) {
-  CW_CHECK(hidden.dim() == 3 && attention_mask.shape() == (Shape{hidden.size(0), hidden.size(1)}), ShapeError,
-           "masked_mean_pool: hidden ", shape_str(hidden.shape()), " and mask ",
-           shape_str(attention_mask.shape()), " should be (B, T, H) and (B, T)");
-  const Tensor m = attention_mask.to(hidden.dtype()).unsqueeze(-1);  // (B, T, 1)
-  // sentence-transformers clamps the token count at 1e-9 so an all-padding row gives 0, not NaN.
-  const Tensor count = ops::maximum(ops::sum(m, {1}), 1e-9);  // (B, 1)
-  return ag::div(ag::sum(hidden * Variable(m), {1}), Variable(count));
-}
-
-Variable l2_normalize(const Variable& x, double eps) {
-  const Variable norm = ag::sqrt(ag::sum(x * x, {-1}, true));
-  return x / ag::maximum(norm, Variable(ops::scalar(eps, x.dtype(), x.device())));
 }
 
 }  // namespace cw::models

@@ -11,6 +11,7 @@
 
 #include "nn/basic_layers.h"
 #include "nn/module_list.h"
+#include "nn/pooling.h"
 
 namespace cw::models {
 
@@ -81,8 +82,8 @@ class BertEncoder : public nn::Module {
   BertEncoder(const BertConfig& c, DType dtype);
   std::shared_ptr<nn::ModuleList<BertLayer>> layer;
 };
-// tanh(dense(h[:, 0])): BertModel's pooler. Kept so that checkpoints load strictly; sentence
-// embeddings use mean pooling instead.
+// tanh(dense(h[:, 0])): BertModel's pooler. Kept so that checkpoints that have one load strictly;
+// sentence embeddings use the sentence-transformers pooling instead (nn/pooling.h).
 class BertPooler : public nn::Module {
  public:
   BertPooler(const BertConfig& c, DType dtype);
@@ -92,7 +93,10 @@ class BertPooler : public nn::Module {
 
 class TextTransformer : public nn::Module {
  public:
-  explicit TextTransformer(const BertConfig& c, DType dtype = DType::F32);
+  // add_pooling_layer (Hugging Face's BertModel argument): whether the model has `pooler`;
+  // checkpoints saved without one (BertModel(add_pooling_layer=False), many sentence-transformers
+  // models) load strictly only into a model without one.
+  explicit TextTransformer(const BertConfig& c, DType dtype = DType::F32, bool add_pooling_layer = true);
   // input_ids, attention_mask (1 = token, 0 = padding) and token_type_ids: (B, T) i64; the last
   // two may be undefined (all ones / all zeros). Returns the last hidden state (B, T, H); if
   // all_hidden_states is given it receives the embedding output and every layer's output
@@ -104,13 +108,11 @@ class TextTransformer : public nn::Module {
   BertConfig config;
   std::shared_ptr<BertEmbeddings> embeddings;
   std::shared_ptr<BertEncoder> encoder;
-  std::shared_ptr<BertPooler> pooler;
+  std::shared_ptr<BertPooler> pooler;  // null without add_pooling_layer
 };
 
-// Sentence-transformers pooling of all-MiniLM-L6-v2: the mean of the token states where
-// attention_mask is 1, then L2 normalization. hidden (B, T, H), mask (B, T) -> (B, H).
-Variable masked_mean_pool(const Variable& hidden, const Tensor& attention_mask);
-// x / max(||x||_2, eps) over the last dim (torch.nn.functional.normalize).
-Variable l2_normalize(const Variable& x, double eps = 1e-12);
+// The poolings moved to nn/pooling.h; these names keep the towers' and trainers' calls as they were.
+using nn::l2_normalize;
+using nn::masked_mean_pool;
 
 }  // namespace cw::models

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import tempfile
 import wave
+import zipfile
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fuzz", "corpus")
 
@@ -128,8 +129,33 @@ def safetensors():
                 os.path.join(ROOT, "safetensors"))
 
 
+def pickle_str(s):
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def torch_checkpoint():
+    """A PyTorch zip checkpoint written by hand (what torch.save writes for {"w": a (2, 3) f32
+    tensor}: pickle protocol 2 opcodes, a stored zip), and the committed fixture of dtypes and
+    views that torch 1.13 wrote (tests/fixtures/torch_checkpoint_views.bin)."""
+    ordered_dict = b"ccollections\nOrderedDict\n"
+    pkl = (b"\x80\x02" + ordered_dict + b"q\x00)Rq\x01" + pickle_str("w") +
+           b"ctorch._utils\n_rebuild_tensor_v2\nq\x02((" + pickle_str("storage") + b"ctorch\nFloatStorage\nq\x03" +
+           pickle_str("0") + pickle_str("cpu") + b"K\x06tQK\x00K\x02K\x03\x86K\x03K\x01\x86\x89" + ordered_dict +
+           b")RtRq\x04s.")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, data in (("archive/data.pkl", pkl), ("archive/byteorder", b"little"),
+                           ("archive/data/0", struct.pack("<6f", 1, 2, 3, 4, 5, 6)), ("archive/version", b"3\n")):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: deterministic bytes
+            z.writestr(info, data)
+    put("torch_checkpoint", "one_tensor.bin", buf.getvalue())
+    shutil.copy(os.path.join(os.path.dirname(ROOT), "..", "fixtures", "torch_checkpoint_views.bin"),
+                os.path.join(ROOT, "torch_checkpoint"))
+
+
 if __name__ == "__main__":
-    targets = ("audio", "idx", "manifest", "tokenizer", "ctranslate2", "safetensors", "json", "bpe")
+    targets = ("audio", "idx", "manifest", "tokenizer", "ctranslate2", "safetensors", "json", "bpe", "torch_checkpoint")
     for target in targets:
         shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
         os.makedirs(os.path.join(ROOT, target))
@@ -137,6 +163,7 @@ if __name__ == "__main__":
     safetensors()
     json_seeds()
     bpe()
+    torch_checkpoint()
     audio()
     idx()
     manifest()
