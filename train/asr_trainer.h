@@ -2,9 +2,9 @@
 // speech corpus's training transcripts, the stand-in for the paper's ASR-pretrained speech
 // encoder; `--model.speech_init <out>/speech_tower.safetensors` then starts a speech-text run
 // from it. The tower's frames (before pooling) go through a linear CTC head over the characters
-// of the training transcripts (train/char_vocab.h); the head is dropped afterwards. Same [data],
-// [model], [optim] and [run] options as the speech-text task (train_options.h), the same
-// checkpoints and --run.resume, validation CER by greedy decoding. Part of train/.
+// of the training transcripts (train/char_vocab.h, models/asr_model.h); the head is dropped
+// afterwards. A task of the one training loop (run_loop.h), with the speech-text task's options
+// (train_options.h); validation CER by greedy decoding. Part of train/.
 #pragma once
 
 #include <filesystem>

@@ -1,9 +1,11 @@
-// The image-text experiment's training loop (`train --task image_text`), the paper's image-text
+// The image-text experiment (`train --task image_text`), a task of the one training loop
+// (run_loop.h), the paper's image-text
 // setup in miniature: the image tower (pretrained by --task image_ssl, ssl_trainer.h) is frozen
 // and its embeddings of every image are cached once; the text tower (MiniLM + projection,
 // image_text_model.h) learns to embed each image's caption where the image tower embeds the
 // image, with CWCL (weights from the frozen IMAGE tower's similarities) or InfoNCE (LiT), a
-// learnable temperature, AdamW, warmup + cosine, clipping, checkpoints and --run.resume. Then
+// learnable temperature; the loop brings AdamW, warmup + cosine, clipping, checkpoints and
+// --run.resume. Then
 // zero-shot classification of the test images from class names in every prompt template (per
 // template and ensembled), caption retrieval and the structure correlation, as a table, eval.csv /
 // eval.jsonl and eval_final.json. Part of train/.

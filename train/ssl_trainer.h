@@ -2,9 +2,10 @@
 // labels on a data set's training images. Two augmented views of every image (ssl_augment.h) go
 // through the ViT and its projection head, and the project's InfoNCE loss (losses/, both
 // directions, fixed temperature) pulls each image's two views together against the other images
-// of the batch. AdamW, warmup + cosine, clipping, atomic checkpoints and --run.resume as the
-// speech trainer; at the end the tower is written as <out>/image_tower.safetensors (image_tower.h)
-// and checked by weighted k-NN classification of the test images (image_knn.h). Part of train/.
+// of the batch. A task of the one training loop (run_loop.h: AdamW, warmup + cosine, clipping,
+// checkpoints, --run.resume); at the end the tower is written as <out>/image_tower.safetensors
+// (image_tower.h) and checked by weighted k-NN classification of the test images (image_knn.h). Part of
+// train/.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,9 @@
-// The training loop of the speech-text experiment: the speech tower (Conformer) learns to embed
-// speech where the frozen text tower (MiniLM) embeds its transcript, with CWCL or InfoNCE, AdamW,
-// warmup + cosine LR, global-norm clipping, periodic zero-shot evaluation and atomic checkpoints
-// from which --run.resume continues exactly. Part of train/; `train` (train_main.cpp) is a thin
-// shell around run_training.
+// The speech-text experiment, a task of the one training loop (run_loop.h): the speech tower
+// (Conformer or the pretrained Whisper encoder) learns to embed speech where the frozen text tower
+// (MiniLM) embeds its transcript, with CWCL or InfoNCE; the loop brings AdamW, warmup + cosine LR,
+// clipping, checkpoints and --run.resume; the task brings the data, the loss (as row blocks over
+// ranks), zero-shot evaluation, the verdict and the plots. Part of train/; `train`
+// (train_main.cpp) is a thin shell around run_training.
 #pragma once
 
 #include <cstdint>
