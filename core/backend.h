@@ -1,11 +1,12 @@
 // The Backend interface: one virtual method per primitive kernel, implemented once per device
-// type (CPU on Eigen in core/cpu/, CUDA in cuda/). core/ops.cpp checks arguments, allocates
-// outputs and picks the backend from the inputs' device; a backend only computes. Kernels write
+// type (CPU on Eigen in core/cpu/, CUDA in cuda/). core/ops_*.cpp check arguments, allocate
+// outputs and pick the backend from the inputs' device; a backend only computes. Kernels write
 // into preallocated outputs, which are contiguous unless a comment says otherwise. Part of core/.
 #pragma once
 
 #include <cstdint>
 
+#include "core/kernel_math.h"
 #include "core/tensor.h"
 
 namespace cw {
@@ -65,7 +66,7 @@ enum class ConvMethod : uint8_t { Lowered, Depthwise, Library };
 // A block s (R, N) of an (M, N) logit matrix: its row k is global row row0 + k, and the pair
 // (the positive) of global row i is column i. w is the same block of a weight matrix, or
 // undefined. Per-row vectors hold all M rows, per-column ones all N columns. The math is
-// derived in losses/contrastive_fused.cpp.
+// derived in losses/contrastive_fused.h.
 struct XentRowTotals {
   int64_t correct = 0;       // rows whose first argmax is their pair
   double diag = 0.0;         // sum of the pairs' logits
@@ -142,7 +143,7 @@ class Backend {
   virtual void layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
                                    const Tensor& weight, Tensor& gx, Tensor& gweight, Tensor& gbias) = 0;
 
-  // ---- indexing (index tensors are i64, contiguous, bounds-checked by ops.cpp) ----
+  // ---- indexing (index tensors are i64, contiguous, bounds-checked by ops_index.cpp) ----
   // out = x.index_select(dim, index), x contiguous.
   virtual void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) = 0;
   // out.index_add_(dim, index, src): out[.., index[i], ..] += src[.., i, ..], src contiguous.
@@ -200,6 +201,37 @@ class Backend {
   virtual XentGradTotals xent_gradient(Tensor& s, const Tensor& w, int64_t row0, const XentGradCoeffs& c,
                                        const Tensor& lse, const Tensor& clse, const Tensor& r,
                                        const Tensor& cinv) = 0;
+
+  // ---- CWCL's weights over a block of cosines (formula: kernel_math.h, xent_weight_of) ----
+  // c (R, N) contiguous holds rows [row0, row0 + R) of E E^T; overwritten by W's rows. For the
+  // TopK mask, offsets (M + 1) and index are the neighbour lists (CSR, each row's sorted, i64
+  // on c's device); undefined otherwise.
+  virtual void xent_weights(Tensor& c, int64_t row0, const XentWeightSpec& s, const Tensor& offsets,
+                            const Tensor& index) = 0;
+  // rows (R) f64 = each row's sum of w (R, N) (summed in w's dtype on the CPU); cols (N) f64 +=
+  // each column's sum over the block.
+  virtual void xent_weight_sums(const Tensor& w, Tensor& rows, Tensor& cols) = 0;
+  // idx (R, k) i64: the columns of each row's k largest entries of c (R, N), equal entries by the
+  // lower column; in no particular order within a row.
+  virtual void row_topk(const Tensor& c, int64_t k, Tensor& idx) = 0;
+
+  // ---- value checks ----
+  // The flat index (row-major) of the first NaN or Inf of x (floating, contiguous), or -1.
+  virtual int64_t first_nonfinite(const Tensor& x) = 0;
+
+  // ---- row L2 normalization (F.normalize over the last dim; formulas in kernel_math.h) ----
+  // x (M, N) contiguous: unit (M, N) = x / max(||x_i||, eps), norm (M, 1) = ||x_i||, each row's
+  // sum of squares accumulated in f64.
+  virtual void l2_normalize_rows(const Tensor& x, double eps, Tensor& unit, Tensor& norm) = 0;
+  // gx (M, N), overwritten, from g = dL/dunit (M, N) and the forward's unit and norm.
+  virtual void l2_normalize_rows_backward(const Tensor& g, const Tensor& unit, const Tensor& norm, double eps,
+                                          Tensor& gx) = 0;
+
+  // ---- optimizer kernels (all operands contiguous, one dtype, one shape) ----
+  // One AdamW update in place on p, m, v from g (kernel_math.h), element math in f64.
+  virtual void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWStep& s) = 0;
+  // sum_i x_i^2 accumulated in f64 (the global gradient norm of clip_grad_norm).
+  virtual double sum_of_squares(const Tensor& x) = 0;
 };
 
 // The backend that serves a device type; throws DeviceError naming the op if none is

@@ -12,8 +12,8 @@
 // What is counted, and where: ops::matmul counts 2 * batch * M * N * K (a dense or pointwise
 // convolution is an im2col GEMM, so it is counted there, with the same number as PyTorch's
 // convolution formula); the depthwise convolution, which is not a GEMM, counts 2 * N * C * L * k
-// in each direction. Kernels that call a backend GEMM directly (the fused contrastive loss's
-// blocks, O(N^2 D) per step) are not counted. Counters nest: an inner one also adds to the outer.
+// in each direction; ops::matmul_out (the fused contrastive loss's GEMMs into its row-block
+// buffers, O(N^2 D) per step) counts as matmul. Counters nest: an inner one also adds to the outer.
 #pragma once
 
 #include <cstdint>

@@ -180,7 +180,7 @@ ConvGrads conv1d_backward(const Tensor& gy, const Tensor& x, const Tensor& weigh
 // ---------------------------------------------------------------- fused softmax cross-entropy
 // The O(N^2) passes of the fused contrastive losses on one row block s (R, N) of a logit matrix
 // whose row k is global row row0 + k (Backend::xent_*; the math is in
-// losses/contrastive_fused.cpp). The per-row / per-column vectors live on s's device.
+// losses/contrastive_fused.h). The per-row / per-column vectors live on s's device.
 // A fresh column state for n columns: max -inf, argmax 0, sums 0; wdot/wsum only when weighted.
 XentColumnState xent_column_state(int64_t n, bool weighted, Device device);
 // lse, r: f64 vectors covering the global rows (r may be undefined without w).
@@ -191,6 +191,49 @@ void xent_column_pass(const Tensor& s, const Tensor& w, int64_t row0, bool need_
 // Overwrites s (contiguous) with the gradient block.
 XentGradTotals xent_gradient_(Tensor& s, const Tensor& w, int64_t row0, const XentGradCoeffs& c,
                               const Tensor& lse, const Tensor& clse, const Tensor& r, const Tensor& cinv);
+
+// CWCL's weights in place on a block c (R, N) of cosines (rows [row0, row0 + R) of E E^T); for
+// the TopK mask, the neighbour lists as CSR i64 vectors on c's device (offsets (M + 1), index).
+void xent_weights_(Tensor& c, int64_t row0, const XentWeightSpec& s, const Tensor& offsets = Tensor(),
+                   const Tensor& index = Tensor());
+// rows (R) f64 = the row sums of w (R, N); cols (N) f64 += its column sums.
+void xent_weight_sums(const Tensor& w, Tensor& rows, Tensor& cols);
+// (R, k) i64: the columns of each row's k largest entries (ties to the lower column), unordered.
+Tensor row_topk(const Tensor& c, int64_t k);
+
+// ---------------------------------------------------------------- checks of values
+// Throws ValueError "<op>: <name> contains NaN or Inf (first at [i, j], <t>)", naming the first
+// bad element in row-major order. One kernel on t's device (Backend::first_nonfinite) and one
+// integer read back; integer tensors pass.
+void check_finite(const Tensor& t, const char* op, const char* name);
+// The flat row-major index of t's first NaN or Inf, or -1.
+int64_t first_nonfinite(const Tensor& t);
+
+// ---------------------------------------------------------------- row L2 normalization
+// unit = z / max(||z_i||, eps) per row of z (N, D), as torch.nn.functional.normalize, and the
+// norms (N, 1); the backward, given g = dL/dunit (N, D), is in core/kernel_math.h.
+struct L2NormalizedRows {
+  Tensor unit;  // (N, D)
+  Tensor norm;  // (N, 1) ||z_i||
+};
+L2NormalizedRows l2_normalize_rows(const Tensor& z, double eps);
+// dL/dz (N, D).
+Tensor l2_normalize_rows_backward(const Tensor& g, const Tensor& unit, const Tensor& norm, double eps);
+
+// ---------------------------------------------------------------- optimizer kernels
+// AdamW's update in place on p and its moments m, v (same shape, dtype and device as p), from
+// the gradient g (formula in core/kernel_math.h).
+void adamw_step_(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWStep& s);
+// sum_i x_i^2, accumulated in f64 whatever x's dtype, read back to the host.
+double sum_of_squares(const Tensor& x);
+
+// ---------------------------------------------------------------- into preallocated outputs
+// out = a @ b for 2-d a (M, K) and b (K, N), which may be transposed views, into a contiguous
+// out (M, N) that already exists (a loss's row block, reused across blocks). Checked and
+// FLOP-counted like matmul.
+void matmul_out(const Tensor& a, const Tensor& b, Tensor& out);
+// dst += src in place (same shape, dtype and device; src broadcast is not allowed).
+void add_(Tensor& dst, const Tensor& src);
 
 // ---------------------------------------------------------------- checks shared with autograd
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);

@@ -96,4 +96,43 @@ XentGradTotals xent_gradient_(Tensor& s, const Tensor& w, int64_t row0, const Xe
   return backend_for(s.device(), kOp).xent_gradient(s, w, row0, c, lse, clse, r, cinv);
 }
 
+void xent_weights_(Tensor& c, int64_t row0, const XentWeightSpec& s, const Tensor& offsets,
+                   const Tensor& index) {
+  const char* name = "xent_weights";
+  check_block(c, row0, name);
+  CW_CHECK(s.kernel != XentWeightKernel::Exp || s.temperature > 0, ValueError, name,
+           ": the exp kernel needs a temperature > 0, got ", s.temperature);
+  if (s.mask == XentWeightMask::TopK) {
+    const int64_t rows_end = row0 + c.size(0);
+    check_vector(offsets, c, DType::I64, rows_end + 1, "offsets", name);
+    CW_CHECK(index.defined() && index.dim() == 1 && index.is_contiguous() && index.dtype() == DType::I64,
+             ShapeError, name, ": index must be a contiguous i64 vector, got ",
+             index.defined() ? describe(index) : std::string("undefined"));
+    check_same_device(c, index, name);
+  }
+  backend_for(c.device(), kOp).xent_weights(c, row0, s, offsets, index);
+}
+
+void xent_weight_sums(const Tensor& w, Tensor& rows, Tensor& cols) {
+  const char* name = "xent_weight_sums";
+  CW_CHECK(w.defined() && w.dim() == 2 && w.is_contiguous(), ShapeError, name,
+           ": w must be a contiguous 2-d block, got ", w.defined() ? describe(w) : std::string("undefined"));
+  check_floating(w, name);
+  check_vector(rows, w, DType::F64, w.size(0), "rows", name);
+  check_vector(cols, w, DType::F64, w.size(1), "cols", name);
+  backend_for(w.device(), kOp).xent_weight_sums(w, rows, cols);
+}
+
+Tensor row_topk(const Tensor& c, int64_t k) {
+  const char* name = "row_topk";
+  CW_CHECK(c.defined() && c.dim() == 2, ShapeError, name, ": c must be 2-d, got ",
+           c.defined() ? describe(c) : std::string("undefined"));
+  check_floating(c, name);
+  CW_CHECK(k >= 1 && k <= c.size(1), ValueError, name, ": k must be in [1, ", c.size(1), "], got ", k);
+  const Tensor x = c.contiguous();
+  Tensor idx = Tensor::empty({x.size(0), k}, DType::I64, x.device());
+  backend_for(x.device(), kOp).row_topk(x, k, idx);
+  return idx;
+}
+
 }  // namespace cw::ops

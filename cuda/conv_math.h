@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "core/backend.h"
-#include "cuda/host_device.h"
+#include "core/host_device.h"
 
 namespace cw::cuda {
 

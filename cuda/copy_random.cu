@@ -1,15 +1,15 @@
 // CUDA copies (strided, with dtype conversion), fills, ranges and Philox random draws. The draws
-// use the same (seed, offset + i) -> number map as the CPU backend (philox.cuh), so a tensor
-// drawn on either device holds the same values (to the last bit for uniform; normal goes
-// through log/cos, whose device versions may differ from glibc's in the last ulp). The
-// multiply-adds are explicit fma(): g++ contracts the CPU backend's `lo + (hi - lo) * u` into one
-// FMA on x86-64 with FMA (-march=native; seen in its assembly), so the device does the same.
-// A CPU build without FMA rounds twice and differs in the last bit of f64 draws.
+// use the same (seed, offset + i) -> number map as the CPU backend (core/philox.h, one definition
+// for both), so a tensor drawn on either device holds the same values (to the last bit for
+// uniform; normal goes through log/cos, whose device versions may differ from glibc's in the last
+// ulp). The multiply-adds are explicit fma(): g++ contracts the CPU backend's `lo + (hi - lo) * u`
+// into one FMA on x86-64 with FMA (-march=native; seen in its assembly), so the device does the
+// same. A CPU build without FMA rounds twice and differs in the last bit of f64 draws.
 #include <cmath>
 
+#include "core/philox.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/launch.cuh"
-#include "cuda/philox.cuh"
 
 namespace cw::cuda {
 

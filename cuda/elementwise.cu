@@ -2,9 +2,10 @@
 // where. One grid-stride kernel per family; the op is a runtime switch (uniform across a warp,
 // so it costs a branch, not divergence), which keeps the number of instantiations (and nvcc
 // time) small. Operands are read through OffsetCalc (any strides, stride 0 where broadcast)
-// unless all are contiguous. Derivatives are the CPU backend's (core/cpu/cpu_elementwise.cpp).
+// unless all are contiguous. The per-element functions are core/elementwise_math.h's, shared
+// with the CPU backend.
+#include "core/elementwise_math.h"
 #include "cuda/cuda_backend.h"
-#include "cuda/elementwise_math.h"
 #include "cuda/launch.cuh"
 
 namespace cw::cuda {

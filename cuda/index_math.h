@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
+#include "core/host_device.h"
 #include "core/tensor.h"
-#include "cuda/host_device.h"
 #include "cuda/strided.h"
 
 namespace cw::cuda {

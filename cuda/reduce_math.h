@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #include "core/backend.h"
-#include "cuda/host_device.h"
+#include "core/host_device.h"
 
 namespace cw::cuda {
 

@@ -10,8 +10,8 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "core/host_device.h"
 #include "core/shape.h"
-#include "cuda/host_device.h"
 
 namespace cw::cuda {
 

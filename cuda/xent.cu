@@ -1,5 +1,5 @@
 // CUDA kernels of the fused softmax cross-entropy passes (Backend::xent_*; the math is derived
-// in losses/contrastive_fused.cpp, the CPU kernels are core/cpu/cpu_xent.cpp).
+// in losses/contrastive_fused.h, the CPU kernels are core/cpu/cpu_xent.cpp).
 //
 // - Row pass: one block per row of the logit block; block reductions give the row's max, its
 //   first argmax (the lowest column attaining the max), the sum of exp(s - max) and the sums of

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "cuda/elementwise_math.h"
-#include "cuda/host_device.h"
+#include "core/elementwise_math.h"
+#include "core/host_device.h"
 
 namespace cw::cuda {
 

@@ -1,6 +1,7 @@
 // Validation, names and parsers of the contrastive-loss options (see contrastive_config.h).
 #include "losses/contrastive_config.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <sstream>
@@ -100,6 +101,14 @@ std::string describe(const ContrastiveConfig& c) {
      << " max_logit_scale=" << c.max_logit_scale << " whole_matrix_max_mb=" << c.whole_matrix_max_mb
      << " block_rows=" << c.block_rows << " linear_weights=" << to_string(c.linear_weights);
   return os.str();
+}
+
+int64_t choose_block_rows(int64_t n, int64_t buffers, int64_t requested) {
+  if (n <= 0) return 1;
+  if (requested > 0) return std::min(requested, n);
+  int64_t b = std::max<int64_t>(32, kBlockElements / n);
+  b = std::min(b, std::max<int64_t>(1, n / std::max<int64_t>(buffers, 1)));
+  return std::clamp<int64_t>(b, 1, n);
 }
 
 }  // namespace cw::losses

@@ -1,6 +1,6 @@
 // ContrastiveConfig: every option of the contrastive losses (CLIP/LiT InfoNCE and CWCL) in one
 // struct, so the train binary can expose each one by name (the string parsers below map the
-// command-line spellings to the enums). Part of losses/; the math is in contrastive_fused.cpp.
+// command-line spellings to the enums). Part of losses/; the math is in contrastive_fused.h.
 #pragma once
 
 #include <cstdint>
@@ -72,7 +72,7 @@ struct ContrastiveConfig {
   // forward makes the logits whole in one buffer and the gradients with them, one GEMM fewer
   // than block mode (contrastive_fused.h); above it (or 0) it works in row blocks and keeps O(N).
   int64_t whole_matrix_max_mb = 256;
-  // Rows of the logit matrix per block (0 = chosen from N, see block_kernels.h).
+  // Rows of the logit matrix per block (0 = chosen from N, see choose_block_rows).
   int64_t block_rows = 0;
   LinearWeightsForm linear_weights = LinearWeightsForm::Auto;
 
@@ -95,6 +95,13 @@ WeightMask parse_weight_mask(const std::string& s);
 ReverseDirection parse_reverse_direction(const std::string& s);
 DirectionReduction parse_direction_reduction(const std::string& s);
 LinearWeightsForm parse_linear_weights_form(const std::string& s);
+
+// Rows per block of an N x N matrix that is made block by block (logits, weights): about
+// kBlockElements elements per (rows, N) buffer, at least 32 rows so the GEMMs stay efficient, and
+// never more than N / buffers rows, so that all the buffers together hold at most one N x N
+// matrix. `requested` > 0 (cfg.block_rows) overrides the heuristic (clamped to [1, N]).
+constexpr int64_t kBlockElements = int64_t{1} << 23;
+int64_t choose_block_rows(int64_t n, int64_t buffers, int64_t requested);
 
 // One line naming every option and its value, for logs and run records.
 std::string describe(const ContrastiveConfig& cfg);

@@ -1,47 +1,14 @@
-// Fused InfoNCE / CWCL forward and hand-written backward (see contrastive_fused.h).
-//
-// Derivation. P, Q (N, D) unit rows, sigma the logit scale, S = sigma P Q^T (N, N).
-// Targets: rows T_r (each row sums to 1), columns T_c (each column sums to 1):
-//   InfoNCE T_r = T_c = I;  CWCL  T_r = diag(1/r) W,  T_c = W diag(1/c),  r = W 1,  c = W^T 1.
-// W is symmetric (cwcl_weights.h), so c = r and column j's targets are row j of T_r; the code
-// still divides columns by their own sums so that rounding cannot unbalance them.
-// With lse_i = log sum_j e^{s_ij} and clse_j = log sum_i e^{s_ij},
-//   L_rows = -(1/N) sum_ij T_r,ij log softmax_j(s_i.)_j = (1/N) [sum_i lse_i - <T_r, S>]
-//   L_cols = -(1/N) sum_ij T_c,ij log softmax_i(s_.j)_i = (1/N) [sum_j clse_j - <T_c, S>]
-//   L = a_r L_rows + a_c L_cols     (a = 1, 1 for Sum; 1/2, 1/2 for Mean; 1, 0 without columns)
-// because sum_j T_r,ij = 1 turns -sum_j T_ij (s_ij - lse_i) into lse_i - sum_j T_ij s_ij. Then,
-// with alpha = a_r / N, beta = a_c / N and the targets constant (W comes from the frozen tower),
-//   G_ij = dL/ds_ij = alpha (e^{s_ij - lse_i} - T_r,ij) + beta (e^{s_ij - clse_j} - T_c,ij),
-// the closed form (softmax - targets) / N of each direction. Through s_ij = sigma <p_i, q_j>:
-//   dL/dP = sigma G Q,   dL/dQ = sigma G^T P,   dL/dsigma = sum_ij G_ij s_ij / sigma.
-// Split G = G_blk - A, where A = alpha T_r + beta T_c collects the LowRank targets (applied as
-// W Y = (E (E^T Y) + 1 1^T Y) / 2 in O(N D^2)) and G_blk holds the softmaxes, the Identity
-// targets (on the diagonal) and any Block targets (remade elementwise from W's block). Then
-//   dL/dP = sigma (G_blk Q - A Q),   dL/dQ = G_blk^T (sigma P) - sigma A^T P,
-//   dL/dsigma = sum_ij G_blk,ij s_ij / sigma - <P, A Q>,
-// and the loss's target terms are <T, S> = <sigma P, T Q> for LowRank targets, sum_i s_ii for
-// Identity ones. The gradient of
-// the scale parameter t and of the normalization are applied by the caller (contrastive_loss.cpp).
-//
-// Memory, block mode: S and G are made one (rows, N) block at a time; the forward keeps lse and
-// clse (N each, clse by the online log-sum-exp: a column's running max and rescaled sum over the
-// row blocks).
-// The backward remakes each block of S (one GEMM), turns it into G in place, and multiplies it
-// into dP's rows and into dQ. Work: forward 1 GEMM (N x N x D), backward 1 + 1 per needed
-// gradient (P, Q); Block targets add one GEMM (E E^T) to each pass, LowRank ones O(N D^2) to the
-// forward only (T Q is kept), and to the backward only when Q needs a gradient.
-// Whole-matrix mode (forward_whole) runs the same algebra on one N x N buffer: S once, lse and
-// clse, G in place, then G Q (and G^T P) straight away: one GEMM fewer, gradients for an
-// upstream gradient of 1 kept for the backward to scale.
+// Fused InfoNCE / CWCL: the input preparation, block mode, whole-matrix mode and the row-block
+// form, all from the algebra stated in contrastive_fused.h.
 #include "losses/contrastive_fused.h"
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <tuple>
 #include <utility>
 
 #include "core/ops.h"
-#include "losses/block_kernels.h"
 
 namespace cw::losses::fused {
 namespace {
@@ -56,10 +23,32 @@ double sum_all(const Tensor& t) { return host_value(ops::sum(t)); }
 // An (N) f64 vector as an (N, 1) column of `dtype`, to scale rows.
 Tensor column_of(const Tensor& v, DType dtype) { return v.reshape({v.numel(), 1}).to(dtype); }
 
-// W's row blocks for a forward or backward pass (nothing to make when no direction needs them).
+// ---- input checks (prepare) ----
+
+void check_embeddings(const char* op, const Tensor& t, const char* name, const Tensor& p) {
+  CW_CHECK(t.dim() == 2, ShapeError, op, ": ", name, " must be (N, D), got ", describe(t));
+  CW_CHECK(is_floating(t.dtype()), DTypeError, op, ": ", name, " must be f32 or f64, got ", describe(t));
+  CW_CHECK(t.dtype() == p.dtype(), DTypeError, op, ": ", name, " is ", describe(t), " but p is ",
+           describe(p));
+  CW_CHECK(t.device() == p.device(), DeviceError, op, ": ", name, " is on ", t.device().str(),
+           " but p is on ", p.device().str());
+  CW_CHECK(t.size(0) == p.size(0), ShapeError, op, ": ", name, " has ", t.size(0), " rows but p has ",
+           p.size(0), " (one row per pair)");
+}
+
+// ---- the pieces of the passes ----
+
+// W's row blocks for a pass (nothing to make when no direction needs them).
 weights::WeightBlocks weight_source(const Inputs& in, const TargetPlan& plan, const Saved& sv) {
   if (!plan.uses_blocks()) return {};
   return weights::weight_blocks(in.e, plan.weights, &sv.topk);
+}
+
+// W's rows [i0, i0 + rows), made into w_buf's first rows; undefined without a buffer.
+Tensor weight_block(const weights::WeightBlocks& ws, const Tensor& w_buf, int64_t i0, int64_t rows) {
+  if (!w_buf.defined()) return Tensor();
+  Tensor buf = w_buf.narrow(0, 0, rows);
+  return ws.block(i0, buf);
 }
 
 // T Y for one direction's LowRank targets; transpose gives T^T Y.
@@ -85,6 +74,14 @@ std::pair<Tensor, Tensor> target_products(const TargetPlan& plan, const Tensor& 
   if (is_low_rank(plan.rows)) rows = apply_direction(true, false, e, rinv, q);
   if (is_low_rank(plan.cols)) cols = apply_direction(false, false, e, rinv, q);
   return {rows, cols};
+}
+
+// A Q = alpha T_r Q + beta T_c Q over the LowRank directions; undefined when none is.
+Tensor low_rank_aq(const Tensor& rows_tq, const Tensor& cols_tq, double alpha, double beta) {
+  Tensor aq;
+  if (rows_tq.defined()) aq = ops::mul(rows_tq, alpha);
+  if (cols_tq.defined()) aq = aq.defined() ? ops::add(aq, ops::mul(cols_tq, beta)) : ops::mul(cols_tq, beta);
+  return aq;
 }
 
 // A^T P with A = alpha T_r + beta T_c over the LowRank directions; undefined when none is.
@@ -131,6 +128,37 @@ double target_term(TargetForm form, double diag_sum, double block_sum, const Ten
   return block_sum;
 }
 
+// L_rows, L_cols and L from the saved log-sum-exps and each direction's <T, S> (block_* the sums
+// the passes made for Block targets, *_tq the products T Q of LowRank ones).
+void finish_loss(Forward& out, const TargetPlan& plan, const Tensor& ps, double row_block_term,
+                 double col_block_term, const Tensor& rows_tq, const Tensor& cols_tq) {
+  const double n = static_cast<double>(ps.size(0));
+  const Saved& sv = out.saved;
+  const double row_term = target_term(plan.rows, out.diag_sum, row_block_term, ps, rows_tq);
+  out.loss_rows = (sum_all(sv.lse) - row_term) / n;
+  out.loss_cols = std::numeric_limits<double>::quiet_NaN();
+  const bool has_cols = plan.cols != TargetForm::None;
+  if (has_cols) {
+    const double col_term = target_term(plan.cols, out.diag_sum, col_block_term, ps, cols_tq);
+    out.loss_cols = (sum_all(sv.clse) - col_term) / n;
+  }
+  out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
+}
+
+// dL/dP, dL/dQ, dL/dsigma from G_blk's products gq = G_blk Q and gp = G_blk^T (sigma P) and
+// gs = sum G_blk S, minus the LowRank targets' share (aq = A Q; A^T P is made here).
+Grads assemble_grads(const Inputs& in, const TargetPlan& plan, double alpha, double beta, const Tensor& rinv,
+                     const Tensor& aq, const Tensor& gq, const Tensor& gp, double gs, bool need_scale) {
+  Grads g;
+  if (gq.defined()) g.p = ops::mul(aq.defined() ? ops::sub(gq, aq) : gq, in.scale);
+  if (gp.defined()) {
+    const Tensor atp = transposed_operator_targets(plan, alpha, beta, in.e, rinv, in.p);
+    g.q = atp.defined() ? ops::sub(gp, ops::mul(atp, in.scale)) : gp;
+  }
+  if (need_scale) g.scale = gs / in.scale - (aq.defined() ? dot_all(in.p, aq) : 0.0);
+  return g;
+}
+
 // Columns whose first argmax is their pair, from the column state.
 int64_t correct_columns(const XentColumnState& st) {
   const std::vector<int64_t> arg = st.argmax.to(Device::cpu()).to_vector<int64_t>();
@@ -152,6 +180,49 @@ void check_inputs(const Inputs& in, const TargetPlan& plan) {
 }
 
 }  // namespace
+
+Prepared prepare(const char* op, const Tensor& p, const Tensor& q, const Tensor& log_scale,
+                 const ContrastiveConfig& cfg, const Tensor& weight_source) {
+  cfg.validate();
+  CW_CHECK(p.defined() && q.defined() && log_scale.defined(), ValueError, op,
+           ": p, q and log_scale must all be defined");
+  check_embeddings(op, p, "p", p);
+  check_embeddings(op, q, "q", p);
+  CW_CHECK(q.size(1) == p.size(1), ShapeError, op, ": p ", describe(p), " and q ", describe(q),
+           " must have the same width");
+  CW_CHECK(p.size(0) >= 1, ValueError, op, ": empty batch (N = 0)");
+  CW_CHECK(log_scale.numel() == 1 && is_floating(log_scale.dtype()), ShapeError, op,
+           ": log_scale must be one floating-point value, got ", describe(log_scale));
+  const bool cwcl = cfg.loss == LossKind::CWCL;
+  if (cwcl && weight_source.defined()) check_embeddings(op, weight_source, "weight_source", p);
+  // NaN or Inf would otherwise flow silently into every row's log-sum-exp and every gradient.
+  ops::check_finite(p, op, "p (trained-tower embeddings)");
+  ops::check_finite(q, op, "q (frozen-tower embeddings)");
+  ops::check_finite(log_scale, op, "log_scale");
+  if (cwcl && weight_source.defined()) ops::check_finite(weight_source, op, "weight_source");
+
+  Prepared out;
+  // scale = min(exp(t), max): CLIP's learnable temperature with its clamp at 100.
+  const double raw_scale = std::exp(host_value(log_scale));
+  out.clamped = raw_scale > cfg.max_logit_scale;
+  out.in.scale = out.clamped ? cfg.max_logit_scale : raw_scale;
+  if (cfg.normalize) {
+    out.np = l2_normalize_rows(p, cfg.normalize_eps);
+    out.nq = l2_normalize_rows(q, cfg.normalize_eps);
+    out.in.p = out.np.unit;
+    out.in.q = out.nq.unit;
+  } else {
+    out.in.p = p.contiguous();
+    out.in.q = q.contiguous();
+  }
+  if (cwcl) {  // the weights are cosines of the frozen tower, whatever cfg.normalize says
+    if (weight_source.defined())
+      out.in.e = l2_normalize_rows(weight_source, cfg.normalize_eps).unit;
+    else
+      out.in.e = cfg.normalize ? out.nq.unit : l2_normalize_rows(q, cfg.normalize_eps).unit;
+  }
+  return out;
+}
 
 TargetPlan make_plan(const ContrastiveConfig& cfg, int64_t n, int64_t d, bool whole) {
   TargetPlan plan;
@@ -186,12 +257,12 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
   const bool blocked_w = plan.uses_blocks(), has_cols = plan.cols != TargetForm::None;
   Forward out;
   Saved& sv = out.saved;
-  sv.block_rows = blocks::choose_block_rows(n, blocked_w ? 2 : 1, block_rows);
+  sv.block_rows = choose_block_rows(n, blocked_w ? 2 : 1, block_rows);
   sv.lse = ops::zeros({n}, DType::F64, device);
   if (plan.rows == TargetForm::Block) sv.r = ops::zeros({n}, DType::F64, device);
   const weights::WeightBlocks ws = weight_source(in, plan, sv);
   if (blocked_w && plan.weights.mask == WeightMask::TopK)
-    sv.topk = weights::topk_neighbours(ws.e_host, plan.weights.top_k, block_rows);
+    sv.topk = weights::topk_neighbours(ws.e, plan.weights.top_k, block_rows);
   if (plan.rows == TargetForm::LowRank) sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64);
 
   const Tensor ps = ops::mul(in.p, in.scale);  // sigma P: S's blocks are (sigma P_blk) Q^T
@@ -202,12 +273,9 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
   double row_block_term = 0.0;
   for (int64_t i0 = 0; i0 < n; i0 += sv.block_rows) {
     const int64_t rows = std::min(sv.block_rows, n - i0);
-    Tensor s = s_buf.narrow(0, 0, rows), w;
-    blocks::gemm_into(ps.narrow(0, i0, rows), qt, s);
-    if (blocked_w) {
-      Tensor buf = w_buf.narrow(0, 0, rows);
-      w = ws.block(i0, buf);
-    }
+    Tensor s = s_buf.narrow(0, 0, rows);
+    ops::matmul_out(ps.narrow(0, i0, rows), qt, s);
+    const Tensor w = weight_block(ws, w_buf, i0, rows);
     const XentRowTotals rt = ops::xent_row_pass(s, w, i0, plan.rows == TargetForm::Block, sv.lse, sv.r);
     out.correct_rows += rt.correct;
     out.diag_sum += rt.diag;
@@ -217,23 +285,18 @@ Forward forward(const Inputs& in, const TargetPlan& plan, int64_t block_rows) {
   }
   out.correct_cols = correct_columns(cols);
 
-  // Target terms <T, S> of each direction: blockwise sums, or <sigma P, T Q> for operators; the
+  // The column log-sum-exps and Block targets' column term from the column state; the LowRank
   // products T Q are kept for the backward (O(N D)).
-  std::tie(sv.rows_tq, sv.cols_tq) = target_products(plan, in.e, row_inverse(sv, in.p.dtype()), in.q);
-  const double row_term = target_term(plan.rows, out.diag_sum, row_block_term, ps, sv.rows_tq);
-  out.loss_rows = (sum_all(sv.lse) - row_term) / static_cast<double>(n);
-  out.loss_cols = std::numeric_limits<double>::quiet_NaN();
+  double col_block_term = 0.0;
   if (has_cols) {
     sv.clse = ops::add(cols.max, ops::log(cols.sum));
-    double col_block_term = 0.0;
     if (plan.cols == TargetForm::Block) {
       col_block_term = sum_all(ops::div(cols.wdot, cols.wsum));
       sv.c = cols.wsum;
     }
-    const double col_term = target_term(plan.cols, out.diag_sum, col_block_term, ps, sv.cols_tq);
-    out.loss_cols = (sum_all(sv.clse) - col_term) / static_cast<double>(n);
   }
-  out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
+  std::tie(sv.rows_tq, sv.cols_tq) = target_products(plan, in.e, row_inverse(sv, in.p.dtype()), in.q);
+  finish_loss(out, plan, ps, row_block_term, col_block_term, sv.rows_tq, sv.cols_tq);
   return out;
 }
 
@@ -259,48 +322,35 @@ Grads backward(const Inputs& in, const TargetPlan& plan, const Saved& sv, double
   const weights::WeightBlocks ws = weight_source(in, plan, sv);
   Tensor s_buf = Tensor::empty({b, n}, in.p.dtype(), device);
   Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), device) : Tensor();
-  Tensor dp = need_p ? Tensor::empty(in.p.shape(), in.p.dtype(), device) : Tensor();
-  Tensor dq = need_q ? ops::zeros(in.q.shape(), in.q.dtype(), device) : Tensor();
-  Tensor dq_part = need_q && b < n ? Tensor::empty(in.q.shape(), in.q.dtype(), device) : Tensor();
+  Tensor gq = need_p ? Tensor::empty(in.p.shape(), in.p.dtype(), device) : Tensor();  // G_blk Q
+  Tensor gp = need_q ? ops::zeros(in.q.shape(), in.q.dtype(), device) : Tensor();     // G_blk^T (sigma P)
+  Tensor gp_part = need_q && b < n ? Tensor::empty(in.q.shape(), in.q.dtype(), device) : Tensor();
   const XentGradCoeffs coeffs = coeffs_of(plan, alpha, beta, false);
   const auto [clse, cinv] = column_vectors(sv, coeffs, in.p.dtype());
   double gs = 0.0;  // sum_ij G_blk,ij s_ij
   for (int64_t i0 = 0; i0 < n; i0 += b) {
     const int64_t rows = std::min(b, n - i0);
-    Tensor s = s_buf.narrow(0, 0, rows), w;
-    blocks::gemm_into(ps.narrow(0, i0, rows), qt, s);
-    if (blocked_w) {
-      Tensor buf = w_buf.narrow(0, 0, rows);
-      w = ws.block(i0, buf);
-    }
+    Tensor s = s_buf.narrow(0, 0, rows);
+    ops::matmul_out(ps.narrow(0, i0, rows), qt, s);
+    const Tensor w = weight_block(ws, w_buf, i0, rows);
     gs += ops::xent_gradient_(s, w, i0, coeffs, sv.lse, clse, sv.r, cinv).gs;
     if (need_p) {
-      Tensor dp_rows = dp.narrow(0, i0, rows);
-      blocks::gemm_into(s, in.q, dp_rows);  // G_blk Q
+      Tensor gq_rows = gq.narrow(0, i0, rows);
+      ops::matmul_out(s, in.q, gq_rows);
     }
     if (need_q) {
       if (b >= n) {
-        blocks::gemm_into(s.t(), ps.narrow(0, i0, rows), dq);  // one block: G^T (sigma P)
+        ops::matmul_out(s.t(), ps.narrow(0, i0, rows), gp);  // one block: the whole product
       } else {
-        blocks::gemm_into(s.t(), ps.narrow(0, i0, rows), dq_part);
-        blocks::add_into(dq, dq_part);
+        ops::matmul_out(s.t(), ps.narrow(0, i0, rows), gp_part);
+        ops::add_(gp, gp_part);
       }
     }
   }
-
-  // A Q from the forward's products; A^T P only when q wants a gradient.
-  Tensor aq;
-  if (sv.rows_tq.defined()) aq = ops::mul(sv.rows_tq, alpha);
-  if (sv.cols_tq.defined())
-    aq = aq.defined() ? ops::add(aq, ops::mul(sv.cols_tq, beta)) : ops::mul(sv.cols_tq, beta);
-  if (need_p) g.p = ops::mul(aq.defined() ? ops::sub(dp, aq) : dp, in.scale);
-  if (need_q) {
-    const Tensor atp =
-        transposed_operator_targets(plan, alpha, beta, in.e, row_inverse(sv, in.p.dtype()), in.p);
-    g.q = atp.defined() ? ops::sub(dq, ops::mul(atp, in.scale)) : dq;
-  }
-  if (need_scale) g.scale = gs / in.scale - (aq.defined() ? dot_all(in.p, aq) : 0.0);
-  return g;
+  // A Q from the forward's products; A^T P (in assemble_grads) only when q wants a gradient.
+  const Tensor aq = low_rank_aq(sv.rows_tq, sv.cols_tq, alpha, beta);
+  const Tensor rinv = need_q ? row_inverse(sv, in.p.dtype()) : Tensor();
+  return assemble_grads(in, plan, alpha, beta, rinv, aq, gq, gp, gs, need_scale);
 }
 
 Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_rows, bool need_p,
@@ -320,7 +370,7 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   // online one, over a single block).
   const Tensor ps = ops::mul(in.p, in.scale);
   Tensor s = Tensor::empty({n, n}, in.p.dtype(), device);
-  blocks::gemm_into(ps, in.q.t(), s);
+  ops::matmul_out(ps, in.q.t(), s);
   XentColumnState cols = ops::xent_column_state(n, false, device);
   {
     Tensor no_r;
@@ -337,7 +387,7 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   const weights::WeightBlocks ws = weight_source(in, plan, sv);
   if (blocked_w) {
     if (plan.weights.mask == WeightMask::TopK)
-      sv.topk = weights::topk_neighbours(ws.e_host, plan.weights.top_k, block_rows);
+      sv.topk = weights::topk_neighbours(ws.e, plan.weights.top_k, block_rows);
     std::tie(sv.r, sv.c) = ws.sums(block_rows);
   } else if (plan.rows == TargetForm::LowRank) {
     sv.r = weights::linear_weights_row_sums(in.e).to(DType::F64);
@@ -347,16 +397,13 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   // terms of the loss on the way.
   const XentGradCoeffs coeffs = coeffs_of(plan, alpha, beta, /*target_terms=*/true);
   const auto [clse, cinv] = column_vectors(sv, coeffs, in.p.dtype());
-  const int64_t b = blocked_w ? blocks::choose_block_rows(n, 1, block_rows) : n;
+  const int64_t b = blocked_w ? choose_block_rows(n, 1, block_rows) : n;
   Tensor w_buf = blocked_w ? Tensor::empty({b, n}, in.p.dtype(), device) : Tensor();
   XentGradTotals totals;
   for (int64_t i0 = 0; i0 < n; i0 += b) {
     const int64_t rows = std::min(b, n - i0);
-    Tensor g = s.narrow(0, i0, rows), w;
-    if (blocked_w) {
-      Tensor buf = w_buf.narrow(0, 0, rows);
-      w = ws.block(i0, buf);
-    }
+    Tensor g = s.narrow(0, i0, rows);
+    const Tensor w = weight_block(ws, w_buf, i0, rows);
     const XentGradTotals t = ops::xent_gradient_(g, w, i0, coeffs, sv.lse, clse, sv.r, cinv);
     totals.gs += t.gs;
     totals.row_term += t.row_term;
@@ -367,30 +414,63 @@ Forward forward_whole(const Inputs& in, const TargetPlan& plan, int64_t block_ro
   // The loss, then the gradients for an upstream gradient of 1 (the backward scales them).
   const Tensor rinv = row_inverse(sv, in.p.dtype());
   const auto [rows_tq, cols_tq] = target_products(plan, in.e, rinv, in.q);
-  const double row_term = target_term(plan.rows, out.diag_sum, totals.row_term, ps, rows_tq);
-  out.loss_rows = (sum_all(sv.lse) - row_term) / static_cast<double>(n);
-  out.loss_cols = std::numeric_limits<double>::quiet_NaN();
-  if (has_cols) {
-    const double col_term = target_term(plan.cols, out.diag_sum, totals.col_term, ps, cols_tq);
-    out.loss_cols = (sum_all(sv.clse) - col_term) / static_cast<double>(n);
-  }
-  out.loss = plan.row_weight * out.loss_rows + (has_cols ? plan.col_weight * out.loss_cols : 0.0);
-
-  Tensor aq;  // A Q, A = alpha T_r + beta T_c over the LowRank directions
-  if (rows_tq.defined()) aq = ops::mul(rows_tq, alpha);
-  if (cols_tq.defined()) aq = aq.defined() ? ops::add(aq, ops::mul(cols_tq, beta)) : ops::mul(cols_tq, beta);
+  finish_loss(out, plan, ps, totals.row_term, totals.col_term, rows_tq, cols_tq);
+  Tensor gq, gp;
   if (need_p) {
-    Tensor gq = Tensor::empty(in.p.shape(), in.p.dtype(), device);
-    blocks::gemm_into(s, in.q, gq);  // G Q
-    sv.dp = ops::mul(aq.defined() ? ops::sub(gq, aq) : gq, in.scale);
+    gq = Tensor::empty(in.p.shape(), in.p.dtype(), device);
+    ops::matmul_out(s, in.q, gq);  // G Q
   }
   if (need_q) {
-    Tensor gp = Tensor::empty(in.q.shape(), in.q.dtype(), device);
-    blocks::gemm_into(s.t(), ps, gp);  // G^T (sigma P)
-    const Tensor atp = transposed_operator_targets(plan, alpha, beta, in.e, rinv, in.p);
-    sv.dq = atp.defined() ? ops::sub(gp, ops::mul(atp, in.scale)) : gp;
+    gp = Tensor::empty(in.q.shape(), in.q.dtype(), device);
+    ops::matmul_out(s.t(), ps, gp);  // G^T (sigma P)
   }
-  sv.dscale = totals.gs / in.scale - (aq.defined() ? dot_all(in.p, aq) : 0.0);
+  const Grads g = assemble_grads(in, plan, alpha, beta, rinv, low_rank_aq(rows_tq, cols_tq, alpha, beta), gq,
+                                 gp, totals.gs, /*need_scale=*/true);
+  sv.dp = g.p;
+  sv.dq = g.q;
+  sv.dscale = g.scale;
+  return out;
+}
+
+AnchorBlock anchor_block(const Tensor& x, const Tensor& c, const weights::WeightBlocks* weights, double scale,
+                         int64_t row0, int64_t rows, double coeff, bool need_anchor, bool need_cand) {
+  const int64_t n = c.size(0), d = c.size(1);
+  const Device device = x.device();
+  const bool weighted = weights != nullptr;
+  const Tensor xs = ops::mul(x.narrow(0, row0, rows), scale).contiguous();  // (rows, D) sigma X_blk
+  Tensor s = Tensor::empty({rows, n}, x.dtype(), device);                   // (rows, N)
+  ops::matmul_out(xs, c.t(), s);
+  Tensor w;
+  if (weighted) {
+    Tensor buf = Tensor::empty({rows, n}, x.dtype(), device);  // (rows, N) weights
+    w = weights->block(row0, buf);
+  }
+  // Indexed by global row, as the xent passes are.
+  Tensor lse = ops::zeros({n}, DType::F64, device), r = ops::zeros({n}, DType::F64, device);
+  AnchorBlock out;
+  const XentRowTotals rt = ops::xent_row_pass(s, w, row0, weighted, lse, r);
+  out.loss_sum = host_value(ops::sum(lse.narrow(0, row0, rows))) - (weighted ? rt.target_term : rt.diag);
+  out.correct = rt.correct;
+  out.diag = rt.diag;
+  out.total = rt.total;
+  // The row direction alone: G = coeff (softmax - T), T on the diagonal or W's rows over r.
+  TargetPlan plan;
+  plan.rows = weighted ? TargetForm::Block : TargetForm::Identity;
+  plan.cols = TargetForm::None;
+  out.gs = ops::xent_gradient_(s, w, row0, coeffs_of(plan, coeff, 0.0, false), lse, Tensor(), r, Tensor()).gs;
+  if (need_anchor) {
+    out.d_anchor = Tensor::empty({rows, d}, x.dtype(), device);
+    ops::matmul_out(s, c, out.d_anchor);  // G C
+    out.d_anchor = ops::mul(out.d_anchor, scale);
+  } else {
+    out.d_anchor = ops::zeros({rows, d}, x.dtype(), device);
+  }
+  if (need_cand) {
+    out.d_cand = Tensor::empty(c.shape(), x.dtype(), device);
+    ops::matmul_out(s.t(), xs, out.d_cand);  // G^T (sigma X_blk)
+  } else {
+    out.d_cand = ops::zeros(c.shape(), x.dtype(), device);
+  }
   return out;
 }
 

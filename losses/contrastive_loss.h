@@ -1,7 +1,7 @@
 // The contrastive losses of this project, each one autograd node with a hand-written backward:
 // InfoNCE (CLIP's symmetric loss; LiT when the second tower is frozen) and CWCL (PAPER.md),
 // plus the batch metrics that come out of the same pass. Part of losses/; the fused math is in
-// contrastive_fused.cpp, the options in contrastive_config.h.
+// contrastive_fused.h, the options in contrastive_config.h.
 //
 // Conventions (decided here, see the README of this folder for the reasons):
 // - p (N, D) is the trained tower's embeddings, q (N, D) the frozen tower's (or the second

@@ -111,7 +111,7 @@ CtcOutput ctc_loss(const Variable& log_probs, const std::vector<std::vector<int6
       CW_CHECK(k >= 0 && k < C && k != o.blank, IndexError, "ctc_loss: target label ", k, " of row ", b,
                " must be in [0, ", C, ") and not the blank ", o.blank);
   }
-  const Tensor host = lp.device().is_cpu() ? lp : lp.to(Device::cpu());
+  const Tensor host = lp.to(Device::cpu());  // the recursions run on the host (no copy on the CPU)
   const bool want_grad = log_probs.requires_grad();
   CtcOutput out;
   out.row_losses.assign(static_cast<size_t>(B), 0.0);

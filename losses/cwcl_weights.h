@@ -4,7 +4,9 @@
 //   W = (E E^T + 1 1^T) / 2,  so  W Y = (E (E^T Y) + 1 (1^T Y)) / 2  in O(N D^2).
 // W is symmetric for every option (see WeightMask) up to rounding; the column direction
 // normalizes W's columns by their own sums, so it does not rely on exact symmetry.
-// Part of losses/.
+// W's blocks are made on E's device: one GEMM for the cosines, then core's kernel for the weight
+// function and the mask (ops::xent_weights_), so every backend makes the same W. The dense,
+// readable construction is contrastive_reference.h's dense_cwcl_weights. Part of losses/.
 #pragma once
 
 #include <cstdint>
@@ -41,49 +43,35 @@ inline bool is_low_rank(const WeightSpec& s) {
 // index[offsets[i] .. offsets[i+1]), which are j in i's top k, or i in j's top k, and i itself.
 // Kept as lists rather than per-row cosine thresholds so the mask is symmetric by construction:
 // comparing c_ji with a threshold taken from row i would depend on the last bit of two GEMM
-// entries that are equal only in exact arithmetic.
+// entries that are equal only in exact arithmetic. The lists are built on the host; the weight
+// kernel reads them as i64 tensors on E's device.
 struct Neighbours {
   std::vector<int64_t> offsets, index;
+  Tensor offsets_on_device, index_on_device;
 };
-// Top k of each row of E E^T (the pair counts; ties broken by the lower index), block by block.
+// Top k of each row of E E^T (the pair counts; ties broken by the lower index), block by block
+// on E's device (ops::row_topk); the lists are then symmetrised on the host.
 Neighbours topk_neighbours(const Tensor& e_unit, int64_t k, int64_t block_rows);
 
-// In place on a block of cosines c (rows x n, rows [row0, row0 + rows)): c_ij -> w_ij.
-// nb is the TopK graph (null for the other masks).
-template <class T>
-void cosines_to_weights(T* c, int64_t rows, int64_t n, int64_t row0, const WeightSpec& s,
-                        const Neighbours* nb);
-
-// W's rows [row0, row0 + rows) (rows, N) from unit rows e as core ops, on e's device: one GEMM,
-// the kernel, the threshold mask; the same numbers as cosines_to_weights. The top-k mask is not
-// supported (its graph is host lists; see topk_neighbours).
-Tensor weight_rows(const Tensor& e_unit, const WeightSpec& s, int64_t row0, int64_t rows);
-
-// W's row and column sums (equal up to rounding, W being symmetric), by a pass over W's blocks;
-// for the linear kernel without mask, by the closed form below (no pass).
-struct WeightSums {
-  std::vector<double> rows, cols;
-};
-WeightSums weight_sums(const Tensor& e_unit, const WeightSpec& s, const Neighbours* nb, int64_t block_rows);
+// W's rows [row0, row0 + rows) (rows, N) from unit rows e on e's device. The top-k mask needs
+// its graph (nb); without one it is refused (NotImplementedError).
+Tensor weight_rows(const Tensor& e_unit, const WeightSpec& s, int64_t row0, int64_t rows,
+                   const Neighbours* nb = nullptr);
 
 // Low-rank linear kernel: W Y for Y (N, D'), and W's row sums (N) = W 1.
 Tensor linear_weights_times(const Tensor& e_unit, const Tensor& y);
 Tensor linear_weights_row_sums(const Tensor& e_unit);
 
-// Where a loss on E's device gets W's row blocks. The weight code above is host code: on the CPU
-// each block is written in place into the caller's buffer; on another device the kernels and the
-// threshold mask are core ops there (weight_rows), and the top-k mask, whose graph is host lists,
-// makes its blocks on the host from E's copy and copies them over.
+// Where a loss gets W's row blocks, on E's device.
 struct WeightBlocks {
-  Tensor e;       // (N, D') unit rows on the loss's device
-  Tensor e_host;  // the same rows on the host (CPU or top-k only), also for topk_neighbours
+  Tensor e;  // (N, D') unit rows on the loss's device
   const WeightSpec* spec = nullptr;
   const Neighbours* nb = nullptr;  // the top-k graph (TopK only; may be filled after construction)
 
-  bool on_host() const { return e.device().is_cpu() || spec->mask == WeightMask::TopK; }
-  // W's rows [row0, row0 + buf.size(0)) (rows, N): written into buf, or returned as a new tensor.
+  // W's rows [row0, row0 + buf.size(0)) (rows, N), written into buf (contiguous), which is returned.
   Tensor block(int64_t row0, Tensor& buf) const;
-  // W's row and column sums (N) f64 on the loss's device, by one pass over W's blocks.
+  // W's row and column sums (N) f64 (equal up to rounding, W being symmetric): by one pass over
+  // W's blocks, or for the linear kernel without mask by the closed form (no pass).
   std::pair<Tensor, Tensor> sums(int64_t block_rows) const;
 };
 // e_unit on the loss's device; spec and nb must outlive the result.

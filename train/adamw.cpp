@@ -1,6 +1,6 @@
 // AdamW update (PyTorch semantics, see adamw.h) and the decay / no-decay parameter split.
-// Part of train/. Contiguous CPU tensors take one fused loop per parameter; anything else (other
-// devices) goes through core ops with the same arithmetic.
+// Part of train/. The update of one parameter is one fused kernel on its device
+// (ops::adamw_step_; the element formula is core/kernel_math.h's adamw_update).
 #include "train/adamw.h"
 
 #include <cmath>
@@ -15,31 +15,6 @@ namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The per-step scalars of one update, shared by both code paths.
-struct StepScalars {
-  double decay;      // 1 - lr * wd
-  double step_size;  // lr / (1 - beta1^t)
-  double bc2_sqrt;   // sqrt(1 - beta2^t)
-  double beta1, beta2, eps;
-};
-
-// One fused pass over a contiguous CPU parameter. Element math in double (then stored in T), so
-// an f32 run agrees with PyTorch's float arithmetic to rounding and an f64 run exactly in form.
-template <class T>
-void adamw_cpu(T* p, const T* g, T* m, T* v, int64_t n, const StepScalars& s) {
-#pragma omp parallel for if (n > (1 << 16))
-  for (int64_t i = 0; i < n; ++i) {
-    const double gi = static_cast<double>(g[i]);
-    const double pi = static_cast<double>(p[i]) * s.decay;
-    const double mi = s.beta1 * static_cast<double>(m[i]) + (1.0 - s.beta1) * gi;
-    const double vi = s.beta2 * static_cast<double>(v[i]) + (1.0 - s.beta2) * gi * gi;
-    const double denom = std::sqrt(vi) / s.bc2_sqrt + s.eps;
-    m[i] = static_cast<T>(mi);
-    v[i] = static_cast<T>(vi);
-    p[i] = static_cast<T>(pi - s.step_size * mi / denom);
-  }
 }
 
 }  // namespace
@@ -96,29 +71,13 @@ void AdamW::step(double lr) {
     Tensor p = slot.param.data();  // handle sharing the parameter's storage: updated in place
     CW_CHECK(grad.shape() == p.shape() && grad.dtype() == p.dtype(), ValueError, "AdamW: gradient of '",
              slot.name, "' is ", describe(grad), ", parameter is ", describe(p));
-    const StepScalars s{1.0 - lr * slot.weight_decay,
-                        lr / (1.0 - std::pow(options_.beta1, static_cast<double>(t))),
-                        std::sqrt(1.0 - std::pow(options_.beta2, static_cast<double>(t))),
-                        options_.beta1,
-                        options_.beta2,
-                        options_.eps};
-    if (p.device().is_cpu() && p.is_contiguous() && grad.is_contiguous()) {
-      dispatch_float(p.dtype(), "AdamW::step", [&]<class T>() {
-        adamw_cpu<T>(p.data<T>(), grad.data<T>(), slot.exp_avg.data<T>(), slot.exp_avg_sq.data<T>(),
-                     p.numel(), s);
-      });
-      continue;
-    }
-    // Any device: the same formula from core ops, then copied into the live buffers.
-    const Tensor decayed = ops::mul(p, s.decay);
-    const Tensor m = ops::add(ops::mul(slot.exp_avg, s.beta1), ops::mul(grad, 1.0 - s.beta1));
-    const Tensor v =
-        ops::add(ops::mul(slot.exp_avg_sq, s.beta2), ops::mul(ops::mul(grad, grad), 1.0 - s.beta2));
-    const Tensor denom = ops::add(ops::div(ops::sqrt(v), s.bc2_sqrt), s.eps);
-    const Tensor updated = ops::sub(decayed, ops::mul(ops::div(m, denom), s.step_size));
-    slot.exp_avg.copy_(m);
-    slot.exp_avg_sq.copy_(v);
-    p.copy_(updated);
+    const AdamWStep s{1.0 - lr * slot.weight_decay,
+                      lr / (1.0 - std::pow(options_.beta1, static_cast<double>(t))),
+                      std::sqrt(1.0 - std::pow(options_.beta2, static_cast<double>(t))),
+                      options_.beta1,
+                      options_.beta2,
+                      options_.eps};
+    ops::adamw_step_(p, grad, slot.exp_avg, slot.exp_avg_sq, s);  // one fused pass, on p's device
   }
   step_ = t;
 }

@@ -7,32 +7,14 @@
 #include "core/ops.h"
 
 namespace cw::train {
-namespace {
-
-// Sum of squares of one gradient, accumulated in f64 whatever the gradient's dtype, so that the
-// norm over ~10^8 f32 elements does not lose the small gradients to rounding.
-double sum_of_squares(const Tensor& g) {
-  if (g.device().is_cpu() && g.is_contiguous()) {
-    return dispatch_float(g.dtype(), "clip_grad_norm", [&]<class T>() {
-      const T* x = g.data<T>();
-      const int64_t n = g.numel();
-      double s = 0.0;
-#pragma omp parallel for reduction(+ : s) if (n > (1 << 16))
-      for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-      return s;
-    });
-  }
-  const Tensor g64 = g.to(DType::F64);
-  return ops::sum(ops::mul(g64, g64)).to(Device::cpu()).item();
-}
-
-}  // namespace
 
 double grad_norm(const std::vector<Variable>& params) {
   double total = 0.0;
   for (const Variable& p : params) {
     if (!p.defined() || !p.grad().defined()) continue;
-    total += sum_of_squares(p.grad());
+    // Accumulated in f64 whatever the dtype, so that the norm over ~10^8 f32 elements does not
+    // lose the small gradients to rounding (one kernel per gradient, on its device).
+    total += ops::sum_of_squares(p.grad());
   }
   return std::sqrt(total);
 }

@@ -1,6 +1,6 @@
 // The CPU backend: Eigen for GEMM and vectorized math, OpenMP for loops Eigen does not thread.
 // One .cpp per kernel family (copy/random, elementwise, reduce, matmul, norm, index, conv, the fused
-// softmax cross-entropy passes).
+// softmax cross-entropy passes, the fused row and optimizer kernels).
 // Part of core/.
 #pragma once
 
@@ -56,6 +56,20 @@ class CpuBackend : public Backend {
   XentGradTotals xent_gradient(Tensor& s, const Tensor& w, int64_t row0, const XentGradCoeffs& c,
                                const Tensor& lse, const Tensor& clse, const Tensor& r,
                                const Tensor& cinv) override;
+
+  // cpu_xent_weights.cpp
+  void xent_weights(Tensor& c, int64_t row0, const XentWeightSpec& s, const Tensor& offsets,
+                    const Tensor& index) override;
+  void xent_weight_sums(const Tensor& w, Tensor& rows, Tensor& cols) override;
+  void row_topk(const Tensor& c, int64_t k, Tensor& idx) override;
+
+  // cpu_fused.cpp
+  int64_t first_nonfinite(const Tensor& x) override;
+  void l2_normalize_rows(const Tensor& x, double eps, Tensor& unit, Tensor& norm) override;
+  void l2_normalize_rows_backward(const Tensor& g, const Tensor& unit, const Tensor& norm, double eps,
+                                  Tensor& gx) override;
+  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWStep& s) override;
+  double sum_of_squares(const Tensor& x) override;
 };
 
 // The one CPU backend instance.

@@ -1,6 +1,8 @@
 // CPU elementwise kernels: unary functions and their derivatives, broadcasting binary ops, and
-// where. Each op is a small scalar functor; the row loops are specialized for the common
-// layouts (all contiguous, or one operand a broadcast scalar) so the compiler vectorizes them.
+// where. The scalar functions are core/elementwise_math.h's, shared with the CUDA backend; each
+// binary op is fixed at compile time inside its loop, and the row loops are specialized for the
+// common layouts (all contiguous, or one operand a broadcast scalar) so the compiler vectorizes
+// them.
 // Transcendental functions on contiguous rows go through Eigen's SIMD implementations (exp,
 // log, tanh, erf, logistic): libm's scalar erf alone was 14% of a MiniLM forward pass.
 #include <Eigen/Core>
@@ -9,72 +11,10 @@
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/strided_loop.h"
+#include "core/elementwise_math.h"
 
 namespace cw::cpu {
 namespace {
-
-constexpr double kSqrt1_2 = 0.70710678118654752440;      // 1/sqrt(2)
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1/sqrt(2*pi)
-constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2/pi)
-constexpr double kGeluC = 0.044715;
-
-// y = f(x), scalar by scalar. Integer tensors only reach Neg and Abs (checked in ops).
-template <class T>
-T unary_fn(UnaryOp op, T x, double p) {
-  switch (op) {
-    case UnaryOp::Neg: return -x;
-    case UnaryOp::Exp: return std::exp(x);
-    case UnaryOp::Log: return std::log(x);
-    case UnaryOp::Sqrt: return std::sqrt(x);
-    case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
-    case UnaryOp::Tanh: return std::tanh(x);
-    case UnaryOp::Sigmoid: return T(1) / (T(1) + std::exp(-x));
-    case UnaryOp::Relu: return x > T(0) ? x : T(0);
-    case UnaryOp::GeluErf: return static_cast<T>(0.5 * x * (1.0 + std::erf(x * kSqrt1_2)));
-    case UnaryOp::GeluTanh:
-      return static_cast<T>(0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x))));
-    case UnaryOp::Silu: return x / (T(1) + std::exp(-x));
-    case UnaryOp::Abs: return x < T(0) ? -x : x;
-    case UnaryOp::Pow: return static_cast<T>(std::pow(x, static_cast<T>(p)));
-  }
-  return x;
-}
-
-// dy/dx at x, given y = f(x). Derivations are the textbook ones:
-//   tanh' = 1 - y^2, sigmoid' = y (1 - y), rsqrt' = -y^3 / 2, sqrt' = 1 / (2 y),
-//   gelu'  = Phi(x) + x phi(x)                       (Phi, phi: normal cdf and pdf)
-//   gelu_tanh' = (1 + t)/2 + x (1 - t^2) k (1 + 3 c x^2) / 2,  t = tanh(k (x + c x^3))
-//   silu'  = s (1 + x (1 - s)),  s = sigmoid(x)
-template <class T>
-T unary_grad(UnaryOp op, T x, T y, double p) {
-  switch (op) {
-    case UnaryOp::Neg: return T(-1);
-    case UnaryOp::Exp: return y;
-    case UnaryOp::Log: return T(1) / x;
-    case UnaryOp::Sqrt: return T(0.5) / y;
-    case UnaryOp::Rsqrt: return T(-0.5) * y * y * y;
-    case UnaryOp::Tanh: return T(1) - y * y;
-    case UnaryOp::Sigmoid: return y * (T(1) - y);
-    case UnaryOp::Relu: return x > T(0) ? T(1) : T(0);
-    case UnaryOp::GeluErf: {
-      const double xd = x;
-      return static_cast<T>(0.5 * (1.0 + std::erf(xd * kSqrt1_2)) +
-                            xd * kInvSqrt2Pi * std::exp(-0.5 * xd * xd));
-    }
-    case UnaryOp::GeluTanh: {
-      const double xd = x, t = std::tanh(kSqrt2OverPi * (xd + kGeluC * xd * xd * xd));
-      return static_cast<T>(0.5 * (1.0 + t) +
-                            0.5 * xd * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * kGeluC * xd * xd));
-    }
-    case UnaryOp::Silu: {
-      const T s = T(1) / (T(1) + std::exp(-x));
-      return s * (T(1) + x * (T(1) - s));
-    }
-    case UnaryOp::Abs: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
-    case UnaryOp::Pow: return static_cast<T>(p * std::pow(x, static_cast<T>(p - 1)));
-  }
-  return T(0);
-}
 
 // Applies f to every (output, operand...) element; f gets the row pointers and the index.
 template <class T, size_t N, class F>
@@ -215,19 +155,23 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
   dispatch_all(a.dtype(), binary_op_name(op), [&]<class T>() {
+    // One instantiation per op, so that binary_fn's switch folds away inside the loop.
+    auto run = [&]<BinaryOp Op>() {
+      binary_loop<T>(a, b, out, [](T x, T y) { return binary_fn<T>(Op, x, y); });
+    };
     switch (op) {
-      case BinaryOp::Add: return binary_loop<T>(a, b, out, [](T x, T y) { return x + y; });
-      case BinaryOp::Sub: return binary_loop<T>(a, b, out, [](T x, T y) { return x - y; });
-      case BinaryOp::Mul: return binary_loop<T>(a, b, out, [](T x, T y) { return x * y; });
-      case BinaryOp::Div: return binary_loop<T>(a, b, out, [](T x, T y) { return x / y; });
-      case BinaryOp::Maximum: return binary_loop<T>(a, b, out, [](T x, T y) { return x > y ? x : y; });
-      case BinaryOp::Minimum: return binary_loop<T>(a, b, out, [](T x, T y) { return x < y ? x : y; });
-      case BinaryOp::Eq: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x == y); });
-      case BinaryOp::Ne: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x != y); });
-      case BinaryOp::Lt: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x < y); });
-      case BinaryOp::Le: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x <= y); });
-      case BinaryOp::Gt: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x > y); });
-      case BinaryOp::Ge: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x >= y); });
+      case BinaryOp::Add: return run.template operator()<BinaryOp::Add>();
+      case BinaryOp::Sub: return run.template operator()<BinaryOp::Sub>();
+      case BinaryOp::Mul: return run.template operator()<BinaryOp::Mul>();
+      case BinaryOp::Div: return run.template operator()<BinaryOp::Div>();
+      case BinaryOp::Maximum: return run.template operator()<BinaryOp::Maximum>();
+      case BinaryOp::Minimum: return run.template operator()<BinaryOp::Minimum>();
+      case BinaryOp::Eq: return run.template operator()<BinaryOp::Eq>();
+      case BinaryOp::Ne: return run.template operator()<BinaryOp::Ne>();
+      case BinaryOp::Lt: return run.template operator()<BinaryOp::Lt>();
+      case BinaryOp::Le: return run.template operator()<BinaryOp::Le>();
+      case BinaryOp::Gt: return run.template operator()<BinaryOp::Gt>();
+      case BinaryOp::Ge: return run.template operator()<BinaryOp::Ge>();
     }
   });
 }

@@ -1,6 +1,6 @@
 // CPU indexing kernels: index_select / index_add (rows along one dim, copied or accumulated as
 // whole inner blocks) and gather / scatter_add (element by element). Indices were bounds-checked
-// by ops.cpp. Accumulating kernels run serially where indices may repeat.
+// by ops_index.cpp. Accumulating kernels run serially where indices may repeat.
 #include <cstring>
 
 #include "core/cpu/cpu_backend.h"

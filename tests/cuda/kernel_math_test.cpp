@@ -1,19 +1,19 @@
 // The CUDA kernels' per-element math, run on the host (no GPU needed): OffsetCalc (strided
-// elementwise kernels) against direct stride arithmetic; the elementwise functions and
-// derivatives (cuda/elementwise_math.h), the convolution kernels' per-element functions
-// (cuda/conv_math.h), the indexing kernels' offsets (cuda/index_math.h) and the fused
-// cross-entropy kernels' rules (cuda/xent_math.h) against the CPU backend. The kernels call exactly these
-// functions, one element per thread. (On the device expf & co. differ from glibc in the last ulps; the parity
-// suite covers that.)
+// elementwise kernels) against direct stride arithmetic; the elementwise functions and derivatives
+// (core/elementwise_math.h, shared with the CPU backend's scalar loops), the convolution kernels'
+// per-element functions (cuda/conv_math.h), the indexing kernels' offsets (cuda/index_math.h) and
+// the fused cross-entropy kernels' rules (cuda/xent_math.h) against the CPU backend. The kernels
+// call exactly these functions, one element per thread. (On the device expf & co. differ from
+// glibc in the last ulps; the parity suite covers that.)
 #include <gtest/gtest.h>
 
 #include <limits>
 #include <random>
 
 #include "core/backend.h"
+#include "core/elementwise_math.h"
 #include "core/ops.h"
 #include "cuda/conv_math.h"
-#include "cuda/elementwise_math.h"
 #include "cuda/index_math.h"
 #include "cuda/reduce_math.h"
 #include "cuda/strided.h"
@@ -195,7 +195,7 @@ void check_unary(UnaryOp op, DType dt, double rtol) {
   const T* py = y.data<T>();
   const T* pg = gx.data<T>();
   for (int64_t i = 0; i < x.numel(); ++i) {
-    const T fy = cuda::unary_fn<T>(op, px[i], p), fg = cuda::unary_grad<T>(op, px[i], py[i], p);
+    const T fy = unary_fn<T>(op, px[i], p), fg = unary_grad<T>(op, px[i], py[i], p);
     ASSERT_NEAR(fy, py[i], rtol * (1 + std::abs(py[i])))
         << unary_op_name(op) << " " << dtype_name(dt) << " x " << px[i];
     ASSERT_NEAR(fg, pg[i], rtol * (1 + std::abs(pg[i])))
@@ -222,8 +222,7 @@ TEST(CudaKernelMath, BinaryFunctionsMatchCpu) {
       cpu.binary(op, a, rhs, out);
       for (int64_t i = 0; i < a.numel(); ++i) {
         if (op == BinaryOp::Div && rhs.data<double>()[i] == 0) continue;
-        ASSERT_EQ(cuda::binary_fn<double>(op, a.data<double>()[i], rhs.data<double>()[i]),
-                  out.data<double>()[i])
+        ASSERT_EQ(binary_fn<double>(op, a.data<double>()[i], rhs.data<double>()[i]), out.data<double>()[i])
             << binary_op_name(op) << " element " << i;
       }
     }

@@ -1,34 +1,16 @@
-// CUDA-layer tests that need no GPU, so they run on every CUDA build: the Philox copy in
-// cuda/philox.cuh against core's, the error macros' messages, the allocator's size classes,
-// and the error a CUDA tensor gives on a machine without a device.
+// CUDA-layer tests that need no GPU, so they run on every CUDA build: the error macros'
+// messages, the allocator's size classes, and the error a CUDA tensor gives on a machine without
+// a device. (Philox, which the CUDA draws share with the CPU's, is core/philox.h, tested in
+// tests/core/philox_test.cpp.)
 #include <gtest/gtest.h>
 
 #include "core/generator.h"
 #include "core/ops.h"
 #include "cuda/cuda.h"
 #include "cuda/cuda_error.h"
-#include "cuda/philox.cuh"
 
 namespace cw {
 namespace {
-
-TEST(CudaNoDevice, PhiloxMatchesCoreGenerator) {
-  // The device copy of Philox must give the CPU's numbers, or CUDA draws would differ.
-  for (uint64_t key : {uint64_t{0}, uint64_t{0x5eed}, ~uint64_t{0}})
-    for (uint64_t c : {uint64_t{0}, uint64_t{1}, uint64_t{12345678901234ull}, ~uint64_t{0}}) {
-      const auto want = philox4x32(c, 0, key);
-      const auto got = cuda::philox4x32(c, 0, key);
-      for (int k = 0; k < 4; ++k)
-        EXPECT_EQ(got.v[k], want[k]) << "key " << key << " counter " << c << " word " << k;
-      EXPECT_EQ(cuda::uniform_double(got.v[0], got.v[1]), uniform_double(want[0], want[1]));
-    }
-  // Known answer (Random123's kat_vectors for philox4x32_10 with a zero counter and key).
-  const auto z = cuda::philox4x32(0, 0, 0);
-  EXPECT_EQ(z.v[0], 0x6627e8d5u);
-  EXPECT_EQ(z.v[1], 0xe169c58du);
-  EXPECT_EQ(z.v[2], 0xbc57ac4cu);
-  EXPECT_EQ(z.v[3], 0x9b00dbd8u);
-}
 
 TEST(CudaNoDevice, ErrorMacrosNameCallAndStatus) {
   try {

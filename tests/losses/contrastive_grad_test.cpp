@@ -1,10 +1,12 @@
 // Gradients of the fused contrastive losses: f64 central differences for every option on tiny
-// batches, and equality with the same loss composed from autograd primitives (loss_reference.h).
+// batches, and equality with the dense loss composed from autograd primitives
+// (losses/contrastive_reference.h).
 // The weights come from a constant copy of q, matching the loss's definition (W is a target).
 #include <cmath>
 
 #include "loss_reference.h"
 #include "losses/contrastive_loss.h"
+#include "losses/contrastive_reference.h"
 #include "losses/cwcl_weights.h"
 #include "losses/l2_normalize.h"
 #include "support/check.h"
@@ -79,7 +81,7 @@ TEST(ContrastiveGrad, EqualsComposedReference) {
         V fused = {Variable(zp.clone(), true), Variable(zq.clone(), true), Variable(t0.clone(), true)};
         V ref = {Variable(zp.clone(), true), Variable(zq.clone(), true), Variable(t0.clone(), true)};
         const Variable lf = contrastive_loss(fused[0], fused[1], fused[2], cfg).loss;
-        const Variable lr = test::reference_loss(ref[0], ref[1], ref[2], cfg, zq);
+        const Variable lr = losses::dense_contrastive_loss(ref[0], ref[1], ref[2], cfg, zq);
         const std::string where = name + " N=" + std::to_string(s.n) + " " + mode.name;
         EXPECT_NEAR(lf.item(), lr.item(), 1e-10) << where;
         lf.backward();
@@ -141,7 +143,8 @@ TEST(ContrastiveGrad, WeightsMatchDenseReference) {
   const Tensor e = rand64({23, 5}, -1, 1, 77);
   for (const auto& [name, cfg] : test::option_grid()) {
     if (cfg.loss != losses::LossKind::CWCL) continue;
-    EXPECT_TRUE(all_close(losses::cwcl_weights(e, cfg), test::reference_weights(e, cfg), 1e-14, 0)) << name;
+    EXPECT_TRUE(all_close(losses::cwcl_weights(e, cfg), losses::dense_cwcl_weights(e, cfg), 1e-14, 0))
+        << name;
     const Tensor w = losses::cwcl_weights(e, cfg);
     EXPECT_TRUE(all_close(w, w.t().contiguous(), 1e-15, 0)) << name << ": W must be symmetric";
   }
@@ -177,7 +180,7 @@ namespace cw {
 namespace {
 
 // Weights from a separate weight source, and a scale on the clamp: the fused node equals the
-// composed reference (loss_reference.h) in loss and every gradient, over the option grid.
+// dense reference (losses/contrastive_reference.h) in loss and every gradient, over the option grid.
 TEST(ContrastiveGrad, WeightSourceAndClampedScaleMatchTheReference) {
   for (const auto& [name, cfg] : test::option_grid()) {
     for (const Shape2 s : {Shape2{1, 4}, Shape2{5, 3}, Shape2{17, 8}}) {
@@ -190,7 +193,7 @@ TEST(ContrastiveGrad, WeightSourceAndClampedScaleMatchTheReference) {
         const bool cwcl = cfg.loss == losses::LossKind::CWCL;
         const Variable lf =
             contrastive_loss(fused[0], fused[1], fused[2], cfg, cwcl ? source : Tensor()).loss;
-        const Variable lr = test::reference_loss(ref[0], ref[1], ref[2], cfg, cwcl ? source : zq);
+        const Variable lr = losses::dense_contrastive_loss(ref[0], ref[1], ref[2], cfg, cwcl ? source : zq);
         const std::string where = name + " N=" + std::to_string(s.n) + " t=" + std::to_string(log_scale);
         EXPECT_NEAR(lf.item(), lr.item(), 1e-10) << where;
         lf.backward();

@@ -1,16 +1,11 @@
-// Test-side references for the contrastive losses: the same losses composed from autograd
-// primitives (ag::log_softmax, ag::matmul, ag::mul, ag::sum) with dense N x N matrices and an
-// independent dense construction of CWCL's weights, plus the option grid the tests sweep.
-// Written from PAPER.md and contrastive_config.h, not from the fused code.
+// The option grid the contrastive-loss tests sweep and the two modes of the fused node. The
+// reference they compare against is the dense loss of losses/contrastive_reference.h (written
+// from PAPER.md, not from the fused code).
 #pragma once
 
-#include <algorithm>
-#include <cmath>
-#include <numeric>
 #include <string>
 #include <vector>
 
-#include "autograd/functions.h"
 #include "losses/contrastive_config.h"
 
 namespace cw::test {
@@ -21,76 +16,6 @@ using losses::LossKind;
 using losses::ReverseDirection;
 using losses::WeightKernel;
 using losses::WeightMask;
-
-// Dense W (N, N) f64 from raw embeddings e, built with plain loops.
-inline Tensor reference_weights(const Tensor& e, const ContrastiveConfig& cfg) {
-  const int64_t n = e.size(0), d = e.size(1);
-  const std::vector<double> x = e.to(DType::F64).to_vector<double>();
-  std::vector<double> unit(x.size()), c(n * n), w(n * n);
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (int64_t k = 0; k < d; ++k) s += x[i * d + k] * x[i * d + k];
-    for (int64_t k = 0; k < d; ++k)
-      unit[i * d + k] = x[i * d + k] / std::max(std::sqrt(s), cfg.normalize_eps);
-  }
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < d; ++k) s += unit[i * d + k] * unit[j * d + k];
-      c[i * n + j] = s;
-      w[i * n + j] =
-          cfg.kernel == WeightKernel::Linear ? s / 2 + 0.5 : std::exp((s - 1) / cfg.kernel_temperature);
-    }
-  std::vector<char> keep(n * n, 1);
-  if (cfg.mask == WeightMask::Threshold)
-    for (int64_t i = 0; i < n * n; ++i) keep[i] = c[i] >= cfg.threshold;
-  if (cfg.mask == WeightMask::TopK) {
-    std::fill(keep.begin(), keep.end(), 0);
-    for (int64_t i = 0; i < n; ++i) {
-      std::vector<int64_t> idx(n);
-      std::iota(idx.begin(), idx.end(), 0);
-      std::stable_sort(idx.begin(), idx.end(),
-                       [&](int64_t a, int64_t b) { return c[i * n + a] > c[i * n + b]; });
-      for (int64_t a = 0; a < std::min(cfg.top_k, n); ++a) keep[i * n + idx[a]] = keep[idx[a] * n + i] = 1;
-    }
-  }
-  for (int64_t i = 0; i < n; ++i) keep[i * n + i] = 1;
-  for (int64_t i = 0; i < n * n; ++i) w[i] = keep[i] ? w[i] : 0.0;
-  return ops::from_vector(w, {n, n});
-}
-
-// The loss of contrastive_loss.h composed from primitives; the weights come from e_source.
-inline Variable reference_loss(const Variable& zp, const Variable& zq, const Variable& t,
-                               const ContrastiveConfig& cfg, const Tensor& e_source) {
-  const int64_t n = zp.size(0);
-  auto unit = [&](const Variable& z) {
-    return cfg.normalize ? ag::div(z, ag::sqrt(ag::sum(ag::mul(z, z), {1}, true))) : z;
-  };
-  const Variable p = unit(zp), q = unit(zq);
-  const double raw = std::exp(t.item());
-  const Variable scale =
-      raw > cfg.max_logit_scale ? Variable(ops::scalar(cfg.max_logit_scale, DType::F64)) : ag::exp(t);
-  const Variable s = ag::mul(ag::matmul(p, ag::transpose(q, 0, 1)), ag::reshape(scale, {}));
-  const Tensor eye = ops::from_vector(std::vector<double>(n * n, 0.0), {n, n});
-  for (int64_t i = 0; i < n; ++i) eye.data<double>()[i * n + i] = 1.0;
-  Tensor t_rows = eye, t_cols = eye;
-  if (cfg.loss == LossKind::CWCL) {
-    const Tensor w = reference_weights(e_source, cfg);
-    t_rows = ops::div(w, ops::sum(w, {1}, true));
-    if (cfg.reverse == ReverseDirection::Weighted) t_cols = ops::div(w, ops::sum(w, {0}, true));
-  }
-  const bool cols = cfg.reverse != ReverseDirection::None;
-  const double a = cols && cfg.reduction == DirectionReduction::Mean ? 0.5 : 1.0;
-  const Variable l_rows =
-      ag::div(ag::neg(ag::sum(ag::mul(ag::log_softmax(s, 1), Variable(t_rows)))), double(n));
-  Variable loss = ag::mul(l_rows, a);
-  if (cols) {
-    const Variable l_cols =
-        ag::div(ag::neg(ag::sum(ag::mul(ag::log_softmax(s, 0), Variable(t_cols)))), double(n));
-    loss = ag::add(loss, ag::mul(l_cols, a));
-  }
-  return loss;
-}
 
 // The two implementations (contrastive_fused.h): the whole-matrix forward that makes the
 // gradients, and block mode (automatic blocks, or 3-row blocks so that small batches have many).

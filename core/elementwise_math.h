@@ -1,7 +1,14 @@
-// The scalar functions of the elementwise kernels (elementwise.cu): y = f(x), f'(x) and the
-// binary ops, in the element type (expf for f32, exp for f64, ...). Host and device, so that
-// tests/cuda/kernel_math_test.cpp checks them on the CPU against the CPU backend's formulas.
-// Derivations in core/cpu/cpu_elementwise.cpp. Internal to cuda/.
+// The scalar functions of the elementwise ops: y = f(x), f'(x) and the binary ops, in the element
+// type (expf for f32, exp for f64, ...), written once for both backends (CW_HD): the CUDA kernels
+// (cuda/elementwise.cu) and the CPU backend's scalar loops (core/cpu/cpu_elementwise.cpp, whose
+// contiguous rows of the transcendental ops go through Eigen's vectorized versions of the same
+// formulas). Part of core/.
+//
+// Derivatives, given y = f(x) where that is cheaper (the textbook ones):
+//   tanh' = 1 - y^2, sigmoid' = y (1 - y), rsqrt' = -y^3 / 2, sqrt' = 1 / (2 y),
+//   gelu'  = Phi(x) + x phi(x)                       (Phi, phi: normal cdf and pdf)
+//   gelu_tanh' = (1 + t)/2 + x (1 - t^2) k (1 + 3 c x^2) / 2,  t = tanh(k (x + c x^3))
+//   silu'  = s (1 + x (1 - s)),  s = sigmoid(x)
 #pragma once
 
 #include <cmath>
@@ -9,13 +16,13 @@
 #include <type_traits>
 
 #include "core/backend.h"
-#include "cuda/host_device.h"
+#include "core/host_device.h"
 
-namespace cw::cuda {
+namespace cw {
 
-constexpr double kSqrt1_2 = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kSqrt1_2 = 0.70710678118654752440;      // 1/sqrt(2)
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1/sqrt(2*pi)
+constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2/pi)
 constexpr double kGeluC = 0.044715;
 
 // Precision-matched math: the float overloads (expf, ...) for f32, double ones for f64.
@@ -65,7 +72,7 @@ CW_HD T dpow(T x, T p) {
 template <class T>
 CW_HD T unary_fn(UnaryOp op, T x, double p) {
   if constexpr (std::is_integral_v<T>) {
-    // ops.cpp lets only neg and abs reach integer tensors.
+    // ops_elementwise.cpp lets only neg and abs reach integer tensors.
     return op == UnaryOp::Neg ? -x : (x < 0 ? -x : x);
   } else {
     switch (op) {
@@ -88,7 +95,7 @@ CW_HD T unary_fn(UnaryOp op, T x, double p) {
   }
 }
 
-// dy/dx given x and y = f(x) (derivations in core/cpu/cpu_elementwise.cpp).
+// dy/dx given x and y = f(x) (derivations at the top of this file).
 template <class T>
 CW_HD T unary_grad(UnaryOp op, T x, T y, double p) {
   switch (op) {
@@ -136,4 +143,4 @@ CW_HD T binary_fn(BinaryOp op, T a, T b) {
   return a;
 }
 
-}  // namespace cw::cuda
+}  // namespace cw
