@@ -8,6 +8,10 @@ columns; give one kind per call.
 Standard library only (scipy, when importable, adds p-values to --compare).
 Usage: python3 tools/summarize_runs.py runs/mini_*  [--json out.json] [--compare GROUP_A GROUP_B]
 --compare prints, per metric, mean(A) - mean(B) and Welch's t over the seeds (two-sided p).
+Below the groups, a "chance" row (a uniform guess: 1 / classes, 1 / retrieval pairs) and, for
+speech-text runs, a "text-only bound" row (the frozen text tower on each test transcript), taken
+from eval_final.json: a number reads only beside what learning nothing, and the best the text
+side allows, would score.
 """
 import argparse
 import json
@@ -44,6 +48,42 @@ IMAGE_TEXT_METRICS = [
     ("R@1 i->t", lambda r: r["retrieval"]["image_to_text"]["R@1"]),
     ("struct corr", lambda r: r["structure_correlation"]),
 ]
+
+
+# The reference numbers of a run for the columns where they are defined (None: not defined).
+def speech_references(r):
+    verdict = r.get("verdict", {})
+    chance = verdict.get("chance") or r.get("chance") or {}
+    bound = verdict.get("text_only_upper_bound")
+    rows = {}
+    if chance:
+        rows["chance"] = {
+            "intent acc": chance.get("intent"),
+            "intent tmpl mean": chance.get("intent"),
+            "kws acc": chance.get("keywords"),
+            "kws synth": chance.get("keywords"),
+            "kws human": chance.get("keywords"),
+            "R@1 s->t": chance.get("retrieval_r1"),
+            "R@1 t->s": chance.get("retrieval_r1"),
+        }
+    if bound:
+        rows["text-only bound"] = {label: safe(get, bound) for label, get in METRICS if label != "struct corr"}
+    return rows
+
+
+def image_references(r):
+    chance = r.get("chance")
+    if not chance:
+        return {}
+    return {"chance": {"zero-shot acc": chance.get("zero_shot"), "tmpl mean": chance.get("zero_shot"),
+                       "R@1 t->i": chance.get("retrieval_r1"), "R@1 i->t": chance.get("retrieval_r1")}}
+
+
+def safe(get, r):
+    try:
+        return get(r)
+    except (KeyError, TypeError):
+        return None
 
 
 def mean_std(xs):
@@ -90,6 +130,19 @@ def main():
             scale = 1 if label == "struct corr" else 100
             cells.append(f"{m * scale:.2f} ± {s * scale:.2f}" if len(xs) > 1 else f"{m * scale:.2f}")
         print("| " + " | ".join(cells) + " |")
+    references = image_references if kinds == {True} else speech_references
+    for name, rs in groups.items():
+        for row, values in references(rs[0]).items():
+            # One row per reference when every group has the same (one corpus), else per group.
+            same = all(references(r).get(row) == values for g in groups.values() for r in g)
+            if not same or name == next(iter(groups)):
+                cells = [row if same else f"{row} ({name})", "", ""]
+                for label, _ in METRICS:
+                    v = values.get(label)
+                    scale = 1 if label == "struct corr" else 100
+                    cells.append("" if v is None else f"{v * scale:.2f}")
+                print("| " + " | ".join(cells) + " |")
+            out[name][row] = values
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)

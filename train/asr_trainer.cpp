@@ -171,7 +171,7 @@ class AsrTask : public LoaderTask<SpeechLoader, SpeechBatch> {
 // One process: recognition pretraining has no data-parallel path (an MPI launch would run copies
 // that overwrite each other's files).
 SpeechAsrResult run_speech_asr(const TrainOptions& o, std::ostream& log) {
-  const RunContext ctx = start_run(o, o.to_ini(), /*data_parallel=*/false, log);
+  const RunContext ctx = start_run(o, o.with_absolute_paths().to_ini(), /*data_parallel=*/false, log);
   AsrTask task(o, ctx);
   SpeechAsrResult result;
   static_cast<LoopResult&>(result) = run_loop(task, o, ctx);

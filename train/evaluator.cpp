@@ -9,6 +9,7 @@
 #include "core/ops.h"
 #include "data/audio_normalize.h"
 #include "data/feature_batch.h"
+#include "train/progress.h"
 #include "train/stopwatch.h"
 
 namespace cw::train {
@@ -47,29 +48,39 @@ ZeroShotScore score_subset(const Tensor& emb, const std::vector<int64_t>& labels
 
 }  // namespace
 
-Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, const std::vector<int64_t>& rows,
-                   int64_t batch_size) {
+Tensor embed_utterances(models::SpeechTextModel& model, size_t count,
+                        const std::function<Tensor(size_t)>& features_of, bool cmvn, int64_t batch_size,
+                        const std::string& what) {
   CW_CHECK(batch_size >= 1, ValueError, "embed_split: batch_size must be >= 1");
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
   const int64_t max_frames = model.speech->max_input_frames();
+  ProgressMeter meter(what, "utterances", static_cast<int64_t>(count));
   std::vector<Tensor> parts;
-  for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(batch_size)) {
+  for (size_t b = 0; b < count; b += static_cast<size_t>(batch_size)) {
     std::vector<Tensor> feats;
-    for (size_t i = b; i < std::min(rows.size(), b + static_cast<size_t>(batch_size)); ++i) {
-      Tensor f = split.features->features(rows[i]);
+    for (size_t i = b; i < std::min(count, b + static_cast<size_t>(batch_size)); ++i) {
+      Tensor f = features_of(i);
       if (max_frames > 0 && f.size(0) > max_frames)
         f = f.narrow(0, 0, max_frames);  // the tower's first frames
-      feats.push_back(split.cmvn ? utterance_cmvn(f) : f);
+      feats.push_back(cmvn ? utterance_cmvn(f) : f);
     }
     const FeatureBatch fb = pad_features(feats);
     // Features go to the model's device; the embeddings come back to the CPU for the metrics.
     const Tensor features = fb.features.to(model.logit_scale.device());
     parts.push_back(model.embed_speech(Variable(features), fb.lengths).data().to(Device::cpu()));
+    meter.add(static_cast<int64_t>(feats.size()));
   }
   model.train(was_training);
   return parts.empty() ? Tensor() : ops::concat(parts, 0);
+}
+
+Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, const std::vector<int64_t>& rows,
+                   int64_t batch_size) {
+  return embed_utterances(
+      model, rows.size(), [&](size_t i) { return split.features->features(rows[i]); }, split.cmvn, batch_size,
+      "eval: " + split.name);
 }
 
 EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, int64_t batch_size,

@@ -27,6 +27,13 @@ struct EvalResult {
   std::string table() const;  // a human-readable summary, one benchmark per line
 };
 
+// The speech embeddings (N, D) f32 of `count` utterances whose features (T_i, F) features_of(i)
+// gives (normalized per utterance when cmvn), in batches, with a progress line named `what` on
+// a long run; the model is put in eval mode and restored.
+Tensor embed_utterances(models::SpeechTextModel& model, size_t count,
+                        const std::function<Tensor(size_t)>& features_of, bool cmvn, int64_t batch_size,
+                        const std::string& what);
+
 // The speech embeddings (N, D) f32 of rows `rows` of a split (features normalized per utterance,
 // as the training loader does), in batches; the model is put in eval mode and restored.
 Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, const std::vector<int64_t>& rows,

@@ -6,8 +6,10 @@
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "core/ops.h"
 #include "core/safetensors.h"
 #include "data/speech_manifest.h"
+#include "train/progress.h"
 #include "train/stopwatch.h"
 
 namespace cw::train {
@@ -72,7 +74,18 @@ CachedEmbeddings embed_with_cache(const FrozenTextTower& tower, const std::vecto
   }
   if (!out.from_cache) {
     NoGradGuard no_grad;
-    out.embeddings = tower.encoder.encode(sentences, batch_size);
+    // A few batches at a time, for the progress line; encode() runs batch after batch, so the
+    // embeddings are those of one call.
+    ProgressMeter meter("text embeddings: " + name, "sentences", n);
+    std::vector<Tensor> parts;
+    const int64_t chunk = 8 * batch_size;
+    for (int64_t at = 0; at < n; at += chunk) {
+      const auto first = sentences.begin() + at;
+      const std::vector<std::string> part(first, first + std::min(chunk, n - at));
+      parts.push_back(tower.encoder.encode(part, batch_size));
+      meter.add(static_cast<int64_t>(part.size()));
+    }
+    out.embeddings = parts.size() == 1 ? parts[0] : ops::concat(parts, 0);
     std::filesystem::create_directories(cache_dir);
     save_safetensors(out.file.string(), {{"embeddings", out.embeddings}},
                      {{"model", tower.dir.filename().string()}, {"key", hex64(key)}});

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "train/device_select.h"
 #include "train/loss_options.h"
+#include "train/option_default.h"
 #include "train/option_reading.h"
 #include "train/train_options.h"
 
@@ -34,48 +35,48 @@ std::string ImageTrainOptions::to_ini() const {
   return s.str();
 }
 
+ImageTrainOptions ImageTrainOptions::with_absolute_paths() const {
+  ImageTrainOptions a = *this;
+  for (std::string* p : {&a.image_root, &a.image_tower, &a.text_model}) *p = absolute_path(*p);
+  return a;
+}
+
 namespace {
 
 void add_image_options(po::options_description& data, po::options_description& model,
                        po::options_description& ssl, ImageTrainOptions& o) {
-  data.add_options()("data.dataset", po::value(&o.dataset)->default_value(o.dataset),
-                     "fashion_mnist | digits | shapes")(
-      "data.image_root", po::value(&o.image_root)->default_value(o.image_root),
+  data.add_options()("data.dataset", with_default(&o.dataset), "fashion_mnist | digits | shapes")(
+      "data.image_root", with_default(&o.image_root),
       "folder of the image data sets (empty: .cache/images/default or $CW_IMAGE_DATA)")(
-      "data.loader_workers", po::value(&o.loader_workers)->default_value(o.loader_workers),
-      "background batch threads");
+      "data.loader_workers", with_default(&o.loader_workers), "background batch threads");
 
-  model.add_options()("model.image_preset", po::value(&o.image_preset)->default_value(o.image_preset),
+  model.add_options()("model.image_preset", with_default(&o.image_preset),
                       "image tower preset: micro28 | small28 (image_ssl)")(
-      "model.image_patch", po::value(&o.image_patch)->default_value(o.image_patch), "override (0: preset's)")(
-      "model.image_dim", po::value(&o.image_dim)->default_value(o.image_dim), "override (0: preset's)")(
-      "model.image_layers", po::value(&o.image_layers)->default_value(o.image_layers),
-      "override (0: preset's)")("model.image_heads", po::value(&o.image_heads)->default_value(o.image_heads),
-                                "override (0: preset's)")(
-      "model.image_mlp", po::value(&o.image_mlp)->default_value(o.image_mlp), "override (0: preset's)")(
-      "model.ssl_proj_dim", po::value(&o.ssl_proj_dim)->default_value(o.ssl_proj_dim),
-      "SimCLR projection head width")("model.image_tower",
-                                      po::value(&o.image_tower)->default_value(o.image_tower),
-                                      "frozen image tower file written by --task image_ssl (image_text)")(
-      "model.text_model", po::value(&o.text_model)->default_value(o.text_model),
+      "model.image_patch", with_default(&o.image_patch), "override (0: preset's)")(
+      "model.image_dim", with_default(&o.image_dim), "override (0: preset's)")(
+      "model.image_layers", with_default(&o.image_layers), "override (0: preset's)")(
+      "model.image_heads", with_default(&o.image_heads), "override (0: preset's)")(
+      "model.image_mlp", with_default(&o.image_mlp), "override (0: preset's)")(
+      "model.ssl_proj_dim", with_default(&o.ssl_proj_dim), "SimCLR projection head width")(
+      "model.image_tower", with_default(&o.image_tower),
+      "frozen image tower file written by --task image_ssl (image_text)")(
+      "model.text_model", with_default(&o.text_model),
       "MiniLM folder the text tower starts from (empty: the installed all-MiniLM-L6-v2)")(
-      "model.text_train_layers", po::value(&o.text_train_layers)->default_value(o.text_train_layers),
+      "model.text_train_layers", with_default(&o.text_train_layers),
       "top MiniLM layers trained (-1: all, embeddings included; 0: projection and scale only)");
 
-  ssl.add_options()("ssl.crop_min_scale", po::value(&o.crop_min_scale)->default_value(o.crop_min_scale),
+  ssl.add_options()("ssl.crop_min_scale", with_default(&o.crop_min_scale),
                     "random resized crop: smallest area fraction")(
-      "ssl.brightness", po::value(&o.brightness)->default_value(o.brightness), "brightness jitter (0: off)")(
-      "ssl.contrast", po::value(&o.contrast)->default_value(o.contrast), "contrast jitter (0: off)")(
-      "ssl.noise_std", po::value(&o.noise_std)->default_value(o.noise_std), "Gaussian pixel noise")(
-      "ssl.temperature", po::value(&o.ssl_temperature)->default_value(o.ssl_temperature),
-      "fixed temperature of the view-to-view InfoNCE")(
-      "ssl.knn_k", po::value(&o.knn_k)->default_value(o.knn_k), "k of the k-NN check")(
-      "ssl.knn_memory", po::value(&o.knn_memory)->default_value(o.knn_memory),
-      "training images in the k-NN memory (0: all)");
+      "ssl.brightness", with_default(&o.brightness), "brightness jitter (0: off)")(
+      "ssl.contrast", with_default(&o.contrast), "contrast jitter (0: off)")(
+      "ssl.noise_std", with_default(&o.noise_std), "Gaussian pixel noise")(
+      "ssl.temperature", with_default(&o.ssl_temperature), "fixed temperature of the view-to-view InfoNCE")(
+      "ssl.knn_k", with_default(&o.knn_k), "k of the k-NN check")(
+      "ssl.knn_memory", with_default(&o.knn_memory), "training images in the k-NN memory (0: all)");
 }
 
 // The [data], [model] and [ssl] checks, each error an OptionError naming its option.
-void check_image_options(const ImageTrainOptions& o) {
+void check_image_options(const ImageTrainOptions& o, bool print_only) {
   CW_CHECK(o.task == "image_ssl" || o.task == "image_text", OptionError,
            "--task must be image_ssl or image_text here, got '", o.task, "'");
   CW_CHECK(o.dataset == "fashion_mnist" || o.dataset == "digits" || o.dataset == "shapes", OptionError,
@@ -96,7 +97,8 @@ void check_image_options(const ImageTrainOptions& o) {
               "0 keeps the preset's; more than any published model");
   check_count("model.ssl_proj_dim", o.ssl_proj_dim, 1, kMaxWidth,
               "projection width; one 65536^2 f32 matrix is 16 GiB");
-  CW_CHECK(o.task != "image_text" || !o.image_tower.empty(), OptionError,
+  // --print-config only shows the options: the tower file is needed when the run starts.
+  CW_CHECK(o.task != "image_text" || !o.image_tower.empty() || print_only, OptionError,
            "--task image_text needs --model.image_tower (the file written by --task image_ssl)");
   check_count("model.text_train_layers", o.text_train_layers, -1, kMaxLayers,
               "-1: all; deeper than any published encoder");
@@ -138,7 +140,7 @@ ParsedImageTrainOptions parse_image_train_options(int argc, const char* const* a
     return parsed;
   }
   read_loss_options(o.loss, ls, ImageTrainOptions().loss, g.command_line);
-  check_image_options(o);
+  check_image_options(o, g.print_config);
   check_loop_options(o, seed);
   if (g.print_config) {
     out << o.to_ini();

@@ -56,6 +56,8 @@ struct ImageTrainOptions : LoopOptions {
   }
 
   std::string to_ini() const;
+  // Every path made absolute (image root, towers): what config.ini records (train_options.h).
+  ImageTrainOptions with_absolute_paths() const;
 };
 
 struct ParsedImageTrainOptions {

@@ -63,6 +63,7 @@ ImageTextEval evaluate(const models::ImageTextModel& model, const ImageTextData&
   ImageTextEval r;
   r.dataset = d.test_set->name();
   r.templates = d.test_set->prompt_templates();
+  r.num_classes = d.test_set->num_classes();
   const int64_t C = d.test_set->num_classes(), T = static_cast<int64_t>(r.templates.size());
   // Every (class, template) prompt in one pass: row c * T + t.
   std::vector<std::string> prompts;
@@ -94,6 +95,9 @@ nlohmann::json ImageTextEval::to_json() const {
             {"image_to_text", {{"R@1", retrieval.speech_to_text_r1}, {"R@5", retrieval.speech_to_text_r5}}},
             {"text_to_image", {{"R@1", retrieval.text_to_speech_r1}, {"R@5", retrieval.text_to_speech_r5}}}}},
           {"structure_correlation", structure_correlation},
+          {"chance",
+           {{"zero_shot", num_classes > 0 ? 1.0 / static_cast<double>(num_classes) : 0.0},
+            {"retrieval_r1", retrieval.n > 0 ? 1.0 / static_cast<double>(retrieval.n) : 0.0}}},
           {"seconds", seconds}};
 }
 
@@ -103,10 +107,13 @@ std::string ImageTextEval::table() const {
   std::snprintf(line, sizeof line, "  zero-shot %s test (%lld images, %zu templates)\n", dataset.c_str(),
                 static_cast<long long>(zero_shot.n), templates.size());
   s << line;
-  std::snprintf(
-      line, sizeof line,
-      "    ensemble accuracy   %.4f\n    per template        mean %.4f  std %.4f  min %.4f  max %.4f\n",
-      zero_shot.ensemble_accuracy, zero_shot.mean, zero_shot.std, zero_shot.min, zero_shot.max);
+  std::snprintf(line, sizeof line,
+                "    ensemble accuracy   %.4f  (chance %.4f: 1 of %lld classes)\n    per template        "
+                "mean %.4f  std "
+                "%.4f  min %.4f  max %.4f\n",
+                zero_shot.ensemble_accuracy, num_classes > 0 ? 1.0 / static_cast<double>(num_classes) : 0.0,
+                static_cast<long long>(num_classes), zero_shot.mean, zero_shot.std, zero_shot.min,
+                zero_shot.max);
   s << line;
   for (size_t t = 0; t < templates.size() && t < zero_shot.per_template.size(); ++t) {
     std::snprintf(line, sizeof line, "      %.4f  %s\n", zero_shot.per_template[t], templates[t].c_str());
@@ -114,10 +121,12 @@ std::string ImageTextEval::table() const {
   }
   std::snprintf(
       line, sizeof line,
-      "  retrieval (%lld test pairs): image->text R@1 %.4f R@5 %.4f, text->image R@1 %.4f R@5 %.4f\n"
+      "  retrieval (%lld test pairs): image->text R@1 %.4f R@5 %.4f, text->image R@1 %.4f R@5 %.4f (R@1 "
+      "chance %.4f)\n"
       "  structure correlation (text vs image tower): %.4f\n",
       static_cast<long long>(retrieval.n), retrieval.speech_to_text_r1, retrieval.speech_to_text_r5,
-      retrieval.text_to_speech_r1, retrieval.text_to_speech_r5, structure_correlation);
+      retrieval.text_to_speech_r1, retrieval.text_to_speech_r5,
+      retrieval.n > 0 ? 1.0 / static_cast<double>(retrieval.n) : 0.0, structure_correlation);
   s << line;
   return s.str();
 }
@@ -226,7 +235,7 @@ class ImageTextTask : public LoaderTask<ImageLoader, ImageBatch> {
 
 ImageTextResult run_image_text(const ImageTrainOptions& o, std::ostream& log) {
   const auto t_prepare = Clock::now();
-  const RunContext ctx = start_run(o, o.to_ini(), /*data_parallel=*/false, log);
+  const RunContext ctx = start_run(o, o.with_absolute_paths().to_ini(), /*data_parallel=*/false, log);
   ImageTextTask task(o, ctx);
   ImageTextResult result;
   result.prepare_seconds = seconds_since(t_prepare);

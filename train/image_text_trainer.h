@@ -30,6 +30,7 @@ struct ImageTextEval {
   std::vector<std::string> templates;  // in per_template's order
   RetrievalScore retrieval;            // text (first caption) <-> image, on the first test rows
   double structure_correlation = 0;    // text-tower vs image-tower similarity structure, same rows
+  int64_t num_classes = 0;             // chance of zero-shot: 1 / num_classes; of R@1: 1 / retrieval.n
   double seconds = 0;
   nlohmann::json to_json() const;
   std::string table() const;  // human-readable, one template per line

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "train/device_select.h"
+#include "train/option_default.h"
 #include "train/option_reading.h"
 
 namespace cw::train {
@@ -14,57 +15,48 @@ namespace po = boost::program_options;
 void add_loop_options(LoopOptions& o, int64_t& seed, po::options_description& optim,
                       po::options_description& run, po::options_description& dist,
                       po::options_description& eval) {
-  optim.add_options()("optim.steps", po::value(&o.steps)->default_value(o.steps), "training steps")(
-      "optim.batch_size", po::value(&o.batch_size)->default_value(o.batch_size),
+  optim.add_options()("optim.steps", with_default(&o.steps), "training steps")(
+      "optim.batch_size", with_default(&o.batch_size),
       "rows per step (pairs of the contrastive batch; utterances for speech_asr)")(
-      "optim.warmup_steps", po::value(&o.warmup_steps)->default_value(o.warmup_steps),
-      "linear LR warmup steps")("optim.lr", po::value(&o.lr)->default_value(o.lr),
-                                "peak learning rate (AdamW)")(
-      "optim.min_lr_ratio", po::value(&o.min_lr_ratio)->default_value(o.min_lr_ratio),
-      "cosine schedule ends at lr * min_lr_ratio")(
-      "optim.weight_decay", po::value(&o.weight_decay)->default_value(o.weight_decay),
+      "optim.warmup_steps", with_default(&o.warmup_steps), "linear LR warmup steps")(
+      "optim.lr", with_default(&o.lr), "peak learning rate (AdamW)")(
+      "optim.min_lr_ratio", with_default(&o.min_lr_ratio), "cosine schedule ends at lr * min_lr_ratio")(
+      "optim.weight_decay", with_default(&o.weight_decay),
       "decoupled weight decay (not on biases, norms or the logit scale)")(
-      "optim.beta1", po::value(&o.beta1)->default_value(o.beta1), "AdamW beta1")(
-      "optim.beta2", po::value(&o.beta2)->default_value(o.beta2), "AdamW beta2")(
-      "optim.eps", po::value(&o.eps)->default_value(o.eps), "AdamW epsilon")(
-      "optim.grad_clip", po::value(&o.grad_clip)->default_value(o.grad_clip),
-      "clip gradients to this global L2 norm (0: off)");
+      "optim.beta1", with_default(&o.beta1), "AdamW beta1")("optim.beta2", with_default(&o.beta2),
+                                                            "AdamW beta2")(
+      "optim.eps", with_default(&o.eps), "AdamW epsilon")("optim.grad_clip", with_default(&o.grad_clip),
+                                                          "clip gradients to this global L2 norm (0: off)");
 
-  run.add_options()("run.seed", po::value(&seed)->default_value(seed),
-                    "seed of init, data order, dropout, augmentation")(
-      "run.out", po::value(&o.out)->default_value(o.out), "output folder")(
-      "run.eval_every", po::value(&o.eval_every)->default_value(o.eval_every),
-      "evaluation every N steps (0: at the end)")(
-      "run.checkpoint_every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
-      "checkpoint every N steps (0: at the end)")(
-      "run.keep_last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints kept")(
-      "run.log_every", po::value(&o.log_every)->default_value(o.log_every),
-      "log a metrics line every N steps")("run.resume", po::value(&o.resume)->default_value(o.resume),
-                                          "continue from <out>/checkpoints (latest)")(
-      "run.stop_after", po::value(&o.stop_after)->default_value(o.stop_after),
+  run.add_options()("run.seed", with_default(&seed), "seed of init, data order, dropout, augmentation")(
+      "run.out", with_default(&o.out), "output folder")("run.eval_every", with_default(&o.eval_every),
+                                                        "evaluation every N steps (0: at the end)")(
+      "run.checkpoint_every", with_default(&o.checkpoint_every), "checkpoint every N steps (0: at the end)")(
+      "run.keep_last", with_default(&o.keep_last), "checkpoints kept")(
+      "run.log_every", with_default(&o.log_every), "log a metrics line every N steps")(
+      "run.resume", with_default(&o.resume), "continue from <out>/checkpoints (latest)")(
+      "run.stop_after", with_default(&o.stop_after),
       "stop after N steps of this process, with a checkpoint (0: run to --optim.steps); for time-boxed runs "
-      "and resume tests")("run.device", po::value(&o.device)->default_value(o.device),
+      "and resume tests")("run.device", with_default(&o.device),
                           "cpu, cuda or cuda:N (CUDA: a build with the CUDA backend and a GPU; one rank)")(
-      "run.conv", po::value(&o.conv)->default_value(o.conv),
+      "run.conv", with_default(&o.conv),
       "convolutions on CUDA: auto (cuDNN for dense ones, our kernel for depthwise) | cudnn | native "
       "(im2col + cuBLAS, our depthwise kernel)")(
-      "run.tf32", po::value(&o.tf32)->default_value(o.tf32),
+      "run.tf32", with_default(&o.tf32),
       "CUDA: f32 matmuls and cuDNN convolutions may use TF32 tensor cores (10-bit mantissa inputs)")(
-      "run.threads", po::value(&o.threads)->default_value(o.threads), "OpenMP threads (0: default)")(
-      "run.progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | lines")(
-      "run.plots", po::value(&o.plots)->default_value(o.plots), "render PNG plots with gnuplot at the end");
+      "run.threads", with_default(&o.threads), "OpenMP threads (0: default)")(
+      "run.progress", with_default(&o.progress), "auto | bar | lines")(
+      "run.plots", with_default(&o.plots), "render PNG plots with gnuplot at the end");
 
   dist.add_options()(
-      "dist.backend", po::value(&o.dist_backend)->default_value(o.dist_backend),
+      "dist.backend", with_default(&o.dist_backend),
       "auto (MPI when started by mpirun/srun) | none (one process) | mpi | nccl (not wired yet: refused)")(
-      "dist.timeout", po::value(&o.dist_timeout)->default_value(o.dist_timeout),
+      "dist.timeout", with_default(&o.dist_timeout),
       "seconds a collective may wait for the other ranks before the job is ended")(
-      "dist.bucket_mb", po::value(&o.dist_bucket_mb)->default_value(o.dist_bucket_mb),
-      "MiB per gradient all-reduce bucket");
+      "dist.bucket_mb", with_default(&o.dist_bucket_mb), "MiB per gradient all-reduce bucket");
 
-  eval.add_options()("eval.batch_size", po::value(&o.eval_batch_size)->default_value(o.eval_batch_size),
-                     "items per evaluation batch")(
-      "eval.max_items", po::value(&o.eval_max_items)->default_value(o.eval_max_items),
+  eval.add_options()("eval.batch_size", with_default(&o.eval_batch_size), "items per evaluation batch")(
+      "eval.max_items", with_default(&o.eval_max_items),
       "cap on items per benchmark split in mid-run evaluations (0: all; the final one uses all)");
 }
 

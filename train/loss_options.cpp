@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "train/option_default.h"
 #include "train/option_reading.h"
 
 namespace cw::train {
@@ -20,30 +21,24 @@ LossSpelling::LossSpelling(const losses::ContrastiveConfig& c)
       linear_weights(losses::to_string(c.linear_weights)) {}
 
 void add_loss_options(po::options_description& section, losses::ContrastiveConfig& o, LossSpelling& s) {
-  section.add_options()("loss.kind", po::value(&s.kind)->default_value(s.kind), "cwcl | infonce (CLIP/LiT)")(
-      "loss.kernel", po::value(&s.kernel)->default_value(s.kernel),
+  section.add_options()("loss.kind", with_default(&s.kind), "cwcl | infonce (CLIP/LiT)")(
+      "loss.kernel", with_default(&s.kernel),
       "CWCL weight kernel: linear (paper: cos/2 + 1/2) | exp (exp((cos - 1) / kernel_temperature))")(
-      "loss.kernel_temperature", po::value(&o.kernel_temperature)->default_value(o.kernel_temperature),
-      "temperature of the exp kernel")("loss.mask", po::value(&s.mask)->default_value(s.mask),
-                                       "sparsify CWCL weights: none | topk | threshold")(
-      "loss.top_k", po::value(&o.top_k)->default_value(o.top_k), "k of the topk mask")(
-      "loss.threshold", po::value(&o.threshold)->default_value(o.threshold),
-      "cosine threshold of the threshold mask")(
-      "loss.reverse", po::value(&s.reverse)->default_value(s.reverse),
+      "loss.kernel_temperature", with_default(&o.kernel_temperature), "temperature of the exp kernel")(
+      "loss.mask", with_default(&s.mask), "sparsify CWCL weights: none | topk | threshold")(
+      "loss.top_k", with_default(&o.top_k), "k of the topk mask")(
+      "loss.threshold", with_default(&o.threshold), "cosine threshold of the threshold mask")(
+      "loss.reverse", with_default(&s.reverse),
       "reverse (frozen -> trained) direction: weighted | infonce | none")(
-      "loss.reduction", po::value(&s.reduction)->default_value(s.reduction),
-      "combine the two directions: mean | sum")(
-      "loss.init_temperature", po::value(&o.init_temperature)->default_value(o.init_temperature),
-      "initial temperature (logit scale 1/T)")(
-      "loss.learn_temperature", po::value(&o.learn_temperature)->default_value(o.learn_temperature),
+      "loss.reduction", with_default(&s.reduction), "combine the two directions: mean | sum")(
+      "loss.init_temperature", with_default(&o.init_temperature), "initial temperature (logit scale 1/T)")(
+      "loss.learn_temperature", with_default(&o.learn_temperature),
       "learn the logit scale (CLIP) or keep it fixed")(
-      "loss.max_logit_scale", po::value(&o.max_logit_scale)->default_value(o.max_logit_scale),
-      "clamp of the logit scale")("loss.linear_weights",
-                                  po::value(&s.linear_weights)->default_value(s.linear_weights),
-                                  "linear-kernel implementation: auto | factored | blockwise (speed only)")(
-      "loss.block_rows", po::value(&o.block_rows)->default_value(o.block_rows),
-      "logit rows per block (0: automatic; speed only)")(
-      "loss.whole_matrix_max_mb", po::value(&o.whole_matrix_max_mb)->default_value(o.whole_matrix_max_mb),
+      "loss.max_logit_scale", with_default(&o.max_logit_scale), "clamp of the logit scale")(
+      "loss.linear_weights", with_default(&s.linear_weights),
+      "linear-kernel implementation: auto | factored | blockwise (speed only)")(
+      "loss.block_rows", with_default(&o.block_rows), "logit rows per block (0: automatic; speed only)")(
+      "loss.whole_matrix_max_mb", with_default(&o.whole_matrix_max_mb),
       "largest N x N matrix made whole, MiB (speed/memory only)");
 }
 

@@ -4,12 +4,15 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <new>
 #include <sstream>
+
+#include "train/option_default.h"
 
 namespace cw::train {
 namespace po = boost::program_options;
@@ -106,16 +109,47 @@ struct ConfigReader {
 
 std::vector<std::string> store_command_line(int argc, const char* const* argv,
                                             const po::options_description& desc, po::variables_map& vm,
-                                            bool allow_unregistered) {
+                                            bool allow_unregistered, const char* positional_hint) {
   for (int i = 1; i < argc; ++i) refuse_placeholders(argv[i], std::string("command line '") + argv[i] + "'");
   po::command_line_parser parser(argc, argv);
   parser.options(desc).style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing);
   if (allow_unregistered) parser.allow_unregistered();
   const po::parsed_options parsed = parser.run();
+  // Without a positional table Boost keeps a bare word (`train configs/mini_cwcl.ini`) as an
+  // option with no name, and po::store drops it: the run would silently ignore it.
+  if (!allow_unregistered)
+    for (const auto& opt : parsed.options) {
+      if (!opt.string_key.empty()) continue;
+      const std::string word =
+          (opt.original_tokens.empty() ? std::string() : opt.original_tokens.front()).substr(0, 200);
+      throw OptionError("unexpected argument '" + word + "': every option is named (--section.option value)" +
+                        (positional_hint
+                             ? std::string("; did you mean --") + positional_hint + " " + word + "?"
+                             : std::string()));
+    }
   po::store(parsed, vm);
   std::vector<std::string> names;
   for (const auto& opt : parsed.options) names.push_back(opt.string_key);
   return names;
+}
+
+std::string absolute_path(const std::string& path) {
+  return path.empty() ? path : fs::absolute(path).string();
+}
+
+std::string shortest_decimal(double v) {
+  char text[64];
+  const auto r = std::to_chars(text, text + sizeof text, v);  // shortest that reads back exactly
+  std::string s(text, r.ptr);
+  // The exponent as a person writes it: 1e-4, 1e20 (to_chars writes 1e-04, 1e+20).
+  const size_t e = s.find('e');
+  if (e != std::string::npos) {
+    size_t digits = e + 1;
+    if (s[digits] == '+') s.erase(digits, 1);
+    if (s[digits] == '-') ++digits;
+    while (digits + 1 < s.size() && s[digits] == '0') s.erase(digits, 1);
+  }
+  return s;
 }
 
 void store_config_files(const std::vector<std::string>& files, const po::options_description& desc,
@@ -138,7 +172,7 @@ void add_general_options(po::options_description& section, GeneralOptions& g, st
       "print-config", "print the resolved configuration as INI and exit")(
       // Read by train_main.cpp before the tables (requested_task); accepted here so that an
       // explicit --task, or `task = ...` in a config file, is not an error.
-      "task", po::value(&task)->default_value(task), task_help);
+      "task", with_default(&task), task_help);
 }
 
 void parse_options(int argc, const char* const* argv, const po::options_description& all, GeneralOptions& g,

@@ -21,10 +21,13 @@ namespace cw::train {
 // Stores argv[1..] into vm without Boost's abbreviations (--optim.l is not --optim.lr: a later
 // option sharing the prefix would silently change its meaning). Returns the option names given.
 // allow_unregistered: other options are skipped (requested_task's first look at argv).
+// A bare word (no --name before it) is an OptionError that suggests `--<positional_hint> word`
+// when a hint is given: `train configs/x.ini` silently ran the default job before.
 std::vector<std::string> store_command_line(int argc, const char* const* argv,
                                             const boost::program_options::options_description& desc,
                                             boost::program_options::variables_map& vm,
-                                            bool allow_unregistered = false);
+                                            bool allow_unregistered = false,
+                                            const char* positional_hint = "config");
 
 // Stores INI config files into vm so that a later file overrides an earlier one and none
 // overrides what vm already holds (the command line). A `config = <file>` line (before any
@@ -36,6 +39,10 @@ inline constexpr int kMaxConfigDepth = 8;
 void store_config_files(const std::vector<std::string>& files,
                         const boost::program_options::options_description& desc,
                         boost::program_options::variables_map& vm, bool allow_unregistered = false);
+
+// A path option as a run folder records it: absolute, so that it means the same file from any
+// folder; "" (the option's default search) stays "".
+std::string absolute_path(const std::string& path);
 
 // Ranges of the size and count options, shared by the option tables. Each is far above what
 // this code trains and low enough that products of them (parameter counts, the N x N logits,

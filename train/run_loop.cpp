@@ -29,6 +29,7 @@
 #include "train/checkpoint.h"
 #include "train/device_select.h"
 #include "train/lr_schedule.h"
+#include "train/progress.h"
 #include "train/step_tail.h"
 #include "train/stopwatch.h"
 
@@ -70,14 +71,6 @@ void truncate_log(const fs::path& path, int64_t last_step, bool csv) {
     if (step <= last_step) kept += line + "\n";
   }
   write_file_atomic(path, kept);
-}
-
-std::string eta_string(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<int64_t>(seconds + 0.5);
-  char b[32];
-  std::snprintf(b, sizeof b, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  return b;
 }
 
 std::string join_counts(const std::vector<int64_t>& v) {
@@ -123,6 +116,14 @@ class LogPair {
   bool needs_header_ = false;
 };
 
+// The "# resume N" headers already in config_history.ini.
+int count_resumes(const fs::path& history) {
+  std::ifstream in(history);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += line.rfind("# resume ", 0) == 0;
+  return n;
+}
+
 std::string format_cell(const char* format, double v) {
   char cell[64];
   std::snprintf(cell, sizeof cell, format, v);
@@ -143,6 +144,10 @@ RunContext start_run(const LoopOptions& o, const std::string& config_ini, bool d
   CW_CHECK(ctx.world == 1 || data_parallel, OptionError,
            "this task runs as one process; launch it without mpirun/srun");
   ctx.log_ = &log;
+  if (ctx.lead()) {  // the caches' and evaluations' progress lines
+    set_progress_log(&log);
+    ctx.progress_ = std::shared_ptr<void>(nullptr, [](void*) { set_progress_log(nullptr); });
+  }
   if (!ctx.lead()) {
     ctx.closed_ = std::make_shared<std::ostream>(nullptr);
     ctx.log_ = ctx.closed_.get();
@@ -159,9 +164,21 @@ RunContext start_run(const LoopOptions& o, const std::string& config_ini, bool d
   if (ctx.lead()) {
     const fs::path out(o.out);
     fs::create_directories(out);
-    log << "train: resolved configuration (also in " << (out / "config.ini").string() << ")\n"
-        << config_ini << "\n";
-    write_file_atomic(out / "config.ini", config_ini);
+    const fs::path first = out / "config.ini", history = out / "config_history.ini";
+    if (o.resume && fs::exists(first)) {
+      // config.ini stays what the run was started with (eval --run builds the model from it);
+      // each resume's options, which may differ (more steps, another device), are kept in order.
+      std::ofstream(history, std::ios::app) << "# resume " << count_resumes(history) + 1 << "\n"
+                                            << config_ini << "\n";
+      log << "train: resolved configuration of this resume (appended to " << history.string() << "; "
+          << first.string() << " keeps the first start's)\n"
+          << config_ini << "\n";
+    } else {
+      log << "train: resolved configuration (also in " << first.string() << ")\n" << config_ini << "\n";
+      write_file_atomic(first, config_ini);
+      fs::remove(history);  // a fresh start of the folder: no resumes yet
+    }
+    log << std::flush;
   }
   if (ctx.world > 1)
     log << "dist: " << ctx.world << " ranks (" << ctx.comm->name() << "), global batch " << o.batch_size

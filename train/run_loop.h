@@ -36,6 +36,9 @@ struct RunContext {
 
   std::ostream* log_ = nullptr;           // the caller's stream on rank 0, a closed one elsewhere
   std::shared_ptr<std::ostream> closed_;  // ranks > 0: writes to it are dropped
+  // Progress lines (progress.h) go to log_ while the run lasts; the last copy of the context
+  // unsets it, so no line is written to a stream the caller has destroyed.
+  std::shared_ptr<void> progress_;
 };
 
 // The start of every run, before the task prepares anything: OpenMP threads, the ranks (a world

@@ -29,6 +29,17 @@ std::string file_stamp(const std::string& path) {
   return s.str();
 }
 
+// The frozen prefix's outputs (T', D) of one utterance's log-mel (T, n_mels). Whisper's window is
+// 30 s: a longer utterance keeps its first 30 s (as transcription's first window); the corpora
+// here hold none.
+Tensor prefix_of(const models::WhisperSpeechTower& tower, Tensor f) {
+  const int64_t max_frames = 2 * tower.encoder->config.max_positions;
+  if (f.size(0) > max_frames) f = f.narrow(0, 0, max_frames);
+  f = f.contiguous();
+  const Tensor len = ops::from_vector(std::vector<int64_t>{f.size(0)}, {1});
+  return tower.frozen_prefix(f.unsqueeze(0), len).squeeze(0).contiguous();  // (T', D)
+}
+
 // Replaces a split's log-mel frames by the frozen prefix's outputs (B = 1 per row: no padding
 // work; the ops thread inside). Stored beside the log-mel cache, keyed by it and the weights.
 void cache_prefix(SpeechSplit& split, const models::WhisperSpeechTower& tower,
@@ -44,18 +55,9 @@ void cache_prefix(SpeechSplit& split, const models::WhisperSpeechTower& tower,
   src.num_bins = tower.encoder->config.d_model;
   src.from_audio = false;
   src.workers = 1;
-  // Whisper's window is 30 s: a longer utterance keeps its first 30 s (as transcription's first
-  // window); the corpora here hold none.
-  const int64_t max_frames = 2 * tower.encoder->config.max_positions;
-  src.compute = [mel, &tower, max_frames](int64_t i) {
-    Tensor f = mel->features(i);  // (T, n_mels)
-    if (f.size(0) > max_frames) f = f.narrow(0, 0, max_frames);
-    f = f.contiguous();
-    const Tensor len = ops::from_vector(std::vector<int64_t>{f.size(0)}, {1});
-    return tower.frozen_prefix(f.unsqueeze(0), len).squeeze(0).contiguous();  // (T', D)
-  };
-  split.features =
-      std::make_shared<const FeatureCache>(FeatureCache::build_or_load(mel->manifest(), src, cache_dir));
+  src.compute = [mel, &tower](int64_t i) { return prefix_of(tower, mel->features(i)); };
+  split.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
+      mel->manifest(), with_progress(src, "frozen Whisper blocks: " + split.name, mel->size()), cache_dir));
   split.cmvn = false;
   const int64_t first = tower.first_trained_layer();
   log << "data: " << split.name << ": frozen Whisper "
@@ -135,6 +137,13 @@ SpeechModel build_speech_model(const TrainOptions& o, SpeechTextData& data, std:
     m.frames_per_input = 2;
   }
   return m;
+}
+
+Tensor tower_input(const SpeechModel& m, const Tensor& features) {
+  if (!m.cached_hidden) return features;
+  const auto* tower = dynamic_cast<const models::WhisperSpeechTower*>(m.model->speech.get());
+  CW_CHECK(tower != nullptr, Error, "tower_input: cached hidden states without a Whisper tower");
+  return prefix_of(*tower, features);
 }
 
 }  // namespace cw::train

@@ -28,6 +28,10 @@ struct SpeechModel {
 // and what does not fit (mel bins, sizes).
 SpeechModel build_speech_model(const TrainOptions& o, SpeechTextData& data, std::ostream& log);
 
+// One utterance's front-end features (T, bins) as the model's splits hold them: the features
+// themselves, or (cached_hidden) the frozen Whisper blocks' outputs on them (`eval --wav`).
+Tensor tower_input(const SpeechModel& m, const Tensor& features);
+
 // The speech tower's configuration: the preset of --model.speech_preset with the --model.* sizes
 // that are set, n_mels from the features and embed_dim from the frozen tower.
 models::ConformerConfig speech_tower_config(const TrainOptions& o, int64_t n_mels, int64_t embed_dim);

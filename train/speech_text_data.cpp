@@ -1,6 +1,7 @@
 // Corpus, features and frozen embeddings of a speech-text run (see speech_text_data.h).
 #include "train/speech_text_data.h"
 
+#include <cstdio>
 #include <ostream>
 #include <thread>
 
@@ -8,6 +9,7 @@
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "models/whisper_encoder.h"
+#include "train/progress.h"
 #include "train/stopwatch.h"
 #include "train/subprocess.h"
 
@@ -111,6 +113,28 @@ FrontEnd front_end_of(const TrainOptions& o) {
   return f;
 }
 
+}  // namespace
+
+FrameSource with_progress(FrameSource source, const std::string& what, int64_t rows) {
+  // compute() is called only for rows being built, never for a cache that loads: a cached split
+  // prints nothing. The key does not depend on compute.
+  auto meter = std::make_shared<ProgressMeter>(what, "utterances", rows);
+  source.compute = [inner = std::move(source.compute), meter](int64_t i) {
+    Tensor t = inner(i);
+    meter->add();
+    return t;
+  };
+  return source;
+}
+
+Tensor audio_features(const TrainOptions& o, const std::filesystem::path& audio) {
+  const FrontEnd f = front_end_of(o);
+  if (f.whisper) return WhisperMel(f.mel).compute(load_audio(audio, 16000, f.limits));
+  return Fbank(f.fbank).compute(load_audio(audio, static_cast<int64_t>(f.fbank.sample_rate), f.limits));
+}
+
+namespace {
+
 SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs::path& cache_dir,
                        const FrontEnd& front, std::ostream& log) {
   const auto t0 = Clock::now();
@@ -121,14 +145,12 @@ SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs
   s.name = name;
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const SpeechManifest manifest = SpeechManifest::read(tsv);
-  if (front.whisper) {
-    s.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
-        manifest, FeatureCache::whisper_mel_source(manifest, front.mel, threads, front.limits), cache_dir));
-    s.cmvn = false;
-  } else {
-    s.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
-        manifest, FeatureCache::fbank_source(manifest, front.fbank, threads, front.limits), cache_dir));
-  }
+  FrameSource source = front.whisper
+                           ? FeatureCache::whisper_mel_source(manifest, front.mel, threads, front.limits)
+                           : FeatureCache::fbank_source(manifest, front.fbank, threads, front.limits);
+  s.cmvn = !front.whisper;
+  s.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
+      manifest, with_progress(source, "features: " + name, manifest.size()), cache_dir));
   for (const auto& u : s.manifest().utterances())
     s.human.push_back(u.voice.find("human") != std::string::npos);
   log << "data: " << name << ": " << s.size() << " utterances, " << s.features->total_frames() << " frames, "
@@ -193,7 +215,16 @@ void ensure_corpus(const TrainOptions& o, std::ostream& log) {
   log << "data: generating the " << o.corpus_size << " speech corpus into " << o.corpus << " ...\n"
       << std::flush;
   const auto t0 = Clock::now();
-  const int rc = run_process(args);
+  // The generator's lines go to the run's log; its "i/N utterances" lines get an ETA.
+  const int rc = run_process_lines(args, [&](const std::string& line) {
+    long long done = 0, total = 0;
+    log << line;
+    if (std::sscanf(line.c_str(), "make_speech_corpus: %lld/%lld utterances", &done, &total) == 2 &&
+        done > 0 && total > done)
+      log << ", ETA "
+          << eta_string(seconds_since(t0) * static_cast<double>(total - done) / static_cast<double>(done));
+    log << "\n" << std::flush;
+  });
   CW_CHECK(rc == 0 && fs::exists(corpus / "corpus.json"), Error, "corpus generation failed (exit status ", rc,
            "); rerun it alone to see why: ", cmd_hint);
   log << "data: corpus generated in " << seconds_since(t0) << " s\n";

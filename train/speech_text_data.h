@@ -66,6 +66,14 @@ SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, st
 // options; max_frames in the loader's frames (mel frames / frames_per_input).
 SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t frames_per_input = 1);
 
+// The source with a progress line ("features: train: 1200/2997 utterances, ETA 0:45") while rows
+// are computed.
+FrameSource with_progress(FrameSource source, const std::string& what, int64_t rows);
+
+// One audio file's front-end features (f32 (T, bins): Kaldi fbank for the Conformer, Whisper's
+// log-mel for Whisper), computed as the run's feature cache computes them: `eval --wav`.
+Tensor audio_features(const TrainOptions& o, const std::filesystem::path& audio);
+
 // ensure_corpus, then features and frozen embeddings (computed or read from the caches), with
 // one log line per step and its time.
 SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text,

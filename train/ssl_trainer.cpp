@@ -122,12 +122,15 @@ class SslTask : public LoaderTask<ImageLoader, ImageBatch> {
     tower_.model->train();
     const int64_t n = max_queries > 0 ? std::min(max_queries, test_set_->size()) : test_set_->size();
     knn_.emplace_back(step, acc);
-    char line[200];
-    std::snprintf(line, sizeof line, "k-NN accuracy %.4f on %lld test images (k %lld, memory %lld; %.1f s)\n",
-                  acc, static_cast<long long>(n), static_cast<long long>(o_.knn_k),
+    const double chance = 1.0 / static_cast<double>(test_set_->num_classes());  // a uniform guess
+    char line[240];
+    std::snprintf(line, sizeof line,
+                  "k-NN accuracy %.4f (chance %.4f) on %lld test images (k %lld, memory %lld; %.1f s)\n", acc,
+                  chance, static_cast<long long>(n), static_cast<long long>(o_.knn_k),
                   static_cast<long long>(o_.knn_memory), seconds_since(t0));
-    return {
-        {{"knn_acc", acc}, {"queries", static_cast<double>(n)}}, {{"knn_acc", acc}, {"queries", n}}, line};
+    return {{{"knn_acc", acc}, {"queries", static_cast<double>(n)}},
+            {{"knn_acc", acc}, {"queries", n}, {"chance", chance}},
+            line};
   }
   std::string eval_log() const override { return "knn"; }
   bool evaluates_at_start() const override { return o_.eval_every > 0; }
@@ -166,7 +169,7 @@ class SslTask : public LoaderTask<ImageLoader, ImageBatch> {
 }  // namespace
 
 ImageSslResult run_image_ssl(const ImageTrainOptions& o, std::ostream& log) {
-  const RunContext ctx = start_run(o, o.to_ini(), /*data_parallel=*/false, log);
+  const RunContext ctx = start_run(o, o.with_absolute_paths().to_ini(), /*data_parallel=*/false, log);
   SslTask task(o, ctx);
   ImageSslResult result;
   static_cast<LoopResult&>(result) = run_loop(task, o, ctx);

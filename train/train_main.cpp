@@ -2,6 +2,7 @@
 // zero-shot results. With no arguments it runs the default miniature experiment end to end
 // (the corpus is generated on first use). `train --help` lists every option by section.
 // Exit status: 0 done, 2 a bad option, 1 any other error, 3 stopped on a non-finite loss.
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -20,6 +21,9 @@
 int main(int argc, char** argv) {
   cw::reexec_with_fast_blas_kernels(argv);  // before any GEMM: see core/cpu/blas_kernels.h
   cw::set_flush_denormals(true);            // subnormals cost 5x in the backward: core/cpu/denormals.h
+  // std::cout writes through C's stdout, fully buffered when redirected to a file: a background
+  // run's log would show nothing until the end. Line buffering shows each line as it is written.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
     // The image tasks (--task image_ssl | image_text) have their own option table.
     const std::string task = cw::train::requested_task(argc, argv);

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "train/device_select.h"
 #include "train/loss_options.h"
+#include "train/option_default.h"
 
 namespace cw::train {
 namespace po = boost::program_options;
@@ -47,55 +48,55 @@ std::string TrainOptions::to_ini() const {
   return s.str();
 }
 
+TrainOptions TrainOptions::with_absolute_paths() const {
+  TrainOptions a = *this;
+  for (std::string* p : {&a.corpus, &a.feature_cache, &a.speech_weights, &a.text_model, &a.speech_init})
+    *p = absolute_path(*p);
+  return a;
+}
+
 namespace {
 
 void add_data_options(po::options_description& data, TrainOptions& o) {
-  data.add_options()("data.corpus", po::value(&o.corpus)->default_value(o.corpus),
+  data.add_options()("data.corpus", with_default(&o.corpus),
                      "speech corpus folder (made by tools/make_speech_corpus.py)")(
-      "data.corpus_size", po::value(&o.corpus_size)->default_value(o.corpus_size),
+      "data.corpus_size", with_default(&o.corpus_size),
       "size to generate when the corpus is missing: tiny|small|full, or none to never generate")(
-      "data.feature_cache", po::value(&o.feature_cache)->default_value(o.feature_cache),
+      "data.feature_cache", with_default(&o.feature_cache),
       "log-mel feature cache folder (empty: <corpus>/features)")(
-      "data.max_frames", po::value(&o.max_frames)->default_value(o.max_frames),
+      "data.max_frames", with_default(&o.max_frames),
       "crop training utterances to this many 10 ms frames (0: no crop)")(
-      "data.spec_augment", po::value(&o.spec_augment)->default_value(o.spec_augment),
-      "SpecAugment masks on training batches")(
-      "data.bucket_by_length", po::value(&o.bucket_by_length)->default_value(o.bucket_by_length),
+      "data.spec_augment", with_default(&o.spec_augment), "SpecAugment masks on training batches")(
+      "data.bucket_by_length", with_default(&o.bucket_by_length),
       "batch utterances of similar length together (less padding, but length-matched negatives)")(
-      "data.max_audio_seconds", po::value(&o.max_audio_seconds)->default_value(o.max_audio_seconds),
+      "data.max_audio_seconds", with_default(&o.max_audio_seconds),
       "longest audio file accepted, in seconds (a longer header is refused before reading)")(
-      "data.min_audio_rate", po::value(&o.min_audio_rate)->default_value(o.min_audio_rate),
+      "data.min_audio_rate", with_default(&o.min_audio_rate),
       "lowest sample rate accepted, Hz (below: a corrupt header; resampling 1 Hz to 16 kHz is 16,000x the "
-      "memory)")("data.max_audio_rate", po::value(&o.max_audio_rate)->default_value(o.max_audio_rate),
-                 "highest sample rate accepted, Hz")(
-      "data.loader_workers", po::value(&o.loader_workers)->default_value(o.loader_workers),
+      "memory)")("data.max_audio_rate", with_default(&o.max_audio_rate), "highest sample rate accepted, Hz")(
+      "data.loader_workers", with_default(&o.loader_workers),
       "background batch threads (0: batches made on the training thread)")(
-      "data.corpus_jobs", po::value(&o.corpus_jobs)->default_value(o.corpus_jobs),
-      "processes for corpus generation (0: all cores)");
+      "data.corpus_jobs", with_default(&o.corpus_jobs), "processes for corpus generation (0: all cores)");
 }
 
 void add_model_options(po::options_description& model, TrainOptions& o) {
-  model.add_options()("model.speech_tower", po::value(&o.speech_tower)->default_value(o.speech_tower),
+  model.add_options()("model.speech_tower", with_default(&o.speech_tower),
                       "conformer (from scratch) | whisper (the pretrained Whisper encoder)")(
-      "model.speech_weights", po::value(&o.speech_weights)->default_value(o.speech_weights),
+      "model.speech_weights", with_default(&o.speech_weights),
       "Whisper folder: model.bin (CTranslate2) or config.json + model.safetensors (empty: the installed "
       "tiny.en)")(
-      "model.speech_train_layers", po::value(&o.speech_train_layers)->default_value(o.speech_train_layers),
+      "model.speech_train_layers", with_default(&o.speech_train_layers),
       "whisper: top encoder blocks trained (the rest frozen; their outputs cached when SpecAugment is off)")(
-      "model.speech_preset", po::value(&o.speech_preset)->default_value(o.speech_preset),
-      "Conformer size: tiny | mini | small")("model.d_model", po::value(&o.d_model)->default_value(o.d_model),
-                                             "override the preset (0: keep)")(
-      "model.num_layers", po::value(&o.num_layers)->default_value(o.num_layers),
-      "override the preset (0: keep)")("model.num_heads", po::value(&o.num_heads)->default_value(o.num_heads),
-                                       "override the preset (0: keep)")(
-      "model.ffn_dim", po::value(&o.ffn_dim)->default_value(o.ffn_dim), "override the preset (0: keep)")(
-      "model.conv_kernel", po::value(&o.conv_kernel)->default_value(o.conv_kernel),
-      "depthwise conv kernel, odd (0: keep)")("model.dropout",
-                                              po::value(&o.dropout)->default_value(o.dropout),
-                                              "dropout of the speech tower (< 0: keep the preset's)")(
-      "model.text_model", po::value(&o.text_model)->default_value(o.text_model),
+      "model.speech_preset", with_default(&o.speech_preset), "Conformer size: tiny | mini | small")(
+      "model.d_model", with_default(&o.d_model), "override the preset (0: keep)")(
+      "model.num_layers", with_default(&o.num_layers), "override the preset (0: keep)")(
+      "model.num_heads", with_default(&o.num_heads), "override the preset (0: keep)")(
+      "model.ffn_dim", with_default(&o.ffn_dim), "override the preset (0: keep)")(
+      "model.conv_kernel", with_default(&o.conv_kernel), "depthwise conv kernel, odd (0: keep)")(
+      "model.dropout", with_default(&o.dropout), "dropout of the speech tower (< 0: keep the preset's)")(
+      "model.text_model", with_default(&o.text_model),
       "frozen text tower folder (empty: the installed all-MiniLM-L6-v2)")(
-      "model.speech_init", po::value(&o.speech_init)->default_value(o.speech_init),
+      "model.speech_init", with_default(&o.speech_init),
       "speech tower file to start from (written by --task speech_asr; empty: random initialization)");
 }
 

@@ -63,6 +63,9 @@ struct TrainOptions : LoopOptions {
 
   // The resolved settings as an INI file that `--config` reads back to the same options.
   std::string to_ini() const;
+  // These options with every path made absolute (corpus, caches, towers): what a run folder's
+  // config.ini records, so that `eval --run DIR` finds the same files from any folder.
+  TrainOptions with_absolute_paths() const;
 };
 
 // What parse_train_options decided.

@@ -31,8 +31,10 @@ namespace fs = std::filesystem;
 namespace {
 
 // Loss curve, zero-shot accuracy over steps and a similarity heat map, as PNGs (gnuplot, when
-// installed: plots are a convenience, never a reason to fail a finished run).
-void render_plots(const fs::path& out, std::ostream& log) {
+// installed: plots are a convenience, never a reason to fail a finished run). Each carries what a
+// model that learnt nothing would show: ln N on the loss (InfoNCE's loss at uniform logits, N the
+// batch), chance on the accuracies, and what the heat map's pattern means.
+void render_plots(const fs::path& out, std::ostream& log, int64_t batch_size, const ChanceLevels& chance) {
   if (!fs::exists("/usr/bin/gnuplot")) {
     log << "plots: gnuplot not installed, skipped (apt install gnuplot-nox)\n";
     return;
@@ -41,18 +43,26 @@ void render_plots(const fs::path& out, std::ostream& log) {
   gp << "set terminal pngcairo size 900,500 noenhanced\nset datafile separator ','\nset key outside\n"
      << "set output 'loss.png'\nset title 'training loss'\nset xlabel 'step'\nset ylabel 'loss'\n"
      << "plot 'metrics.csv' using 1:3 with lines title 'loss', '' using 1:4 with lines title 'speech->text', "
-        "'' using 1:5 with lines title 'text->speech'\n";
+        "'' using 1:5 with lines title 'text->speech', log("
+     << batch_size << ") with lines dashtype 2 lc rgb 'gray' title 'ln N = ln " << batch_size
+     << " (uniform logits)'\n";
+  // The accuracies of a short run sit near chance: a 0-1 axis would flatten them, so the axis
+  // follows the data (from 0) and chance is drawn for each.
   if (fs::exists(out / "eval.csv"))
-    gp << "set output 'zero_shot.png'\nset title 'zero-shot accuracy'\nset ylabel 'accuracy'\nset yrange "
-          "[0:1]\n"
-       << "plot 'eval.csv' using 1:2 with linespoints title 'intent', '' using 1:3 with linespoints title "
-          "'keywords', "
-          "'' using 1:4 with linespoints title 'keywords (human)', '' using 1:5 with linespoints title 'R@1 "
-          "speech->text'\n"
+    gp << "set output 'zero_shot.png'\nset title 'zero-shot accuracy (dashed: chance)'\nset ylabel "
+          "'accuracy'\nset yrange [0:*]\n"
+       << "plot 'eval.csv' using 1:2 with linespoints lc 1 title 'intent', '' using 1:3 with linespoints lc "
+          "2 "
+          "title 'keywords', '' using 1:4 with linespoints lc 3 title 'keywords (human)', '' using 1:5 with "
+          "linespoints lc 4 title 'R@1 speech->text', "
+       << chance.intent << " with lines dashtype 2 lc 1 title 'intent chance', " << chance.keywords
+       << " with lines dashtype 2 lc 2 title 'keyword chance', " << chance.retrieval_r1
+       << " with lines dashtype 2 lc 4 title 'R@1 chance'\n"
        << "set autoscale y\n";
   if (fs::exists(out / "similarity.dat"))
     gp << "set datafile separator whitespace\nset output 'similarity.png'\nset size ratio -1\n"
-       << "set title 'cosine, held-out speech (rows) vs transcripts (columns)'\nset xlabel 'transcript'\n"
+       << "set title \"cosine, held-out speech (rows) vs transcripts (columns)\\nbright diagonal: aligned "
+          "pairs; stripes or a uniform map: collapsed\"\nset xlabel 'transcript'\n"
        << "set ylabel 'utterance'\nset yrange [] reverse\nplot 'similarity.dat' matrix with image notitle\n";
   write_file_atomic(out / "plots.gp", gp.str());
   if (run_process({"/usr/bin/gnuplot", "plots.gp"}, out) == 0)
@@ -151,8 +161,11 @@ class SpeechTextTask : public LoaderTask<SpeechLoader, SpeechBatch> {
   EvalRecord evaluate(int64_t, int64_t max_items) override {
     last_eval_ = cw::train::evaluate(*built_.model, data_, o_.eval_batch_size, max_items);
     const EvalResult& r = last_eval_;
+    const ChanceLevels chance = chance_levels(data_, r);
     std::ostringstream text;
-    text << r.seconds << " s\n" << r.table();
+    text << r.seconds << " s\n" << r.table() << chance.line();
+    nlohmann::json json = r.to_json();
+    json["chance"] = chance.to_json();
     return {{{"intent_acc", r.intent.ensemble_accuracy},
              {"keyword_acc", r.keywords.ensemble_accuracy},
              {"keyword_human_acc", r.keywords_human.ensemble_accuracy},
@@ -160,7 +173,7 @@ class SpeechTextTask : public LoaderTask<SpeechLoader, SpeechBatch> {
              {"retrieval_t2s_r1", r.retrieval.text_to_speech_r1},
              {"structure_corr", r.structure_correlation},
              {"intent_template_std", r.intent.std}},
-            r.to_json(),
+            json,
             text.str()};
   }
 
@@ -170,12 +183,13 @@ class SpeechTextTask : public LoaderTask<SpeechLoader, SpeechBatch> {
     nlohmann::json final_json = last_eval_.to_json();
     final_json["step"] = step;
     final_json["config"] = ctx_.config_ini;
+    final_json["chance"] = verdict.json["chance"];
     final_json["verdict"] = verdict.json;
     write_file_atomic(out / "eval_final.json", final_json.dump(2) + "\n");
     log << "results: " << (out / "eval_final.json").string() << "\n" << verdict.text;
     if (o_.plots) {
       write_similarity(out, *built_.model, data_, o_.eval_batch_size);
-      render_plots(out, log);
+      render_plots(out, log, o_.batch_size, chance_levels(data_, last_eval_));
     }
   }
 
@@ -194,7 +208,7 @@ class SpeechTextTask : public LoaderTask<SpeechLoader, SpeechBatch> {
 
 TrainResult run_training(const TrainOptions& o, std::ostream& log) {
   const auto t_prepare = Clock::now();
-  const RunContext ctx = start_run(o, o.to_ini(), /*data_parallel=*/true, log);
+  const RunContext ctx = start_run(o, o.with_absolute_paths().to_ini(), /*data_parallel=*/true, log);
   SpeechTextTask task(o, ctx);
   TrainResult result;
   result.prepare_seconds = seconds_since(t_prepare);

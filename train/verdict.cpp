@@ -18,6 +18,26 @@ bool above_chance(double accuracy, double chance, int64_t n) {
 
 }  // namespace
 
+ChanceLevels chance_levels(const SpeechTextData& data, const EvalResult& r) {
+  ChanceLevels c;
+  c.intent = 1.0 / static_cast<double>(data.intent_classes.labels.size());
+  c.keywords = 1.0 / static_cast<double>(data.kws_classes.labels.size());
+  c.retrieval_r1 = r.retrieval.n > 0 ? 1.0 / static_cast<double>(r.retrieval.n) : 0.0;
+  return c;
+}
+
+nlohmann::json ChanceLevels::to_json() const {
+  return {{"intent", intent}, {"keywords", keywords}, {"retrieval_r1", retrieval_r1}};
+}
+
+std::string ChanceLevels::line() const {
+  char s[160];
+  std::snprintf(s, sizeof s,
+                "  chance (a uniform guess): intent %.1f%%, keywords %.1f%%, retrieval R@1 %.2f%%\n",
+                100 * intent, 100 * keywords, 100 * retrieval_r1);
+  return s;
+}
+
 EvalResult evaluate_text_bound(const SpeechTextData& data, const FrozenTextTower& text) {
   const std::filesystem::path cache_dir = data.corpus / "text_embeddings";
   return evaluate_embeddings(data, [&](const SpeechSplit& s, const std::vector<int64_t>& rows) {
@@ -31,9 +51,10 @@ EvalResult evaluate_text_bound(const SpeechTextData& data, const FrozenTextTower
 Verdict make_verdict(const EvalResult& r, const SpeechTextData& data, const FrozenTextTower& text) {
   Verdict v;
   v.upper_bound = evaluate_text_bound(data, text);
-  v.intent_chance = 1.0 / static_cast<double>(data.intent_classes.labels.size());
-  v.keyword_chance = 1.0 / static_cast<double>(data.kws_classes.labels.size());
-  v.retrieval_r1_chance = r.retrieval.n > 0 ? 1.0 / static_cast<double>(r.retrieval.n) : 0.0;
+  const ChanceLevels chance = chance_levels(data, r);
+  v.intent_chance = chance.intent;
+  v.keyword_chance = chance.keywords;
+  v.retrieval_r1_chance = chance.retrieval_r1;
   const bool intent_ok = above_chance(r.intent.ensemble_accuracy, v.intent_chance, r.intent.n);
   const bool kws_ok = above_chance(r.keywords.ensemble_accuracy, v.keyword_chance, r.keywords.n);
   char line[512];
@@ -53,10 +74,7 @@ Verdict make_verdict(const EvalResult& r, const SpeechTextData& data, const Froz
             "chance (2 sigma); the gap to the bound is what speech costs.\n"
           : "         The speech tower does not transfer yet: zero-shot accuracy is within 2 sigma of "
             "chance (see EXPERIMENTS.md for why and what does).\n";
-  v.json = {{"chance",
-             {{"intent", v.intent_chance},
-              {"keywords", v.keyword_chance},
-              {"retrieval_r1", v.retrieval_r1_chance}}},
+  v.json = {{"chance", chance.to_json()},
             {"text_only_upper_bound", v.upper_bound.to_json()},
             {"transfers", intent_ok || kws_ok}};
   return v;

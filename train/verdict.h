@@ -11,6 +11,16 @@
 
 namespace cw::train {
 
+// What a model that has learnt nothing scores: a uniform guess among the classes (1 / classes)
+// and among the retrieval candidates (1 / n, the evaluated pairs).
+struct ChanceLevels {
+  double intent = 0, keywords = 0, retrieval_r1 = 0;
+  nlohmann::json to_json() const;
+  // "chance: intent 2.0%, keywords 8.3%, R@1 0.50%", for each evaluation's text.
+  std::string line() const;
+};
+ChanceLevels chance_levels(const SpeechTextData& data, const EvalResult& result);
+
 struct Verdict {
   EvalResult upper_bound;  // the text tower on the transcripts
   double intent_chance = 0, keyword_chance = 0, retrieval_r1_chance = 0;

@@ -25,6 +25,32 @@ Tensor unit_rows(const Tensor& x) {
   return ops::div(x64, ops::maximum(norm, 1e-12)).contiguous();
 }
 
+Tensor ensemble_classes(const std::vector<Tensor>& class_embeddings) {
+  CW_CHECK(!class_embeddings.empty(), ValueError, "ensemble_classes: no templates");
+  Tensor mean = ops::zeros({class_embeddings[0].size(0), class_embeddings[0].size(1)}, DType::F64);
+  for (const auto& e : class_embeddings) mean = ops::add(mean, unit_rows(e));
+  return mean;
+}
+
+std::vector<std::vector<std::pair<int64_t, double>>> top_classes(const Tensor& items, const Tensor& classes,
+                                                                 int64_t k) {
+  const Tensor cos = cosine(items, classes);  // (N, C) f64
+  const int64_t n = cos.size(0), c = cos.size(1);
+  const double* p = cos.data<double>();
+  std::vector<std::vector<std::pair<int64_t, double>>> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int64_t> order(static_cast<size_t>(c));
+    for (int64_t j = 0; j < c; ++j) order[static_cast<size_t>(j)] = j;
+    // Descending cosine, the first index on ties (as argmax).
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t x, int64_t y) { return p[i * c + x] > p[i * c + y]; });
+    for (int64_t j = 0; j < std::min(k, c); ++j)
+      out[static_cast<size_t>(i)].emplace_back(order[static_cast<size_t>(j)],
+                                               p[i * c + order[static_cast<size_t>(j)]]);
+  }
+  return out;
+}
+
 nlohmann::json ZeroShotScore::to_json() const {
   return {{"n", n},
           {"ensemble_accuracy", ensemble_accuracy},
@@ -60,12 +86,8 @@ ZeroShotScore zero_shot_classify(const Tensor& items, const std::vector<int64_t>
   };
   ZeroShotScore s;
   s.n = n;
-  Tensor mean = ops::zeros({c, items.size(1)}, DType::F64);
-  for (const auto& e : class_embeddings) {
-    s.per_template.push_back(accuracy(e));
-    mean = ops::add(mean, unit_rows(e));
-  }
-  s.ensemble_accuracy = accuracy(mean);
+  for (const auto& e : class_embeddings) s.per_template.push_back(accuracy(e));
+  s.ensemble_accuracy = accuracy(ensemble_classes(class_embeddings));
   const double k = static_cast<double>(s.per_template.size());
   s.min = *std::min_element(s.per_template.begin(), s.per_template.end());
   s.max = *std::max_element(s.per_template.begin(), s.per_template.end());

@@ -31,6 +31,14 @@ struct ZeroShotScore {
 ZeroShotScore zero_shot_classify(const Tensor& items, const std::vector<int64_t>& labels,
                                  const std::vector<Tensor>& class_embeddings);
 
+// The prompt ensemble's class embeddings (C, D) f64: the sum of each template's unit rows (a
+// mean up to scale, which no cosine sees), as zero_shot_classify scores with.
+Tensor ensemble_classes(const std::vector<Tensor>& class_embeddings);
+
+// Each item's k best classes (index, cosine), best first, the first index on ties.
+std::vector<std::vector<std::pair<int64_t, double>>> top_classes(const Tensor& items, const Tensor& classes,
+                                                                 int64_t k);
+
 struct RetrievalScore {
   int64_t n = 0;
   double speech_to_text_r1 = 0, speech_to_text_r5 = 0, speech_to_text_r10 = 0;
