@@ -117,6 +117,7 @@ std::vector<WhisperHypothesis> whisper_greedy(const WhisperDecoder& decoder, con
   for (int64_t b = 0; b < B; ++b) alive[static_cast<size_t>(b)] = b;
   for (int64_t step = 0;; ++step) {
     suppress_logits(logits, tokens, step == 0);
+    if (o.on_step) o.on_step(step, alive, logits);
     const int64_t V = logits.size(1);
     const Tensor logp = ops::log_softmax(logits, -1);
     const std::vector<int64_t> best = ops::argmax(logits, -1).to_vector<int64_t>();

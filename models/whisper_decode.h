@@ -17,6 +17,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,10 @@ struct WhisperDecodeOptions {
   int64_t beam_size = 5;         // 1: greedy search
   double length_penalty = 1.0;   // beam search ranks finished hypotheses by score / length^penalty
   int64_t max_new_tokens = 224;  // generated tokens at most, <|endoftext|> included
+  // Greedy search only: called each step with the logits it picks from, after suppression, (n, V)
+  // f32 on the host, row r of utterance utterances[r] (the unfinished ones). For inspection (the
+  // parity tool records each step's top two); it must not change them.
+  std::function<void(int64_t step, const std::vector<int64_t>& utterances, const Tensor& logits)> on_step;
 };
 
 struct WhisperHypothesis {

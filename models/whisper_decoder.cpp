@@ -302,43 +302,27 @@ WhisperDecoderWeights read_whisper_decoder_ctranslate2(const std::filesystem::pa
 }
 
 WhisperDecoderWeights read_whisper_decoder_hf(const std::filesystem::path& dir) {
-  const std::filesystem::path cfg_path = dir / "config.json", st_path = dir / "model.safetensors";
-  CW_CHECK(std::filesystem::is_regular_file(cfg_path), Error, "cannot read '", cfg_path.string(),
-           "' (a Hugging Face Whisper folder holds config.json)");
-  const Json doc = read_json_file(cfg_path);
-  const JsonReader j(doc, cfg_path.string());
   WhisperDecoderWeights w;
-  w.source = st_path.string();
   WhisperDecoderConfig& c = w.config;
-  // Bounds no Whisper comes near (large-v3: vocabulary 51866, d_model 1280, 32 layers, 20 heads,
-  // 448 positions), so that products of sizes cannot overflow; the tensors bound memory below.
-  c.vocab_size = j.get_in("vocab_size", 1, 1 << 24);
-  c.d_model = j.get_in("d_model", 1, 1 << 16);
-  c.num_heads = j.get_in("decoder_attention_heads", 1, c.d_model);
-  c.num_layers = j.get_in("decoder_layers", 1, 1024);
-  c.ffn_dim = j.get_in("decoder_ffn_dim", 1, 1 << 18);
-  c.max_positions = j.get_in("max_target_positions", 1, 1 << 20);
-  CW_CHECK(c.d_model % c.num_heads == 0, ValueError, cfg_path.string(), ": d_model ", c.d_model,
-           " is not divisible by decoder_attention_heads ", c.num_heads);
-  const SafetensorsFile f = SafetensorsFile::open(st_path.string());
-  std::string prefix;
-  for (const char* p : {"model.decoder.", "decoder."})
-    if (f.contains(std::string(p) + "embed_tokens.weight")) prefix = p;
-  CW_CHECK(!prefix.empty(), ValueError, st_path.string(),
-           ": no 'model.decoder.embed_tokens.weight' or 'decoder.embed_tokens.weight' (not a Whisper "
-           "checkpoint?)");
-  // The declared sizes against the tensors present, before anything of those sizes is built.
-  const auto expect = [&](const std::string& name, const Shape& shape) {
-    CW_CHECK(f.contains(prefix + name) && f.info(prefix + name).shape == shape, ValueError, cfg_path.string(),
-             " declares tensor '", prefix + name, "' of ", shape_str(shape), ", ", st_path.string(), " has ",
-             f.contains(prefix + name) ? shape_str(f.info(prefix + name).shape) : std::string("none"));
-  };
-  expect("embed_tokens.weight", {c.vocab_size, c.d_model});
-  expect("embed_positions.weight", {c.max_positions, c.d_model});
+  const WhisperHfFolder h =
+      open_whisper_hf_folder(dir, "decoder", "embed_tokens.weight", [&](const JsonReader& j) {
+        // Bounds no Whisper comes near (large-v3: vocabulary 51866, d_model 1280, 32 layers, 20
+        // heads, 448 positions), so that products of sizes cannot overflow; the tensors bound memory.
+        c.vocab_size = j.get_in("vocab_size", 1, 1 << 24);
+        c.d_model = j.get_in("d_model", 1, 1 << 16);
+        c.num_heads = j.get_in("decoder_attention_heads", 1, c.d_model);
+        c.num_layers = j.get_in("decoder_layers", 1, 1024);
+        c.ffn_dim = j.get_in("decoder_ffn_dim", 1, 1 << 18);
+        c.max_positions = j.get_in("max_target_positions", 1, 1 << 20);
+        CW_CHECK(c.d_model % c.num_heads == 0, ValueError, j.where(), ": d_model ", c.d_model,
+                 " is not divisible by decoder_attention_heads ", c.num_heads);
+      });
+  w.source = h.weights_path.string();
+  h.expect("embed_tokens.weight", {c.vocab_size, c.d_model});
+  h.expect("embed_positions.weight", {c.max_positions, c.d_model});
   for (int64_t i = 0; i < c.num_layers; ++i)
-    expect("layers." + std::to_string(i) + ".fc1.weight", {c.ffn_dim, c.d_model});
-  for (const std::string& name : f.names())
-    if (name.rfind(prefix, 0) == 0) w.decoder[name.substr(prefix.size())] = f.load(name, DType::F32);
+    h.expect("layers." + std::to_string(i) + ".fc1.weight", {c.ffn_dim, c.d_model});
+  w.decoder = h.load_side();
   return w;
 }
 

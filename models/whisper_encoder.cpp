@@ -259,43 +259,58 @@ WhisperWeights read_whisper_ctranslate2(const std::filesystem::path& model_bin) 
   return w;
 }
 
-WhisperWeights read_whisper_hf(const std::filesystem::path& dir) {
+WhisperHfFolder open_whisper_hf_folder(const std::filesystem::path& dir, const std::string& side,
+                                       const std::string& probe,
+                                       const std::function<void(const JsonReader&)>& read_config) {
   const std::filesystem::path cfg_path = dir / "config.json", st_path = dir / "model.safetensors";
   CW_CHECK(std::filesystem::is_regular_file(cfg_path), Error, "cannot read '", cfg_path.string(),
            "' (a Hugging Face Whisper folder holds config.json)");
   const Json doc = read_json_file(cfg_path);
-  const JsonReader j(doc, cfg_path.string());
+  read_config(JsonReader(doc, cfg_path.string()));
+  WhisperHfFolder h{cfg_path, st_path, SafetensorsFile::open(st_path.string()), ""};
+  const std::string long_prefix = "model." + side + ".", short_prefix = side + ".";
+  for (const std::string& p : {long_prefix, short_prefix})
+    if (h.file.contains(p + probe)) h.prefix = p;
+  CW_CHECK(!h.prefix.empty(), ValueError, st_path.string(), ": no '", long_prefix, probe, "' or '",
+           short_prefix, probe, "' (not a Whisper checkpoint?)");
+  return h;
+}
+
+void WhisperHfFolder::expect(const std::string& name, const Shape& shape) const {
+  const std::string full = prefix + name;
+  CW_CHECK(file.contains(full) && file.info(full).shape == shape, ValueError, config_path.string(),
+           " declares tensor '", full, "' of ", shape_str(shape), ", ", weights_path.string(), " has ",
+           file.contains(full) ? shape_str(file.info(full).shape) : std::string("none"));
+}
+
+std::map<std::string, Tensor> WhisperHfFolder::load_side() const {
+  std::map<std::string, Tensor> out;
+  for (const std::string& name : file.names())
+    if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = file.load(name, DType::F32);
+  return out;
+}
+
+WhisperWeights read_whisper_hf(const std::filesystem::path& dir) {
   WhisperWeights w;
-  w.source = st_path.string();
   WhisperEncoderConfig& c = w.config;
-  // Bounds no Whisper comes near (large-v3: 128 mels, d_model 1280, 32 layers, 20 heads), so that
-  // products of sizes cannot overflow; the tensors below are what bound memory.
-  c.n_mels = j.get_in("num_mel_bins", 1, 1 << 12);
-  c.d_model = j.get_in("d_model", 1, 1 << 16);
-  c.num_heads = j.get_in("encoder_attention_heads", 1, c.d_model);
-  c.num_layers = j.get_in("encoder_layers", 1, 1024);
-  c.ffn_dim = j.get_in("encoder_ffn_dim", 1, 1 << 18);
-  c.max_positions = j.get_in("max_source_positions", 1, 1 << 20);
-  CW_CHECK(c.d_model % c.num_heads == 0, ValueError, cfg_path.string(), ": d_model ", c.d_model,
-           " is not divisible by encoder_attention_heads ", c.num_heads);
-  const SafetensorsFile f = SafetensorsFile::open(st_path.string());
-  std::string prefix;
-  for (const char* p : {"model.encoder.", "encoder."})
-    if (f.contains(std::string(p) + "conv1.weight")) prefix = p;
-  CW_CHECK(!prefix.empty(), ValueError, st_path.string(),
-           ": no 'model.encoder.conv1.weight' or 'encoder.conv1.weight' (not a Whisper checkpoint?)");
-  // The declared sizes against the tensors present, before anything of those sizes is built.
-  const auto expect = [&](const std::string& name, const Shape& shape) {
-    CW_CHECK(f.contains(prefix + name) && f.info(prefix + name).shape == shape, ValueError, cfg_path.string(),
-             " declares tensor '", prefix + name, "' of ", shape_str(shape), ", ", st_path.string(), " has ",
-             f.contains(prefix + name) ? shape_str(f.info(prefix + name).shape) : std::string("none"));
-  };
-  expect("conv1.weight", {c.d_model, c.n_mels, 3});
-  expect("embed_positions.weight", {c.max_positions, c.d_model});
+  const WhisperHfFolder h = open_whisper_hf_folder(dir, "encoder", "conv1.weight", [&](const JsonReader& j) {
+    // Bounds no Whisper comes near (large-v3: 128 mels, d_model 1280, 32 layers, 20 heads), so
+    // that products of sizes cannot overflow; the tensors below are what bound memory.
+    c.n_mels = j.get_in("num_mel_bins", 1, 1 << 12);
+    c.d_model = j.get_in("d_model", 1, 1 << 16);
+    c.num_heads = j.get_in("encoder_attention_heads", 1, c.d_model);
+    c.num_layers = j.get_in("encoder_layers", 1, 1024);
+    c.ffn_dim = j.get_in("encoder_ffn_dim", 1, 1 << 18);
+    c.max_positions = j.get_in("max_source_positions", 1, 1 << 20);
+    CW_CHECK(c.d_model % c.num_heads == 0, ValueError, j.where(), ": d_model ", c.d_model,
+             " is not divisible by encoder_attention_heads ", c.num_heads);
+  });
+  w.source = h.weights_path.string();
+  h.expect("conv1.weight", {c.d_model, c.n_mels, 3});
+  h.expect("embed_positions.weight", {c.max_positions, c.d_model});
   for (int64_t i = 0; i < c.num_layers; ++i)
-    expect("layers." + std::to_string(i) + ".fc1.weight", {c.ffn_dim, c.d_model});
-  for (const std::string& name : f.names())
-    if (name.rfind(prefix, 0) == 0) w.encoder[name.substr(prefix.size())] = f.load(name, DType::F32);
+    h.expect("layers." + std::to_string(i) + ".fc1.weight", {c.ffn_dim, c.d_model});
+  w.encoder = h.load_side();
   return w;
 }
 

@@ -13,9 +13,12 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 
+#include "core/json_read.h"
+#include "core/safetensors.h"
 #include "models/speech_tower.h"
 #include "nn/basic_layers.h"
 #include "nn/conv.h"
@@ -135,5 +138,25 @@ WhisperWeights read_whisper_hf(const std::filesystem::path& dir);
 int64_t whisper_num_mel_bins(const std::filesystem::path& dir);
 // A folder holding model.bin (CTranslate2) or model.safetensors (Hugging Face): whichever is there.
 WhisperWeights read_whisper_weights(const std::filesystem::path& dir);
+
+// A Hugging Face Whisper folder opened for one side's tensors, what read_whisper_hf and
+// read_whisper_decoder_hf (whisper_decoder.h) share. open_whisper_hf_folder parses
+// dir/config.json and hands it to read_config (which reads and checks that side's sizes) before it
+// opens dir/model.safetensors, then finds the side's prefix: "model.<side>."
+// (WhisperForConditionalGeneration) or "<side>." (WhisperModel), whichever holds <prefix><probe>;
+// a ValueError naming both when neither does.
+struct WhisperHfFolder {
+  std::filesystem::path config_path, weights_path;
+  SafetensorsFile file;
+  std::string prefix;  // "model.encoder.", "decoder.", ...
+  // ValueError unless the file holds tensor <prefix><name> of `shape` (what config.json declares),
+  // checked before anything of the declared sizes is built.
+  void expect(const std::string& name, const Shape& shape) const;
+  // Every tensor under the prefix, named relative to it, as f32.
+  std::map<std::string, Tensor> load_side() const;
+};
+WhisperHfFolder open_whisper_hf_folder(const std::filesystem::path& dir, const std::string& side,
+                                       const std::string& probe,
+                                       const std::function<void(const JsonReader&)>& read_config);
 
 }  // namespace cw::models
