@@ -386,14 +386,17 @@ def build(out, size, seed, jobs, log):
     builder.prepare(plan)
 
     frames_of = {}
-    step = max(1, len(plan) // 10)
+    # A line at least every 5 s (train turns them into progress with an ETA), not every 10%:
+    # a `full` build runs for most of an hour.
+    last_line = time.monotonic()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
     try:
         # map() yields in plan order whatever finishes first, so the output does not depend
         # on --jobs.
         for i, (uid, frames) in enumerate(pool.map(builder.make, plan), 1):
             frames_of[uid] = frames
-            if i % step == 0 or i == len(plan):
+            if i == len(plan) or time.monotonic() - last_line >= 5:
+                last_line = time.monotonic()
                 log(f"make_speech_corpus: {i}/{len(plan)} utterances")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error, start nothing new
