@@ -76,7 +76,8 @@ bool all_finite(const std::map<std::string, Tensor>& tensors) {
 
 std::map<std::string, Tensor> on_cpu(const std::map<std::string, Tensor>& tensors) {
   std::map<std::string, Tensor> out;
-  for (const auto& [name, t] : tensors) out.emplace(name, t.device().is_cpu() ? t : t.to(Device::cpu()));
+  for (const auto& [name, t] : tensors)
+    out.emplace(name, t.to(Device::cpu()));  // the same handle when already there
   return out;
 }
 

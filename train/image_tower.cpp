@@ -114,7 +114,7 @@ void save_image_tower(const fs::path& path, const models::VisionTransformer& mod
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
   std::map<std::string, Tensor> state = model.state_dict();
   for (auto& [name, t] : state)
-    if (!t.device().is_cpu()) t = t.to(Device::cpu());  // a tower trained on a GPU is saved from the host
+    t = t.to(Device::cpu());  // a tower trained on a GPU is saved from the host (a no-op on the CPU)
   save_safetensors(path.string(), state,
                    {{"format", "cw-image-tower-1"},
                     {"vit_config", config_json(model.config).dump()},

@@ -28,7 +28,7 @@ void save_speech_tower(const fs::path& path, const models::Conformer& tower, con
                        int64_t steps, double valid_cer) {
   std::map<std::string, Tensor> state;
   for (const auto& [name, t] : tower.state_dict())
-    if (!is_head(name)) state[name] = t.device().is_cpu() ? t : t.to(Device::cpu());
+    if (!is_head(name)) state[name] = t.to(Device::cpu());  // no copy when already there
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
   save_safetensors(path.string(), state,
                    {{"format", kFormat},
