@@ -21,6 +21,7 @@
 #include "models/whisper_decoder.h"
 #include "models/whisper_transcriber.h"
 #include "support/check.h"
+#include "whisper_decoder_test_util.h"
 
 namespace cw {
 namespace {
@@ -34,11 +35,8 @@ using models::WhisperHypothesis;
 using models::WhisperTokens;
 using test::all_close;
 
-double max_abs_diff(const Tensor& a, const Tensor& b) { return ops::amax(ops::abs(ops::sub(a, b))).item(); }
-
-Tensor ids_tensor(const std::vector<int64_t>& v, int64_t rows) {
-  return ops::from_vector(v, {rows, static_cast<int64_t>(v.size()) / rows});
-}
+using test::ids_tensor;
+using test::max_abs_diff;
 
 struct TempDir {
   explicit TempDir(const std::string& tag)

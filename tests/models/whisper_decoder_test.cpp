@@ -20,6 +20,7 @@
 #include "core/safetensors.h"
 #include "models/whisper_decode.h"
 #include "support/check.h"
+#include "whisper_decoder_test_util.h"
 
 namespace cw {
 namespace {
@@ -33,11 +34,8 @@ using models::WhisperHypothesis;
 using models::WhisperTokens;
 using test::all_close;
 
-double max_abs_diff(const Tensor& a, const Tensor& b) { return ops::amax(ops::abs(ops::sub(a, b))).item(); }
-
-Tensor ids_tensor(const std::vector<int64_t>& v, int64_t rows) {
-  return ops::from_vector(v, {rows, static_cast<int64_t>(v.size()) / rows});
-}
+using test::ids_tensor;
+using test::max_abs_diff;
 
 template <class E, class Fn>
 void expect_error(Fn&& fn, const std::vector<std::string>& parts) {

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "data/model_files.h"
+#include "option_test_util.h"
 #include "speech_text_test_corpus.h"
 #include "train/image_options.h"
 #include "train/option_default.h"
@@ -33,13 +34,8 @@ namespace cw::train {
 namespace {
 
 namespace fs = std::filesystem;
-using Args = std::vector<std::string>;
-
-std::vector<const char*> argv_of(const Args& args) {
-  std::vector<const char*> argv = {"train"};
-  for (const auto& a : args) argv.push_back(a.c_str());
-  return argv;
-}
+using test::Args;
+using test::argv_of;
 
 ParsedTrainOptions parse(const Args& args, std::string* printed = nullptr) {
   std::ostringstream out;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "option_test_util.h"
 #include "train/image_options.h"
 #include "train/train_options.h"
 
@@ -23,13 +24,8 @@ namespace cw::train {
 namespace {
 
 namespace fs = std::filesystem;
-using Args = std::vector<std::string>;
-
-std::vector<const char*> argv_of(const Args& args) {
-  std::vector<const char*> argv = {"train"};
-  for (const auto& a : args) argv.push_back(a.c_str());
-  return argv;
-}
+using test::Args;
+using test::argv_of;
 
 TrainOptions parse(const Args& args) {
   std::ostringstream out;
