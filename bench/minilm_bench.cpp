@@ -43,14 +43,15 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const auto enc = models::SentenceEncoder::load(find_minilm_dir(dir));
+  const auto enc = models::SentenceEncoder::load(data::find_minilm_dir(dir));
   const double rss_model = peak_rss_mib();
   // Random word-piece ids (1000..29999 are ordinary tokens), [CLS] first, [SEP] last.
   Generator g(1);
   Tensor ids = ops::uniform({batch, tokens}, 1000, 30000, DType::F64, g).to(DType::I64);
   ids.narrow(1, 0, 1).fill_(static_cast<double>(enc.tokenizer->cls_id()));
   ids.narrow(1, tokens - 1, 1).fill_(static_cast<double>(enc.tokenizer->sep_id()));
-  const BatchEncoding b{ids, ops::ones({batch, tokens}, DType::I64), ops::zeros({batch, tokens}, DType::I64)};
+  const data::BatchEncoding b{ids, ops::ones({batch, tokens}, DType::I64),
+                              ops::zeros({batch, tokens}, DType::I64)};
   NoGradGuard no_grad;
   enc.forward(b);  // warm-up
   std::vector<double> secs;

@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
     _mm_setcsr(_mm_getcsr() | 0x8040);
   }
   const std::filesystem::path model_bin =
-      b.model.empty() ? find_whisper_dir() / "model.bin" : std::filesystem::path(b.model);
+      b.model.empty() ? data::find_whisper_dir() / "model.bin" : std::filesystem::path(b.model);
   const models::WhisperWeights w = models::read_whisper_ctranslate2(model_bin);
   const models::WhisperEncoderConfig& c = w.config;
   CW_CHECK(b.train_layers >= 1 && b.train_layers <= c.num_layers, ValueError, "--train-layers ",

@@ -48,7 +48,6 @@ class JsonReader {
 
   const Json& json() const { return *value_; }
   const std::string& where() const { return where_; }
-  const std::string& key_path() const { return path_; }
 
   // An object holding `key` with a non-null value (JSON null reads as absent, as Python's
   // config.get(key) or default does).

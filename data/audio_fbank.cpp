@@ -19,7 +19,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 
-namespace cw {
+namespace cw::data {
 
 // FFTW's planner and plan destruction touch global state (FFTW manual, "Thread safety").
 std::mutex& fftw_planner_mutex() {
@@ -210,4 +210,4 @@ Tensor Fbank::compute(const Audio& audio) const {
   return compute(std::span<const float>(audio.samples));
 }
 
-}  // namespace cw
+}  // namespace cw::data

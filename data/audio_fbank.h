@@ -29,7 +29,7 @@
 #include "core/tensor.h"
 #include "data/audio_io.h"
 
-namespace cw {
+namespace cw::data {
 
 // FFTW's planner and plan destruction touch global state (FFTW manual, "Thread safety"): every
 // FFTW front end here (Fbank, WhisperMel) plans and destroys under this one lock.
@@ -100,4 +100,4 @@ class Fbank {
   std::shared_ptr<const Plan> plan_;
 };
 
-}  // namespace cw
+}  // namespace cw::data

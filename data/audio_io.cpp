@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 struct SndfileCloser {
@@ -155,4 +155,4 @@ Audio load_audio(const std::filesystem::path& path, int64_t target_rate, const A
   return audio;
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -17,7 +17,7 @@
 #include <span>
 #include <vector>
 
-namespace cw {
+namespace cw::data {
 
 // Mono audio: samples in [-1, 1] (float files may exceed it) at sample_rate Hz.
 struct Audio {
@@ -69,4 +69,4 @@ std::vector<float> resample(std::span<const float> samples, int64_t in_rate, int
 Audio load_audio(const std::filesystem::path& path, int64_t target_rate = 16000,
                  const AudioLimits& limits = {});
 
-}  // namespace cw
+}  // namespace cw::data

@@ -13,7 +13,7 @@
 #include "core/json_read.h"
 #include "core/ops.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 // The (T, F) shape check shared by everything here; returns a contiguous f32 CPU tensor.
@@ -158,4 +158,4 @@ GlobalCmvn GlobalCmvn::load(const std::filesystem::path& path) {
   return cmvn;
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -14,7 +14,7 @@
 
 #include "core/tensor.h"
 
-namespace cw {
+namespace cw::data {
 
 // Per-utterance CMVN: y[t, f] = (x[t, f] - mean_f) / sqrt(var_f + eps), mean and (biased)
 // variance over the T frames of this utterance; norm_vars = false subtracts the mean only
@@ -56,4 +56,4 @@ class GlobalCmvn {
   int64_t frames_ = 0;
 };
 
-}  // namespace cw
+}  // namespace cw::data

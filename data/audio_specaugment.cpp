@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 // Uniform integer in [0, n] from two random words (n + 1 values; the float has 53 bits, so the
@@ -87,4 +87,4 @@ Tensor spec_augment(const Tensor& features, const SpecAugmentOptions& options, G
                                   options.mask_value);
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -11,7 +11,7 @@
 #include "core/generator.h"
 #include "core/tensor.h"
 
-namespace cw {
+namespace cw::data {
 
 // Defaults: the paper's LibriSpeech "LD" policy (Table 1: F = 27, mF = 2, T = 100, p = 1.0,
 // mT = 2). The Conformer paper (Gulati et al. 2020) keeps F = 27, mF = 2 and uses ten time masks
@@ -49,4 +49,4 @@ Tensor apply_spec_augment_masks(const Tensor& features, const std::vector<SpecAu
 Tensor spec_augment(const Tensor& features, const SpecAugmentOptions& options = {},
                     Generator& gen = default_generator());
 
-}  // namespace cw
+}  // namespace cw::data

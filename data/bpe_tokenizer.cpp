@@ -14,7 +14,7 @@
 #include "core/json_read.h"
 #include "data/unicode.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 namespace fs = std::filesystem;
@@ -419,4 +419,4 @@ std::vector<int64_t> BpeTokenizer::encode(std::string_view text) const {
   return out;
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -24,7 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace cw {
+namespace cw::data {
 
 class BpeTokenizer {
  public:
@@ -74,4 +74,4 @@ class BpeTokenizer {
   bool can_encode_ = false;                         // read from tokenizer.json (merges known)
 };
 
-}  // namespace cw
+}  // namespace cw::data

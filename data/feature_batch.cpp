@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 
-namespace cw {
+namespace cw::data {
 
 FeatureBatch pad_features(const std::vector<Tensor>& features, double pad_value) {
   CW_CHECK(!features.empty(), ShapeError, "pad_features: empty batch");
@@ -34,4 +34,4 @@ FeatureBatch pad_features(const std::vector<Tensor>& features, double pad_value)
   return out;
 }
 
-}  // namespace cw
+}  // namespace cw::data

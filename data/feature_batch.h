@@ -6,7 +6,7 @@
 
 #include "core/tensor.h"
 
-namespace cw {
+namespace cw::data {
 
 // Variable-length features padded into one batch, as a Conformer's subsampling front takes it.
 struct FeatureBatch {
@@ -18,4 +18,4 @@ struct FeatureBatch {
 // a non-2-d tensor or differing F throws ShapeError naming the offending item.
 FeatureBatch pad_features(const std::vector<Tensor>& features, double pad_value = 0.0);
 
-}  // namespace cw
+}  // namespace cw::data

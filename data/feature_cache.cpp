@@ -20,7 +20,7 @@
 #include "core/safetensors.h"
 #include "data/audio_io.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 // Bump when the feature computation changes in a way FbankOptions does not show (a fix in
@@ -292,4 +292,4 @@ int64_t FeatureCache::num_frames(int64_t i) const {
   return offsets_[k + 1] - offsets_[k];
 }
 
-}  // namespace cw
+}  // namespace cw::data

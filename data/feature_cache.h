@@ -42,7 +42,7 @@
 #include "data/speech_manifest.h"
 #include "data/whisper_mel.h"
 
-namespace cw {
+namespace cw::data {
 
 // What a cache holds: frames computed per manifest row, and the text naming how (its key). The
 // Kaldi fbank of the Conformer and Whisper's log-mel read the audio; a tower's frozen lower part
@@ -116,4 +116,4 @@ class FeatureCache {
   double build_seconds_ = 0.0;
 };
 
-}  // namespace cw
+}  // namespace cw::data

@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 // Closes the gzFile on every path out, including errors.
@@ -172,4 +172,4 @@ void check_idx_pair(const IdxArray& images, const IdxArray& labels) {
            images.count(), " images but ", labels.path.string(), " has ", labels.count(), " labels");
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -16,7 +16,7 @@
 
 #include "core/tensor.h"
 
-namespace cw {
+namespace cw::data {
 
 // The decoded content of one IDX file of unsigned bytes.
 struct IdxArray {
@@ -53,4 +53,4 @@ Tensor read_idx_labels(const std::filesystem::path& path, int64_t num_classes = 
 // files and both counts otherwise.
 void check_idx_pair(const IdxArray& images, const IdxArray& labels);
 
-}  // namespace cw
+}  // namespace cw::data

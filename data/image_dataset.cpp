@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/json_read.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 namespace fs = std::filesystem;
@@ -211,4 +211,4 @@ ChannelStats ImageDataset::channel_stats() const {
   return s;
 }
 
-}  // namespace cw
+}  // namespace cw::data

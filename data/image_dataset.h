@@ -19,7 +19,7 @@
 #include "core/tensor.h"
 #include "data/idx_reader.h"
 
-namespace cw {
+namespace cw::data {
 
 // One manifest row.
 struct ImageRow {
@@ -91,4 +91,4 @@ class ImageDataset {
 // environment variable CW_IMAGE_DATA overrides it.
 std::filesystem::path default_image_root();
 
-}  // namespace cw
+}  // namespace cw::data

@@ -10,7 +10,7 @@
 #include "core/generator.h"
 #include "data/seeded_keys.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 enum : uint64_t { kRowShuffle = 1, kAugment = 3 };
@@ -209,4 +209,4 @@ std::vector<ImageBatch> image_eval_batches(std::shared_ptr<const ImageDataset> d
   return batches;
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -29,7 +29,7 @@
 #include "data/image_dataset.h"
 #include "data/prefetcher.h"
 
-namespace cw {
+namespace cw::data {
 
 struct ImageLoaderOptions {
   int64_t batch_size = 64;
@@ -115,4 +115,4 @@ class ImageLoader {
 // Every batch of image_eval_options(batch_size) over the data set, in order.
 std::vector<ImageBatch> image_eval_batches(std::shared_ptr<const ImageDataset> dataset, int64_t batch_size);
 
-}  // namespace cw
+}  // namespace cw::data

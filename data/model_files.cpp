@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-namespace cw {
+namespace cw::data {
 
 namespace fs = std::filesystem;
 
@@ -116,4 +116,4 @@ fs::path find_minilm_dir(const std::optional<fs::path>& explicit_dir) {
   throw Error(msg.str());
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace cw {
+namespace cw::data {
 
 // The folder of all-MiniLM-L6-v2 (the one holding vocab.txt), looked for in this order:
 //   1. explicit_dir, when given (an error if it holds no vocab.txt: no silent fallback);
@@ -39,4 +39,4 @@ std::optional<std::filesystem::path> try_find_whisper_dir(
     const std::optional<std::filesystem::path>& explicit_dir = std::nullopt);
 std::vector<std::filesystem::path> whisper_search_paths();
 
-}  // namespace cw
+}  // namespace cw::data

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-namespace cw {
+namespace cw::data {
 
 struct PrefetchStats {
   int64_t batches = 0;           // items returned by next()
@@ -140,4 +140,4 @@ class OrderedPrefetcher {
   PrefetchStats stats_;
 };
 
-}  // namespace cw
+}  // namespace cw::data

@@ -10,7 +10,7 @@
 
 #include "core/generator.h"
 
-namespace cw {
+namespace cw::data {
 
 // splitmix64's finalizer: a bijective mix, so keys derived from (seed, epoch, batch) by chaining
 // it differ whenever any part differs, and nearby seeds give unrelated streams.
@@ -40,4 +40,4 @@ void seeded_shuffle(std::vector<T>& xs, uint64_t key) {
   }
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -15,7 +15,7 @@
 #include "data/feature_batch.h"
 #include "data/seeded_keys.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 // Separate domains so that the shuffle of epoch e and the masks of a batch never share a key.
@@ -163,4 +163,4 @@ std::vector<SpeechBatch> eval_batches(std::shared_ptr<const FeatureCache> cache,
   return batches;
 }
 
-}  // namespace cw
+}  // namespace cw::data

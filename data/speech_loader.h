@@ -37,7 +37,7 @@
 #include "data/prefetcher.h"
 #include "data/wordpiece_tokenizer.h"
 
-namespace cw {
+namespace cw::data {
 
 struct SpeechLoaderOptions {
   int64_t batch_size = 32;
@@ -123,4 +123,4 @@ class SpeechLoader {
 // Every batch of eval_options(batch_size) over the cache, in order (all rows, last batch partial).
 std::vector<SpeechBatch> eval_batches(std::shared_ptr<const FeatureCache> cache, int64_t batch_size);
 
-}  // namespace cw
+}  // namespace cw::data

@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 std::string read_file(const std::filesystem::path& path, const char* what) {
@@ -173,4 +173,4 @@ LabelTable read_label_table(const std::filesystem::path& tsv) {
   return t;
 }
 
-}  // namespace cw
+}  // namespace cw::data

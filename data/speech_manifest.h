@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace cw {
+namespace cw::data {
 
 // One manifest row.
 struct Utterance {
@@ -73,4 +73,4 @@ LabelTable read_label_table(const std::filesystem::path& tsv);
 // for cache keys (collisions are guarded by storing the full key beside the data).
 uint64_t fnv1a64(const void* data, size_t size, uint64_t hash = 0xcbf29ce484222325ull);
 
-}  // namespace cw
+}  // namespace cw::data

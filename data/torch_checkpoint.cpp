@@ -12,7 +12,7 @@
 #include "core/stored_dtypes.h"
 #include "data/zip_directory.h"
 
-namespace cw {
+namespace cw::data {
 
 static_assert(std::endian::native == std::endian::little, "the PyTorch reader assumes a little-endian host");
 
@@ -495,4 +495,4 @@ std::map<std::string, Tensor> TorchCheckpoint::load_all(std::optional<DType> as)
   return out;
 }
 
-}  // namespace cw
+}  // namespace cw::data

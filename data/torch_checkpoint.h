@@ -33,7 +33,7 @@
 
 #include "core/tensor.h"
 
-namespace cw {
+namespace cw::data {
 
 class TorchCheckpoint {
  public:
@@ -75,4 +75,4 @@ class TorchCheckpoint {
 // The Python line that converts a PyTorch checkpoint to safetensors, for messages.
 extern const char* const kTorchToSafetensorsHint;
 
-}  // namespace cw
+}  // namespace cw::data

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace cw::unicode {
+namespace cw::data::unicode {
 
 std::u32string decode_utf8(std::string_view s) {
   std::u32string out;
@@ -183,4 +183,4 @@ std::u32string nfd(std::u32string_view s) {
   return normalize(s, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE));
 }
 
-}  // namespace cw::unicode
+}  // namespace cw::data::unicode

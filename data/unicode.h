@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace cw::unicode {
+namespace cw::data::unicode {
 
 // UTF-8 -> code points. Throws cw::ValueError naming the byte offset of the first invalid
 // sequence (truncated, overlong, a surrogate or beyond U+10FFFF); embedded NULs are kept.
@@ -37,4 +37,4 @@ void append_lower(std::u32string& out, char32_t c);
 std::u32string nfc(std::u32string_view s);
 std::u32string nfd(std::u32string_view s);
 
-}  // namespace cw::unicode
+}  // namespace cw::data::unicode

@@ -23,7 +23,7 @@
 #include "core/ops.h"
 #include "data/audio_fbank.h"
 
-namespace cw {
+namespace cw::data {
 namespace {
 
 // Whisper's fixed settings (whisper/audio.py: SAMPLE_RATE, N_FFT, HOP_LENGTH, N_SAMPLES).
@@ -229,4 +229,4 @@ Tensor WhisperMel::compute(const Audio& audio) const {
   return compute(std::span<const float>(audio.samples));
 }
 
-}  // namespace cw
+}  // namespace cw::data

@@ -20,7 +20,7 @@
 #include "core/tensor.h"
 #include "data/audio_io.h"
 
-namespace cw {
+namespace cw::data {
 
 struct WhisperMelOptions {
   int64_t n_mels = 80;      // 80 (tiny ... large-v2) or 128 (large-v3)
@@ -56,4 +56,4 @@ class WhisperMel {
   std::shared_ptr<const Impl> impl_;
 };
 
-}  // namespace cw
+}  // namespace cw::data

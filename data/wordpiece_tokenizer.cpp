@@ -12,7 +12,7 @@
 #include "core/ops.h"
 #include "data/unicode.h"
 
-namespace cw {
+namespace cw::data {
 
 namespace fs = std::filesystem;
 using unicode::is_python_space;
@@ -364,4 +364,4 @@ BatchEncoding WordPieceTokenizer::encode_batch(const std::vector<std::string>& t
   return out;
 }
 
-}  // namespace cw
+}  // namespace cw::data

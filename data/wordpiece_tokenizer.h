@@ -14,7 +14,7 @@
 
 #include "core/tensor.h"
 
-namespace cw {
+namespace cw::data {
 
 // The tokenizer_config.json fields that change what comes out; the defaults are BertTokenizer's.
 struct WordPieceConfig {
@@ -102,4 +102,4 @@ class WordPieceTokenizer {
   int64_t pad_id_ = 0, unk_id_ = 0, cls_id_ = 0, sep_id_ = 0, mask_id_ = 0;
 };
 
-}  // namespace cw
+}  // namespace cw::data

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-namespace cw::zip {
+namespace cw::data::zip {
 
 namespace {
 constexpr uint64_t kMaxDirectoryBytes = uint64_t{64} << 20;
@@ -107,4 +107,4 @@ std::map<std::string, Entry> read_directory(const FileBytes& f, const std::strin
   return entries;
 }
 
-}  // namespace cw::zip
+}  // namespace cw::data::zip

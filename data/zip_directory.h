@@ -11,7 +11,7 @@
 
 #include "core/file_bytes.h"
 
-namespace cw::zip {
+namespace cw::data::zip {
 
 struct Entry {
   uint64_t offset = 0, size = 0;  // of the entry's bytes in the file
@@ -30,4 +30,4 @@ T get_le(const char* p) {
 // instead) ends the messages for files that are valid zips but not as PyTorch writes them.
 std::map<std::string, Entry> read_directory(const FileBytes& f, const std::string& file, const char* hint);
 
-}  // namespace cw::zip
+}  // namespace cw::data::zip

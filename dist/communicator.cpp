@@ -137,22 +137,6 @@ int local_rank() {
   return 0;
 }
 
-bool mpi_available() {
-#ifdef CW_HAVE_MPI
-  return true;
-#else
-  return false;
-#endif
-}
-
-bool nccl_available() {
-#ifdef CW_HAVE_NCCL
-  return true;
-#else
-  return false;
-#endif
-}
-
 Communicator& world(const std::string& backend, double timeout_s) {
   static std::once_flag once;
   static std::unique_ptr<Communicator> comm;

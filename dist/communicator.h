@@ -96,9 +96,6 @@ bool launched_by_mpi();
 // without one.
 // Ranks on one machine use it to pick one GPU each.
 int local_rank();
-// Whether this build has the MPI (and NCCL) communicators (CMake CW_MPI, CW_MPI + CW_CUDA).
-bool mpi_available();
-bool nccl_available();
 
 // The process-wide communicator, made on first call and kept until exit (MPI can be
 // initialized once per process). backend: "auto" (MPI when launched by an MPI launcher and

@@ -41,25 +41,25 @@ struct Args {
 };
 
 // Iterates `batches` batches with SpecAugment on and prints the throughput.
-void iterate(const std::shared_ptr<const FeatureCache>& cache, const Args& a, int workers) {
-  SpeechLoaderOptions o;
+void iterate(const std::shared_ptr<const data::FeatureCache>& cache, const Args& a, int workers) {
+  data::SpeechLoaderOptions o;
   o.batch_size = a.batch_size;
   o.seed = 1;
   o.spec_augment = true;
   o.num_workers = workers;
-  SpeechLoader loader(cache, o);
+  data::SpeechLoader loader(cache, o);
   const int64_t n = a.batches > 0 ? a.batches : loader.batches_per_epoch();
   int64_t utterances = 0, frames = 0, padded = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < n; ++i) {
-    const SpeechBatch b = loader.next();
+    const data::SpeechBatch b = loader.next();
     utterances += b.features.size(0);
     padded += b.features.size(0) * b.features.size(1);
     for (const int64_t len : b.lengths.to_vector<int64_t>()) frames += len;
     if (a.consumer_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.consumer_ms));
   }
   const double total = seconds_since(t0);
-  const SpeechLoaderStats s = loader.stats();
+  const data::SpeechLoaderStats s = loader.stats();
   std::printf(
       "iterate  workers=%d batch=%lld consumer=%d ms: %lld batches, %lld utterances in %.3f s = %.0f utt/s; "
       "consumer waited %.3f s (%.2f ms/batch); padding %.1f%% of frames\n",
@@ -74,17 +74,17 @@ int run(const Args& a) {
   for (const char* split : {"train", "valid", "retrieval_test", "intent_test", "kws_test"}) {
     const fs::path p = a.corpus / (std::string(split) + ".tsv");
     if (!fs::exists(p)) continue;
-    const SpeechManifest m = SpeechManifest::read(p);
+    const data::SpeechManifest m = data::SpeechManifest::read(p);
     std::printf("%-15s %6lld utterances %7.3f h\n", split, static_cast<long long>(m.size()), m.hours());
   }
-  const SpeechManifest m = SpeechManifest::read(a.corpus / (a.manifest + ".tsv"));
-  const FbankOptions fbank;
+  const data::SpeechManifest m = data::SpeechManifest::read(a.corpus / (a.manifest + ".tsv"));
+  const data::FbankOptions fbank;
 
   if (a.bench) {
     // A scratch cache folder, so the build always computes; removed afterwards.
     const fs::path scratch = a.cache_dir / ("bench-" + std::to_string(::getpid()));
     auto t0 = std::chrono::steady_clock::now();
-    const FeatureCache built = FeatureCache::build_or_load(m, fbank, scratch, a.threads);
+    const data::FeatureCache built = data::FeatureCache::build_or_load(m, fbank, scratch, a.threads);
     const double build = seconds_since(t0);
     const double hours = m.hours();
     std::printf(
@@ -94,15 +94,15 @@ int run(const Args& a) {
         build, static_cast<double>(m.size()) / build, hours * 3600.0 / build,
         static_cast<double>(fs::file_size(built.file())) / 1e6);
     t0 = std::chrono::steady_clock::now();
-    const FeatureCache loaded = FeatureCache::build_or_load(m, fbank, scratch, a.threads);
+    const data::FeatureCache loaded = data::FeatureCache::build_or_load(m, fbank, scratch, a.threads);
     std::printf("reload   %s in %.3f s\n", loaded.was_built() ? "REBUILT (unexpected)" : "mapped",
                 seconds_since(t0));
     fs::remove_all(scratch);
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto cache = std::make_shared<const FeatureCache>(
-      FeatureCache::build_or_load(m, fbank, a.cache_dir, a.threads, true));
+  auto cache = std::make_shared<const data::FeatureCache>(
+      data::FeatureCache::build_or_load(m, fbank, a.cache_dir, a.threads, true));
   std::printf("cache    %s: %s in %.2f s\n", cache->file().string().c_str(),
               cache->was_built() ? "built" : "loaded", seconds_since(t0));
 
@@ -110,11 +110,11 @@ int run(const Args& a) {
     iterate(cache, a, 0);
     iterate(cache, a, a.workers);
   } else {
-    SpeechLoaderOptions o;
+    data::SpeechLoaderOptions o;
     o.batch_size = a.batch_size;
     o.spec_augment = true;
-    SpeechLoader loader(cache, o);
-    const SpeechBatch b = loader.next();
+    data::SpeechLoader loader(cache, o);
+    const data::SpeechBatch b = loader.next();
     std::printf("batch    features (%lld, %lld, %lld), %lld batches per epoch; first rows:\n",
                 static_cast<long long>(b.features.size(0)), static_cast<long long>(b.features.size(1)),
                 static_cast<long long>(b.features.size(2)),

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
                  "The stock market fell sharply today."};
   try {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto encoder = models::SentenceEncoder::load(find_minilm_dir(dir));
+    const auto encoder = models::SentenceEncoder::load(data::find_minilm_dir(dir));
     const auto t1 = std::chrono::steady_clock::now();
     const Tensor emb = encoder.encode(sentences);  // (N, 384), unit norm
     const auto t2 = std::chrono::steady_clock::now();

@@ -66,12 +66,12 @@ int main(int argc, char** argv) {
           std::filesystem::exists(*dir / "model.bin") || std::filesystem::exists(*dir / "model.safetensors"),
           Error, "--model '", dir->string(), "' holds neither model.bin nor model.safetensors");
     const auto t0 = std::chrono::steady_clock::now();
-    const models::WhisperTranscriber model(dir ? *dir : find_whisper_dir());
+    const models::WhisperTranscriber model(dir ? *dir : data::find_whisper_dir());
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<std::vector<float>> audio;
     double seconds = 0.0;
     for (const auto& f : files) {
-      audio.push_back(load_audio(f, 16000).samples);
+      audio.push_back(data::load_audio(f, 16000).samples);
       seconds += static_cast<double>(audio.back().size()) / 16000.0;
     }
     const std::vector<std::string> texts = model.transcribe(audio, options);

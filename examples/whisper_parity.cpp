@@ -116,12 +116,12 @@ int main(int argc, char** argv) {
   }
   if (manifests.empty() || !out_path) return usage(stderr);
   try {
-    const models::WhisperTranscriber model(find_whisper_dir(dir));
-    const WhisperMel mel(WhisperMelOptions{model.encoder().config.n_mels, /*pad_to_30s=*/true});
-    std::vector<Utterance> rows;
+    const models::WhisperTranscriber model(data::find_whisper_dir(dir));
+    const data::WhisperMel mel(data::WhisperMelOptions{model.encoder().config.n_mels, /*pad_to_30s=*/true});
+    std::vector<data::Utterance> rows;
     std::vector<std::string> names;  // each row's manifest (file stem)
     for (const fs::path& m : manifests) {
-      const SpeechManifest manifest = SpeechManifest::read(m);
+      const data::SpeechManifest manifest = data::SpeechManifest::read(m);
       for (int64_t i = 0; i < std::min(limit, manifest.size()); ++i) {
         rows.push_back(manifest[i]);
         names.push_back(m.stem().string());
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
       const size_t count = std::min(rows.size() - first, static_cast<size_t>(batch));
       std::vector<std::vector<float>> audio;
       for (size_t k = 0; k < count; ++k) {
-        audio.push_back(load_audio(rows[first + k].audio, 16000).samples);
+        audio.push_back(data::load_audio(rows[first + k].audio, 16000).samples);
         CW_CHECK(audio.back().size() <= static_cast<size_t>(models::WhisperTranscriber::kWindowSamples),
                  Error, "whisper_parity: ", rows[first + k].audio.string(),
                  " is longer than 30 s (one window per row here)");
@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
       decode_ms += ms_since(t0);
 
       for (size_t k = 0; k < count; ++k) {
-        const Utterance& u = rows[first + k];
+        const data::Utterance& u = rows[first + k];
         const models::WhisperHypothesis& h = hyps[k];
         const int64_t n = static_cast<int64_t>(h.tokens.size());
         const int64_t steps = n < greedy.max_new_tokens ? n + 1 : n;  // + the <|endoftext|> step

@@ -42,9 +42,9 @@ void ImageTextModel::train(bool on) {
 }
 
 Variable ImageTextModel::embed_text(const std::vector<std::string>& sentences) const {
-  EncodeOptions eo;
+  data::EncodeOptions eo;
   eo.max_length = max_seq_length;
-  const BatchEncoding b = tokenizer->encode_batch(sentences, eo);
+  const data::BatchEncoding b = tokenizer->encode_batch(sentences, eo);
   // Tokens are made on the host and sent to where the model is.
   const Device dev = device();
   const Tensor mask = b.attention_mask.to(dev);

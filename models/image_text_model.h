@@ -34,7 +34,7 @@ class ImageTextModel : public nn::Module {
   std::shared_ptr<models::TextTransformer> text;
   std::shared_ptr<nn::Linear> proj;
   Variable logit_scale;  // 0-d
-  std::shared_ptr<WordPieceTokenizer> tokenizer;
+  std::shared_ptr<data::WordPieceTokenizer> tokenizer;
   int64_t max_seq_length = 256;
   int64_t train_layers = -1;
   nn::PoolingModes pooling;  // the sentence-transformers folder's (1_Pooling/config.json)

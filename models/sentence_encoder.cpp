@@ -24,7 +24,7 @@ class BertWeights {
     if (fs::exists(dir / "model.safetensors")) {
       st_ = SafetensorsFile::open((dir / "model.safetensors").string());
     } else if (fs::exists(dir / "pytorch_model.bin")) {
-      pt_ = TorchCheckpoint::open((dir / "pytorch_model.bin").string());
+      pt_ = data::TorchCheckpoint::open((dir / "pytorch_model.bin").string());
     } else {
       throw ValueError(
           detail::cat("SentenceEncoder: no model.safetensors or pytorch_model.bin in ", dir.string()));
@@ -51,7 +51,7 @@ class BertWeights {
  private:
   bool has_raw(const std::string& name) const { return st_ ? st_->contains(name) : pt_->contains(name); }
   std::optional<SafetensorsFile> st_;
-  std::optional<TorchCheckpoint> pt_;
+  std::optional<data::TorchCheckpoint> pt_;
   std::string prefix_;
 };
 
@@ -146,7 +146,7 @@ SentenceEncoder SentenceEncoder::load(const fs::path& dir, DType dtype) {
     state.emplace("embeddings.position_ids", e.model->embeddings->state_dict().at("position_ids"));
   e.model->load_state_dict(state);
   e.model->eval();
-  e.tokenizer = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_dir(dir));
+  e.tokenizer = std::make_shared<data::WordPieceTokenizer>(data::WordPieceTokenizer::from_dir(dir));
   // The sequence limit of the sentence-transformers model (shorter than the 512 positions).
   const auto st_config = dir / "sentence_bert_config.json";
   if (fs::exists(st_config)) {
@@ -160,7 +160,7 @@ SentenceEncoder SentenceEncoder::load(const fs::path& dir, DType dtype) {
   return e;
 }
 
-Variable SentenceEncoder::forward(const BatchEncoding& b) const {
+Variable SentenceEncoder::forward(const data::BatchEncoding& b) const {
   const Variable hidden = model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
   const Variable pooled = nn::pool(hidden, b.attention_mask, pooling);
   return normalize ? nn::l2_normalize(pooled) : pooled;
@@ -169,7 +169,7 @@ Variable SentenceEncoder::forward(const BatchEncoding& b) const {
 Tensor SentenceEncoder::encode(const std::vector<std::string>& sentences, int64_t batch_size) const {
   CW_CHECK(batch_size > 0, ValueError, "SentenceEncoder::encode: batch_size must be positive");
   NoGradGuard no_grad;
-  EncodeOptions opt;
+  data::EncodeOptions opt;
   opt.max_length = max_seq_length;
   std::vector<Tensor> parts;
   for (size_t at = 0; at < sentences.size(); at += static_cast<size_t>(batch_size)) {

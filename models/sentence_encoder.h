@@ -31,7 +31,7 @@ class SentenceEncoder {
   static SentenceEncoder load(const std::filesystem::path& model_dir, DType dtype = DType::F32);
 
   // Token ids -> sentence embeddings (B, embedding_dim()); differentiable in the model's parameters.
-  Variable forward(const BatchEncoding& batch) const;
+  Variable forward(const data::BatchEncoding& batch) const;
   // Sentences -> embeddings (N, embedding_dim()), in batches of batch_size, without recording a
   // graph (the frozen-tower path: no activations are kept).
   Tensor encode(const std::vector<std::string>& sentences, int64_t batch_size = 64) const;
@@ -39,7 +39,7 @@ class SentenceEncoder {
   int64_t embedding_dim() const { return model->config.hidden_size * pooling.count(); }
 
   std::shared_ptr<TextTransformer> model;
-  std::shared_ptr<WordPieceTokenizer> tokenizer;
+  std::shared_ptr<data::WordPieceTokenizer> tokenizer;
   int64_t max_seq_length = 256;  // sentence_bert_config.json: longer inputs are truncated
   nn::PoolingModes pooling;      // mean by default
   bool normalize = true;         // L2-normalize the pooled vector (a Normalize module)

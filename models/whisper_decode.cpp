@@ -16,7 +16,7 @@ namespace cw::models {
 namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------- tokens
-WhisperTokens read_whisper_tokens(const fs::path& dir, const BpeTokenizer& tokenizer,
+WhisperTokens read_whisper_tokens(const fs::path& dir, const data::BpeTokenizer& tokenizer,
                                   const std::string& language) {
   WhisperTokens t;
   t.eot = tokenizer.require_id("<|endoftext|>");

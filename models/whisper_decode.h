@@ -38,7 +38,7 @@ struct WhisperTokens {
 // generation_config.json (suppress_tokens / begin_suppress_tokens); none when neither lists them.
 // A multilingual vocabulary (>= 51865 tokens, openai-whisper's rule) gets <|language|> and
 // <|transcribe|> in its prompt.
-WhisperTokens read_whisper_tokens(const std::filesystem::path& dir, const BpeTokenizer& tokenizer,
+WhisperTokens read_whisper_tokens(const std::filesystem::path& dir, const data::BpeTokenizer& tokenizer,
                                   const std::string& language = "en");
 
 struct WhisperDecodeOptions {

@@ -39,9 +39,9 @@ std::string trim(const std::string& s) {
 WhisperTranscriber::WhisperTranscriber(const std::filesystem::path& dir)
     : encoder_(load_encoder(dir)),
       decoder_(load_decoder(dir)),
-      tokenizer_(BpeTokenizer::from_dir(dir)),
+      tokenizer_(data::BpeTokenizer::from_dir(dir)),
       tokens_(read_whisper_tokens(dir, tokenizer_)),
-      mel_(WhisperMelOptions{encoder_->config.n_mels, /*pad_to_30s=*/true}) {
+      mel_(data::WhisperMelOptions{encoder_->config.n_mels, /*pad_to_30s=*/true}) {
   CW_CHECK(encoder_->config.d_model == decoder_->config.d_model, ValueError, "'", dir.string(),
            "': encoder width ", encoder_->config.d_model, " and decoder width ", decoder_->config.d_model,
            " differ");
@@ -94,7 +94,7 @@ std::vector<std::string> WhisperTranscriber::transcribe(const std::vector<std::v
 
 std::string WhisperTranscriber::transcribe_file(const std::filesystem::path& file,
                                                 const WhisperTranscribeOptions& options) const {
-  return transcribe({load_audio(file, 16000).samples}, options)[0];
+  return transcribe({data::load_audio(file, 16000).samples}, options)[0];
 }
 
 }  // namespace cw::models

@@ -49,7 +49,7 @@ class WhisperTranscriber {
 
   const WhisperEncoder& encoder() const { return *encoder_; }
   const WhisperDecoder& decoder() const { return *decoder_; }
-  const BpeTokenizer& tokenizer() const { return tokenizer_; }
+  const data::BpeTokenizer& tokenizer() const { return tokenizer_; }
   const WhisperTokens& tokens() const { return tokens_; }
 
   static constexpr int64_t kWindowSamples = 480'000;   // 30 s at 16 kHz
@@ -58,9 +58,9 @@ class WhisperTranscriber {
  private:
   std::shared_ptr<WhisperEncoder> encoder_;
   std::shared_ptr<WhisperDecoder> decoder_;
-  BpeTokenizer tokenizer_;
+  data::BpeTokenizer tokenizer_;
   WhisperTokens tokens_;
-  WhisperMel mel_;
+  data::WhisperMel mel_;
 };
 
 }  // namespace cw::models

@@ -46,11 +46,11 @@ double validation_cer(models::AsrModel& model, const SpeechSplit& valid, const C
   for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(batch_size)) {
     std::vector<Tensor> feats;
     for (size_t i = b; i < std::min(rows.size(), b + static_cast<size_t>(batch_size)); ++i) {
-      feats.push_back(utterance_cmvn(valid.features->features(rows[i])));
+      feats.push_back(data::utterance_cmvn(valid.features->features(rows[i])));
       ref.push_back(
           normalize_transcript(valid.manifest().utterances()[static_cast<size_t>(rows[i])].transcript));
     }
-    const FeatureBatch fb = pad_features(feats);
+    const data::FeatureBatch fb = data::pad_features(feats);
     const auto [lp, lengths] = model.log_probs(Variable(fb.features.to(model.device())), fb.lengths);
     const Tensor scores = lp.data().to(Device::cpu());  // (T', B, V)
     const auto len = lengths.to_vector<int64_t>();
@@ -71,7 +71,7 @@ CharVocab vocab_of(const SpeechSplit& train) {
 }
 
 // CTC pretraining as a Task of the one training loop (run_loop.h).
-class AsrTask : public LoaderTask<SpeechLoader, SpeechBatch> {
+class AsrTask : public LoaderTask<data::SpeechLoader, data::SpeechBatch> {
  public:
   AsrTask(const TrainOptions& o, const RunContext& ctx)
       : o_(o),
@@ -86,7 +86,7 @@ class AsrTask : public LoaderTask<SpeechLoader, SpeechBatch> {
     cfg_ = speech_tower_config(o, train_.features->num_bins(), 384);
     model_ = std::make_unique<models::AsrModel>(cfg_, vocab_.size());
     model_->speech->proj->requires_grad_(false);
-    loader_ = std::make_unique<SpeechLoader>(train_.features, training_loader_options(o));
+    loader_ = std::make_unique<data::SpeechLoader>(train_.features, training_loader_options(o));
     if (o.max_frames > 0)
       ctx.log()
           << "note: --data.max_frames " << o.max_frames

@@ -27,7 +27,7 @@ std::string decoder_key(const fs::path& whisper_dir, const models::WhisperDecode
                             "-max" + std::to_string(d.max_new_tokens);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx",
-                static_cast<unsigned long long>(fnv1a64(stamp.data(), stamp.size())));
+                static_cast<unsigned long long>(data::fnv1a64(stamp.data(), stamp.size())));
   return "whisper-beam" + std::to_string(d.beam_size) + "-" + std::string(hex, 10);
 }
 
@@ -63,7 +63,7 @@ std::vector<std::string> transcribe_split(const SpeechSplit& split, const models
     std::vector<std::vector<float>> audio;
     const size_t end = std::min(todo.size(), b + kBatch);
     for (size_t k = b; k < end; ++k)
-      audio.push_back(load_audio(rows[static_cast<size_t>(todo[k])].audio).samples);
+      audio.push_back(data::load_audio(rows[static_cast<size_t>(todo[k])].audio).samples);
     const std::vector<std::string> texts = asr.transcribe(audio, options);
     for (size_t k = b; k < end; ++k) {
       const auto& u = rows[static_cast<size_t>(todo[k])];

@@ -210,7 +210,7 @@ void evaluate_speech_text_run(const EvalArgs& a, const fs::path& config) {
   }()
                                                                             : load_checkpoint(a.checkpoint);
   const FrozenTextTower text = FrozenTextTower::load(
-      find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
+      data::find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
   SpeechTextData data = prepare_speech_text_data(o, text, std::cout);
   // The architecture comes from the run's configuration, exactly as train built it.
   SpeechModel built = build_speech_model(o, data, std::cout);
@@ -241,8 +241,8 @@ void evaluate_speech_text_run(const EvalArgs& a, const fs::path& config) {
   } else if (a.baseline == "cascade") {
     models::WhisperDecodeOptions decode;
     decode.beam_size = a.cascade_beam;
-    const fs::path whisper_dir =
-        find_whisper_dir(o.speech_weights.empty() ? std::nullopt : std::optional<fs::path>(o.speech_weights));
+    const fs::path whisper_dir = data::find_whisper_dir(
+        o.speech_weights.empty() ? std::nullopt : std::optional<fs::path>(o.speech_weights));
     cascade = evaluate_cascade(data, text, whisper_dir, decode, std::cout);
     r = cascade->eval;
     what = "the ASR cascade (Whisper " + whisper_dir.filename().string() + ", beam " +

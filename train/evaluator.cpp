@@ -64,9 +64,9 @@ Tensor embed_utterances(models::SpeechTextModel& model, size_t count,
       Tensor f = features_of(i);
       if (max_frames > 0 && f.size(0) > max_frames)
         f = f.narrow(0, 0, max_frames);  // the tower's first frames
-      feats.push_back(cmvn ? utterance_cmvn(f) : f);
+      feats.push_back(cmvn ? data::utterance_cmvn(f) : f);
     }
-    const FeatureBatch fb = pad_features(feats);
+    const data::FeatureBatch fb = data::pad_features(feats);
     // Features go to the model's device; the embeddings come back to the CPU for the metrics.
     const Tensor features = fb.features.to(model.logit_scale.device());
     parts.push_back(model.embed_speech(Variable(features), fb.lengths).data().to(Device::cpu()));

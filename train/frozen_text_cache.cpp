@@ -17,7 +17,7 @@ namespace cw::train {
 namespace {
 
 uint64_t fnv1a64(const std::string& s, uint64_t h = 0xcbf29ce484222325ull) {
-  return cw::fnv1a64(s.data(), s.size(), h);
+  return data::fnv1a64(s.data(), s.size(), h);
 }
 
 }  // namespace
@@ -45,8 +45,8 @@ FrozenTextTower FrozenTextTower::load(const std::filesystem::path& dir) {
   // practice, and --model.text_model names the folder in the run record anyway).
   const uint64_t size = std::filesystem::file_size(dir / "model.safetensors");
   uint64_t h = file_fingerprint(dir / "config.json");
-  h = cw::fnv1a64(&size, sizeof size, h);
-  h = cw::fnv1a64(&t.encoder.max_seq_length, sizeof t.encoder.max_seq_length, h);
+  h = data::fnv1a64(&size, sizeof size, h);
+  h = data::fnv1a64(&t.encoder.max_seq_length, sizeof t.encoder.max_seq_length, h);
   t.fingerprint = h;
   return t;
 }

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "core/error.h"
 #include "core/ops.h"
@@ -23,7 +22,7 @@ double knn_accuracy(const Tensor& memory, const std::vector<int64_t>& memory_lab
            " rows, ", query_labels.size(), " query labels for ", queries.size(0), " rows");
   CW_CHECK(k >= 1 && num_classes >= 1 && memory.size(0) >= 1, ValueError,
            "knn_accuracy: k and num_classes must be >= 1 and the memory non-empty");
-  for (const int64_t lab : memory_labels)  // checked here: no exception may leave the parallel loop
+  for (const int64_t lab : memory_labels)
     CW_CHECK(lab >= 0 && lab < num_classes, IndexError, "knn_accuracy: memory label ", lab, " outside [0, ",
              num_classes, ")");
   const int64_t M = memory.size(0), N = queries.size(0), kk = std::min(k, M);
@@ -34,20 +33,18 @@ double knn_accuracy(const Tensor& memory, const std::vector<int64_t>& memory_lab
   for (int64_t at = 0; at < N; at += chunk) {
     const int64_t n = std::min(chunk, N - at);
     const Tensor s = ops::matmul(q.narrow(0, at, n), mem.t()).to(DType::F32).contiguous();  // (n, M)
+    const Tensor top = ops::row_topk(s, kk);  // (n, kk) i64: each query's kk nearest, unordered
     const float* sp = s.data<float>();
-#pragma omp parallel for schedule(static) reduction(+ : correct)
+    const int64_t* tp = top.data<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
-      std::vector<int64_t> idx(static_cast<size_t>(M));
-      std::iota(idx.begin(), idx.end(), 0);
       const float* row = sp + i * M;
-      std::partial_sort(idx.begin(), idx.begin() + kk, idx.end(), [row](int64_t a, int64_t b) {
-        return row[a] > row[b] || (row[a] == row[b] && a < b);
-      });
+      // Nearest first (ties to the lower index), so the votes add up in one fixed order.
+      std::vector<int64_t> idx(tp + i * kk, tp + (i + 1) * kk);
+      std::sort(idx.begin(), idx.end(),
+                [row](int64_t a, int64_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
       std::vector<double> votes(static_cast<size_t>(num_classes), 0.0);
-      for (int64_t j = 0; j < kk; ++j) {
-        const int64_t lab = memory_labels[static_cast<size_t>(idx[static_cast<size_t>(j)])];
-        votes[static_cast<size_t>(lab)] += std::exp(row[idx[static_cast<size_t>(j)]] / temperature);
-      }
+      for (const int64_t j : idx)
+        votes[static_cast<size_t>(memory_labels[static_cast<size_t>(j)])] += std::exp(row[j] / temperature);
       const auto best = std::max_element(votes.begin(), votes.end()) - votes.begin();
       if (best == query_labels[static_cast<size_t>(at + i)]) ++correct;
     }

@@ -30,7 +30,7 @@ constexpr int64_t kRetrievalRows = 500;
 
 struct ImageTextData {
   ImageTower tower;
-  std::shared_ptr<const ImageDataset> train_set, test_set;
+  std::shared_ptr<const data::ImageDataset> train_set, test_set;
   Tensor train_images, test_images;  // (N, D) frozen image embeddings, row i = data set row i
   std::vector<int64_t> test_labels;
   std::vector<std::string> test_captions;  // first caption of the first kRetrievalRows rows
@@ -40,8 +40,10 @@ ImageTextData prepare_data(const ImageTrainOptions& o, std::ostream& log) {
   ImageTextData d;
   d.tower = load_image_tower(o.image_tower);
   const fs::path root = o.image_root.empty() ? fs::path() : fs::path(o.image_root);
-  d.train_set = std::make_shared<const ImageDataset>(ImageDataset::load_named(o.dataset, "train", root));
-  d.test_set = std::make_shared<const ImageDataset>(ImageDataset::load_named(o.dataset, "test", root));
+  d.train_set =
+      std::make_shared<const data::ImageDataset>(data::ImageDataset::load_named(o.dataset, "train", root));
+  d.test_set =
+      std::make_shared<const data::ImageDataset>(data::ImageDataset::load_named(o.dataset, "test", root));
   for (auto* split : {&d.train_set, &d.test_set}) {
     const CachedImageEmbeddings c = embed_images_cached(d.tower, *split, o.eval_batch_size);
     (split == &d.train_set ? d.train_images : d.test_images) = c.embeddings;
@@ -134,23 +136,24 @@ std::string ImageTextEval::table() const {
 namespace {
 
 // The image-text experiment as a Task of the one training loop (run_loop.h).
-class ImageTextTask : public LoaderTask<ImageLoader, ImageBatch> {
+class ImageTextTask : public LoaderTask<data::ImageLoader, data::ImageBatch> {
  public:
   ImageTextTask(const ImageTrainOptions& o, const RunContext& ctx)
       : o_(o),
         ctx_(ctx),
         d_(prepare_data(o, ctx.log())),
         minilm_((manual_seed(o.seed),  // the projection's initial weights
-                 models::SentenceEncoder::load(find_minilm_dir(
+                 models::SentenceEncoder::load(data::find_minilm_dir(
                      o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model))))),
         model_(minilm_, d_.tower.dim(), o.text_train_layers, std::log(1.0 / o.loss.init_temperature),
                o.loss.learn_temperature) {
-    ImageLoaderOptions lo;
+    data::ImageLoaderOptions lo;
     lo.batch_size = o.batch_size;
     lo.seed = o.seed;
     lo.num_workers = static_cast<int>(o.loader_workers);
     lo.caption_choice = "random";
-    loader_ = std::make_unique<ImageLoader>(d_.train_set, lo);  // rows and captions; the pixels are embedded
+    loader_ =
+        std::make_unique<data::ImageLoader>(d_.train_set, lo);  // rows and captions; the pixels are embedded
   }
 
   nn::Module& model() override { return model_; }
@@ -261,7 +264,7 @@ ImageTextEval evaluate_image_text_run(const fs::path& run_dir, const fs::path& c
   std::ostringstream quiet;
   const ImageTextData d = prepare_data(o, quiet);
   const models::SentenceEncoder minilm = models::SentenceEncoder::load(
-      find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
+      data::find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)));
   models::ImageTextModel model(minilm, d.tower.dim(), o.text_train_layers, 0.0, false);
   const nn::LoadReport rep = model.load_state_dict(ck.model, true);
   CW_CHECK(rep.ok(), ValueError, ck.path.string(), " does not fit the run's model: ", rep.str());

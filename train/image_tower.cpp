@@ -162,12 +162,12 @@ ImageTower load_image_tower(const fs::path& path) {
   return t;
 }
 
-ImageLoaderOptions tower_loader_options(const models::ViTConfig& cfg, const ImageDataset& dataset,
-                                        const std::vector<float>& mean, const std::vector<float>& std,
-                                        int64_t batch_size) {
+data::ImageLoaderOptions tower_loader_options(const models::ViTConfig& cfg, const data::ImageDataset& dataset,
+                                              const std::vector<float>& mean, const std::vector<float>& std,
+                                              int64_t batch_size) {
   CW_CHECK(dataset.channels() == cfg.in_channels, ShapeError, "data set ", dataset.name(), " has ",
            dataset.channels(), " channels, the image tower takes ", cfg.in_channels);
-  ImageLoaderOptions lo = image_eval_options(batch_size);
+  data::ImageLoaderOptions lo = data::image_eval_options(batch_size);
   if (dataset.height() != cfg.image_size || dataset.width() != cfg.image_size)
     lo.resize_height = lo.resize_width = cfg.image_size;
   lo.mean = mean;
@@ -175,12 +175,12 @@ ImageLoaderOptions tower_loader_options(const models::ViTConfig& cfg, const Imag
   return lo;
 }
 
-Tensor embed_images(const ImageTower& tower, std::shared_ptr<const ImageDataset> dataset, int64_t batch_size,
-                    int64_t max_rows) {
+Tensor embed_images(const ImageTower& tower, std::shared_ptr<const data::ImageDataset> dataset,
+                    int64_t batch_size, int64_t max_rows) {
   NoGradGuard no_grad;
-  const ImageDataset& d = *dataset;
-  ImageLoader loader(dataset,
-                     tower_loader_options(tower.model->config, d, tower.mean, tower.std, batch_size));
+  const data::ImageDataset& d = *dataset;
+  data::ImageLoader loader(dataset,
+                           tower_loader_options(tower.model->config, d, tower.mean, tower.std, batch_size));
   std::vector<Tensor> parts;
   const int64_t n = max_rows > 0 ? std::min(max_rows, d.size()) : d.size();
   // Images go to the tower's device; the embeddings come back to the host for the metrics.
@@ -195,7 +195,8 @@ Tensor embed_images(const ImageTower& tower, std::shared_ptr<const ImageDataset>
 }
 
 CachedImageEmbeddings embed_images_cached(const ImageTower& tower,
-                                          std::shared_ptr<const ImageDataset> dataset, int64_t batch_size) {
+                                          std::shared_ptr<const data::ImageDataset> dataset,
+                                          int64_t batch_size) {
   const auto t0 = Clock::now();
   CachedImageEmbeddings r;
   const uint64_t manifest = file_fingerprint(dataset->dir() / (dataset->split() + ".tsv"));

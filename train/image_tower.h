@@ -50,14 +50,14 @@ ImageTower load_image_tower(const std::filesystem::path& path);
 // Loader options showing the data set's images to the tower: no augmentation, the tower's
 // normalization, and a bilinear resize when the data set's size is not the tower's (digits 8x8 ->
 // 28x28). A channel-count mismatch is a ShapeError naming both.
-ImageLoaderOptions tower_loader_options(const models::ViTConfig& cfg, const ImageDataset& dataset,
-                                        const std::vector<float>& mean, const std::vector<float>& std,
-                                        int64_t batch_size);
+data::ImageLoaderOptions tower_loader_options(const models::ViTConfig& cfg, const data::ImageDataset& dataset,
+                                              const std::vector<float>& mean, const std::vector<float>& std,
+                                              int64_t batch_size);
 
 // forward_features of the first max_rows rows of `dataset` (0: every row), in row order, without
 // a graph: (N, D).
-Tensor embed_images(const ImageTower& tower, std::shared_ptr<const ImageDataset> dataset, int64_t batch_size,
-                    int64_t max_rows = 0);
+Tensor embed_images(const ImageTower& tower, std::shared_ptr<const data::ImageDataset> dataset,
+                    int64_t batch_size, int64_t max_rows = 0);
 
 struct CachedImageEmbeddings {
   Tensor embeddings;  // f32 (N, D), row i = dataset row i (not normalized)
@@ -69,6 +69,7 @@ struct CachedImageEmbeddings {
 // embed_images, cached in <tower file>.cache/<dataset>-<split>-<key>.safetensors with key = the
 // tower file's and the split manifest's fingerprints. A file of the wrong shape is recomputed.
 CachedImageEmbeddings embed_images_cached(const ImageTower& tower,
-                                          std::shared_ptr<const ImageDataset> dataset, int64_t batch_size);
+                                          std::shared_ptr<const data::ImageDataset> dataset,
+                                          int64_t batch_size);
 
 }  // namespace cw::train

@@ -13,7 +13,6 @@ std::mutex g_write;  // one line at a time from any thread
 }  // namespace
 
 void set_progress_log(std::ostream* log) { g_log = log; }
-std::ostream* progress_log() { return g_log; }
 
 std::string eta_string(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";

@@ -15,7 +15,6 @@ namespace cw::train {
 
 // The stream progress lines go to (nullptr: none). The caller keeps it alive while it is set.
 void set_progress_log(std::ostream* log);
-std::ostream* progress_log();
 
 // "m:ss" (or "?" for an unknown time).
 std::string eta_string(double seconds);

@@ -45,8 +45,8 @@ Tensor prefix_of(const models::WhisperSpeechTower& tower, Tensor f) {
 void cache_prefix(SpeechSplit& split, const models::WhisperSpeechTower& tower,
                   const std::string& weights_stamp, const fs::path& cache_dir, std::ostream& log) {
   const auto t0 = Clock::now();
-  const std::shared_ptr<const FeatureCache> mel = split.features;
-  FrameSource src;
+  const std::shared_ptr<const data::FeatureCache> mel = split.features;
+  data::FrameSource src;
   std::ostringstream settings;
   settings << "whisper-prefix-1 blocks=" << tower.first_trained_layer() << "/"
            << tower.encoder->config.num_layers << " weights=" << weights_stamp
@@ -56,7 +56,7 @@ void cache_prefix(SpeechSplit& split, const models::WhisperSpeechTower& tower,
   src.from_audio = false;
   src.workers = 1;
   src.compute = [mel, &tower](int64_t i) { return prefix_of(tower, mel->features(i)); };
-  split.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
+  split.features = std::make_shared<const data::FeatureCache>(data::FeatureCache::build_or_load(
       mel->manifest(), with_progress(src, "frozen Whisper blocks: " + split.name, mel->size()), cache_dir));
   split.cmvn = false;
   const int64_t first = tower.first_trained_layer();
@@ -105,8 +105,8 @@ SpeechModel build_speech_model(const TrainOptions& o, SpeechTextData& data, std:
     return m;
   }
 
-  const fs::path dir =
-      find_whisper_dir(o.speech_weights.empty() ? std::nullopt : std::optional<fs::path>(o.speech_weights));
+  const fs::path dir = data::find_whisper_dir(
+      o.speech_weights.empty() ? std::nullopt : std::optional<fs::path>(o.speech_weights));
   const models::WhisperWeights w = models::read_whisper_weights(dir);
   CW_CHECK(w.config.n_mels == data.train.features->num_bins(), ValueError, w.source, ": the encoder reads ",
            w.config.n_mels, " mel bins, the features have ", data.train.features->num_bins());

@@ -96,9 +96,9 @@ fs::path generator_script() {
 // The front end of the tower: Kaldi fbank (Conformer, CMVN per utterance) or Whisper's log-mel.
 struct FrontEnd {
   bool whisper = false;
-  FbankOptions fbank;  // 80 bins, 25 ms / 10 ms, Kaldi's fbank (data/audio_fbank.h)
-  WhisperMelOptions mel;
-  AudioLimits limits;  // --data.max_audio_seconds, min_audio_rate, max_audio_rate
+  data::FbankOptions fbank;  // 80 bins, 25 ms / 10 ms, Kaldi's fbank (data/audio_fbank.h)
+  data::WhisperMelOptions mel;
+  data::AudioLimits limits;  // --data.max_audio_seconds, min_audio_rate, max_audio_rate
 };
 
 FrontEnd front_end_of(const TrainOptions& o) {
@@ -108,14 +108,14 @@ FrontEnd front_end_of(const TrainOptions& o) {
   f.limits.min_rate = o.min_audio_rate;
   f.limits.max_rate = o.max_audio_rate;
   if (f.whisper)  // 80 bins (tiny ... large-v2) or 128 (large-v3): what the weights read
-    f.mel.n_mels = models::whisper_num_mel_bins(find_whisper_dir(
+    f.mel.n_mels = models::whisper_num_mel_bins(data::find_whisper_dir(
         o.speech_weights.empty() ? std::nullopt : std::optional<fs::path>(o.speech_weights)));
   return f;
 }
 
 }  // namespace
 
-FrameSource with_progress(FrameSource source, const std::string& what, int64_t rows) {
+data::FrameSource with_progress(data::FrameSource source, const std::string& what, int64_t rows) {
   // compute() is called only for rows being built, never for a cache that loads: a cached split
   // prints nothing. The key does not depend on compute.
   auto meter = std::make_shared<ProgressMeter>(what, "utterances", rows);
@@ -129,8 +129,9 @@ FrameSource with_progress(FrameSource source, const std::string& what, int64_t r
 
 Tensor audio_features(const TrainOptions& o, const std::filesystem::path& audio) {
   const FrontEnd f = front_end_of(o);
-  if (f.whisper) return WhisperMel(f.mel).compute(load_audio(audio, 16000, f.limits));
-  return Fbank(f.fbank).compute(load_audio(audio, static_cast<int64_t>(f.fbank.sample_rate), f.limits));
+  if (f.whisper) return data::WhisperMel(f.mel).compute(data::load_audio(audio, 16000, f.limits));
+  return data::Fbank(f.fbank).compute(
+      data::load_audio(audio, static_cast<int64_t>(f.fbank.sample_rate), f.limits));
 }
 
 namespace {
@@ -144,12 +145,12 @@ SpeechSplit load_split(const fs::path& corpus, const std::string& name, const fs
   SpeechSplit s;
   s.name = name;
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const SpeechManifest manifest = SpeechManifest::read(tsv);
-  FrameSource source = front.whisper
-                           ? FeatureCache::whisper_mel_source(manifest, front.mel, threads, front.limits)
-                           : FeatureCache::fbank_source(manifest, front.fbank, threads, front.limits);
+  const data::SpeechManifest manifest = data::SpeechManifest::read(tsv);
+  data::FrameSource source =
+      front.whisper ? data::FeatureCache::whisper_mel_source(manifest, front.mel, threads, front.limits)
+                    : data::FeatureCache::fbank_source(manifest, front.fbank, threads, front.limits);
   s.cmvn = !front.whisper;
-  s.features = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(
+  s.features = std::make_shared<const data::FeatureCache>(data::FeatureCache::build_or_load(
       manifest, with_progress(source, "features: " + name, manifest.size()), cache_dir));
   for (const auto& u : s.manifest().utterances())
     s.human.push_back(u.voice.find("human") != std::string::npos);
@@ -236,8 +237,8 @@ SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, st
   return load_split(corpus, name, feature_dir, front_end_of(o), log);
 }
 
-SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t frames_per_input) {
-  SpeechLoaderOptions lo;
+data::SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t frames_per_input) {
+  data::SpeechLoaderOptions lo;
   lo.batch_size = o.batch_size;
   lo.seed = o.seed;
   lo.spec_augment = o.spec_augment;
@@ -261,8 +262,8 @@ SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextT
   d.kws = load_split(d.corpus, "kws_test", feature_dir, fbank, log);
   d.retrieval = load_split(d.corpus, "retrieval_test", feature_dir, fbank, log);
 
-  const LabelTable intents = read_label_table(d.corpus / "intents.tsv");
-  const LabelTable keywords = read_label_table(d.corpus / "keywords.tsv");
+  const data::LabelTable intents = data::read_label_table(d.corpus / "intents.tsv");
+  const data::LabelTable keywords = data::read_label_table(d.corpus / "keywords.tsv");
   std::vector<std::string> il, in, idesc, kl, kn;
   for (int64_t i = 0; i < intents.size(); ++i) {
     il.push_back(intents.get(i, "label"));

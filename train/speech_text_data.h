@@ -21,13 +21,13 @@ namespace cw::train {
 // One manifest with its features, and for a benchmark the class of each row.
 struct SpeechSplit {
   std::string name;
-  std::shared_ptr<const FeatureCache> features;  // holds the manifest too
+  std::shared_ptr<const data::FeatureCache> features;  // holds the manifest too
   std::vector<int64_t> labels;                   // class index per row (benchmarks), else empty
   std::vector<bool> human;                       // row spoken by a person (voice names "*human*")
   // Per-utterance CMVN before the tower (the Conformer's Kaldi fbank); off for Whisper's log-mel,
   // which is normalized by its own recipe, and for cached hidden states.
   bool cmvn = true;
-  const SpeechManifest& manifest() const { return features->manifest(); }
+  const data::SpeechManifest& manifest() const { return features->manifest(); }
   int64_t size() const { return features->size(); }
 };
 
@@ -64,11 +64,11 @@ SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, st
 
 // The training loader's options of the speech tasks: --optim.batch_size, --run.seed, the [data]
 // options; max_frames in the loader's frames (mel frames / frames_per_input).
-SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t frames_per_input = 1);
+data::SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t frames_per_input = 1);
 
 // The source with a progress line ("features: train: 1200/2997 utterances, ETA 0:45") while rows
 // are computed.
-FrameSource with_progress(FrameSource source, const std::string& what, int64_t rows);
+data::FrameSource with_progress(data::FrameSource source, const std::string& what, int64_t rows);
 
 // One audio file's front-end features (f32 (T, bins): Kaldi fbank for the Conformer, Whisper's
 // log-mel for Whisper), computed as the run's feature cache computes them: `eval --wav`.

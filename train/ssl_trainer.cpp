@@ -13,12 +13,12 @@
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/ops.h"
+#include "data/ssl_augment.h"
 #include "losses/contrastive_loss.h"
 #include "train/atomic_file.h"
 #include "train/image_knn.h"
 #include "train/image_tower.h"
 #include "train/run_loop.h"
-#include "train/ssl_augment.h"
 #include "train/stopwatch.h"
 
 namespace cw::train {
@@ -28,8 +28,9 @@ namespace {
 
 // Test-set k-NN accuracy of the tower's representation (forward_features), with up to `memory`
 // training images as the neighbours and up to `max_queries` test images (0: all).
-double knn_check(const ImageTower& tower, std::shared_ptr<const ImageDataset> train,
-                 std::shared_ptr<const ImageDataset> test, const ImageTrainOptions& o, int64_t max_queries) {
+double knn_check(const ImageTower& tower, std::shared_ptr<const data::ImageDataset> train,
+                 std::shared_ptr<const data::ImageDataset> test, const ImageTrainOptions& o,
+                 int64_t max_queries) {
   const Tensor mem = embed_images(tower, train, o.eval_batch_size, o.knn_memory);  // (M, D)
   const Tensor q = embed_images(tower, test, o.eval_batch_size, max_queries);      // (N, D)
   std::vector<int64_t> ml = train->labels().to_vector<int64_t>(), ql = test->labels().to_vector<int64_t>();
@@ -39,12 +40,14 @@ double knn_check(const ImageTower& tower, std::shared_ptr<const ImageDataset> tr
 }
 
 // SimCLR pretraining as a Task of the one training loop (run_loop.h).
-class SslTask : public LoaderTask<ImageLoader, ImageBatch> {
+class SslTask : public LoaderTask<data::ImageLoader, data::ImageBatch> {
  public:
   SslTask(const ImageTrainOptions& o, const RunContext& ctx) : o_(o), ctx_(ctx) {
     const fs::path root = o.image_root.empty() ? fs::path() : fs::path(o.image_root);
-    train_set_ = std::make_shared<const ImageDataset>(ImageDataset::load_named(o.dataset, "train", root));
-    test_set_ = std::make_shared<const ImageDataset>(ImageDataset::load_named(o.dataset, "test", root));
+    train_set_ =
+        std::make_shared<const data::ImageDataset>(data::ImageDataset::load_named(o.dataset, "train", root));
+    test_set_ =
+        std::make_shared<const data::ImageDataset>(data::ImageDataset::load_named(o.dataset, "test", root));
     // Normalization from the training images alone, stored in the tower file for every later use.
     stats_ = train_set_->channel_stats();
     manual_seed(o.seed);
@@ -63,13 +66,14 @@ class SslTask : public LoaderTask<ImageLoader, ImageBatch> {
     lc_.init_temperature = o.ssl_temperature;
     log_scale_ = Variable(losses::make_log_scale(lc_).data().to(ctx.device), false);
 
-    ImageLoaderOptions lo;
+    data::ImageLoaderOptions lo;
     lo.batch_size = o.batch_size;
     lo.seed = o.seed;
     lo.num_workers = static_cast<int>(o.loader_workers);
     if (train_set_->height() != cfg_.image_size || train_set_->width() != cfg_.image_size)
       lo.resize_height = lo.resize_width = cfg_.image_size;
-    loader_ = std::make_unique<ImageLoader>(train_set_, lo);  // raw [0, 1] pixels; the views are made below
+    loader_ =
+        std::make_unique<data::ImageLoader>(train_set_, lo);  // raw [0, 1] pixels; the views are made below
     aug_.crop_min_scale = o.crop_min_scale;
     aug_.flip = train_set_->horizontal_flip();
     aug_.brightness = o.brightness;
@@ -93,8 +97,8 @@ class SslTask : public LoaderTask<ImageLoader, ImageBatch> {
   TaskLoss forward(int64_t step, const dist::RowShard&) override {
     // The views of step s draw from streams 2s and 2s + 1 (a pure function of seed and step).
     const uint64_t stream = static_cast<uint64_t>(step) * 2;
-    const Tensor v1 = simclr_view(batch_.images, aug_, o_.seed, stream);      // (B, C, H, W)
-    const Tensor v2 = simclr_view(batch_.images, aug_, o_.seed, stream + 1);  // (B, C, H, W)
+    const Tensor v1 = data::simclr_view(batch_.images, aug_, o_.seed, stream);      // (B, C, H, W)
+    const Tensor v2 = data::simclr_view(batch_.images, aug_, o_.seed, stream + 1);  // (B, C, H, W)
     // One forward over both views: (2B, E), split back into the two views' rows.
     const Variable z = tower_.model->forward(Variable(ops::concat({v1, v2}, 0).to(ctx_.device)));
     const int64_t B = batch_.images.size(0);
@@ -156,13 +160,13 @@ class SslTask : public LoaderTask<ImageLoader, ImageBatch> {
  private:
   const ImageTrainOptions& o_;
   const RunContext& ctx_;
-  std::shared_ptr<const ImageDataset> train_set_, test_set_;
-  ChannelStats stats_;
+  std::shared_ptr<const data::ImageDataset> train_set_, test_set_;
+  data::ChannelStats stats_;
   models::ViTConfig cfg_;
   ImageTower tower_;
   losses::ContrastiveConfig lc_;
   Variable log_scale_;
-  SslAugment aug_;
+  data::SslAugment aug_;
   double final_loss_ = NAN;  // of the last step taken
 };
 

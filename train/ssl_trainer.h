@@ -1,5 +1,5 @@
 // Self-supervised pretraining of the image tower (`train --task image_ssl`): SimCLR without
-// labels on a data set's training images. Two augmented views of every image (ssl_augment.h) go
+// labels on a data set's training images. Two augmented views of every image (data/ssl_augment.h) go
 // through the ViT and its projection head, and the project's InfoNCE loss (losses/, both
 // directions, fixed temperature) pulls each image's two views together against the other images
 // of the batch. A task of the one training loop (run_loop.h: AdamW, warmup + cosine, clipping,

@@ -89,13 +89,13 @@ void write_similarity(const fs::path& out, models::SpeechTextModel& model, const
   write_file_atomic(out / "similarity.dat", f.str());
 }
 
-class SpeechTextTask : public LoaderTask<SpeechLoader, SpeechBatch> {
+class SpeechTextTask : public LoaderTask<data::SpeechLoader, data::SpeechBatch> {
  public:
   SpeechTextTask(const TrainOptions& o, const RunContext& ctx)
       : o_(o),
         ctx_(ctx),
-        text_(FrozenTextTower::load(
-            find_minilm_dir(o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)))) {
+        text_(FrozenTextTower::load(data::find_minilm_dir(
+            o.text_model.empty() ? std::nullopt : std::optional<fs::path>(o.text_model)))) {
     // Rank 0 first: it may generate the corpus and write the feature and embedding caches,
     // which the other ranks then read (no timeout: that can take long).
     dist::Communicator& comm = *ctx.comm;
@@ -105,9 +105,9 @@ class SpeechTextTask : public LoaderTask<SpeechLoader, SpeechBatch> {
     manual_seed(o.seed);  // the same seed gives the same initial weights
     built_ = build_speech_model(o, data_, ctx.log());
     // --data.max_frames counts 10 ms mel frames; cached Whisper positions are 20 ms each.
-    SpeechLoaderOptions lo = training_loader_options(o, built_.frames_per_input);
+    data::SpeechLoaderOptions lo = training_loader_options(o, built_.frames_per_input);
     lo.normalization = data_.train.cmvn ? "utterance" : "none";
-    loader_ = std::make_unique<SpeechLoader>(data_.train.features, lo);
+    loader_ = std::make_unique<data::SpeechLoader>(data_.train.features, lo);
     shard_counts_ = dist::shard_counts(o.batch_size, ctx.world);
   }
 

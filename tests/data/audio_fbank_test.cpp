@@ -54,7 +54,7 @@ std::optional<std::vector<float>> speech_excerpt(const SafetensorsFile& fixture)
   if (!std::filesystem::exists(kSpeech)) return std::nullopt;
   const int64_t start = std::stoll(fixture.metadata().at("excerpt_start"));
   const int64_t len = std::stoll(fixture.metadata().at("excerpt_len"));
-  const Audio speech = load_audio(kSpeech);  // 16 kHz already: no resampling
+  const data::Audio speech = data::load_audio(kSpeech);  // 16 kHz already: no resampling
   EXPECT_EQ(speech.sample_rate, 16000);
   EXPECT_GE(static_cast<int64_t>(speech.samples.size()), start + len);
   return std::vector<float>(speech.samples.begin() + start, speech.samples.begin() + start + len);
@@ -65,7 +65,7 @@ TEST(AudioFbank, MatchesKaldiFbankOnRealSpeech) {
   const auto excerpt = speech_excerpt(fixture);
   if (!excerpt) GTEST_SKIP() << kSpeech << " missing: run tools/setup.sh (pocketsphinx-testdata)";
 
-  const Fbank fbank;  // the defaults are the reference call (audio_fbank.h)
+  const data::Fbank fbank;  // the defaults are the reference call (audio_fbank.h)
   const Tensor ours = fbank.compute(*excerpt);
   const Tensor ref = fixture.load("fbank", DType::F32);  // torchaudio, float64 waveform
   ASSERT_EQ(ours.shape(), ref.shape());
@@ -101,8 +101,8 @@ TEST(AudioFbank, ResamplerRoundTripVsTorchaudio) {
   const SafetensorsFile fixture = SafetensorsFile::open(kFixture);
   const auto excerpt = speech_excerpt(fixture);
   if (!excerpt) GTEST_SKIP() << kSpeech << " missing: run tools/setup.sh (pocketsphinx-testdata)";
-  const Fbank fbank;
-  const Tensor ours = fbank.compute(resample(resample(*excerpt, 16000, 8000), 8000, 16000));
+  const data::Fbank fbank;
+  const Tensor ours = fbank.compute(data::resample(data::resample(*excerpt, 16000, 8000), 8000, 16000));
   const Tensor ref = fixture.load("resampled_fbank", DType::F32);
   ASSERT_EQ(ours.shape(), ref.shape());
   // Mel bins by centre frequency: below 3.4 kHz (both filters flat), 3.4-4 kHz (their transition
@@ -140,7 +140,7 @@ TEST(AudioFbank, ResamplerRoundTripVsTorchaudio) {
 }
 
 TEST(AudioFbank, FrameCountsFollowKaldiSnipEdges) {
-  const Fbank fbank;
+  const data::Fbank fbank;
   EXPECT_EQ(fbank.window_size(), 400);
   EXPECT_EQ(fbank.window_shift(), 160);
   EXPECT_EQ(fbank.fft_size(), 512);
@@ -158,13 +158,13 @@ TEST(AudioFbank, FrameCountsFollowKaldiSnipEdges) {
 
 TEST(AudioFbank, SilenceHitsTheEpsilonFloor) {
   // Kaldi floors mel energies at FLT_EPSILON: all-zero input gives log(FLT_EPSILON) everywhere.
-  const Tensor f = Fbank().compute(std::vector<float>(1600, 0.0f));
+  const Tensor f = data::Fbank().compute(std::vector<float>(1600, 0.0f));
   const std::vector<float> v = f.to_vector<float>();
   for (float x : v) ASSERT_FLOAT_EQ(x, std::log(std::numeric_limits<float>::epsilon()));
 }
 
 TEST(AudioFbank, SineEnergyPeaksInItsMelBin) {
-  const Fbank fbank;
+  const data::Fbank fbank;
   const Tensor banks = fbank.mel_banks();  // (80, 257)
   ASSERT_EQ(banks.shape(), (Shape{80, 257}));
   const std::vector<double> m = banks.to_vector<double>();
@@ -189,28 +189,28 @@ TEST(AudioFbank, SineEnergyPeaksInItsMelBin) {
 }
 
 TEST(AudioFbank, OptionsAndInputChecks) {
-  const Fbank fbank;
+  const data::Fbank fbank;
   const std::vector<float> x = sine(300.0, 16000.0, 1600);
   EXPECT_TRUE(test::all_close(fbank.compute(ops::from_vector(x, {1600})), fbank.compute(x), 0.0, 0.0));
   EXPECT_THROW(fbank.compute(ops::zeros({2, 800})), ShapeError);
-  EXPECT_THROW(fbank.compute(Audio{x, 8000}), ValueError);
-  EXPECT_EQ(fbank.compute(Audio{x, 16000}).shape(), (Shape{8, 80}));
-  FbankOptions o;
+  EXPECT_THROW(fbank.compute(data::Audio{x, 8000}), ValueError);
+  EXPECT_EQ(fbank.compute(data::Audio{x, 16000}).shape(), (Shape{8, 80}));
+  data::FbankOptions o;
   o.num_mel_bins = 3;
-  EXPECT_THROW(Fbank{o}, ValueError);
+  EXPECT_THROW(data::Fbank{o}, ValueError);
   o = {};
   o.high_freq = 9000.0;
-  EXPECT_THROW(Fbank{o}, ValueError);
+  EXPECT_THROW(data::Fbank{o}, ValueError);
   o = {};
   o.sample_rate = 8000.0;  // 200-sample window, 256-point FFT
   o.num_mel_bins = 40;
-  const Fbank narrow(o);
+  const data::Fbank narrow(o);
   EXPECT_EQ(narrow.fft_size(), 256);
   EXPECT_EQ(narrow.compute(sine(300.0, 8000.0, 800)).shape(), (Shape{8, 40}));
 }
 
 TEST(AudioFbank, ConcurrentComputeIsDeterministic) {
-  const Fbank fbank;
+  const data::Fbank fbank;
   const std::vector<float> x = sine(523.25, 16000.0, 32000, 0.3);
   const Tensor expected = fbank.compute(x);
   std::vector<Tensor> results(4);
@@ -222,7 +222,7 @@ TEST(AudioFbank, ConcurrentComputeIsDeterministic) {
 
 TEST(AudioBatch, PadsToLongestWithLengths) {
   const Tensor a = ops::full({3, 4}, 1.0), b = ops::full({5, 4}, 2.0), c = ops::zeros({0, 4});
-  const FeatureBatch batch = pad_features({a, b, c}, -1.0);
+  const data::FeatureBatch batch = data::pad_features({a, b, c}, -1.0);
   EXPECT_EQ(batch.features.shape(), (Shape{3, 5, 4}));
   EXPECT_EQ(batch.lengths.dtype(), DType::I64);
   EXPECT_EQ(batch.lengths.to_vector<int64_t>(), (std::vector<int64_t>{3, 5, 0}));
@@ -236,11 +236,11 @@ TEST(AudioBatch, PadsToLongestWithLengths) {
 }
 
 TEST(AudioBatch, RejectsBadItems) {
-  EXPECT_THROW(pad_features({}), ShapeError);
-  EXPECT_THROW(pad_features({ops::zeros({3, 4}), ops::zeros({3, 5})}), ShapeError);
-  EXPECT_THROW(pad_features({ops::zeros({3})}), ShapeError);
-  EXPECT_THROW(pad_features({ops::zeros({3, 4}, DType::F64)}), ShapeError);
-  EXPECT_THROW(pad_features({Tensor()}), ShapeError);
+  EXPECT_THROW(data::pad_features({}), ShapeError);
+  EXPECT_THROW(data::pad_features({ops::zeros({3, 4}), ops::zeros({3, 5})}), ShapeError);
+  EXPECT_THROW(data::pad_features({ops::zeros({3})}), ShapeError);
+  EXPECT_THROW(data::pad_features({ops::zeros({3, 4}, DType::F64)}), ShapeError);
+  EXPECT_THROW(data::pad_features({Tensor()}), ShapeError);
 }
 
 }  // namespace

@@ -37,28 +37,28 @@ Tensor features(int64_t frames, int64_t dim, uint64_t seed) {
 
 TEST(AudioCmvn, UtteranceGivesZeroMeanUnitVariance) {
   const Tensor x = features(200, 6, 1);
-  const Tensor y = utterance_cmvn(x);
+  const Tensor y = data::utterance_cmvn(x);
   EXPECT_EQ(y.shape(), x.shape());
   EXPECT_TRUE(test::all_close(ops::mean(y, {0}), ops::zeros({6}), 1e-5, 0.0));
   // Biased variance (over T), as the normalization uses it; eps = 1e-5 shifts it by < 1e-5.
   EXPECT_TRUE(test::all_close(ops::var(y, {0}, 0), ops::ones({6}), 1e-4, 0.0));
 
-  const Tensor centered = utterance_cmvn(x, /*norm_vars=*/false);
+  const Tensor centered = data::utterance_cmvn(x, /*norm_vars=*/false);
   EXPECT_TRUE(test::all_close(centered, ops::sub(x, ops::mean(x, {0}, true)), 1e-5, 0.0));
 }
 
 TEST(AudioCmvn, UtteranceEdgeCases) {
-  EXPECT_EQ(utterance_cmvn(ops::zeros({0, 80})).shape(), (Shape{0, 80}));
-  EXPECT_TRUE(test::all_close(utterance_cmvn(ops::full({1, 3}, 5.0)), ops::zeros({1, 3}), 0.0, 0.0));
+  EXPECT_EQ(data::utterance_cmvn(ops::zeros({0, 80})).shape(), (Shape{0, 80}));
+  EXPECT_TRUE(test::all_close(data::utterance_cmvn(ops::full({1, 3}, 5.0)), ops::zeros({1, 3}), 0.0, 0.0));
   // A constant bin (digital silence at the epsilon floor) stays finite: zero.
-  EXPECT_TRUE(test::all_close(utterance_cmvn(ops::full({7, 2}, -15.9)), ops::zeros({7, 2}), 0.0, 0.0));
-  EXPECT_THROW(utterance_cmvn(ops::zeros({2, 3, 4})), ShapeError);
-  EXPECT_THROW(utterance_cmvn(ops::zeros({2, 3}, DType::F64)), ShapeError);
+  EXPECT_TRUE(test::all_close(data::utterance_cmvn(ops::full({7, 2}, -15.9)), ops::zeros({7, 2}), 0.0, 0.0));
+  EXPECT_THROW(data::utterance_cmvn(ops::zeros({2, 3, 4})), ShapeError);
+  EXPECT_THROW(data::utterance_cmvn(ops::zeros({2, 3}, DType::F64)), ShapeError);
 }
 
 TEST(AudioCmvn, GlobalStatisticsOverADataSet) {
   const Tensor a = features(50, 4, 2), b = features(70, 4, 3);
-  GlobalCmvn cmvn;
+  data::GlobalCmvn cmvn;
   cmvn.accumulate(a);
   cmvn.accumulate(b);
   EXPECT_EQ(cmvn.dim(), 4);
@@ -75,7 +75,7 @@ TEST(AudioCmvn, GlobalStatisticsOverADataSet) {
   EXPECT_TRUE(test::all_close(cmvn.apply(batch).select(0, 1), cmvn.apply(b.narrow(0, 0, 10)), 0.0, 0.0));
 
   // Shards merged give the statistics of the whole.
-  GlobalCmvn shard1, shard2;
+  data::GlobalCmvn shard1, shard2;
   shard1.accumulate(a);
   shard2.accumulate(b);
   shard1.merge(shard2);
@@ -85,20 +85,20 @@ TEST(AudioCmvn, GlobalStatisticsOverADataSet) {
 
   EXPECT_THROW(cmvn.accumulate(ops::zeros({3, 5})), ShapeError);
   EXPECT_THROW(cmvn.apply(ops::zeros({3, 5})), ShapeError);
-  EXPECT_THROW(GlobalCmvn().mean(), ValueError);
-  EXPECT_THROW(GlobalCmvn(4).istd(), ValueError);
+  EXPECT_THROW(data::GlobalCmvn().mean(), ValueError);
+  EXPECT_THROW(data::GlobalCmvn(4).istd(), ValueError);
 }
 
 TEST(AudioCmvn, JsonRoundTripIsExact) {
   TempDir dir("roundtrip");
-  GlobalCmvn cmvn;
+  data::GlobalCmvn cmvn;
   cmvn.accumulate(features(33, 80, 4));
   cmvn.save(dir / "global_cmvn.json");
-  const GlobalCmvn back = GlobalCmvn::load(dir / "global_cmvn.json");
+  const data::GlobalCmvn back = data::GlobalCmvn::load(dir / "global_cmvn.json");
   EXPECT_EQ(back.frame_count(), 33);
   EXPECT_TRUE(test::all_close(back.mean(), cmvn.mean(), 0.0, 0.0));
   EXPECT_TRUE(test::all_close(back.istd(), cmvn.istd(), 0.0, 0.0));
-  EXPECT_THROW(GlobalCmvn().save(dir / "nothing.json"), ValueError);
+  EXPECT_THROW(data::GlobalCmvn().save(dir / "nothing.json"), ValueError);
 }
 
 TEST(AudioCmvn, ReadsAWeNetFile) {
@@ -106,7 +106,7 @@ TEST(AudioCmvn, ReadsAWeNetFile) {
   TempDir dir("wenet");
   std::ofstream(dir / "global_cmvn")
       << R"({"mean_stat": [20.0, -8.0], "var_stat": [104.0, 20.0], "frame_num": 4})";
-  const GlobalCmvn cmvn = GlobalCmvn::load(dir / "global_cmvn");
+  const data::GlobalCmvn cmvn = data::GlobalCmvn::load(dir / "global_cmvn");
   // mean = (5, -2); var = 104/4 - 25 = 1 and 20/4 - 4 = 1: istd = 1.
   EXPECT_TRUE(test::all_close(cmvn.mean(), test::f32({5.0f, -2.0f}, {2}), 0.0, 0.0));
   EXPECT_TRUE(test::all_close(cmvn.istd(), test::f32({1.0f, 1.0f}, {2}), 0.0, 0.0));
@@ -118,7 +118,7 @@ TEST(AudioCmvn, BadFilesNameTheFile) {
   TempDir dir("bad");
   auto expect_error = [](const fs::path& file, const std::string& reason) {
     try {
-      GlobalCmvn::load(file);
+      data::GlobalCmvn::load(file);
       ADD_FAILURE() << "load(" << file << ") did not throw";
     } catch (const Error& e) {
       const std::string msg = e.what();

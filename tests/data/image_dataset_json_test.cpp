@@ -17,7 +17,7 @@ namespace {
 std::string error_with(const test::ImageTempDir& dir, const std::string& json) {
   test::write_file(dir / "dataset.json", json);
   try {
-    ImageDataset::load(dir.path, "train");
+    data::ImageDataset::load(dir.path, "train");
   } catch (const Error& e) {
     return e.what();
   }

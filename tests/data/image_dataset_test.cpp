@@ -23,7 +23,7 @@ using test::write_tiny_image_set;
 TEST(ImageDataset, LoadsRowsCaptionsPromptsAndPixels) {
   ImageTempDir dir("load");
   write_tiny_image_set(dir.path);
-  const ImageDataset ds = ImageDataset::load(dir.path, "train");
+  const data::ImageDataset ds = data::ImageDataset::load(dir.path, "train");
   EXPECT_EQ(ds.name(), "tiny");
   EXPECT_EQ(ds.size(), 10);
   EXPECT_EQ(ds.channels(), 3);
@@ -34,7 +34,7 @@ TEST(ImageDataset, LoadsRowsCaptionsPromptsAndPixels) {
   EXPECT_EQ(ds.heldout_classes(), std::vector<int64_t>{3});
   EXPECT_EQ(ds.prompts(2), (std::vector<std::string>{"a photo of a class2.", "class2 again"}));
   EXPECT_THROW(ds.prompts(4), IndexError);
-  const ImageRow& r = ds.row(7);
+  const data::ImageRow& r = ds.row(7);
   EXPECT_EQ(r.id, "train-7");
   EXPECT_EQ(r.label, 3);
   EXPECT_EQ(r.line, 9);
@@ -54,7 +54,7 @@ TEST(ImageDataset, LoadsRowsCaptionsPromptsAndPixels) {
                         test::test_pixel(7, y, x, c, 5) / 255.0f);
 
   // Channel statistics against a direct computation.
-  const ChannelStats st = ds.channel_stats();
+  const data::ChannelStats st = ds.channel_stats();
   ASSERT_EQ(st.mean.size(), 3u);
   for (int64_t c = 0; c < 3; ++c) {
     double s = 0, s2 = 0;
@@ -76,7 +76,7 @@ TEST(ImageDataset, ManifestMayListASubsetInAnyOrder) {
   write_tiny_image_set(dir.path);
   write_file(dir / "train.tsv",
              "id\tindex\tlabel\tcaptions\tattributes\r\nb\t5\t1\tfive\t\r\n\r\na\t2\t2\tx | y\t\r\n");
-  const ImageDataset ds = ImageDataset::load(dir.path, "train");
+  const data::ImageDataset ds = data::ImageDataset::load(dir.path, "train");
   ASSERT_EQ(ds.size(), 2);
   EXPECT_EQ(ds.row(0).index, 5);
   EXPECT_EQ(ds.row(1).captions, (std::vector<std::string>{"x", "y"}));
@@ -90,7 +90,7 @@ std::string load_error(const std::string& name, Edit edit) {
   write_tiny_image_set(dir.path);
   edit(dir.path);
   try {
-    ImageDataset::load(dir.path, "train");
+    data::ImageDataset::load(dir.path, "train");
   } catch (const ValueError& e) {
     return e.what();
   }
@@ -144,14 +144,14 @@ TEST(ImageDataset, MalformedInputNamesFileAndLine) {
   ImageTempDir dir("split");
   write_tiny_image_set(dir.path);
   try {
-    ImageDataset::load(dir.path, "test");
+    data::ImageDataset::load(dir.path, "test");
     FAIL() << "missing split accepted";
   } catch (const ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("has no split 'test'"), std::string::npos) << e.what();
   }
   // An absent data set says how to make it.
   try {
-    ImageDataset::load_named("nope", "train", dir.path);
+    data::ImageDataset::load_named("nope", "train", dir.path);
     FAIL() << "missing data set accepted";
   } catch (const ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("make_image_corpus.py"), std::string::npos) << e.what();
@@ -164,9 +164,9 @@ TEST(ImageDataset, DebianFashionMnistFilesDecode) {
   const test::fs::path dir = "/usr/share/datasets/fashion-mnist";
   if (!test::fs::exists(dir / "t10k-images-idx3-ubyte.gz"))
     GTEST_SKIP() << "dataset-fashion-mnist not installed";
-  const IdxArray images = read_idx(dir / "t10k-images-idx3-ubyte.gz");
-  const IdxArray labels = read_idx(dir / "t10k-labels-idx1-ubyte.gz");
-  check_idx_pair(images, labels);
+  const data::IdxArray images = data::read_idx(dir / "t10k-images-idx3-ubyte.gz");
+  const data::IdxArray labels = data::read_idx(dir / "t10k-labels-idx1-ubyte.gz");
+  data::check_idx_pair(images, labels);
   EXPECT_EQ(images.dims, (std::vector<int64_t>{10000, 28, 28}));
   std::vector<int64_t> per_class(10);
   for (uint8_t y : labels.data) {
@@ -174,7 +174,7 @@ TEST(ImageDataset, DebianFashionMnistFilesDecode) {
     ++per_class[y];
   }
   EXPECT_EQ(per_class, std::vector<int64_t>(10, 1000));
-  EXPECT_EQ(read_idx(dir / "train-labels-idx1-ubyte.gz").count(), 60000);
+  EXPECT_EQ(data::read_idx(dir / "train-labels-idx1-ubyte.gz").count(), 60000);
 }
 
 }  // namespace

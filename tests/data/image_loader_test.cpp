@@ -22,12 +22,12 @@ using test::ImageTempDir;
 using test::TinyImageSet;
 using test::write_tiny_image_set;
 
-std::shared_ptr<const ImageDataset> tiny_set(const ImageTempDir& dir, const TinyImageSet& s = {}) {
+std::shared_ptr<const data::ImageDataset> tiny_set(const ImageTempDir& dir, const TinyImageSet& s = {}) {
   write_tiny_image_set(dir.path, s);
-  return std::make_shared<const ImageDataset>(ImageDataset::load(dir.path, "train"));
+  return std::make_shared<const data::ImageDataset>(data::ImageDataset::load(dir.path, "train"));
 }
 
-void expect_same(const ImageBatch& a, const ImageBatch& b) {
+void expect_same(const data::ImageBatch& a, const data::ImageBatch& b) {
   EXPECT_EQ(a.epoch, b.epoch);
   EXPECT_EQ(a.batch_in_epoch, b.batch_in_epoch);
   EXPECT_EQ(a.indices, b.indices);
@@ -37,8 +37,8 @@ void expect_same(const ImageBatch& a, const ImageBatch& b) {
   EXPECT_EQ(a.images.to_vector<float>(), b.images.to_vector<float>());
 }
 
-ImageLoaderOptions train_options(int workers) {
-  ImageLoaderOptions o;
+data::ImageLoaderOptions train_options(int workers) {
+  data::ImageLoaderOptions o;
   o.batch_size = 3;
   o.seed = 7;
   o.augment = true;
@@ -50,19 +50,19 @@ ImageLoaderOptions train_options(int workers) {
 TEST(ImageLoader, BatchesArePureWhateverTheWorkers) {
   ImageTempDir dir("pure");
   auto ds = tiny_set(dir);
-  ImageLoader sync(ds, train_options(0)), one(ds, train_options(1)), three(ds, train_options(3));
+  data::ImageLoader sync(ds, train_options(0)), one(ds, train_options(1)), three(ds, train_options(3));
   ASSERT_EQ(sync.batches_per_epoch(), 3);  // 10 rows, batch 3, drop_last
   for (int k = 0; k < 10; ++k) {           // over three epochs
-    const ImageBatch a = sync.next(), b = one.next(), c = three.next();
+    const data::ImageBatch a = sync.next(), b = one.next(), c = three.next();
     expect_same(a, b);
     expect_same(a, c);
     expect_same(a, sync.batch(a.epoch, a.batch_in_epoch));
     EXPECT_EQ(a.images.shape(), (Shape{3, 3, 4, 5}));
   }
   // Another seed gives another order.
-  ImageLoaderOptions o = train_options(0);
+  data::ImageLoaderOptions o = train_options(0);
   o.seed = 8;
-  ImageLoader other(ds, o);
+  data::ImageLoader other(ds, o);
   bool differs = false;
   for (int e = 0; e < 3; ++e) differs |= other.epoch_plan(e) != sync.epoch_plan(e);
   EXPECT_TRUE(differs);
@@ -73,9 +73,9 @@ TEST(ImageLoader, BatchesArePureWhateverTheWorkers) {
 TEST(ImageLoader, EveryEpochIsAPermutationAndEpochsDiffer) {
   ImageTempDir dir("perm");
   auto ds = tiny_set(dir);
-  ImageLoaderOptions o = train_options(0);
+  data::ImageLoaderOptions o = train_options(0);
   o.drop_last = false;
-  ImageLoader loader(ds, o);
+  data::ImageLoader loader(ds, o);
   ASSERT_EQ(loader.batches_per_epoch(), 4);  // 3 + 3 + 3 + 1
   std::set<std::vector<int64_t>> orders;
   for (int e = 0; e < 4; ++e) {
@@ -87,7 +87,7 @@ TEST(ImageLoader, EveryEpochIsAPermutationAndEpochsDiffer) {
   }
   EXPECT_GE(orders.size(), 3u);
   // The evaluation pass: manifest order, last batch partial, first captions, no augmentation.
-  const auto eval = image_eval_batches(ds, 4);
+  const auto eval = data::image_eval_batches(ds, 4);
   ASSERT_EQ(eval.size(), 3u);
   EXPECT_EQ(eval[2].indices, (std::vector<int64_t>{8, 9}));
   EXPECT_EQ(eval[2].captions, (std::vector<std::string>{"image 8 caption 0", "image 9 caption 0"}));
@@ -98,10 +98,10 @@ TEST(ImageLoader, EveryEpochIsAPermutationAndEpochsDiffer) {
 TEST(ImageLoader, SeekResumesExactly) {
   ImageTempDir dir("seek");
   auto ds = tiny_set(dir);
-  ImageLoader straight(ds, train_options(2));
-  std::vector<ImageBatch> ref;
+  data::ImageLoader straight(ds, train_options(2));
+  std::vector<data::ImageBatch> ref;
   for (int k = 0; k < 8; ++k) ref.push_back(straight.next());
-  ImageLoader resumed(ds, train_options(2));
+  data::ImageLoader resumed(ds, train_options(2));
   resumed.next();
   resumed.next();
   resumed.seek(1, 1);  // global batch 4
@@ -145,13 +145,13 @@ TEST(ImageLoader, AugmentationStaysWithinItsBounds) {
     TinyImageSet s;
     s.flip = flip_allowed;
     auto ds = tiny_set(dir, s);
-    ImageLoaderOptions o = train_options(0);
+    data::ImageLoaderOptions o = train_options(0);
     o.batch_size = 5;
-    ImageLoader loader(ds, o);
+    data::ImageLoader loader(ds, o);
     std::set<int64_t> dxs, dys;
     int flips = 0, images = 0;
     for (int k = 0; k < 80; ++k) {
-      const ImageBatch b = loader.next();
+      const data::ImageBatch b = loader.next();
       const float* p = b.images.data<float>();
       for (size_t j = 0; j < b.indices.size(); ++j, ++images) {
         // Search a wider window than the padding: a shift beyond it must be found and fail.
@@ -177,9 +177,9 @@ TEST(ImageLoader, AugmentationStaysWithinItsBounds) {
   // augment off: exact pixels.
   ImageTempDir dir("noaug");
   auto ds = tiny_set(dir);
-  ImageLoaderOptions o = train_options(0);
+  data::ImageLoaderOptions o = train_options(0);
   o.augment = false;
-  const ImageBatch b = ImageLoader(ds, o).batch(0, 0);
+  const data::ImageBatch b = data::ImageLoader(ds, o).batch(0, 0);
   for (size_t j = 0; j < 3; ++j) {
     const auto sh = find_shift(b.images.data<float>() + j * 60, b.indices[j], TinyImageSet{}, 0);
     ASSERT_TRUE(sh.has_value());
@@ -190,10 +190,10 @@ TEST(ImageLoader, AugmentationStaysWithinItsBounds) {
 TEST(ImageLoader, NormalizesPerChannelAndPicksCaptions) {
   ImageTempDir dir("norm");
   auto ds = tiny_set(dir);
-  ImageLoaderOptions o = image_eval_options(10);
+  data::ImageLoaderOptions o = data::image_eval_options(10);
   o.mean = {0.1f, 0.2f, 0.3f};
   o.std = {0.5f, 0.25f, 2.0f};
-  const ImageBatch b = ImageLoader(ds, o).batch(0, 0);
+  const data::ImageBatch b = data::ImageLoader(ds, o).batch(0, 0);
   const auto v = b.images.to_vector<float>();
   for (int64_t i = 0; i < 10; ++i)
     for (int64_t c = 0; c < 3; ++c) {
@@ -202,10 +202,10 @@ TEST(ImageLoader, NormalizesPerChannelAndPicksCaptions) {
       EXPECT_NEAR(v[static_cast<size_t>(((i * 3 + c) * 4 + 2) * 5 + 3)], want, 1e-6);
     }
   // Random captions: each row's caption is one of its own, and all three indices occur.
-  ImageLoader loader(ds, train_options(0));
+  data::ImageLoader loader(ds, train_options(0));
   std::set<int64_t> seen;
   for (int k = 0; k < 20; ++k) {
-    const ImageBatch t = loader.next();
+    const data::ImageBatch t = loader.next();
     for (size_t j = 0; j < t.indices.size(); ++j) {
       seen.insert(t.caption_index[j]);
       EXPECT_EQ(t.captions[j], ds->row(t.indices[j]).captions[static_cast<size_t>(t.caption_index[j])]);
@@ -224,10 +224,10 @@ TEST(ImageLoader, ResizesBilinearlyLikePyTorch) {
   s.w = 2;
   s.classes = 1;
   auto ds = tiny_set(dir, s);  // one image [[1, 2], [3, 4]] / 255
-  ImageLoaderOptions o = image_eval_options(1);
+  data::ImageLoaderOptions o = data::image_eval_options(1);
   o.resize_height = 4;
   o.resize_width = 4;
-  const ImageBatch b = ImageLoader(ds, o).batch(0, 0);
+  const data::ImageBatch b = data::ImageLoader(ds, o).batch(0, 0);
   ASSERT_EQ(b.images.shape(), (Shape{1, 1, 4, 4}));
   // torch.nn.functional.interpolate(x, size=(4, 4), mode="bilinear", align_corners=False) of
   // [[1, 2], [3, 4]] (rows and columns sample at -0.25 -> 0, 0.25, 0.75, 1.25 -> 1).
@@ -242,17 +242,17 @@ TEST(ImageLoader, ResizesBilinearlyLikePyTorch) {
   o.resize_width = 2;
   o.mean = {0.5f, 0.5f, 0.5f};
   o.std = {2.0f, 2.0f, 2.0f};
-  const auto d = ImageLoader(ds2, o).batch(0, 0).images.to_vector<float>();
+  const auto d = data::ImageLoader(ds2, o).batch(0, 0).images.to_vector<float>();
   auto px = [](int64_t y, int64_t x) { return static_cast<float>(test::test_pixel(0, y, x, 0, 5)); };
   const float top_left =
       0.5f * (0.25f * px(0, 0) + 0.75f * px(0, 1)) + 0.5f * (0.25f * px(1, 0) + 0.75f * px(1, 1));
   EXPECT_NEAR(d[0], (top_left / 255.0f - 0.5f) / 2.0f, 1e-6);
-  EXPECT_THROW(ImageLoader(ds2,
-                           [] {
-                             ImageLoaderOptions bad = image_eval_options(1);
-                             bad.resize_height = 3;
-                             return bad;
-                           }()),
+  EXPECT_THROW(data::ImageLoader(ds2,
+                                 [] {
+                                   data::ImageLoaderOptions bad = data::image_eval_options(1);
+                                   bad.resize_height = 3;
+                                   return bad;
+                                 }()),
                ValueError);
 }
 
@@ -260,10 +260,10 @@ TEST(ImageLoader, BadOptionsAreNamed) {
   ImageTempDir dir("bad");
   auto ds = tiny_set(dir);
   auto error = [&](auto edit) {
-    ImageLoaderOptions o = train_options(0);
+    data::ImageLoaderOptions o = train_options(0);
     edit(o);
     try {
-      ImageLoader loader(ds, o);
+      data::ImageLoader loader(ds, o);
     } catch (const ValueError& e) {
       return std::string(e.what());
     }

@@ -24,7 +24,7 @@ std::vector<fs::path> cache_files(const fs::path& dir) {
   return out;
 }
 
-bool equal_features(const FeatureCache& a, const FeatureCache& b) {
+bool equal_features(const data::FeatureCache& a, const data::FeatureCache& b) {
   if (a.size() != b.size()) return false;
   for (int64_t i = 0; i < a.size(); ++i)
     if (a.features(i).shape() != b.features(i).shape() ||
@@ -35,15 +35,15 @@ bool equal_features(const FeatureCache& a, const FeatureCache& b) {
 
 TEST(FeatureCache, EqualsFbankOnEachFile) {
   SpeechTempDir dir("cache_equal");
-  const SpeechManifest m = SpeechManifest::read(test::write_tiny_corpus(dir.path));
-  const FbankOptions opts;
-  const FeatureCache cache = FeatureCache::build_or_load(m, opts, dir / "cache", 2);
+  const data::SpeechManifest m = data::SpeechManifest::read(test::write_tiny_corpus(dir.path));
+  const data::FbankOptions opts;
+  const data::FeatureCache cache = data::FeatureCache::build_or_load(m, opts, dir / "cache", 2);
   ASSERT_EQ(cache.size(), m.size());
   EXPECT_EQ(cache.num_bins(), 80);
-  const Fbank fbank(opts);
+  const data::Fbank fbank(opts);
   int64_t total = 0;
   for (int64_t i = 0; i < m.size(); ++i) {
-    const Tensor expect = fbank.compute(load_audio(m[i].audio, 16000));
+    const Tensor expect = fbank.compute(data::load_audio(m[i].audio, 16000));
     const Tensor got = cache.features(i);
     ASSERT_EQ(got.shape(), expect.shape()) << m[i].id;
     EXPECT_EQ(got.to_vector<float>(), expect.to_vector<float>()) << m[i].id;  // bit-exact
@@ -59,8 +59,8 @@ TEST(FeatureCache, EqualsFbankOnEachFile) {
 
 TEST(FeatureCache, SecondRunLoadsWithoutRecomputing) {
   SpeechTempDir dir("cache_reload");
-  const SpeechManifest m = SpeechManifest::read(test::write_tiny_corpus(dir.path));
-  const FeatureCache built = FeatureCache::build_or_load(m, {}, dir / "cache", 2);
+  const data::SpeechManifest m = data::SpeechManifest::read(test::write_tiny_corpus(dir.path));
+  const data::FeatureCache built = data::FeatureCache::build_or_load(m, {}, dir / "cache", 2);
   EXPECT_TRUE(built.was_built());
   EXPECT_EQ(built.computed_utterances(), m.size());
   ASSERT_TRUE(fs::exists(built.file()));
@@ -69,7 +69,7 @@ TEST(FeatureCache, SecondRunLoadsWithoutRecomputing) {
   EXPECT_EQ(cache_files(dir / "cache").size(), 1u);  // no temporary file left behind
   const auto mtime = fs::last_write_time(built.file());
 
-  const FeatureCache loaded = FeatureCache::build_or_load(m, {}, dir / "cache", 2);
+  const data::FeatureCache loaded = data::FeatureCache::build_or_load(m, {}, dir / "cache", 2);
   EXPECT_FALSE(loaded.was_built());
   EXPECT_EQ(loaded.computed_utterances(), 0);
   EXPECT_EQ(loaded.file(), built.file());
@@ -78,7 +78,7 @@ TEST(FeatureCache, SecondRunLoadsWithoutRecomputing) {
   EXPECT_EQ(loaded.manifest().size(), m.size());
 
   // The number of threads does not change the result.
-  const FeatureCache one_thread = FeatureCache::build_or_load(m, {}, dir / "cache1", 1);
+  const data::FeatureCache one_thread = data::FeatureCache::build_or_load(m, {}, dir / "cache1", 1);
   EXPECT_TRUE(one_thread.was_built());
   EXPECT_TRUE(equal_features(built, one_thread));
 }
@@ -86,22 +86,22 @@ TEST(FeatureCache, SecondRunLoadsWithoutRecomputing) {
 TEST(FeatureCache, KeyFollowsSettingsAndData) {
   SpeechTempDir dir("cache_key");
   const fs::path tsv = test::write_tiny_corpus(dir.path);
-  const SpeechManifest m = SpeechManifest::read(tsv);
-  const FeatureCache base = FeatureCache::build_or_load(m, {}, dir / "cache", 2);
+  const data::SpeechManifest m = data::SpeechManifest::read(tsv);
+  const data::FeatureCache base = data::FeatureCache::build_or_load(m, {}, dir / "cache", 2);
 
-  FbankOptions fewer_bins;
+  data::FbankOptions fewer_bins;
   fewer_bins.num_mel_bins = 40;
-  const FeatureCache c40 = FeatureCache::build_or_load(m, fewer_bins, dir / "cache", 2);
+  const data::FeatureCache c40 = data::FeatureCache::build_or_load(m, fewer_bins, dir / "cache", 2);
   EXPECT_TRUE(c40.was_built());
   EXPECT_NE(c40.file(), base.file());
   EXPECT_EQ(c40.num_bins(), 40);
 
-  FbankOptions window;
-  window.window = FbankWindow::Povey;
-  EXPECT_NE(FeatureCache::cache_file(m, window, dir / "cache"), base.file());
-  FbankOptions shift;
+  data::FbankOptions window;
+  window.window = data::FbankWindow::Povey;
+  EXPECT_NE(data::FeatureCache::cache_file(m, window, dir / "cache"), base.file());
+  data::FbankOptions shift;
   shift.frame_shift_ms = 10.000000001;
-  EXPECT_NE(FeatureCache::cache_file(m, shift, dir / "cache"), base.file());
+  EXPECT_NE(data::FeatureCache::cache_file(m, shift, dir / "cache"), base.file());
 
   // An edited manifest (one transcript) is a different cache.
   {
@@ -110,33 +110,33 @@ TEST(FeatureCache, KeyFollowsSettingsAndData) {
     text.replace(text.find("say number 3"), 12, "say number 9");
     test::write_text(tsv, text);
   }
-  const SpeechManifest edited = SpeechManifest::read(tsv);
-  EXPECT_NE(FeatureCache::cache_file(edited, {}, dir / "cache"), base.file());
+  const data::SpeechManifest edited = data::SpeechManifest::read(tsv);
+  EXPECT_NE(data::FeatureCache::cache_file(edited, {}, dir / "cache"), base.file());
 
   // A rewritten audio file (new mtime and size) is a different cache.
-  const fs::path old_file = FeatureCache::cache_file(m, {}, dir / "cache");
+  const fs::path old_file = data::FeatureCache::cache_file(m, {}, dir / "cache");
   EXPECT_EQ(old_file, base.file());
   const std::vector<float> beep(4000, 0.25f);
-  write_audio(m[2].audio, beep, 1, 16000, SampleFormat::PCM_16);
-  EXPECT_NE(FeatureCache::cache_file(m, {}, dir / "cache"), old_file);
+  data::write_audio(m[2].audio, beep, 1, 16000, data::SampleFormat::PCM_16);
+  EXPECT_NE(data::FeatureCache::cache_file(m, {}, dir / "cache"), old_file);
 }
 
 TEST(FeatureCache, CorruptCacheFileIsRebuilt) {
   SpeechTempDir dir("cache_corrupt");
-  const SpeechManifest m = SpeechManifest::read(test::write_tiny_corpus(dir.path));
-  const FeatureCache built = FeatureCache::build_or_load(m, {}, dir / "cache", 2);
+  const data::SpeechManifest m = data::SpeechManifest::read(test::write_tiny_corpus(dir.path));
+  const data::FeatureCache built = data::FeatureCache::build_or_load(m, {}, dir / "cache", 2);
   const auto size = fs::file_size(built.file());
   fs::resize_file(built.file(), size / 2);
-  const FeatureCache again = FeatureCache::build_or_load(m, {}, dir / "cache", 2);
+  const data::FeatureCache again = data::FeatureCache::build_or_load(m, {}, dir / "cache", 2);
   EXPECT_TRUE(again.was_built());
   EXPECT_EQ(fs::file_size(again.file()), size);
   EXPECT_TRUE(equal_features(built, again));
 }
 
 // The message of the error that building the cache of m throws ("" if none).
-std::string build_error(const SpeechTempDir& dir, const SpeechManifest& m) {
+std::string build_error(const SpeechTempDir& dir, const data::SpeechManifest& m) {
   try {
-    FeatureCache::build_or_load(m, {}, dir / "cache", 2);
+    data::FeatureCache::build_or_load(m, {}, dir / "cache", 2);
   } catch (const Error& e) {
     return e.what();
   }
@@ -145,7 +145,7 @@ std::string build_error(const SpeechTempDir& dir, const SpeechManifest& m) {
 
 TEST(FeatureCache, MissingOrCorruptAudioFailsNamingPathAndLine) {
   SpeechTempDir dir("cache_bad_audio");
-  const SpeechManifest m0 = SpeechManifest::read(test::write_tiny_corpus(dir.path));
+  const data::SpeechManifest m0 = data::SpeechManifest::read(test::write_tiny_corpus(dir.path));
   const std::string manifest = m0.path().string();
 
   fs::remove(m0[4].audio);  // manifest line 6
@@ -155,7 +155,7 @@ TEST(FeatureCache, MissingOrCorruptAudioFailsNamingPathAndLine) {
   EXPECT_TRUE(cache_files(dir / "cache").empty()) << "a failed build left a file";
 
   test::write_text(m0[4].audio, "RIFF....WAVEfmt garbage, not a wave file");
-  const SpeechManifest m1 = SpeechManifest::read(m0.path());
+  const data::SpeechManifest m1 = data::SpeechManifest::read(m0.path());
   e = build_error(dir, m1);
   EXPECT_NE(e.find(manifest + ":6:"), std::string::npos) << e;
   EXPECT_NE(e.find(m0[4].audio.string()), std::string::npos) << e;
@@ -165,8 +165,9 @@ TEST(FeatureCache, MissingOrCorruptAudioFailsNamingPathAndLine) {
 TEST(FeatureCache, EmptyManifestIsAnError) {
   SpeechTempDir dir("cache_empty");
   test::write_text(dir / "m.tsv", test::kManifestHeader);
-  EXPECT_THROW(FeatureCache::build_or_load(SpeechManifest::read(dir / "m.tsv"), {}, dir / "cache", 1),
-               ValueError);
+  EXPECT_THROW(
+      data::FeatureCache::build_or_load(data::SpeechManifest::read(dir / "m.tsv"), {}, dir / "cache", 1),
+      ValueError);
 }
 
 }  // namespace

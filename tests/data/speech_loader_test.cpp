@@ -23,28 +23,29 @@ class SpeechLoaderTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new SpeechTempDir("loader");
-    const SpeechManifest m = SpeechManifest::read(test::write_tiny_corpus(dir_->path));
-    cache_ = std::make_shared<const FeatureCache>(FeatureCache::build_or_load(m, {}, *dir_ / "cache", 2));
+    const data::SpeechManifest m = data::SpeechManifest::read(test::write_tiny_corpus(dir_->path));
+    cache_ = std::make_shared<const data::FeatureCache>(
+        data::FeatureCache::build_or_load(m, {}, *dir_ / "cache", 2));
   }
   static void TearDownTestSuite() {
     cache_.reset();
     delete dir_;
   }
   static SpeechTempDir* dir_;
-  static std::shared_ptr<const FeatureCache> cache_;
+  static std::shared_ptr<const data::FeatureCache> cache_;
 };
 SpeechTempDir* SpeechLoaderTest::dir_ = nullptr;
-std::shared_ptr<const FeatureCache> SpeechLoaderTest::cache_;
+std::shared_ptr<const data::FeatureCache> SpeechLoaderTest::cache_;
 
-bool same_batch(const SpeechBatch& a, const SpeechBatch& b) {
+bool same_batch(const data::SpeechBatch& a, const data::SpeechBatch& b) {
   return a.epoch == b.epoch && a.batch_in_epoch == b.batch_in_epoch && a.indices == b.indices &&
          a.features.shape() == b.features.shape() &&
          a.features.to_vector<float>() == b.features.to_vector<float>() &&
          a.lengths.to_vector<int64_t>() == b.lengths.to_vector<int64_t>();
 }
 
-SpeechLoaderOptions train_options(int workers) {
-  SpeechLoaderOptions o;
+data::SpeechLoaderOptions train_options(int workers) {
+  data::SpeechLoaderOptions o;
   o.batch_size = 4;
   o.seed = 7;
   o.drop_last = false;
@@ -58,13 +59,13 @@ SpeechLoaderOptions train_options(int workers) {
 }
 
 TEST_F(SpeechLoaderTest, ShapesLengthsAndZeroPadding) {
-  SpeechLoaderOptions o;
+  data::SpeechLoaderOptions o;
   o.batch_size = 4;
   o.num_workers = 0;
-  SpeechLoader loader(cache_, o);
+  data::SpeechLoader loader(cache_, o);
   EXPECT_EQ(loader.batches_per_epoch(), 3);  // 13 rows, drop_last
   for (int step = 0; step < 3; ++step) {
-    const SpeechBatch b = loader.next();
+    const data::SpeechBatch b = loader.next();
     EXPECT_EQ(b.epoch, 0);
     EXPECT_EQ(b.batch_in_epoch, step);
     ASSERT_EQ(b.indices.size(), 4u);
@@ -82,7 +83,7 @@ TEST_F(SpeechLoaderTest, ShapesLengthsAndZeroPadding) {
       EXPECT_EQ(lengths[i], cache_->num_frames(row));
       EXPECT_EQ(b.transcripts[i], cache_->manifest()[row].transcript);
       // Real frames hold the utterance's CMVN-normalized features, padding holds zeros.
-      const auto expect = utterance_cmvn(cache_->features(row)).to_vector<float>();
+      const auto expect = data::utterance_cmvn(cache_->features(row)).to_vector<float>();
       for (int64_t t = 0; t < t_max; ++t)
         for (int64_t f = 0; f < 80; ++f) {
           const float v = x[(static_cast<int64_t>(i) * t_max + t) * 80 + f];
@@ -96,20 +97,20 @@ TEST_F(SpeechLoaderTest, ShapesLengthsAndZeroPadding) {
     EXPECT_FALSE(b.text.input_ids.defined());
   }
   // Endless: the fourth batch is the first of epoch 1.
-  const SpeechBatch b = loader.next();
+  const data::SpeechBatch b = loader.next();
   EXPECT_EQ(b.epoch, 1);
   EXPECT_EQ(b.batch_in_epoch, 0);
   EXPECT_EQ(loader.stats().batches, 4);
 }
 
 TEST_F(SpeechLoaderTest, EveryRowOncePerEpochAndEpochsReshuffle) {
-  SpeechLoader loader(cache_, train_options(2));
+  data::SpeechLoader loader(cache_, train_options(2));
   ASSERT_EQ(loader.batches_per_epoch(), 4);  // 13 rows, batches of 4, 4, 4, 1
   std::vector<int64_t> orders[2];
   for (int epoch = 0; epoch < 2; ++epoch) {
     std::multiset<int64_t> seen;
     for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
-      const SpeechBatch batch = loader.next();
+      const data::SpeechBatch batch = loader.next();
       EXPECT_EQ(batch.epoch, epoch);
       seen.insert(batch.indices.begin(), batch.indices.end());
       orders[epoch].insert(orders[epoch].end(), batch.indices.begin(), batch.indices.end());
@@ -121,13 +122,13 @@ TEST_F(SpeechLoaderTest, EveryRowOncePerEpochAndEpochsReshuffle) {
   EXPECT_NE(orders[0], orders[1]);
 
   // drop_last: every batch full, no row twice, floor(13 / 4) batches.
-  SpeechLoaderOptions o = train_options(0);
+  data::SpeechLoaderOptions o = train_options(0);
   o.drop_last = true;
-  SpeechLoader dropping(cache_, o);
+  data::SpeechLoader dropping(cache_, o);
   ASSERT_EQ(dropping.batches_per_epoch(), 3);
   std::set<int64_t> rows;
   for (int b = 0; b < 3; ++b) {
-    const SpeechBatch batch = dropping.next();
+    const data::SpeechBatch batch = dropping.next();
     EXPECT_EQ(batch.indices.size(), 4u);
     rows.insert(batch.indices.begin(), batch.indices.end());
   }
@@ -135,28 +136,29 @@ TEST_F(SpeechLoaderTest, EveryRowOncePerEpochAndEpochsReshuffle) {
 }
 
 TEST_F(SpeechLoaderTest, SameBatchesWithAnyNumberOfWorkers) {
-  SpeechLoader sync(cache_, train_options(0)), one(cache_, train_options(1)), two(cache_, train_options(2));
+  data::SpeechLoader sync(cache_, train_options(0)), one(cache_, train_options(1)),
+      two(cache_, train_options(2));
   // Two and a half epochs, across the epoch boundaries.
   for (int step = 0; step < 10; ++step) {
-    const SpeechBatch a = sync.next(), b = one.next(), c = two.next();
+    const data::SpeechBatch a = sync.next(), b = one.next(), c = two.next();
     EXPECT_TRUE(same_batch(a, b)) << "step " << step;
     EXPECT_TRUE(same_batch(a, c)) << "step " << step;
     EXPECT_TRUE(same_batch(a, sync.batch(a.epoch, a.batch_in_epoch))) << "step " << step;
   }
   // A different seed gives a different order.
-  SpeechLoaderOptions o = train_options(0);
+  data::SpeechLoaderOptions o = train_options(0);
   o.seed = 8;
-  EXPECT_NE(SpeechLoader(cache_, o).epoch_plan(0), sync.epoch_plan(0));
+  EXPECT_NE(data::SpeechLoader(cache_, o).epoch_plan(0), sync.epoch_plan(0));
 }
 
 TEST_F(SpeechLoaderTest, SeekResumesExactly) {
-  SpeechLoader reference(cache_, train_options(2));
-  std::vector<SpeechBatch> run;
+  data::SpeechLoader reference(cache_, train_options(2));
+  std::vector<data::SpeechBatch> run;
   for (int step = 0; step < 11; ++step) run.push_back(reference.next());
 
   // A fresh loader (a restarted job) seeking to each position.
   for (const int step : {0, 3, 5, 6, 10}) {
-    SpeechLoader resumed(cache_, train_options(2));
+    data::SpeechLoader resumed(cache_, train_options(2));
     resumed.seek(run[static_cast<size_t>(step)].epoch, run[static_cast<size_t>(step)].batch_in_epoch);
     EXPECT_EQ(resumed.epoch() * resumed.batches_per_epoch() + resumed.batch_in_epoch(), step);
     for (int k = step; k < std::min(step + 3, 11); ++k)
@@ -172,12 +174,12 @@ TEST_F(SpeechLoaderTest, SeekResumesExactly) {
 }
 
 TEST_F(SpeechLoaderTest, SpecAugmentOnlyWhenEnabled) {
-  SpeechLoaderOptions on = train_options(0), off = train_options(0);
+  data::SpeechLoaderOptions on = train_options(0), off = train_options(0);
   off.spec_augment = false;
-  SpeechLoader augmented(cache_, on), plain(cache_, off);
+  data::SpeechLoader augmented(cache_, on), plain(cache_, off);
   int64_t masked = 0;
   for (int step = 0; step < 4; ++step) {
-    const SpeechBatch a = augmented.next(), p = plain.next();
+    const data::SpeechBatch a = augmented.next(), p = plain.next();
     ASSERT_EQ(a.indices, p.indices);  // augmentation does not change the order
     ASSERT_EQ(a.features.shape(), p.features.shape());
     const auto x = a.features.to_vector<float>(), y = p.features.to_vector<float>();
@@ -189,7 +191,7 @@ TEST_F(SpeechLoaderTest, SpecAugmentOnlyWhenEnabled) {
     }
     // Without augmentation the batch is CMVN features only (checked cell by cell above).
     for (size_t i = 0; i < p.indices.size(); ++i) {
-      const auto expect = utterance_cmvn(cache_->features(p.indices[i])).to_vector<float>();
+      const auto expect = data::utterance_cmvn(cache_->features(p.indices[i])).to_vector<float>();
       const int64_t t_max = p.features.size(1);
       for (size_t j = 0; j < expect.size(); ++j)
         ASSERT_EQ(y[static_cast<size_t>(static_cast<int64_t>(i) * t_max * 80) + j], expect[j]);
@@ -197,9 +199,9 @@ TEST_F(SpeechLoaderTest, SpecAugmentOnlyWhenEnabled) {
   }
   EXPECT_GT(masked, 100);
   // The evaluation pass never augments.
-  for (const SpeechBatch& b : eval_batches(cache_, 5))
+  for (const data::SpeechBatch& b : data::eval_batches(cache_, 5))
     for (size_t i = 0; i < b.indices.size(); ++i) {
-      const auto expect = utterance_cmvn(cache_->features(b.indices[i])).to_vector<float>();
+      const auto expect = data::utterance_cmvn(cache_->features(b.indices[i])).to_vector<float>();
       const auto x = b.features.to_vector<float>();
       const int64_t t_max = b.features.size(1);
       for (size_t j = 0; j < expect.size(); ++j)
@@ -208,10 +210,10 @@ TEST_F(SpeechLoaderTest, SpecAugmentOnlyWhenEnabled) {
 }
 
 TEST_F(SpeechLoaderTest, EvalBatchesCoverAllRowsInOrder) {
-  const std::vector<SpeechBatch> batches = eval_batches(cache_, 5);
+  const std::vector<data::SpeechBatch> batches = data::eval_batches(cache_, 5);
   ASSERT_EQ(batches.size(), 3u);  // 5 + 5 + 3
   std::vector<int64_t> rows;
-  for (const SpeechBatch& b : batches) rows.insert(rows.end(), b.indices.begin(), b.indices.end());
+  for (const data::SpeechBatch& b : batches) rows.insert(rows.end(), b.indices.begin(), b.indices.end());
   std::vector<int64_t> expect(13);
   for (int64_t i = 0; i < 13; ++i) expect[static_cast<size_t>(i)] = i;
   EXPECT_EQ(rows, expect);
@@ -220,14 +222,14 @@ TEST_F(SpeechLoaderTest, EvalBatchesCoverAllRowsInOrder) {
 
 TEST_F(SpeechLoaderTest, BucketingReducesPadding) {
   auto padded_frames = [&](bool bucket) {
-    SpeechLoaderOptions o = train_options(0);
+    data::SpeechLoaderOptions o = train_options(0);
     o.spec_augment = false;
     o.bucket_by_length = bucket;
     o.bucket_window = 100;  // one window: batches are runs of the sorted lengths
-    SpeechLoader loader(cache_, o);
+    data::SpeechLoader loader(cache_, o);
     int64_t padding = 0;
     for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
-      const SpeechBatch batch = loader.next();
+      const data::SpeechBatch batch = loader.next();
       for (const int64_t len : batch.lengths.to_vector<int64_t>()) padding += batch.features.size(1) - len;
     }
     return padding;
@@ -235,18 +237,18 @@ TEST_F(SpeechLoaderTest, BucketingReducesPadding) {
   const int64_t bucketed = padded_frames(true), plain = padded_frames(false);
   EXPECT_LT(bucketed, plain);
   // Within a batch of a bucketed plan, rows are sorted by length.
-  SpeechLoaderOptions o = train_options(0);
+  data::SpeechLoaderOptions o = train_options(0);
   o.bucket_window = 100;
-  for (const auto& rows : SpeechLoader(cache_, o).epoch_plan(3))
+  for (const auto& rows : data::SpeechLoader(cache_, o).epoch_plan(3))
     for (size_t i = 1; i < rows.size(); ++i)
       EXPECT_LE(cache_->num_frames(rows[i - 1]), cache_->num_frames(rows[i]));
 }
 
 TEST_F(SpeechLoaderTest, MaxFramesCropsFromTheStart) {
-  SpeechLoaderOptions o = eval_options(13);
+  data::SpeechLoaderOptions o = data::eval_options(13);
   o.max_frames = 50;
   o.normalization = "none";
-  const SpeechBatch b = SpeechLoader(cache_, o).batch(0, 0);
+  const data::SpeechBatch b = data::SpeechLoader(cache_, o).batch(0, 0);
   EXPECT_EQ(b.features.size(1), 50);
   const auto lengths = b.lengths.to_vector<int64_t>();
   const auto x = b.features.to_vector<float>();
@@ -259,11 +261,11 @@ TEST_F(SpeechLoaderTest, MaxFramesCropsFromTheStart) {
 }
 
 TEST_F(SpeechLoaderTest, TokenizesTranscripts) {
-  auto tok = std::make_shared<const WordPieceTokenizer>(
+  auto tok = std::make_shared<const data::WordPieceTokenizer>(
       std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "say", "number", "1", "2", "3"});
-  SpeechLoaderOptions o = eval_options(4);
+  data::SpeechLoaderOptions o = data::eval_options(4);
   o.tokenizer = tok;
-  const SpeechBatch b = SpeechLoader(cache_, o).batch(0, 0);
+  const data::SpeechBatch b = data::SpeechLoader(cache_, o).batch(0, 0);
   ASSERT_TRUE(b.text.input_ids.defined());
   EXPECT_EQ(b.text.input_ids.size(0), 4);
   EXPECT_EQ(b.text.input_ids.to_vector<int64_t>(),
@@ -273,15 +275,15 @@ TEST_F(SpeechLoaderTest, TokenizesTranscripts) {
 }
 
 TEST_F(SpeechLoaderTest, BadOptionsAreNamed) {
-  auto error_of = [&](SpeechLoaderOptions o) -> std::string {
+  auto error_of = [&](data::SpeechLoaderOptions o) -> std::string {
     try {
-      SpeechLoader loader(cache_, o);
+      data::SpeechLoader loader(cache_, o);
     } catch (const ValueError& e) {
       return e.what();
     }
     return "";
   };
-  SpeechLoaderOptions o;
+  data::SpeechLoaderOptions o;
   o.batch_size = 0;
   EXPECT_NE(error_of(o).find("batch_size"), std::string::npos);
   o = {};
@@ -296,7 +298,7 @@ TEST_F(SpeechLoaderTest, BadOptionsAreNamed) {
   o = {};
   o.max_frames = -1;
   EXPECT_NE(error_of(o).find("max_frames"), std::string::npos);
-  EXPECT_THROW(SpeechLoader(nullptr, SpeechLoaderOptions{}), ValueError);
+  EXPECT_THROW(data::SpeechLoader(nullptr, data::SpeechLoaderOptions{}), ValueError);
 }
 
 }  // namespace

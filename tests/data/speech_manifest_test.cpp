@@ -21,7 +21,7 @@ std::string manifest_error(const SpeechTempDir& dir, const std::string& text) {
   const auto path = dir / "bad.tsv";
   write_text(path, text);
   try {
-    SpeechManifest::read(path);
+    data::SpeechManifest::read(path);
   } catch (const ValueError& e) {
     return e.what();
   }
@@ -36,7 +36,7 @@ TEST(SpeechManifest, ParsesRowsAndResolvesAudioPaths) {
                  "a1\taudio/a1.wav\tturn the lights off\tespeak:en-us\t1.25\ttrain\t\r\n"
                  "a2\t/abs/a2.wav\twake me up at seven\tflite:slt\t0.5\tintent_test\talarm_set\n"
                  "\n");
-  const SpeechManifest m = SpeechManifest::read(dir / "sub/m.tsv");
+  const data::SpeechManifest m = data::SpeechManifest::read(dir / "sub/m.tsv");
   ASSERT_EQ(m.size(), 2);
   EXPECT_EQ(m[0].id, "a1");
   EXPECT_EQ(m[0].audio, dir / "sub/audio/a1.wav");
@@ -55,13 +55,13 @@ TEST(SpeechManifest, ParsesRowsAndResolvesAudioPaths) {
   // The content hash follows the bytes.
   const uint64_t h = m.content_hash();
   write_text(dir / "sub/m.tsv", std::string(kManifestHeader) + "a1\taudio/a1.wav\tx\tv\t1.26\ttrain\t\n");
-  EXPECT_NE(SpeechManifest::read(dir / "sub/m.tsv").content_hash(), h);
+  EXPECT_NE(data::SpeechManifest::read(dir / "sub/m.tsv").content_hash(), h);
 }
 
 TEST(SpeechManifest, HeaderOnlyIsEmpty) {
   SpeechTempDir dir("empty");
   write_text(dir / "m.tsv", kManifestHeader);
-  EXPECT_EQ(SpeechManifest::read(dir / "m.tsv").size(), 0);
+  EXPECT_EQ(data::SpeechManifest::read(dir / "m.tsv").size(), 0);
 }
 
 TEST(SpeechManifest, MalformedInputNamesFileAndLine) {
@@ -101,7 +101,7 @@ TEST(SpeechManifest, MalformedInputNamesFileAndLine) {
 TEST(SpeechManifest, MissingFileIsNamed) {
   SpeechTempDir dir("missing");
   try {
-    SpeechManifest::read(dir / "nope.tsv");
+    data::SpeechManifest::read(dir / "nope.tsv");
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find((dir / "nope.tsv").string()), std::string::npos) << e.what();
@@ -114,7 +114,7 @@ TEST(LabelTable, ReadsIntentsAndKeywords) {
              "label\tscenario\tname\tdescription\n"
              "alarm_set\talarm\tset an alarm\twake me up at a given time\n"
              "weather_query\tweather\task about the weather\twhat the weather will be\n");
-  const LabelTable t = read_label_table(dir / "intents.tsv");
+  const data::LabelTable t = data::read_label_table(dir / "intents.tsv");
   ASSERT_EQ(t.size(), 2);
   EXPECT_EQ(t.columns, (std::vector<std::string>{"label", "scenario", "name", "description"}));
   EXPECT_EQ(t.get(1, "scenario"), "weather");
@@ -130,7 +130,7 @@ TEST(LabelTable, ReadsIntentsAndKeywords) {
 
   write_text(dir / "keywords.tsv", "label\tkeyword\nyes\tyes\nno\n");
   try {
-    read_label_table(dir / "keywords.tsv");
+    data::read_label_table(dir / "keywords.tsv");
     FAIL() << "no error";
   } catch (const ValueError& e) {
     EXPECT_NE(std::string(e.what()).find((dir / "keywords.tsv").string() + ":3: 1 columns, expected 2"),

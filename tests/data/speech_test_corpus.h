@@ -67,7 +67,8 @@ inline fs::path write_tiny_corpus(const fs::path& dir, int count = 13, const std
     const std::string id = name + "_" + std::to_string(1000 + i);
     const std::string rel = "audio/" + id + ".wav";
     fs::create_directories(dir / "audio");
-    write_audio(dir / rel, x, 1, rate, i % 3 == 0 ? SampleFormat::Float32 : SampleFormat::PCM_16);
+    data::write_audio(dir / rel, x, 1, rate,
+                      i % 3 == 0 ? data::SampleFormat::Float32 : data::SampleFormat::PCM_16);
     tsv += id + "\t" + rel + "\tsay number " + std::to_string(i) + "\tvoice" + std::to_string(i % 3) + "\t" +
            std::to_string(seconds) + "\t" + name + "\t" + (i % 2 ? "label" + std::to_string(i % 5) : "") +
            "\n";

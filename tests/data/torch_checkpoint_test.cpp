@@ -46,7 +46,7 @@ size_t find(const std::vector<char>& bytes, const std::string& needle, size_t fr
 }
 
 TEST(TorchCheckpoint, EveryDtypeAndViewLoadsAsPyTorchWroteIt) {
-  const TorchCheckpoint ckpt = TorchCheckpoint::open(kViews);
+  const data::TorchCheckpoint ckpt = data::TorchCheckpoint::open(kViews);
   const SafetensorsFile expected =
       SafetensorsFile::open(std::string(CW_FIXTURE_DIR) + "/torch_checkpoint_views.safetensors");
   ASSERT_EQ(ckpt.names(), expected.names());
@@ -62,13 +62,15 @@ TEST(TorchCheckpoint, EveryDtypeAndViewLoadsAsPyTorchWroteIt) {
   EXPECT_EQ(ckpt.load("f16", DType::F64).dtype(), DType::F64);
   EXPECT_THROW(ckpt.info("nope"), IndexError);
   // The same bytes from memory.
-  const TorchCheckpoint mem = TorchCheckpoint::from_bytes("mem", read_bytes(kViews));
+  const data::TorchCheckpoint mem = data::TorchCheckpoint::from_bytes("mem", read_bytes(kViews));
   EXPECT_TRUE(test::all_close(mem.load("column_slice"), expected.load("column_slice"), 0, 0));
 }
 
 TEST(TorchCheckpoint, BadFilesAreErrorsNamingTheFile) {
   const std::vector<char> good = read_bytes(kViews);
-  const auto open = [](std::vector<char> b) { return TorchCheckpoint::from_bytes("ckpt.bin", std::move(b)); };
+  const auto open = [](std::vector<char> b) {
+    return data::TorchCheckpoint::from_bytes("ckpt.bin", std::move(b));
+  };
   // Not a zip: the pre-1.6 format, with the conversion line.
   std::vector<char> legacy = good;
   legacy[0] = '\x80';
@@ -120,7 +122,7 @@ TEST(TorchCheckpoint, EveryPickleByteCorruptedIsAnErrorOrAValidFile) {
       std::vector<char> b = good;
       b[at] = v;
       try {
-        const TorchCheckpoint c = TorchCheckpoint::from_bytes("x", std::move(b));
+        const data::TorchCheckpoint c = data::TorchCheckpoint::from_bytes("x", std::move(b));
         for (const auto& n : c.names()) c.load(n);
       } catch (const Error&) {
       }

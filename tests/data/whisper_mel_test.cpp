@@ -54,7 +54,7 @@ void expect_matches(const Tensor& ours, const Tensor& ref, const std::string& wh
 
 TEST(WhisperMel, MatchesReferenceOnRealSpeech) {
   const SafetensorsFile fixture = SafetensorsFile::open(kFixture);
-  const WhisperMel mel80, mel128({.n_mels = 128});
+  const data::WhisperMel mel80, mel128({.n_mels = 128});
   for (const char* clip : {"clip0", "clip1"}) {
     const std::vector<float> x = samples_of(fixture, std::string(clip) + "_samples");
     const Tensor ours = mel80.compute(x);
@@ -68,7 +68,7 @@ TEST(WhisperMel, MatchesReferenceOnRealSpeech) {
 
 TEST(WhisperMel, MatchesReferencePaddedTo30s) {
   const SafetensorsFile fixture = SafetensorsFile::open(kFixture);
-  const WhisperMel mel({.pad_to_30s = true});
+  const data::WhisperMel mel({.pad_to_30s = true});
   const Tensor all = mel.compute(samples_of(fixture, "clip0_samples"));
   ASSERT_EQ(all.shape(), (Shape{3000, 80}));
   // The fixture keeps a subset of the 3000 frames: the speech, the step into the padding, the end.
@@ -82,7 +82,7 @@ TEST(WhisperMel, MatchesReferencePaddedTo30s) {
 TEST(WhisperMel, MelFiltersMatchWhispersTable) {
   const SafetensorsFile fixture = SafetensorsFile::open(kFixture);
   for (int64_t n : {80, 128}) {
-    const Tensor ours = WhisperMel({.n_mels = n}).mel_filters();
+    const Tensor ours = data::WhisperMel({.n_mels = n}).mel_filters();
     ASSERT_EQ(ours.dtype(), DType::F64);
     const Tensor table = fixture.load("mel_filters_" + std::to_string(n), DType::F64);  // float32 in the file
     ASSERT_EQ(ours.shape(), table.shape());
@@ -96,7 +96,7 @@ TEST(WhisperMel, MelFiltersMatchWhispersTable) {
 }
 
 TEST(WhisperMel, FrameCountsAndTrimming) {
-  const WhisperMel mel, padded({.pad_to_30s = true});
+  const data::WhisperMel mel, padded({.pad_to_30s = true});
   for (int64_t n : {201, 320, 479, 480, 16000, 16159}) {
     EXPECT_EQ(mel.num_frames(n), n / 160) << n;
     EXPECT_EQ(mel.compute(std::vector<float>(static_cast<size_t>(n), 0.25f)).shape(), (Shape{n / 160, 80}))
@@ -118,7 +118,7 @@ TEST(WhisperMel, FrameCountsAndTrimming) {
 }
 
 TEST(WhisperMel, RejectsBadInput) {
-  const WhisperMel mel, padded({.pad_to_30s = true});
+  const data::WhisperMel mel, padded({.pad_to_30s = true});
   EXPECT_THROW(mel.compute(std::vector<float>{}), ValueError);
   EXPECT_THROW(padded.compute(std::vector<float>{}), ValueError);
   EXPECT_THROW(padded.compute(std::vector<float>(159, 0.1f)), ValueError);
@@ -131,26 +131,26 @@ TEST(WhisperMel, RejectsBadInput) {
   // One frame's worth but too few for the STFT's reflect padding of 200 (torch.stft raises too).
   EXPECT_THROW(mel.compute(std::vector<float>(200, 0.1f)), ValueError);
   EXPECT_NO_THROW(mel.compute(std::vector<float>(201, 0.1f)));
-  EXPECT_THROW(mel.compute(Audio{std::vector<float>(16000, 0.1f), 8000}), ValueError);
-  EXPECT_EQ(mel.compute(Audio{std::vector<float>(16000, 0.1f), 16000}).shape(), (Shape{100, 80}));
-  EXPECT_THROW(WhisperMel({.n_mels = 0}), ValueError);
-  EXPECT_THROW(WhisperMel({.n_mels = 202}), ValueError);
+  EXPECT_THROW(mel.compute(data::Audio{std::vector<float>(16000, 0.1f), 8000}), ValueError);
+  EXPECT_EQ(mel.compute(data::Audio{std::vector<float>(16000, 0.1f), 16000}).shape(), (Shape{100, 80}));
+  EXPECT_THROW(data::WhisperMel({.n_mels = 0}), ValueError);
+  EXPECT_THROW(data::WhisperMel({.n_mels = 202}), ValueError);
 }
 
 TEST(WhisperMel, KeyNamesEverySetting) {
-  const std::string key = WhisperMel().key();
+  const std::string key = data::WhisperMel().key();
   EXPECT_NE(key.find("whisper-mel-1"), std::string::npos) << key;
   EXPECT_NE(key.find("n_mels=80"), std::string::npos) << key;
   EXPECT_NE(key.find("pad_to_30s=0"), std::string::npos) << key;
-  EXPECT_NE(key, WhisperMel({.n_mels = 128}).key());
-  EXPECT_NE(key, WhisperMel({.pad_to_30s = true}).key());
-  EXPECT_EQ(key, WhisperMel().key());
+  EXPECT_NE(key, data::WhisperMel({.n_mels = 128}).key());
+  EXPECT_NE(key, data::WhisperMel({.pad_to_30s = true}).key());
+  EXPECT_EQ(key, data::WhisperMel().key());
 }
 
 TEST(WhisperMel, ComputeIsThreadSafe) {
   const SafetensorsFile fixture = SafetensorsFile::open(kFixture);
   const std::vector<float> x = samples_of(fixture, "clip1_samples");
-  const WhisperMel mel;
+  const data::WhisperMel mel;
   const Tensor expected = mel.compute(x);
   std::vector<Tensor> results(4);
   std::vector<std::thread> threads;

@@ -140,7 +140,8 @@ class MpiTraining : public MpiJob {
  protected:
   void SetUp() override {
     if (!mpi_built()) GTEST_SKIP() << why_no_mpi();
-    if (!try_find_minilm_dir()) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
+    if (!data::try_find_minilm_dir())
+      GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
     MpiJob::SetUp();
     test::write_speech_text_corpus(dir_->path / "corpus");
   }

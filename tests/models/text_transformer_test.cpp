@@ -24,7 +24,7 @@ double max_abs_diff_on_tokens(const Tensor& a, const Tensor& b, const Tensor& ma
 class MiniLM : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const auto dir = try_find_minilm_dir();
+    const auto dir = data::try_find_minilm_dir();
     if (!dir) return;
     encoder_ = new models::SentenceEncoder(models::SentenceEncoder::load(*dir));
     fixture_ = new SafetensorsFile(
@@ -53,9 +53,9 @@ TEST_F(MiniLM, LoadsStrictlyWithTheCheckpointsNames) {
 TEST_F(MiniLM, TokenizesTheFixtureSentencesAsHuggingFace) {
   const auto sentences =
       nlohmann::json::parse(fixture_->metadata().at("sentences")).get<std::vector<std::string>>();
-  EncodeOptions opt;
+  data::EncodeOptions opt;
   opt.max_length = encoder_->max_seq_length;
-  const BatchEncoding b = encoder_->tokenizer->encode_batch(sentences, opt);
+  const data::BatchEncoding b = encoder_->tokenizer->encode_batch(sentences, opt);
   EXPECT_TRUE(all_close(b.input_ids, fixture_->load("input_ids"), 0, 0));
   EXPECT_TRUE(all_close(b.attention_mask, fixture_->load("attention_mask"), 0, 0));
 }
@@ -73,8 +73,8 @@ TEST_F(MiniLM, EveryLayerMatchesTheReference) {
 
 TEST_F(MiniLM, SentenceEmbeddingsMatchSentenceTransformers) {
   NoGradGuard ng;
-  BatchEncoding b{fixture_->load("input_ids"), fixture_->load("attention_mask"),
-                  fixture_->load("token_type_ids")};
+  data::BatchEncoding b{fixture_->load("input_ids"), fixture_->load("attention_mask"),
+                        fixture_->load("token_type_ids")};
   const Tensor hidden = encoder_->model->forward(b.input_ids, b.attention_mask, b.token_type_ids).data();
   // Padded positions hold whatever each implementation computes there; compare real tokens.
   EXPECT_LT(max_abs_diff_on_tokens(hidden, fixture_->load("last_hidden_state"), b.attention_mask), 1e-4);

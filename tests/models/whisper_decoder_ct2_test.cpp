@@ -52,14 +52,14 @@ struct TempDir {
 class WhisperDecoderCt2 : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const auto dir = try_find_whisper_dir();
+    const auto dir = data::try_find_whisper_dir();
     if (!dir || !fs::exists(*dir / "model.bin")) return;
     dir_ = new fs::path(*dir);
     const models::WhisperDecoderWeights w = models::read_whisper_decoder_ctranslate2(*dir / "model.bin");
     decoder_ = new WhisperDecoder(w.config);
     loaded_ = decoder_->load_state_dict(w.decoder).ok();
     decoder_->eval();
-    tokenizer_ = new BpeTokenizer(BpeTokenizer::from_dir(*dir));
+    tokenizer_ = new data::BpeTokenizer(data::BpeTokenizer::from_dir(*dir));
     tokens_ = new WhisperTokens(models::read_whisper_tokens(*dir, *tokenizer_));
     // The three clips' 30 s log-mel, rebuilt from the fixtures, through our encoder (checked
     // against CTranslate2's in whisper_encoder_test.cpp): (3, 1500, 384).
@@ -112,7 +112,7 @@ class WhisperDecoderCt2 : public ::testing::Test {
   }
   static inline fs::path* dir_ = nullptr;
   static inline WhisperDecoder* decoder_ = nullptr;
-  static inline BpeTokenizer* tokenizer_ = nullptr;
+  static inline data::BpeTokenizer* tokenizer_ = nullptr;
   static inline WhisperTokens* tokens_ = nullptr;
   static inline Tensor* memory_ = nullptr;
   static inline bool loaded_ = false;
@@ -216,16 +216,16 @@ TEST_F(WhisperDecoderCt2, TranscriberReadsFilesAndSplitsLongAudio) {
   const models::WhisperTranscriber model(*dir_);
   models::WhisperTranscribeOptions o;
   o.decode.beam_size = 1;
-  const std::vector<float> clip_b = load_audio(b).samples;
-  const std::vector<float> b48 = resample(clip_b, 16000, 48000);
+  const std::vector<float> clip_b = data::load_audio(b).samples;
+  const std::vector<float> b48 = data::resample(clip_b, 16000, 48000);
   std::vector<float> stereo;
   for (float x : b48) stereo.insert(stereo.end(), {x, x});
   const TempDir tmp("wav");
-  write_audio(tmp.path / "b48k.wav", stereo, 2, 48000, SampleFormat::Float32);
+  data::write_audio(tmp.path / "b48k.wav", stereo, 2, 48000, data::SampleFormat::Float32);
   const std::string text_b = model.transcribe_file(tmp.path / "b48k.wav", o);
   EXPECT_EQ(text_b, "Eight of spades, four of close, seven of hearts.");
 
-  std::vector<float> joined = load_audio(a).samples;
+  std::vector<float> joined = data::load_audio(a).samples;
   ASSERT_LT(joined.size(), 480000u);
   joined.resize(480000, 0.0f);
   joined.insert(joined.end(), clip_b.begin(), clip_b.end());

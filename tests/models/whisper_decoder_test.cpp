@@ -410,7 +410,7 @@ TEST(WhisperDecoderBadInput, Folders) {
   expect_error<Error>([&] { models::read_whisper_decoder_weights(empty.path); },
                       {empty.path.string(), "model.bin"});
   // Suppressed ids outside the vocabulary, from config.json.
-  const BpeTokenizer tok = BpeTokenizer::from_dir(fs::path(CW_FIXTURE_DIR) / "bpe_tiny");
+  const data::BpeTokenizer tok = data::BpeTokenizer::from_dir(fs::path(CW_FIXTURE_DIR) / "bpe_tiny");
   std::ofstream(tmp.path / "config.json") << R"({"suppress_ids": [1, 2, 9999], "suppress_ids_begin": [220]})";
   expect_error<ValueError>([&] { models::read_whisper_tokens(tmp.path, tok); }, {"9999", "[0, 603)"});
   std::ofstream(tmp.path / "config.json") << R"({"suppress_ids": [1, 2], "suppress_ids_begin": [5]})";

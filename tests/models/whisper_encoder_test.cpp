@@ -63,7 +63,7 @@ struct TempDir {
 class WhisperCt2 : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const auto dir = try_find_whisper_dir();
+    const auto dir = data::try_find_whisper_dir();
     if (!dir || !fs::exists(*dir / "model.bin")) return;
     const models::WhisperWeights w = models::read_whisper_ctranslate2(*dir / "model.bin");
     encoder_ = new WhisperEncoder(w.config);

@@ -205,7 +205,8 @@ TEST_F(AsrRun, CudaRunMatchesTheCpuRun) {
 }
 
 TEST_F(AsrRun, SpeechTextRunStartsFromTheTower) {
-  if (!try_find_minilm_dir()) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
+  if (!data::try_find_minilm_dir())
+    GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
   std::ostringstream log;
   const SpeechAsrResult asr = run_speech_asr(options("speech_asr", "asr", {"--optim.steps", "2"}), log);
   ASSERT_FALSE(asr.tower.empty()) << log.str();

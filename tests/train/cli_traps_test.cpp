@@ -224,7 +224,8 @@ TEST_F(ScratchDir, EvalSpellsOptionsAsTrainDoes) {
 // `eval --run R --wav a.wav b.flac`: each file's top intents and keywords, and its embedding in
 // a .npy or .safetensors file, from a tiny run trained here on generated audio.
 TEST(CliTraps, EvalClassifiesYourOwnAudio) {
-  if (!try_find_minilm_dir()) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
+  if (!data::try_find_minilm_dir())
+    GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
   test::SpeechTempDir dir("eval_wav");
   const fs::path corpus = dir.path / "corpus", out = dir.path / "run";
   test::write_speech_text_corpus(corpus);
@@ -253,9 +254,12 @@ TEST(CliTraps, EvalClassifiesYourOwnAudio) {
   std::ostringstream log;
   ASSERT_TRUE(run_training(parse(args).options, log).finished) << log.str();
   // Files of other formats and rates than the corpus's: the front end resamples.
-  write_audio(dir.path / "a.wav", test::synthetic_sound(300, 3, 0.6, 1), 1, 16000, SampleFormat::PCM_16);
-  write_audio(dir.path / "b.wav", test::synthetic_sound(500, 2, 0.8, 2), 1, 22050, SampleFormat::Float32);
-  write_audio(dir.path / "c.wav", test::synthetic_sound(700, 4, 0.5, 3), 1, 8000, SampleFormat::PCM_24);
+  data::write_audio(dir.path / "a.wav", test::synthetic_sound(300, 3, 0.6, 1), 1, 16000,
+                    data::SampleFormat::PCM_16);
+  data::write_audio(dir.path / "b.wav", test::synthetic_sound(500, 2, 0.8, 2), 1, 22050,
+                    data::SampleFormat::Float32);
+  data::write_audio(dir.path / "c.wav", test::synthetic_sound(700, 4, 0.5, 3), 1, 8000,
+                    data::SampleFormat::PCM_24);
   const std::string files = "--wav '" + (dir.path / "a.wav").string() + "' '" +
                             (dir.path / "b.wav").string() + "' '" + (dir.path / "c.wav").string() + "'";
   std::string printed, err;

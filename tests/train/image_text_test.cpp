@@ -13,6 +13,7 @@
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "data/model_files.h"
+#include "data/ssl_augment.h"
 #include "device_test_util.h"
 #include "image_text_test_data.h"
 #include "train/device_select.h"
@@ -20,7 +21,6 @@
 #include "train/image_options.h"
 #include "train/image_text_trainer.h"
 #include "train/image_tower.h"
-#include "train/ssl_augment.h"
 #include "train/ssl_trainer.h"
 
 namespace cw::train {
@@ -101,7 +101,8 @@ std::vector<std::string> image_text_args(const std::string& root, const std::fil
 }
 
 TEST(ImageTasks, SslThenImageTextEndToEnd) {
-  if (!try_find_minilm_dir(std::nullopt)) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh)";
+  if (!data::try_find_minilm_dir(std::nullopt))
+    GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh)";
   test::ImageTaskTempDir dir("e2e");
   test::write_bar_image_set(dir.path);
   const std::string root = dir.path.string();
@@ -119,8 +120,8 @@ TEST(ImageTasks, SslThenImageTextEndToEnd) {
   EXPECT_EQ(tower.dim(), 32);
   EXPECT_EQ(tower.model->config.num_layers, 1);
   EXPECT_EQ(tower.model->config.patch_size, 7);
-  auto test_set =
-      std::make_shared<const ImageDataset>(ImageDataset::load_named("fashion_mnist", "test", dir.path));
+  auto test_set = std::make_shared<const data::ImageDataset>(
+      data::ImageDataset::load_named("fashion_mnist", "test", dir.path));
   const CachedImageEmbeddings a = embed_images_cached(tower, test_set, 5);
   const CachedImageEmbeddings b = embed_images_cached(tower, test_set, 7);
   EXPECT_FALSE(a.from_cache);
@@ -155,23 +156,23 @@ TEST(ImageTasks, SslThenImageTextEndToEnd) {
 }
 
 TEST(ImageTasks, SimclrViewIsSeededAndResamplesCorrectly) {
-  SslAugment a;
+  data::SslAugment a;
   a.noise_std = 0.1;
   const Tensor img = ops::rand({3, 1, 12, 12});
-  const Tensor v1 = simclr_view(img, a, 5, 0), v1b = simclr_view(img, a, 5, 0),
-               v2 = simclr_view(img, a, 5, 1);
+  const Tensor v1 = data::simclr_view(img, a, 5, 0), v1b = data::simclr_view(img, a, 5, 0),
+               v2 = data::simclr_view(img, a, 5, 1);
   EXPECT_EQ(v1.to_vector<float>(), v1b.to_vector<float>());
   EXPECT_NE(v1.to_vector<float>(), v2.to_vector<float>());
   // A constant image stays constant through crop, flip and resampling (bilinear weights sum to 1),
   // and brightness/contrast off leave its value; normalization is applied last.
-  SslAugment plain;
+  data::SslAugment plain;
   plain.brightness = plain.contrast = plain.noise_std = 0;
   plain.mean = {0.25f};
   plain.std = {0.5f};
   const Tensor flat = ops::full({2, 1, 9, 9}, 0.75);
   for (uint64_t s = 0; s < 5; ++s)
-    for (float v : simclr_view(flat, plain, 1, s).to_vector<float>()) ASSERT_NEAR(v, 1.0f, 1e-6);
-  EXPECT_THROW(simclr_view(ops::zeros({2, 9, 9}), plain, 0, 0), ShapeError);
+    for (float v : data::simclr_view(flat, plain, 1, s).to_vector<float>()) ASSERT_NEAR(v, 1.0f, 1e-6);
+  EXPECT_THROW(data::simclr_view(ops::zeros({2, 9, 9}), plain, 0, 0), ShapeError);
 }
 
 TEST(ImageTasks, KnnAccuracyOnHandMadeClusters) {
@@ -191,7 +192,8 @@ TEST(ImageTasks, KnnAccuracyOnHandMadeClusters) {
 TEST(ImageTasks, CudaRunsMatchTheCpuRuns) {
   std::string why_not;
   if (!test::cuda_for_test(why_not)) GTEST_SKIP() << why_not;
-  if (!try_find_minilm_dir(std::nullopt)) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh)";
+  if (!data::try_find_minilm_dir(std::nullopt))
+    GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh)";
   test::ImageTaskTempDir dir("cuda");
   test::write_bar_image_set(dir.path);
   const std::string root = dir.path.string();

@@ -49,8 +49,8 @@ inline void write_split(const fs::path& corpus, const std::string& split, const 
     const std::string id = split + "-" + std::to_string(100000 + k).substr(1);
     const std::string rel = "audio/" + split + "/" + id + ".wav";
     fs::create_directories(corpus / "audio" / split);
-    write_audio(corpus / rel, synthetic_sound(200.0 * std::pow(1.15, n % 24), 2.0 + n % 5, seconds, n), 1,
-                16000, SampleFormat::PCM_16);
+    data::write_audio(corpus / rel, synthetic_sound(200.0 * std::pow(1.15, n % 24), 2.0 + n % 5, seconds, n),
+                      1, 16000, data::SampleFormat::PCM_16);
     char dur[32];
     std::snprintf(dur, sizeof dur, "%.3f", seconds);
     tsv += id + "\t" + rel + "\t" + rows[k].transcript + "\t" + rows[k].voice + "\t" + dur + "\t" + split +

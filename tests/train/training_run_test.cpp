@@ -62,7 +62,8 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 class TrainingRun : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!try_find_minilm_dir()) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
+    if (!data::try_find_minilm_dir())
+      GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
     dir_ = std::make_unique<test::SpeechTempDir>(
         std::string("train_run_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     corpus_ = dir_->path / "corpus";
@@ -276,7 +277,7 @@ TEST_F(TrainingRun, ResumedRunEqualsUninterruptedRun) {
 }
 
 TEST_F(TrainingRun, FrozenTextEmbeddingsAreCachedOnDisk) {
-  const train::FrozenTextTower tower = train::FrozenTextTower::load(find_minilm_dir());
+  const train::FrozenTextTower tower = train::FrozenTextTower::load(data::find_minilm_dir());
   const fs::path cache = dir_->path / "text_cache";
   const std::vector<std::string> sentences = {"turn on the lights", "what is the weather", "play music"};
 

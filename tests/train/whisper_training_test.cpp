@@ -49,7 +49,8 @@ std::map<std::string, Tensor> write_random_whisper(const fs::path& dir) {
 class WhisperTraining : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!try_find_minilm_dir()) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
+    if (!data::try_find_minilm_dir())
+      GTEST_SKIP() << "all-MiniLM-L6-v2 not installed (tools/setup.sh installs it)";
     dir_ = std::make_unique<test::SpeechTempDir>(
         std::string("whisper_run_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     corpus_ = dir_->path / "corpus";

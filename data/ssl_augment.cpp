@@ -1,5 +1,5 @@
 // SimCLR views (see ssl_augment.h).
-#include "train/ssl_augment.h"
+#include "data/ssl_augment.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include "core/ops.h"
 #include "data/seeded_keys.h"
 
-namespace cw::train {
+namespace cw::data {
 
 Tensor simclr_view(const Tensor& images, const SslAugment& a, uint64_t seed, uint64_t stream) {
   CW_CHECK(images.dim() == 4 && images.dtype() == DType::F32, ShapeError,
@@ -23,7 +23,6 @@ Tensor simclr_view(const Tensor& images, const SslAugment& a, uint64_t seed, uin
   const float* src = x.data<float>();
   float* dst = y.data<float>();
   const int64_t plane = H * W;
-#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; ++b) {
     // (seed, stream, row) decorrelated by chained splitmix64 into this row's generator seed.
     std::mt19937_64 gen(mix64(mix64(mix64(seed) ^ stream) ^ static_cast<uint64_t>(b)));
@@ -73,4 +72,4 @@ Tensor simclr_view(const Tensor& images, const SslAugment& a, uint64_t seed, uin
   return y;
 }
 
-}  // namespace cw::train
+}  // namespace cw::data
