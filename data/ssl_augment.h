@@ -4,8 +4,8 @@
 // then per-channel normalization. Colour jitter's hue/saturation and blur are left out (one
 // channel, 28 pixels). Each row's draws come from a generator seeded by (seed, stream, row), so a
 // view is a pure function of its inputs and a resumed run draws the same views. Part of data/,
-// beside SpecAugment: a host-side transform of a batch, one thread (a 28 x 28 batch of 256 takes
-// a few milliseconds, next to a training step of seconds).
+// beside SpecAugment: a host-side transform of a batch, on one thread (256 images of 28 x 28 took
+// 21 ms on the loaded 2-core VM; configs/mini_image_ssl.ini's step of 128 x 2 views takes ~3 s).
 #pragma once
 
 #include <cstdint>
