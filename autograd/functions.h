@@ -59,6 +59,8 @@ Variable var(const Variable& x, const std::vector<int64_t>& dims = {}, int64_t c
 
 // ---- linear algebra and normalization
 Variable matmul(const Variable& a, const Variable& b);
+// x (..., K) @ weight^T + bias: weight (N, K), bias (N) or undefined (ops::linear, bias fused).
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias);
 Variable softmax(const Variable& x, int64_t dim);
 Variable log_softmax(const Variable& x, int64_t dim);
 // weight/bias may be undefined Variables (no affine part).

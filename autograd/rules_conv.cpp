@@ -1,6 +1,7 @@
 // Backward rules of dropout and the convolutions.
-//   dropout: y = x * mask  =>  dx = g * mask (the mask already holds 1/(1-p) for kept units;
-//            it is redrawn from the saved generator state, not stored)
+//   dropout: y = x * keep / (1 - p)  =>  dx = g * keep / (1 - p), from the keep bits the forward
+//            kept (1 bit per element: 1/32 of an f32 activation; drawing them again cost the
+//            backward as much as the forward's draw)
 //   conv1d / conv2d: the backward kernels derived in core/ops_conv.cpp.
 #include "autograd/functions.h"
 
@@ -8,13 +9,9 @@ namespace cw::ag {
 
 Variable dropout(const Variable& x, double p, bool training, Generator& gen) {
   if (!training || p == 0.0) return x;
-  // The mask is a pure function of the generator state (counter-based Philox), so the backward
-  // redraws it from a copy of that state instead of keeping a mask as large as x alive.
-  const Generator at = gen;
-  const Tensor y = ops::mul(x.data(), ops::dropout_mask(x.shape(), p, x.dtype(), gen, x.device()));
-  return record("dropout", y, {x}, [at, p](const Grads& g, const auto&) {
-    Generator redraw = at;
-    return Grads{ops::mul(g[0], ops::dropout_mask(g[0].shape(), p, g[0].dtype(), redraw, g[0].device()))};
+  ops::DropoutResult r = ops::dropout(x.data(), p, gen);
+  return record("dropout", r.y, {x}, [mask = r.mask, p](const Grads& g, const auto&) {
+    return Grads{ops::dropout_backward(g[0], mask, p)};
   });
 }
 

@@ -1,6 +1,8 @@
 // Backward rules of matmul, softmax / log-softmax and layer norm.
 //   y = a @ b:  da = g @ b^T,  db = a^T @ g  (summed over broadcast batch dims; a (..., M, K)
 //   times a 2-d b folds the batch into M, so db is one GEMM (K, rows) @ (rows, N)).
+//   y = x @ w^T + b (linear), x folded to (R, K):  dx = g @ w,  dw = g^T @ x (N, R) @ (R, K),
+//   db = sum of g's rows.
 //   softmax and layer norm call their fused backward kernels (derivations in core/cpu/cpu_norm.cpp).
 #include "autograd/functions.h"
 
@@ -29,6 +31,20 @@ Variable matmul(const Variable& a, const Variable& b) {
                     gb = gb.reshape(tb.shape());
                   }
                   return Grads{ga, gb};
+                });
+}
+
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
+  const Tensor b = bias.defined() ? bias.data() : Tensor();
+  return record("linear", ops::linear(x.data(), weight.data(), b), {x, weight, bias},
+                [xs = x.data(), w = weight.data()](const Grads& grads, const auto& need) {
+                  const int64_t K = w.size(1), N = w.size(0);
+                  const Tensor g = grads[0].reshape({-1, N});  // (R, N)
+                  Tensor gx, gw, gb;
+                  if (need[0]) gx = ops::matmul(g, w).reshape(xs.shape());
+                  if (need[1]) gw = ops::matmul(g.t(), xs.reshape({-1, K}));
+                  if (need[2]) gb = ops::sum(g, {0});
+                  return Grads{gx, gw, gb};
                 });
 }
 

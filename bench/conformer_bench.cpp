@@ -28,6 +28,7 @@
 #include "autograd/grad_mode.h"
 #include "core/flop_counter.h"
 #include "core/ops.h"
+#include "machine_info.h"
 #include "models/conformer.h"
 #include "tower_bench_util.h"
 #include "train/adamw.h"
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  bench::print_machine_header();  // CPU model and measured fp32 FMA limit
   models::Conformer model(models::ConformerConfig::small(), DType::F32);
   // Random features (as a normalized log-mel would be: zero mean, unit variance). Full lengths,
   // or with --mixed lengths spread evenly from T down to T/4 (the same formula as the torch side).

@@ -15,6 +15,7 @@
 #include "autograd/grad_mode.h"
 #include "core/ops.h"
 #include "data/model_files.h"
+#include "machine_info.h"
 #include "models/sentence_encoder.h"
 
 using namespace cw;
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  bench::print_machine_header();  // CPU model and measured fp32 FMA limit
   const auto enc = models::SentenceEncoder::load(data::find_minilm_dir(dir));
   const double rss_model = peak_rss_mib();
   // Random word-piece ids (1000..29999 are ordinary tokens), [CLS] first, [SEP] last.

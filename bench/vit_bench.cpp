@@ -24,6 +24,7 @@
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "core/ops.h"
+#include "machine_info.h"
 #include "models/vit.h"
 #include "tower_bench_util.h"
 #include "train/adamw.h"
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  bench::print_machine_header();  // CPU model and measured fp32 FMA limit
   models::ViTConfig config = models::ViTConfig::small28();
   config.dropout = b.dropout;
   config.attention_dropout = b.dropout;

@@ -50,6 +50,7 @@
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "losses/contrastive_loss.h"
+#include "machine_info.h"
 #include "models/conformer.h"
 #include "models/text_transformer.h"
 #include "models/whisper_encoder.h"
@@ -231,6 +232,7 @@ int main(int argc, char** argv) {
 #pragma omp parallel
     _mm_setcsr(_mm_getcsr() | 0x8040);
   }
+  bench::print_machine_header();  // CPU model and measured fp32 FMA limit
   const std::filesystem::path model_bin =
       b.model.empty() ? data::find_whisper_dir() / "model.bin" : std::filesystem::path(b.model);
   const models::WhisperWeights w = models::read_whisper_ctranslate2(model_bin);

@@ -5,6 +5,7 @@
 #include <array>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/op_profiler.h"
 
 namespace cw {
 namespace {
@@ -21,6 +22,7 @@ Backend& backend_for(Device device, const char* op) {
   Backend* b = registry()[static_cast<size_t>(device.type)];
   CW_CHECK(b != nullptr, DeviceError, op, ": no backend for device ", device.str(),
            " in this build (the CUDA backend needs a CW_CUDA build and a call to cw::cuda::init())");
+  OpProfiler::op_begins(op);  // every primitive passes here before its kernel
   return *b;
 }
 

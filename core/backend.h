@@ -109,6 +109,13 @@ class Backend {
   // backend reproduces the same numbers. See core/generator.h.
   virtual void uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) = 0;
   virtual void normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) = 0;
+  // Inverted dropout of contiguous x: y = x / (1 - p) where kept, else 0, the keep decisions being
+  // core/philox.h's dropout stream at (seed, offset); mask (ceil(n / 64) i64 words) receives the
+  // keep bits, bit k of word g for element 64 g + k. dropout_backward: gx = g / (1 - p) where
+  // mask keeps, else 0 (g contiguous).
+  virtual void dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tensor& y,
+                       Tensor& mask) = 0;
+  virtual void dropout_backward(const Tensor& g, const Tensor& mask, double p, Tensor& gx) = 0;
 
   // ---- elementwise ----
   // out = op(x) (x any strides, same shape as out). `scalar` is the exponent of Pow.
@@ -131,7 +138,9 @@ class Backend {
   // ---- linear algebra ----
   // out[b] = a[b] @ b[b]: a (..., M, K), b (..., K, N) expanded to the same batch shape with
   // any strides (a transposed operand is read in place, not copied); out (..., M, N).
-  virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // accumulate: out += a @ b (out holds, e.g., a Linear's bias broadcast over the rows), with no
+  // separate pass over out.
+  virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool accumulate = false) = 0;
 
   // ---- fused normalization kernels (last dim, contiguous rows) ----
   virtual void softmax(const Tensor& x, Tensor& out, bool log) = 0;

@@ -113,6 +113,10 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // torch.matmul semantics for >= 1-d operands: batch dims broadcast, 1-d operands are promoted
 // and the added dim removed. Transposed operands are read in place.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// A Linear layer's product: x (..., K) @ w^T + bias, w (N, K), bias (N) or undefined -> (..., N).
+// The bias is written into the output and the GEMM adds to it (torch's addmm): one pass over the
+// output fewer than matmul then add. FLOP-counted like matmul.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 
 // ---------------------------------------------------------------- normalization
 Tensor softmax(const Tensor& x, int64_t dim);
@@ -153,7 +157,16 @@ std::vector<Tensor> split(const Tensor& x, int64_t size, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 
 // ---------------------------------------------------------------- regularization
-// Inverted-dropout mask: 0 with probability p, else 1/(1-p); y = x * mask.
+// Inverted dropout: y = x * keep / (1 - p) with P(keep) = 1 - p, drawn from gen (core/philox.h's
+// dropout stream); mask keeps the decisions as bits (ceil(numel / 64) i64 words, 1/32 of an f32
+// x) for dropout_backward, which needs no new draw: dx = g * keep / (1 - p).
+struct DropoutResult {
+  Tensor y, mask;
+};
+DropoutResult dropout(const Tensor& x, double p, Generator& gen = default_generator());
+Tensor dropout_backward(const Tensor& g, const Tensor& mask, double p);
+// Inverted-dropout mask: 0 with probability p, else 1/(1-p); y = x * mask. The same draws as
+// dropout (it is dropout(ones(shape), p).y).
 Tensor dropout_mask(const Shape& shape, double p, DType dtype = DType::F32,
                     Generator& gen = default_generator(), Device device = Device::cpu());
 

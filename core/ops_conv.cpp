@@ -22,6 +22,7 @@
 #include <algorithm>
 
 #include "core/flop_counter.h"
+#include "core/op_profiler.h"
 #include "core/ops.h"
 
 namespace cw::ops {
@@ -92,6 +93,7 @@ int64_t images_per_chunk(const Conv2dShapes& s) {
 }  // namespace
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Conv2dOptions& o) {
+  const OpProfiler::Region region("conv2d");  // its im2col GEMMs are convolution time
   const Conv2dShapes s = conv2d_shapes(x_in, w, o);
   const Tensor x = x_in.contiguous();
   const int64_t OH = s.geo.out_h(), OW = s.geo.out_w(), L = OH * OW;
@@ -137,6 +139,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Con
 
 ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w, const Conv2dOptions& o,
                           bool need_x, bool need_weight, bool need_bias) {
+  const OpProfiler::Region region("conv2d_backward");
   const Conv2dShapes s = conv2d_shapes(x_in, w, o);
   const int64_t L = s.geo.out_h() * s.geo.out_w();
   CW_CHECK(gy.shape() == (Shape{s.n, s.cout, s.geo.out_h(), s.geo.out_w()}), ShapeError,

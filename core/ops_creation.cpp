@@ -58,11 +58,34 @@ Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generato
   return t;
 }
 
-Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen, Device device) {
+DropoutResult dropout(const Tensor& x, double p, Generator& gen) {
   CW_CHECK(p >= 0 && p < 1, ValueError, "dropout: p must be in [0, 1), got ", p);
-  // keep where u >= p, so P(keep) = 1 - p; the kept scale 1/(1-p) keeps E[y] = x.
-  Tensor keep = ge(uniform(shape, 0.0, 1.0, dtype, gen, device), scalar(p, dtype, device));
-  return mul(keep, 1.0 / (1.0 - p));
+  CW_CHECK(x.defined(), ValueError, "dropout: undefined tensor");
+  check_floating(x, "dropout");
+  const int64_t groups = (x.numel() + kDropoutGroup - 1) / kDropoutGroup;
+  // The kept scale 1/(1-p) keeps E[y] = x.
+  DropoutResult r{Tensor::empty(x.shape(), x.dtype(), x.device()),
+                  Tensor::empty({groups}, DType::I64, x.device())};
+  const uint64_t offset = gen.reserve(static_cast<uint64_t>(kDropoutBlocks * groups));
+  backend_for(x.device(), "dropout").dropout(x.contiguous(), p, gen.seed(), offset, r.y, r.mask);
+  return r;
+}
+
+Tensor dropout_backward(const Tensor& g, const Tensor& mask, double p) {
+  CW_CHECK(p >= 0 && p < 1, ValueError, "dropout_backward: p must be in [0, 1), got ", p);
+  check_floating(g, "dropout_backward");
+  check_same_device(g, mask, "dropout_backward");
+  CW_CHECK(mask.dtype() == DType::I64 && mask.dim() == 1 &&
+               mask.numel() == (g.numel() + kDropoutGroup - 1) / kDropoutGroup,
+           ShapeError, "dropout_backward: mask ", shape_str(mask.shape()), " ", dtype_name(mask.dtype()),
+           " is not the bits of a gradient ", shape_str(g.shape()));
+  Tensor gx = Tensor::empty(g.shape(), g.dtype(), g.device());
+  backend_for(g.device(), "dropout_backward").dropout_backward(g.contiguous(), mask.contiguous(), p, gx);
+  return gx;
+}
+
+Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen, Device device) {
+  return dropout(ones(shape, dtype, device), p, gen).y;
 }
 
 }  // namespace cw::ops

@@ -1,4 +1,5 @@
-// CUDA copies (strided, with dtype conversion), fills, ranges and Philox random draws. The draws
+// CUDA copies (strided, with dtype conversion), fills, ranges and Philox random draws (uniform,
+// normal, dropout with its keep bits). The draws
 // use the same (seed, offset + i) -> number map as the CPU backend (core/philox.h, one definition
 // for both), so a tensor drawn on either device holds the same values (to the last bit for
 // uniform; normal goes through log/cos, whose device versions may differ from glibc's in the last
@@ -53,6 +54,29 @@ __global__ void arange_kernel(T* out, int64_t n, double start, double step) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x)
     out[i] = static_cast<T>(fma(static_cast<double>(i), step, start));
+}
+
+// One thread per 64-element group: its keep bits (core/philox.h, the CPU's formula) and the
+// group's scaled elements.
+template <class T>
+__global__ void dropout_kernel(const T* x, T* y, uint64_t* mask, int64_t n, uint32_t threshold, T scale,
+                               uint64_t seed, uint64_t offset) {
+  const int64_t groups = (n + kDropoutGroup - 1) / kDropoutGroup;
+  for (int64_t g = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; g < groups;
+       g += int64_t{gridDim.x} * blockDim.x) {
+    const uint64_t bits = dropout_keep_bits(offset, static_cast<uint64_t>(g), seed, threshold);
+    mask[g] = bits;
+    const int64_t base = g * kDropoutGroup, m = n - base < kDropoutGroup ? n - base : kDropoutGroup;
+    for (int64_t k = 0; k < m; ++k) y[base + k] = ((bits >> k) & 1) ? x[base + k] * scale : T(0);
+  }
+}
+
+// One thread per element: its bit of the forward's mask.
+template <class T>
+__global__ void dropout_backward_kernel(const T* g, const uint64_t* mask, T* gx, int64_t n, T scale) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    gx[i] = ((mask[i / kDropoutGroup] >> (i % kDropoutGroup)) & 1) ? g[i] * scale : T(0);
 }
 
 template <class T>
@@ -148,6 +172,35 @@ void CudaBackend::uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo
         <<<grid_for(n), kThreads, 0, stream()>>>(static_cast<T*>(out.raw_data()), n, seed, offset, lo, hi);
   });
   CW_CUDA_CHECK_LAUNCH("uniform_kernel");
+}
+
+void CudaBackend::dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tensor& y,
+                          Tensor& mask) {
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  DeviceGuard g(x.device());
+  const int64_t groups = (n + kDropoutGroup - 1) / kDropoutGroup;
+  dispatch_cuda<false>(x.dtype(), "dropout", [&](auto tag) {
+    using T = decltype(tag);
+    dropout_kernel<T><<<grid_for(groups), kThreads, 0, stream()>>>(
+        static_cast<const T*>(x.raw_data()), static_cast<T*>(y.raw_data()),
+        static_cast<uint64_t*>(mask.raw_data()), n, dropout_threshold(p), static_cast<T>(1.0 / (1.0 - p)),
+        seed, offset);
+  });
+  CW_CUDA_CHECK_LAUNCH("dropout_kernel");
+}
+
+void CudaBackend::dropout_backward(const Tensor& g, const Tensor& mask, double p, Tensor& gx) {
+  const int64_t n = g.numel();
+  if (n == 0) return;
+  DeviceGuard guard(g.device());
+  dispatch_cuda<false>(g.dtype(), "dropout_backward", [&](auto tag) {
+    using T = decltype(tag);
+    dropout_backward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
+        static_cast<const T*>(g.raw_data()), static_cast<const uint64_t*>(mask.raw_data()),
+        static_cast<T*>(gx.raw_data()), n, static_cast<T>(1.0 / (1.0 - p)));
+  });
+  CW_CUDA_CHECK_LAUNCH("dropout_backward_kernel");
 }
 
 void CudaBackend::normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) {

@@ -22,11 +22,11 @@ int as_int(int64_t v, const char* what) {
 
 }  // namespace
 
-void CudaBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out) {
+void CudaBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out, bool accumulate) {
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   if (M == 0 || N == 0 || out.numel() == 0) return;
   if (K == 0) {
-    fill(out, 0.0);
+    if (!accumulate) fill(out, 0.0);
     return;
   }
   CW_CHECK(out.dtype() == DType::F32 || out.dtype() == DType::F64, DTypeError, "matmul: dtype ",
@@ -46,7 +46,10 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out) {
   const float one_f = 1.0f, zero_f = 0.0f;
   const double one_d = 1.0, zero_d = 0.0;
   const void* alpha = f32 ? static_cast<const void*>(&one_f) : static_cast<const void*>(&one_d);
-  const void* beta = f32 ? static_cast<const void*>(&zero_f) : static_cast<const void*>(&zero_d);
+  // accumulate: beta = 1, cuBLAS adds the product onto out.
+  const void* beta = accumulate
+                         ? (f32 ? static_cast<const void*>(&one_f) : static_cast<const void*>(&one_d))
+                         : (f32 ? static_cast<const void*>(&zero_f) : static_cast<const void*>(&zero_d));
   const char* p1 = static_cast<const char*>(p.first.raw_data());
   const char* p2 = static_cast<const char*>(p.second.raw_data());
   char* pc = static_cast<char*>(out.raw_data());

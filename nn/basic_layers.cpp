@@ -16,9 +16,8 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, DType 
 Variable Linear::forward(const Variable& x) const {
   CW_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), ShapeError, "Linear: input ", shape_str(x.shape()),
            " does not end in in_features = ", weight.size(1));
-  // x @ W^T reads W transposed in place (no copy), then the bias broadcasts over rows.
-  Variable y = ag::matmul(x, ag::transpose(weight, 0, 1));
-  return bias.defined() ? y + bias : y;
+  // x @ W^T reads W transposed in place (no copy); the GEMM adds onto the bias (ops::linear).
+  return ag::linear(x, weight, bias);
 }
 
 Embedding::Embedding(int64_t num, int64_t dim, DType dtype) {

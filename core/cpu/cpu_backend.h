@@ -19,6 +19,8 @@ class CpuBackend : public Backend {
   void arange(Tensor& out, double start, double step) override;
   void uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) override;
   void normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) override;
+  void dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tensor& y, Tensor& mask) override;
+  void dropout_backward(const Tensor& g, const Tensor& mask, double p, Tensor& gx) override;
 
   void unary(UnaryOp op, const Tensor& x, Tensor& out, double scalar) override;
   void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
@@ -27,7 +29,7 @@ class CpuBackend : public Backend {
   void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) override;
 
   void reduce(ReduceOp op, const Tensor& x, Tensor& out, int64_t outer, int64_t r, int64_t inner) override;
-  void matmul(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool accumulate = false) override;
 
   void softmax(const Tensor& x, Tensor& out, bool log) override;
   void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;

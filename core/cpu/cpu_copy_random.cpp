@@ -1,7 +1,11 @@
-// CPU copies (with dtype conversion), fills, ranges and Philox random draws.
+// CPU copies (with dtype conversion), fills, ranges and Philox random draws (uniform, normal, and
+// dropout with its keep bits).
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/philox_avx2.h"
 #include "core/cpu/strided_loop.h"
 #include "core/generator.h"
 
@@ -74,7 +78,98 @@ void fill_normal(T* o, int64_t n, uint64_t seed, uint64_t offset, double mean, d
   }
 }
 
+#if defined(__AVX2__)
+// A full group of f32 in AVX2 registers (philox_avx2.h): element 16 q + 8 h + j is word q of block
+// first + 8 h + j, the layout of core/philox.h's dropout stream; returns the group's keep bits.
+uint64_t dropout_group_f32(const float* x, float* y, uint64_t first, uint64_t key, uint32_t threshold,
+                           float scale) {
+  const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold));
+  const __m256 s = _mm256_set1_ps(scale);
+  uint64_t bits = 0;
+  for (int h = 0; h < 2; ++h) {
+    __m256i w[4];
+    philox4x32_x8(first + 8 * h, key, w);
+    for (int q = 0; q < 4; ++q) {
+      const int k = 16 * q + 8 * h;
+      const __m256 keep = _mm256_castsi256_ps(keep8(w[q], t));
+      _mm256_storeu_ps(y + k, _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(x + k), s)));
+      bits |= static_cast<uint64_t>(_mm256_movemask_ps(keep)) << k;
+    }
+  }
+  return bits;
+}
+
+// gx = g * scale where the group's bit is set, else 0: eight bits at a time become lane masks.
+void dropout_backward_group_f32(const float* g, float* gx, uint64_t bits, float scale) {
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256 s = _mm256_set1_ps(scale);
+  for (int k = 0; k < 64; k += 8) {
+    const __m256i b = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>((bits >> k) & 0xFF)), lane_bit);
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(b, lane_bit));
+    _mm256_storeu_ps(gx + k, _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(g + k), s)));
+  }
+}
+#endif
+
+// One 64-element group per iteration: its keep bits, then the scaled copy of the kept elements.
+// Full f32 groups take the AVX2 path where built; the rest (f64, a partial last group) the
+// portable formula of core/philox.h.
+template <class T>
+void dropout_groups(const T* x, T* y, int64_t* mask, int64_t n, double p, uint64_t seed, uint64_t offset) {
+  const uint32_t threshold = dropout_threshold(p);
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  const int64_t groups = (n + kDropoutGroup - 1) / kDropoutGroup;
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t base = g * kDropoutGroup, m = std::min(kDropoutGroup, n - base);
+#if defined(__AVX2__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (m == kDropoutGroup) {
+        const uint64_t first = offset + static_cast<uint64_t>(kDropoutBlocks * g);
+        mask[g] = static_cast<int64_t>(dropout_group_f32(x + base, y + base, first, seed, threshold, scale));
+        continue;
+      }
+    }
+#endif
+    const uint64_t bits = dropout_keep_bits(offset, static_cast<uint64_t>(g), seed, threshold);
+    mask[g] = static_cast<int64_t>(bits);
+    for (int64_t k = 0; k < m; ++k) y[base + k] = ((bits >> k) & 1) ? x[base + k] * scale : T(0);
+  }
+}
+
+template <class T>
+void dropout_backward_groups(const T* g, const int64_t* mask, T* gx, int64_t n, double p) {
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  const int64_t groups = (n + kDropoutGroup - 1) / kDropoutGroup;
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (int64_t w = 0; w < groups; ++w) {
+    const uint64_t bits = static_cast<uint64_t>(mask[w]);
+    const int64_t base = w * kDropoutGroup, m = std::min(kDropoutGroup, n - base);
+#if defined(__AVX2__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (m == kDropoutGroup) {
+        dropout_backward_group_f32(g + base, gx + base, bits, scale);
+        continue;
+      }
+    }
+#endif
+    for (int64_t k = 0; k < m; ++k) gx[base + k] = ((bits >> k) & 1) ? g[base + k] * scale : T(0);
+  }
+}
+
 }  // namespace
+
+void CpuBackend::dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tensor& y, Tensor& mask) {
+  dispatch_float(x.dtype(), "dropout", [&]<class T>() {
+    dropout_groups<T>(x.data<T>(), y.data<T>(), mask.data<int64_t>(), x.numel(), p, seed, offset);
+  });
+}
+
+void CpuBackend::dropout_backward(const Tensor& g, const Tensor& mask, double p, Tensor& gx) {
+  dispatch_float(g.dtype(), "dropout_backward", [&]<class T>() {
+    dropout_backward_groups<T>(g.data<T>(), mask.data<int64_t>(), gx.data<T>(), g.numel(), p);
+  });
+}
 
 void CpuBackend::uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) {
   dispatch_float(out.dtype(), "uniform",

@@ -203,6 +203,18 @@ TEST(GradCheck, Views) {
                         {rand64({4, 3}, -1, 1, 103)}));
 }
 
+TEST(GradCheck, Linear) {
+  // (B, T, K) with bias (the fused path), one row (GEMV), 1-d x, and no bias.
+  const Tensor w = rand64({3, 4}, -1, 1, 61), b = rand64({3}, -1, 1, 62);
+  for (const Shape& s : {Shape{2, 5, 4}, Shape{1, 4}, Shape{4}}) {
+    EXPECT_TRUE(
+        gradcheck([](const V& v) { return ag::linear(v[0], v[1], v[2]); }, {rand64(s, -1, 1, 63), w, b}))
+        << shape_str(s);
+  }
+  EXPECT_TRUE(gradcheck([](const V& v) { return ag::linear(v[0], v[1], Variable()); },
+                        {rand64({2, 4}, -1, 1, 64), w}));
+}
+
 TEST(GradCheck, Dropout) {
   // A fresh generator with the same seed in every evaluation, so the mask is fixed.
   auto fn = [](const V& v) {

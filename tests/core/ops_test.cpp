@@ -193,6 +193,103 @@ TEST(Ops, DropoutMaskStatistics) {
   EXPECT_THROW(ops::dropout_mask({2}, 1.0), ValueError);
 }
 
+// The dropout stream of core/philox.h, element by element with the one-block philox4x32: element
+// 64 g + 16 q + j is kept when word q of block offset + 16 g + j is >= floor(p 2^32). A length
+// that is not a multiple of 64 checks the last, partial group; the generator advances by 16
+// counters per group.
+TEST(Ops, DropoutFollowsTheDocumentedStreamAndKeepsItsBits) {
+  // f32 runs the CPU's AVX2 kernel on the full groups (core/cpu/philox_avx2.h) and the portable
+  // one on the partial last group; f64 the portable one throughout.
+  for (DType dt : {DType::F64, DType::F32}) {
+    const int64_t n = 200;
+    const double p = 0.3;
+    Generator g(7);
+    g.reserve(5);  // a nonzero offset
+    const Tensor x = test::rand64({n}, -1, 1, 17).to(dt);
+    const ops::DropoutResult r = ops::dropout(x.view({8, 25}), p, g);
+    EXPECT_EQ(g.offset(), 5u + 16u * 4u);
+    ASSERT_EQ(r.y.shape(), (Shape{8, 25}));
+    ASSERT_EQ(r.mask.shape(), (Shape{4}));
+    const auto xv = x.to(DType::F64).to_vector<double>(), yv = r.y.to(DType::F64).to_vector<double>();
+    const auto bits = r.mask.to_vector<int64_t>();
+    const uint32_t t = static_cast<uint32_t>(p * 4294967296.0);
+    // The kept value is x times the scale, rounded in the tensor's dtype.
+    auto scaled = [&](double v) {
+      return dt == DType::F64 ? v * (1 / (1 - p))
+                              : static_cast<double>(static_cast<float>(v) * static_cast<float>(1 / (1 - p)));
+    };
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t grp = i / 64, q = (i % 64) / 16, j = i % 16;
+      const bool keep = philox4x32(5 + 16 * grp + j, 0, 7)[static_cast<int>(q)] >= t;
+      ASSERT_EQ(yv[i], keep ? scaled(xv[i]) : 0.0) << dtype_name(dt) << " element " << i;
+      ASSERT_EQ((static_cast<uint64_t>(bits[grp]) >> (i % 64)) & 1, keep ? 1u : 0u) << "bit " << i;
+      kept += keep;
+    }
+    EXPECT_GT(kept, 110);  // ~140 of 200 expected
+    EXPECT_LT(kept, 170);
+    // The backward reads the bits: the gradient passes (scaled) exactly where x did.
+    const Tensor gy = test::rand64({8, 25}, -1, 1, 18).to(dt);
+    const auto gv = gy.to(DType::F64).to_vector<double>();
+    const auto gx = ops::dropout_backward(gy, r.mask, p).to(DType::F64).to_vector<double>();
+    const auto bitv = [&](int64_t i) { return (static_cast<uint64_t>(bits[i / 64]) >> (i % 64)) & 1; };
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(gx[i], bitv(i) ? scaled(gv[i]) : 0.0) << dtype_name(dt) << " " << i;
+    // dropout_mask is the same stream: the same generator state gives the same decisions.
+    Generator g2(7);
+    g2.reserve(5);
+    const auto m = ops::dropout_mask({n}, p, DType::F64, g2).to_vector<double>();
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(m[i] != 0.0, bitv(i) == 1) << i;
+    // Bad input: p out of range, a mask of the wrong size or dtype.
+    EXPECT_THROW(ops::dropout(x, 1.0, g), ValueError);
+    EXPECT_THROW(ops::dropout_backward(gy, ops::zeros({3}, DType::I64), p), ShapeError);
+    EXPECT_THROW(ops::dropout_backward(gy, ops::zeros({4}), p), ShapeError);
+  }
+}
+
+// linear = x @ w^T + bias with the bias fused into the GEMM: the same numbers as the two ops, for
+// the folded (B, T, K) path, one row (the GEMV path), no bias, and a strided x (the fallback).
+TEST(Ops, LinearMatchesMatmulPlusBias) {
+  const Tensor w = test::rand64({5, 4}, -1, 1, 21), b = test::rand64({5}, -1, 1, 22);
+  for (const Shape& s : {Shape{2, 3, 4}, Shape{1, 4}, Shape{4}, Shape{2, 4}}) {
+    const Tensor x = test::rand64(s, -1, 1, 23);
+    EXPECT_TRUE(all_close(ops::linear(x, w, b), ops::add(ops::matmul(x, w.t()), b), 1e-14, 1e-14))
+        << shape_str(s);
+    EXPECT_TRUE(all_close(ops::linear(x, w, Tensor()), ops::matmul(x, w.t()), 0, 0)) << shape_str(s);
+  }
+  const Tensor xt = test::rand64({4, 3}, -1, 1, 24).t();  // (3, 4), column-major
+  EXPECT_TRUE(all_close(ops::linear(xt, w, b), ops::add(ops::matmul(xt, w.t()), b), 1e-14, 1e-14));
+  EXPECT_THROW(ops::linear(test::rand64({2, 4}, -1, 1, 1), w, test::rand64({4}, -1, 1, 2)), ShapeError);
+}
+
+// One-row products go to GEMV (core/cpu/cpu_matmul.cpp): every layout of both operands, and an
+// accumulate-free result, against the same product computed through a 3-row GEMM.
+TEST(Ops, OneAndTwoRowProductsMatchTheGemmPath) {
+  const Tensor a = test::rand64({3, 6}, -1, 1, 31);
+  const Tensor bt = test::rand64({7, 6}, -1, 1, 32);  // b = bt^T: column-major
+  const Tensor b = bt.t().contiguous();               // row-major (6, 7)
+  const Tensor full = ops::matmul(a, b);
+  for (int64_t m : {1, 2}) {
+    const Tensor want = full.narrow(0, 0, m);
+    EXPECT_TRUE(all_close(ops::matmul(a.narrow(0, 0, m), b), want, 1e-14, 1e-14))
+        << m << " rows, b row-major";
+    EXPECT_TRUE(all_close(ops::matmul(a.narrow(0, 0, m), bt.t()), want, 1e-14, 1e-14))
+        << m << " rows, b col-major";
+    const Tensor at = a.t().contiguous().t();  // column-major a
+    EXPECT_TRUE(all_close(ops::matmul(at.narrow(0, 0, m), bt.t()), want, 1e-14, 1e-14))
+        << m << " rows, a col-major";
+  }
+  // Batched one-row products (a decoder step over a batch of hypotheses).
+  const Tensor q = test::rand64({4, 1, 6}, -1, 1, 33);
+  const Tensor k = test::rand64({4, 6, 5}, -1, 1, 34);
+  const Tensor got = ops::matmul(q, k);
+  for (int64_t i = 0; i < 4; ++i)
+    EXPECT_TRUE(all_close(got.select(0, i),
+                          ops::matmul(q.select(0, i).expand({3, 6}), k.select(0, i)).narrow(0, 0, 1), 1e-14,
+                          1e-14))
+        << i;
+}
+
 TEST(Ops, ConvIdentityAndShapes) {
   // A 1x1 kernel of weight 1 copies each channel; a centered delta kernel with padding too.
   Tensor x = ops::arange(0, 2 * 3 * 5, 1, DType::F64).view({2, 3, 5});

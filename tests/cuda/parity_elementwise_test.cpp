@@ -66,6 +66,24 @@ TEST_F(CudaParity, RandomDrawsMatchCpuStream) {
   }
 }
 
+TEST_F(CudaParity, DropoutMatchesCpuStreamAndBits) {
+  // Same generator state on both backends: the same keep bits and outputs, bit for bit (the keep
+  // decision is an integer compare, the scale one multiply), and the backward from those bits.
+  for (DType dt : {DType::F32, DType::F64}) {
+    const Tensor x = rnd({37, 29}, dt);  // 1073 elements: a partial last group of 64
+    Generator gc(42), gg(42);
+    const ops::DropoutResult c = ops::dropout(x, 0.35, gc);
+    const ops::DropoutResult d = ops::dropout(x.to(gpu()), 0.35, gg);
+    EXPECT_EQ(gc.offset(), gg.offset());
+    EXPECT_TRUE(all_close(d.y.to(Device::cpu()), c.y, 0, 0)) << dtype_name(dt);
+    EXPECT_EQ(d.mask.to(Device::cpu()).to_vector<int64_t>(), c.mask.to_vector<int64_t>()) << dtype_name(dt);
+    const Tensor g = rnd({37, 29}, dt, -1, 1, 8);
+    EXPECT_TRUE(all_close(ops::dropout_backward(g.to(gpu()), d.mask, 0.35).to(Device::cpu()),
+                          ops::dropout_backward(g, c.mask, 0.35), 0, 0))
+        << dtype_name(dt);
+  }
+}
+
 TEST_F(CudaParity, UnaryForwardAndBackward) {
   const std::vector<UnaryOp> ops_all = {UnaryOp::Neg,     UnaryOp::Exp,      UnaryOp::Log,     UnaryOp::Sqrt,
                                         UnaryOp::Rsqrt,   UnaryOp::Tanh,     UnaryOp::Sigmoid, UnaryOp::Relu,

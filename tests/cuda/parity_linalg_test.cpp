@@ -10,6 +10,20 @@ namespace {
 
 class CudaLinalgParity : public CudaTest {};
 
+TEST_F(CudaLinalgParity, LinearWithFusedBias) {
+  // ops::linear accumulates the GEMM onto the bias (beta = 1 in cuBLAS and BLAS).
+  for (DType dt : {DType::F32, DType::F64}) {
+    const double at = dt == DType::F32 ? 1e-4 : 1e-12, rt = dt == DType::F32 ? 1e-4 : 1e-11;
+    auto lin = [](auto& v) { return ag::linear(v[0], v[1], v[2]); };
+    EXPECT_TRUE(
+        grad_parity(lin, {rnd({3, 5, 8}, dt), rnd({6, 8}, dt, -1, 1, 3), rnd({6}, dt, -1, 1, 4)}, at, rt))
+        << "(B, T, K)";
+    EXPECT_TRUE(
+        grad_parity(lin, {rnd({1, 8}, dt), rnd({6, 8}, dt, -1, 1, 3), rnd({6}, dt, -1, 1, 4)}, at, rt))
+        << "one row";
+  }
+}
+
 TEST_F(CudaLinalgParity, MatmulLayoutsAndBatches) {
   for (DType dt : {DType::F32, DType::F64}) {
     const double at = dt == DType::F32 ? 1e-4 : 1e-12, rt = dt == DType::F32 ? 1e-4 : 1e-11;
