@@ -84,7 +84,6 @@ ImageDataset ImageDataset::load(const fs::path& dir, const std::string& split) {
   ds.templates_ = meta.get<std::vector<std::string>>("prompt_templates");
   ds.horizontal_flip_ = meta.get<bool>("horizontal_flip");
   ds.heldout_ = meta.get_or("heldout_classes", ds.heldout_);
-  CW_CHECK(!ds.classes_.empty(), ValueError, meta_where, ": no classes");
   const JsonReader splits = meta.at("splits");
   splits.expect(splits.json().is_object(), "an object");
   if (!splits.has(split)) {
@@ -95,12 +94,18 @@ ImageDataset ImageDataset::load(const fs::path& dir, const std::string& split) {
   }
   const JsonReader sp = splits.at(split);
   const fs::path images_path = resolve(dir, sp.get<std::string>("images"));
-  const fs::path labels_path = resolve(dir, sp.get<std::string>("labels"));
+  // Without a label file (imported corpora: more than 256 classes, or none) the manifest's label
+  // column is the label, and an empty one marks an image without a class.
+  const bool label_file = sp.has("labels");
+  const fs::path labels_path = label_file ? resolve(dir, sp.get<std::string>("labels")) : fs::path();
   const fs::path manifest_path = resolve(dir, sp.get<std::string>("manifest"));
 
   ds.images_ = read_idx(images_path);
-  const IdxArray labels = read_idx(labels_path);
-  check_idx_pair(ds.images_, labels);
+  IdxArray labels;
+  if (label_file) {
+    labels = read_idx(labels_path);
+    check_idx_pair(ds.images_, labels);
+  }
   const auto& d = ds.images_.dims;
   const int64_t c = d.size() == 4 ? d[3] : 1;
   CW_CHECK((d.size() == 3 || d.size() == 4) && d[1] == ds.height_ && d[2] == ds.width_ && c == ds.channels_,
@@ -127,18 +132,21 @@ ImageDataset ImageDataset::load(const fs::path& dir, const std::string& split) {
     ImageRow r;
     r.id = f[0];
     r.index = parse_index(f[1]);
-    r.label = parse_index(f[2]);
+    const bool no_class = !label_file && f[2].empty();
+    r.label = no_class ? -1 : parse_index(f[2]);
     r.attributes = f[4];
     r.line = lineno;
     CW_CHECK(!r.id.empty(), ValueError, "ImageDataset: ", where, lineno, ": empty id");
     CW_CHECK(r.index >= 0 && r.index < ds.images_.count(), ValueError, "ImageDataset: ", where, lineno,
              ": index '", f[1], "' is not a row of ", images_path.string(), " (", ds.images_.count(),
              " images)");
-    CW_CHECK(r.label >= 0 && r.label < ds.num_classes(), ValueError, "ImageDataset: ", where, lineno,
-             ": label '", f[2], "' is not one of the ", ds.num_classes(), " classes");
-    const int64_t idx_label = labels.data[static_cast<size_t>(r.index)];
-    CW_CHECK(idx_label == r.label, ValueError, "ImageDataset: ", where, lineno, ": label ", r.label, " but ",
-             labels_path.string(), " has ", idx_label, " at index ", r.index);
+    CW_CHECK(no_class || (r.label >= 0 && r.label < ds.num_classes()), ValueError, "ImageDataset: ", where,
+             lineno, ": label '", f[2], "' is not one of the ", ds.num_classes(), " classes");
+    if (label_file) {
+      const int64_t idx_label = labels.data[static_cast<size_t>(r.index)];
+      CW_CHECK(idx_label == r.label, ValueError, "ImageDataset: ", where, lineno, ": label ", r.label,
+               " but ", labels_path.string(), " has ", idx_label, " at index ", r.index);
+    }
     for (std::string& cap : split_on(f[3], kCaptionSep))
       if (!cap.empty()) r.captions.push_back(std::move(cap));
     CW_CHECK(!r.captions.empty(), ValueError, "ImageDataset: ", where, lineno, ": no caption");
@@ -187,6 +195,10 @@ Tensor ImageDataset::labels() const {
   int64_t* dst = out.data<int64_t>();
   for (int64_t i = 0; i < size(); ++i) dst[i] = rows_[static_cast<size_t>(i)].label;
   return out;
+}
+
+bool ImageDataset::labeled() const {
+  return std::all_of(rows_.begin(), rows_.end(), [](const ImageRow& r) { return r.label >= 0; });
 }
 
 ChannelStats ImageDataset::channel_stats() const {

@@ -8,6 +8,9 @@
 //   train-000000  0  9  a buskin | a low-resolution scan of a Wellington | ...  color=red;count=2
 // index is the row in the split's IDX files, label must equal the IDX label there, captions are
 // joined by " | " (at least one), attributes are key=value pairs joined by ';' (may be empty).
+// A split without a "labels" file in dataset.json (the importers' corpora, import_image_corpus.h:
+// ImageNet's 1000 classes do not fit IDX's byte labels; WebDataset pairs have no class) takes the
+// label from the manifest, where an empty label means "no class" (label -1).
 // Malformed input throws cw::ValueError naming the file (and the 1-based line for a manifest).
 #pragma once
 
@@ -25,7 +28,7 @@ namespace cw::data {
 struct ImageRow {
   std::string id;
   int64_t index = 0;  // row in the split's IDX image and label files
-  int64_t label = 0;
+  int64_t label = 0;  // -1: no class (a caption-only corpus)
   std::vector<std::string> captions;
   std::string attributes;  // "key=value;..." (compositional set), empty elsewhere
   int64_t line = 0;        // 1-based manifest line, for messages
@@ -73,6 +76,8 @@ class ImageDataset {
   Tensor image(int64_t i) const;
   // Labels of every row, i64 (N).
   Tensor labels() const;
+  // Whether every row has a class (zero-shot evaluation and the k-NN check need one).
+  bool labeled() const;
   // Mean and standard deviation of each channel over every pixel of every row.
   ChannelStats channel_stats() const;
 

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-20}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors_fuzz ctranslate2_fuzz json_fuzz audio_fuzz idx_fuzz manifest_fuzz tokenizer_fuzz bpe_fuzz torch_checkpoint_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors_fuzz ctranslate2_fuzz json_fuzz audio_fuzz idx_fuzz manifest_fuzz tokenizer_fuzz bpe_fuzz torch_checkpoint_fuzz tar_fuzz)
 
 if [ "$(dpkg-query -W -f='${Status}\n' clang libclang-rt-dev 2>/dev/null | grep -c 'install ok installed')" != 2 ]; then
   echo "fuzz: installing clang libclang-rt-dev"

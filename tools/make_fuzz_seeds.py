@@ -154,8 +154,48 @@ def torch_checkpoint():
                 os.path.join(ROOT, "torch_checkpoint"))
 
 
+def tar_bytes(members, fmt):
+    """A tar archive of (name, bytes or None for a folder, link target or None) in `fmt`, with fixed
+    owners and times (deterministic bytes)."""
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        for name, data, link in members:
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                t.addfile(info)
+            elif data is None:
+                info.type = tarfile.DIRTYPE
+                t.addfile(info)
+            else:
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def tar():
+    """WebDataset shards as img2dataset and Python's tarfile write them (ustar, pax with long and
+    non-ASCII names, GNU long names, a folder and a link, gzip'd), holding the JPEG fixtures."""
+    import tarfile
+    fixtures = os.path.join(os.path.dirname(ROOT), "..", "fixtures", "jpeg")
+    jpg = {n: open(os.path.join(fixtures, n + ".jpg"), "rb").read() for n in ("rgb420", "gray", "rgb444_progressive")}
+    sample = [("000000000.jpg", jpg["rgb420"], None), ("000000000.txt", b"a dog on a beach", None),
+              ("000000000.json", b'{"caption": "a dog on a beach", "status": "success"}', None),
+              ("000000001.jpg", jpg["gray"], None), ("000000001.txt", "caf\u00e9 \u6771\u4eac".encode(), None)]
+    put("tar", "ustar.tar", tar_bytes(sample, tarfile.USTAR_FORMAT))
+    deep = "d" * 120 + "/\u00e9t\u00e9/000000002"
+    put("tar", "pax.tar", tar_bytes([(deep + ".jpg", jpg["rgb444_progressive"], None), (deep + ".txt", b"x", None)],
+                                    tarfile.PAX_FORMAT))
+    put("tar", "gnu.tar", tar_bytes([("shard/", None, None), ("shard/link.jpg", None, "000000000.jpg"),
+                                     ("shard/" + "n" * 110 + ".jpg", jpg["gray"], None)], tarfile.GNU_FORMAT))
+    put("tar", "shard.tar.gz", gzip.compress(tar_bytes(sample[:2], tarfile.USTAR_FORMAT), mtime=0))
+
+
 if __name__ == "__main__":
-    targets = ("audio", "idx", "manifest", "tokenizer", "ctranslate2", "safetensors", "json", "bpe", "torch_checkpoint")
+    targets = ("audio", "idx", "manifest", "tokenizer", "ctranslate2", "safetensors", "json", "bpe", "torch_checkpoint",
+               "tar")
     for target in targets:
         shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
         os.makedirs(os.path.join(ROOT, target))
@@ -168,5 +208,6 @@ if __name__ == "__main__":
     idx()
     manifest()
     tokenizer()
+    tar()
     for target in sorted(os.listdir(ROOT)):
         print(target, sorted(os.listdir(os.path.join(ROOT, target))))

@@ -27,6 +27,7 @@ packages=(
   asterisk-core-sounds-en       # transcripts of those prompts (core-sounds-en.txt)
   gnuplot-nox                   # plots of training curves and benchmarks (no X needed)
   zlib1g-dev                    # image data: gzip'd IDX files (data/idx_reader.cpp)
+  libjpeg62-turbo-dev           # image importers: JPEG decoding, the libjpeg Pillow uses (data/jpeg_decoder.cpp)
   dataset-fashion-mnist         # image data: Fashion-MNIST IDX files (/usr/share/datasets/fashion-mnist)
   python3-sklearn               # image data: the scikit-learn digits (digits.csv.gz in the package)
   python3-numpy python3-pil     # image data: tools/make_image_corpus.py renders the shapes set with Pillow

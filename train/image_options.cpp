@@ -20,16 +20,16 @@ namespace po = boost::program_options;
 std::string ImageTrainOptions::to_ini() const {
   std::ostringstream s;
   s.precision(10);
-  s << "task = " << task << "\n\n[data]\ndataset = " << dataset << "\nimage_root = " << image_root
-    << "\nloader_workers = " << loader_workers << "\n\n[model]\nimage_preset = " << image_preset
-    << "\nimage_patch = " << image_patch << "\nimage_dim = " << image_dim
-    << "\nimage_layers = " << image_layers << "\nimage_heads = " << image_heads
-    << "\nimage_mlp = " << image_mlp << "\nssl_proj_dim = " << ssl_proj_dim
-    << "\nimage_tower = " << image_tower << "\ntext_model = " << text_model
-    << "\ntext_train_layers = " << text_train_layers << "\n\n[ssl]\ncrop_min_scale = " << crop_min_scale
-    << "\nbrightness = " << brightness << "\ncontrast = " << contrast << "\nnoise_std = " << noise_std
-    << "\ntemperature = " << ssl_temperature << "\nknn_k = " << knn_k << "\nknn_memory = " << knn_memory
-    << "\n\n";
+  s << "task = " << task << "\n\n[data]\ndataset = " << dataset << "\neval_dataset = " << eval_dataset
+    << "\nimage_root = " << image_root << "\nloader_workers = " << loader_workers
+    << "\n\n[model]\nimage_preset = " << image_preset << "\nimage_patch = " << image_patch
+    << "\nimage_dim = " << image_dim << "\nimage_layers = " << image_layers
+    << "\nimage_heads = " << image_heads << "\nimage_mlp = " << image_mlp
+    << "\nssl_proj_dim = " << ssl_proj_dim << "\nimage_tower = " << image_tower
+    << "\ntext_model = " << text_model << "\ntext_train_layers = " << text_train_layers
+    << "\n\n[ssl]\ncrop_min_scale = " << crop_min_scale << "\nbrightness = " << brightness
+    << "\ncontrast = " << contrast << "\nnoise_std = " << noise_std << "\ntemperature = " << ssl_temperature
+    << "\nknn_k = " << knn_k << "\nknn_memory = " << knn_memory << "\n\n";
   write_loss_ini(s, loss);
   write_loop_ini(s, *this);
   return s.str();
@@ -45,7 +45,11 @@ namespace {
 
 void add_image_options(po::options_description& data, po::options_description& model,
                        po::options_description& ssl, ImageTrainOptions& o) {
-  data.add_options()("data.dataset", with_default(&o.dataset), "fashion_mnist | digits | shapes")(
+  data.add_options()("data.dataset", with_default(&o.dataset),
+                     "fashion_mnist | digits | shapes, or a corpus written by `import imagenet|webdataset`")(
+      "data.eval_dataset", with_default(&o.eval_dataset),
+      "image_text: the data set of the zero-shot test split (empty: --data.dataset; e.g. imagenet while "
+      "training on webdataset pairs)")(
       "data.image_root", with_default(&o.image_root),
       "folder of the image data sets (empty: .cache/images/default or $CW_IMAGE_DATA)")(
       "data.loader_workers", with_default(&o.loader_workers), "background batch threads");
@@ -79,8 +83,17 @@ void add_image_options(po::options_description& data, po::options_description& m
 void check_image_options(const ImageTrainOptions& o, bool print_only) {
   CW_CHECK(o.task == "image_ssl" || o.task == "image_text", OptionError,
            "--task must be image_ssl or image_text here, got '", o.task, "'");
-  CW_CHECK(o.dataset == "fashion_mnist" || o.dataset == "digits" || o.dataset == "shapes", OptionError,
-           "--data.dataset must be fashion_mnist, digits or shapes, got '", o.dataset, "'");
+  // A folder name under --data.image_root: the three generated sets or an imported corpus.
+  auto folder_name = [](const std::string& v) {
+    return !v.empty() && v != "." && v != ".." && v.find_first_of("/\\ \t") == std::string::npos;
+  };
+  CW_CHECK(folder_name(o.dataset), OptionError,
+           "--data.dataset must name a folder under --data.image_root (fashion_mnist, digits, shapes or an "
+           "imported corpus), got '",
+           o.dataset, "'");
+  CW_CHECK(o.eval_dataset.empty() || folder_name(o.eval_dataset), OptionError,
+           "--data.eval_dataset must be empty or name a folder under --data.image_root, got '",
+           o.eval_dataset, "'");
   check_count("data.loader_workers", o.loader_workers, 0, kMaxWorkers,
               "0: on the training thread; more threads than any machine has cores");
   CW_CHECK(o.image_preset == "micro28" || o.image_preset == "small28", OptionError,

@@ -19,8 +19,12 @@ struct ImageTrainOptions : LoopOptions {
   std::string task = "image_text";  // image_ssl | image_text
 
   // ---- [data]
-  std::string dataset = "fashion_mnist";  // fashion_mnist | digits | shapes (data/image_dataset.h)
-  std::string image_root;                 // folder of the data sets; empty = default_image_root()
+  std::string dataset = "fashion_mnist";  // fashion_mnist | digits | shapes | an imported corpus
+  // image_text: the data set whose test split the zero-shot evaluation uses; empty = dataset. An
+  // imported caption-only corpus (import webdataset) trains, an imported class-folder corpus
+  // (import imagenet) evaluates.
+  std::string eval_dataset;
+  std::string image_root;  // folder of the data sets; empty = default_image_root()
   int64_t loader_workers = 1;
 
   // ---- [model]

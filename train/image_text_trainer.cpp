@@ -42,16 +42,23 @@ ImageTextData prepare_data(const ImageTrainOptions& o, std::ostream& log) {
   const fs::path root = o.image_root.empty() ? fs::path() : fs::path(o.image_root);
   d.train_set =
       std::make_shared<const data::ImageDataset>(data::ImageDataset::load_named(o.dataset, "train", root));
+  // The zero-shot test may come from another data set (trained on WebDataset pairs, evaluated on
+  // ImageNet classes: the paper's setup); it needs classes and a class for every image.
+  const std::string eval_name = o.eval_dataset.empty() ? o.dataset : o.eval_dataset;
   d.test_set =
-      std::make_shared<const data::ImageDataset>(data::ImageDataset::load_named(o.dataset, "test", root));
+      std::make_shared<const data::ImageDataset>(data::ImageDataset::load_named(eval_name, "test", root));
+  CW_CHECK(d.test_set->num_classes() > 0 && d.test_set->labeled() && !d.test_set->prompt_templates().empty(),
+           ValueError, "image_text: the zero-shot test split of '", eval_name,
+           "' has no classes, prompt templates or labels (a caption-only corpus trains; give "
+           "--data.eval_dataset a class-folder corpus, e.g. one written by `import imagenet`)");
   for (auto* split : {&d.train_set, &d.test_set}) {
     const CachedImageEmbeddings c = embed_images_cached(d.tower, *split, o.eval_batch_size);
     (split == &d.train_set ? d.train_images : d.test_images) = c.embeddings;
     char line[400];
     std::snprintf(line, sizeof line, "image embeddings: %s/%s %lld x %lld %s in %.1f s (%s)\n",
-                  o.dataset.c_str(), (*split)->split().c_str(), static_cast<long long>(c.embeddings.size(0)),
-                  static_cast<long long>(c.embeddings.size(1)), c.from_cache ? "read" : "computed", c.seconds,
-                  c.file.string().c_str());
+                  (*split)->name().c_str(), (*split)->split().c_str(),
+                  static_cast<long long>(c.embeddings.size(0)), static_cast<long long>(c.embeddings.size(1)),
+                  c.from_cache ? "read" : "computed", c.seconds, c.file.string().c_str());
     log << line;
   }
   d.test_labels = d.test_set->labels().to_vector<int64_t>();
