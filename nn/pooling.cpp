@@ -46,9 +46,19 @@ Variable cls_pool(const Variable& hidden) {
   return ag::select(hidden, 1, 0);
 }
 
+// The rows' formula and its gradient are the core primitive's (ops::l2_normalize_rows; the gradient
+// in core/kernel_math.h), the one the contrastive losses use, recorded as one node.
 Variable l2_normalize(const Variable& x, double eps) {
-  const Variable norm = ag::sqrt(ag::sum(x * x, {-1}, true));
-  return x / ag::maximum(norm, Variable(ops::scalar(eps, x.dtype(), x.device())));
+  CW_CHECK(x.defined() && x.dim() >= 1, ShapeError, "l2_normalize: expected a tensor with a last dim");
+  const Shape shape = x.shape();
+  const int64_t d = shape.back();
+  ops::L2NormalizedRows r =
+      ops::l2_normalize_rows(x.data().contiguous().reshape({-1, d}), eps);  // (N, d), (N, 1)
+  return ag::record(
+      "l2_normalize", r.unit.reshape(shape), {x}, [r, eps, shape, d](const Grads& g, const auto&) {
+        return Grads{ops::l2_normalize_rows_backward(g[0].contiguous().reshape({-1, d}), r.unit, r.norm, eps)
+                         .reshape(shape)};
+      });
 }
 
 std::string PoolingModes::describe() const {

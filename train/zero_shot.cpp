@@ -20,9 +20,7 @@ Tensor cosine(const Tensor& a, const Tensor& b) {
 
 Tensor unit_rows(const Tensor& x) {
   CW_CHECK(x.dim() == 2, ShapeError, "unit_rows: expected (N, D), got ", shape_str(x.shape()));
-  const Tensor x64 = x.to(DType::F64).contiguous();
-  const Tensor norm = ops::sqrt(ops::sum(ops::mul(x64, x64), {1}, true));
-  return ops::div(x64, ops::maximum(norm, 1e-12)).contiguous();
+  return ops::l2_normalize_rows(x.to(DType::F64), 1e-12).unit;
 }
 
 Tensor ensemble_classes(const std::vector<Tensor>& class_embeddings) {
