@@ -3,7 +3,8 @@
 // keyword accuracy (prompt ensemble and per template), retrieval recall and the structure
 // correlation as a table and as JSON. Image-text runs get their zero-shot image classification,
 // speech_asr runs their validation character error rate. With --wav it classifies the given audio
-// files instead (top intents and keywords; --embeddings writes their embeddings). Exit status:
+// files instead (top intents and keywords; --embeddings writes their embeddings); with --export
+// it writes the run's towers under Hugging Face / torchaudio names instead (run_export.h). Exit status:
 // 0 done, 2 a bad option, 1 any other error (a run folder or data that cannot be read).
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -31,6 +32,7 @@
 #include "train/option_default.h"
 #include "train/option_reading.h"
 #include "train/progress.h"
+#include "train/run_export.h"
 #include "train/speech_model.h"
 #include "train/verdict.h"
 
@@ -42,7 +44,7 @@ using namespace cw::train;
 namespace {
 
 struct EvalArgs {
-  std::string run_dir, checkpoint, corpus, json_out, baseline, embeddings_out;
+  std::string run_dir, checkpoint, corpus, json_out, baseline, embeddings_out, export_dir;
   std::vector<std::string> wavs;
   int64_t batch_size = 64, cascade_beam = 5, top = 3;
 };
@@ -72,7 +74,11 @@ std::optional<EvalArgs> parse_eval_args(int argc, char** argv) {
       "top", with_default(&a.top), "--wav: classes printed per file")(
       "embeddings", po::value(&a.embeddings_out),
       "--wav: also write the files' speech embeddings (N, D) f32, in --wav order, to this .npy or "
-      ".safetensors file");
+      ".safetensors file")(
+      "export", po::value(&a.export_dir),
+      "instead of evaluating: write the run's towers (the checkpoint's) into this new folder under Hugging "
+      "Face / torchaudio names, with the projection heads, the logit scale and a README.txt on loading them "
+      "in PyTorch");
   po::variables_map vm;
   // No abbreviations, no %placeholders%; a bare word is most likely the run folder (option_reading.h).
   store_command_line(argc, argv, desc, vm, false, "run");
@@ -102,6 +108,9 @@ std::optional<EvalArgs> parse_eval_args(int argc, char** argv) {
   CW_CHECK(a.wavs.empty() || a.baseline.empty() || a.baseline == "untrained", OptionError,
            "--wav classifies with the run's speech tower (or --baseline untrained), not --baseline ",
            a.baseline);
+  CW_CHECK(a.export_dir.empty() ||
+               (a.wavs.empty() && a.baseline.empty() && a.json_out.empty() && a.corpus.empty()),
+           OptionError, "--export writes the run's towers; it takes --run and --checkpoint only");
   check_count("cascade-beam", a.cascade_beam, 1, 16,
               "Whisper decodes with beam 5; wider beams only cost time");
   CW_CHECK(a.baseline.empty() || a.baseline == "untrained" || a.baseline == "lstsq" || a.baseline == "text" ||
@@ -284,7 +293,9 @@ int main(int argc, char** argv) {
     const std::string config_arg = config.string();
     const char* task_args[] = {"eval", "--config", config_arg.c_str()};
     const std::string task = requested_task(3, task_args);
-    if (task == "image_text")  // zero-shot image classification instead (image_text_trainer.h)
+    if (!a->export_dir.empty())  // the towers under upstream names instead (run_export.h)
+      export_run(a->run_dir, a->checkpoint, a->export_dir, std::cout);
+    else if (task == "image_text")  // zero-shot image classification instead (image_text_trainer.h)
       evaluate_image_text_run(a->run_dir, a->checkpoint, a->json_out, std::cout);
     else if (task == "speech_asr")  // the recognizer's validation CER (asr_trainer.h)
       evaluate_speech_asr_run(a->run_dir, a->checkpoint, a->json_out, std::cout);
