@@ -1,23 +1,21 @@
-// The log-mel feature cache: parallel computation, the safetensors file and its validation; see
-// feature_cache.h.
+// The log-mel feature cache: the key, and the parallel computation of the rows a build is missing
+// into feature shards; see feature_cache.h.
 #include "data/feature_cache.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "core/error.h"
-#include "core/ops.h"
-#include "core/safetensors.h"
 #include "data/audio_io.h"
 
 namespace cw::data {
@@ -57,6 +55,12 @@ std::pair<int64_t, int64_t> file_stamp(const std::filesystem::path& p) {
 }  // namespace
 
 namespace {
+
+// <cache_dir>/<manifest stem>-<hash of the key>: the shards' common prefix.
+std::filesystem::path shard_prefix(const SpeechManifest& manifest, const std::string& key,
+                                   const std::filesystem::path& cache_dir) {
+  return cache_dir / (manifest.path().stem().string() + "-" + hex64(fnv1a64(key.data(), key.size())));
+}
 
 std::string fbank_settings(const FbankOptions& o) {
   std::ostringstream key;
@@ -131,57 +135,101 @@ std::string FeatureCache::cache_key(const SpeechManifest& manifest, const FrameS
 
 std::filesystem::path FeatureCache::cache_file(const SpeechManifest& manifest, const FbankOptions& options,
                                                const std::filesystem::path& cache_dir) {
-  const std::string key = cache_key(manifest, options);
-  return cache_dir /
-         (manifest.path().stem().string() + "-" + hex64(fnv1a64(key.data(), key.size())) + ".safetensors");
-}
-
-bool FeatureCache::try_load(const std::filesystem::path& file, const std::string& key, std::string& why) {
-  try {
-    const SafetensorsFile st = SafetensorsFile::open(file.string());
-    const auto& meta = st.metadata();
-    const auto format = meta.find("format"), stored_key = meta.find("key");
-    if (format == meta.end() || format->second != kFormat) {
-      why = "not a feature cache of this format";
-      return false;
-    }
-    if (stored_key == meta.end() || stored_key->second != key) {
-      why = "its key differs from this manifest's and settings' (a hash collision or a stale file)";
-      return false;
-    }
-    Tensor features = st.load("features", DType::F32);
-    const Tensor offsets = st.load("offsets", DType::I64);
-    const int64_t n = manifest_.size();
-    if (features.dim() != 2 || features.size(1) != num_bins_ || offsets.dim() != 1 ||
-        offsets.size(0) != n + 1) {
-      why = detail::cat("unexpected shapes: features ", describe(features), ", offsets ", describe(offsets),
-                        " for ", n, " utterances of ", num_bins_, " bins");
-      return false;
-    }
-    std::vector<int64_t> off = offsets.to_vector<int64_t>();
-    bool ok = off.front() == 0 && off.back() == features.size(0);
-    for (size_t i = 1; ok && i < off.size(); ++i) ok = off[i] >= off[i - 1];
-    if (!ok) {
-      why = "offsets are not an increasing cover of the feature rows";
-      return false;
-    }
-    features_ = std::move(features);
-    offsets_ = std::move(off);
-    return true;
-  } catch (const Error& e) {
-    why = e.what();
-    return false;
-  }
+  return shard_path(shard_prefix(manifest, cache_key(manifest, options), cache_dir), 0);
 }
 
 FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const FbankOptions& options,
                                          const std::filesystem::path& cache_dir, int num_threads,
                                          bool verbose) {
-  FeatureCache cache =
-      build_or_load(manifest, fbank_source(manifest, options, num_threads), cache_dir, verbose);
-  cache.options_ = options;
-  return cache;
+  return build_or_load(manifest, fbank_source(manifest, options, num_threads), cache_dir, verbose);
 }
+
+namespace {
+
+// Computes rows [first, n) of `source` with `threads` workers and hands each to `take` in row
+// order on the calling thread. Workers run at most `window` rows ahead of the row being taken, so
+// memory holds a few rows, not the corpus. A failing row stops the taking of new rows; the workers
+// finish the rows they hold, and the lowest failing row is thrown (rows are taken in order, so every
+// row below it was computed and handed to `take` first, whatever the timing).
+void compute_in_order(const SpeechManifest& manifest, const FrameSource& source, int64_t first, int threads,
+                      const std::function<void(Tensor)>& take) {
+  const int64_t n = manifest.size();
+  const int64_t window = 4 * static_cast<int64_t>(threads) + 4;
+  std::mutex m;
+  std::condition_variable cv;
+  std::map<int64_t, Tensor> ready;
+  int64_t next = first, taken = first, error_row = n;
+  bool stop = false;
+  std::string error_message;
+  auto work = [&] {
+    for (;;) {
+      int64_t i;
+      {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return stop || next >= n || next < taken + window; });
+        if (stop || next >= n) return;
+        i = next++;
+      }
+      Tensor f;
+      std::string error;
+      try {
+        f = source.compute(i);
+        CW_CHECK(f.dim() == 2 && f.size(1) == source.num_bins && f.dtype() == DType::F32, ShapeError,
+                 "frames ", describe(f), " should be (T, ", source.num_bins, ") f32");
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      {
+        std::lock_guard<std::mutex> lock(m);
+        if (error.empty()) {
+          ready.emplace(i, std::move(f));
+        } else {
+          if (i < error_row) error_row = i, error_message = error;
+          stop = true;
+        }
+      }
+      cv.notify_all();
+    }
+  };
+  std::vector<std::thread> pool;
+  auto join = [&] {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      stop = true;
+    }
+    cv.notify_all();
+    for (std::thread& t : pool) t.join();
+    pool.clear();
+  };
+  for (int t = 0; t < threads; ++t) pool.emplace_back(work);
+  try {
+    for (int64_t r = first; r < n; ++r) {
+      Tensor f;
+      {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return ready.count(r) != 0 || (stop && r >= error_row); });
+        if (ready.count(r) == 0) break;  // r is the failing row
+        f = std::move(ready[r]);
+        ready.erase(r);
+        taken = r + 1;
+      }
+      cv.notify_all();
+      take(std::move(f));
+    }
+  } catch (...) {
+    join();  // a failure to write: stop the workers before the frames they use go away
+    throw;
+  }
+  join();
+  if (error_row < n) {
+    const Utterance& u = manifest[error_row];
+    throw Error(detail::cat("FeatureCache: ", manifest.path().string(), ":", u.line, ": utterance '", u.id,
+                            "': cannot compute features of ", u.audio.string(), ": ", error_message,
+                            " (complete shards before it are kept; a rerun resumes there)"));
+  }
+}
+
+}  // namespace
 
 FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const FrameSource& source,
                                          const std::filesystem::path& cache_dir, bool verbose) {
@@ -189,107 +237,55 @@ FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const F
            " has no utterances");
   CW_CHECK(source.num_bins > 0 && source.compute, ValueError, "FeatureCache: the frame source of ",
            manifest.path().string(), " has no bins or no compute function");
+  CW_CHECK(source.shard_bytes > 0, ValueError, "FeatureCache: shard_bytes must be > 0, got ", source.shard_bytes);
   FeatureCache cache;
   cache.manifest_ = manifest;
-  cache.num_bins_ = source.num_bins;
   const std::string key = cache_key(manifest, source);
-  cache.file_ = cache_dir / (manifest.path().stem().string() + "-" + hex64(fnv1a64(key.data(), key.size())) +
-                             ".safetensors");
+  const ShardSpec spec{shard_prefix(manifest, key, cache_dir), key, manifest.size(), source.num_bins};
 
-  if (std::filesystem::exists(cache.file_)) {
-    std::string why;
-    if (cache.try_load(cache.file_, key, why)) return cache;
-    std::cerr << "FeatureCache: rebuilding " << cache.file_.string() << ": " << why << "\n";
-  }
+  std::string why;
+  cache.shards_ = FeatureShards::open(spec, &why);
+  if (cache.shards_.complete()) return cache;
+  if (!why.empty()) std::cerr << "FeatureCache: rebuilding from " << why << "\n";
 
-  // Build: workers take utterances from a shared counter (utterances differ in length, so static
-  // slices would leave threads idle at the end); the first failure stops everyone.
+  // Build the rows after the last valid shard, in manifest order, into shards written as they fill.
   const auto start = std::chrono::steady_clock::now();
-  const int64_t n = manifest.size();
+  const int64_t n = manifest.size(), first = cache.shards_.rows_covered();
   int num_threads = source.workers;
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  num_threads = static_cast<int>(std::min<int64_t>(num_threads, n));
+  num_threads = static_cast<int>(std::min<int64_t>(num_threads, n - first));
   if (verbose)
-    std::cerr << "FeatureCache: computing features of " << n << " utterances of " << manifest.path().string()
-              << " with " << num_threads << " threads -> " << cache.file_.string() << "\n";
-  std::vector<Tensor> per_utterance(static_cast<size_t>(n));
-  std::atomic<int64_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex error_mutex;
-  int64_t error_row = n;  // the lowest failing row, so the report does not depend on timing
-  std::string error_message;
-  auto work = [&] {
-    for (;;) {
-      const int64_t i = next.fetch_add(1);
-      if (i >= n || failed.load()) return;
-      try {
-        Tensor f = source.compute(i);
-        CW_CHECK(f.dim() == 2 && f.size(1) == source.num_bins && f.dtype() == DType::F32, ShapeError,
-                 "frames ", describe(f), " should be (T, ", source.num_bins, ") f32");
-        per_utterance[static_cast<size_t>(i)] = std::move(f);
-      } catch (const std::exception& e) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (i < error_row) {
-          error_row = i;
-          error_message = e.what();
-        }
-        failed.store(true);
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < num_threads; ++t) threads.emplace_back(work);
-  work();
-  for (std::thread& t : threads) t.join();
-  if (failed.load()) {
-    const Utterance& u = manifest[error_row];
-    throw Error(detail::cat("FeatureCache: ", manifest.path().string(), ":", u.line, ": utterance '", u.id,
-                            "': cannot compute features of ", u.audio.string(), ": ", error_message,
-                            " (no cache written)"));
-  }
-
-  // One (sum T_i, F) tensor, so the file is a single mapping and features(i) a view. Each
-  // utterance's tensor is released once copied, so the peak stays near one copy.
-  std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
-  for (int64_t i = 0; i < n; ++i)
-    offsets[static_cast<size_t>(i + 1)] =
-        offsets[static_cast<size_t>(i)] + per_utterance[static_cast<size_t>(i)].size(0);
-  const int64_t bins = source.num_bins;
-  Tensor all = Tensor::empty({offsets.back(), bins}, DType::F32);
-  for (int64_t i = 0; i < n; ++i) {
-    Tensor& f = per_utterance[static_cast<size_t>(i)];
-    if (f.numel() > 0)
-      std::memcpy(all.data<float>() + offsets[static_cast<size_t>(i)] * bins, f.contiguous().data<float>(),
-                  static_cast<size_t>(f.numel()) * sizeof(float));
-    f = Tensor();
-  }
+    std::cerr << "FeatureCache: computing features of " << n - first << " utterances of "
+              << manifest.path().string() << (first > 0 ? " (resuming after row " + std::to_string(first) + ")" : "")
+              << " with " << num_threads << " threads -> " << spec.prefix.string() << "-*.safetensors\n";
   std::filesystem::create_directories(cache_dir);
-  save_safetensors(cache.file_.string(),
-                   {{"features", all}, {"offsets", ops::from_vector<int64_t>(offsets, {n + 1})}},
-                   {{"format", kFormat}, {"key", key}});
-  cache.features_ = all;
-  cache.offsets_ = std::move(offsets);
+  {
+    ShardWriter writer(spec, cache.shards_.num_shards(), first, source.shard_bytes);
+    compute_in_order(manifest, source, first, num_threads, [&](Tensor f) { writer.append(f); });
+    writer.finish();
+  }
+  cache.shards_ = FeatureShards::open(spec, &why);
+  CW_CHECK(cache.shards_.complete(), Error, "FeatureCache: the shards of ", manifest.path().string(),
+           " just written do not open: ", why);
   cache.built_ = true;
-  cache.computed_ = n;
-  cache.build_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  cache.computed_ = n - first;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (verbose)
-    std::cerr << "FeatureCache: " << n << " utterances, " << cache.total_frames() << " frames in "
-              << cache.build_seconds_ << " s\n";
+    std::cerr << "FeatureCache: " << n - first << " utterances, " << cache.total_frames() << " frames in "
+              << cache.shards_.num_shards() << " shards in " << seconds << " s\n";
   return cache;
 }
 
-Tensor FeatureCache::features(int64_t i) const {
+Tensor FeatureCache::features(int64_t i, int64_t max_frames) const {
   CW_CHECK(i >= 0 && i < size(), IndexError, "FeatureCache: row ", i, " out of range for ", size(),
-           " utterances of ", file_.string());
-  const auto k = static_cast<size_t>(i);
-  return features_.narrow(0, offsets_[k], offsets_[k + 1] - offsets_[k]);
+           " utterances of ", manifest_.path().string());
+  return shards_.read(i, max_frames);
 }
 
 int64_t FeatureCache::num_frames(int64_t i) const {
   CW_CHECK(i >= 0 && i < size(), IndexError, "FeatureCache: row ", i, " out of range for ", size(),
-           " utterances of ", file_.string());
-  const auto k = static_cast<size_t>(i);
-  return offsets_[k + 1] - offsets_[k];
+           " utterances of ", manifest_.path().string());
+  return shards_.num_frames(i);
 }
 
 }  // namespace cw::data

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/generator.h"
+#include "core/ops.h"
 #include "data/audio_normalize.h"
 #include "data/feature_batch.h"
 #include "data/seeded_keys.h"
@@ -63,6 +64,9 @@ SpeechLoader::SpeechLoader(std::shared_ptr<const FeatureCache> cache, SpeechLoad
   CW_CHECK(o.max_frames >= 0, ValueError, "SpeechLoader: max_frames must be >= 0 (0: no crop), got ",
            o.max_frames);
   CW_CHECK(o.num_workers >= 0, ValueError, "SpeechLoader: num_workers must be >= 0, got ", o.num_workers);
+  CW_CHECK(o.slice_offset >= 0 && o.slice_count >= 0 && (o.slice_count == 0 || o.slice_offset < o.batch_size),
+           ValueError, "SpeechLoader: the slice [", o.slice_offset, ", +", o.slice_count,
+           ") must lie in a batch of ", o.batch_size, " rows (slice_count 0: every row)");
   CW_CHECK(o.prefetch_batches >= 1, ValueError, "SpeechLoader: prefetch_batches must be >= 1, got ",
            o.prefetch_batches);
   CW_CHECK(o.normalization == "utterance" || o.normalization == "none", ValueError,
@@ -128,19 +132,42 @@ SpeechBatch SpeechLoader::make_batch(int64_t epoch, int64_t b,
   // The batch's own generator: its masks depend on (seed, epoch, b) only, and each utterance's
   // draws follow the previous one's in batch order.
   Generator gen(derive_key(o.seed, kAugment, epoch, b));
+  const int64_t rows = static_cast<int64_t>(out.indices.size());
+  const int64_t begin = std::min(o.slice_offset, rows);
+  const int64_t end = o.slice_count > 0 ? std::min(rows, begin + o.slice_count) : rows;
+  out.slice_offset = begin;
   std::vector<Tensor> feats;
-  feats.reserve(out.indices.size());
-  for (const int64_t row : out.indices) {
-    Tensor f = cache_->features(row);  // (T_i, F), a view of the cache: never written
-    if (o.max_frames > 0 && f.size(0) > o.max_frames) f = f.narrow(0, 0, o.max_frames);
+  int64_t t_max = 0;  // the whole batch's, from the index: padding does not depend on the slice
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t row = out.indices[static_cast<size_t>(r)];
+    out.transcripts.push_back(cache_->manifest()[row].transcript);
+    const int64_t frames = o.max_frames > 0 ? std::min(cache_->num_frames(row), o.max_frames)
+                                            : cache_->num_frames(row);
+    t_max = std::max(t_max, frames);
+    if (r < begin || r >= end) {
+      // Another rank's row: not read, but its masks are drawn, so this slice's continue the stream
+      // exactly as in the whole batch.
+      if (o.spec_augment) sample_spec_augment_masks(frames, cache_->num_bins(), o.spec_augment_options, gen);
+      continue;
+    }
+    Tensor f = cache_->features(row, o.max_frames);  // (T_i, F), read from its shard
     if (o.normalization == "utterance") f = utterance_cmvn(f);
     if (o.spec_augment) f = spec_augment(f, o.spec_augment_options, gen);
     feats.push_back(std::move(f));
-    out.transcripts.push_back(cache_->manifest()[row].transcript);
   }
-  FeatureBatch padded = pad_features(feats, 0.0);
-  out.features = std::move(padded.features);
-  out.lengths = std::move(padded.lengths);
+  if (feats.empty()) {  // a slice past the rows of a partial last batch
+    out.features = ops::zeros({0, t_max, cache_->num_bins()}, DType::F32);
+    out.lengths = Tensor::empty({0}, DType::I64);
+  } else {
+    FeatureBatch padded = pad_features(feats, 0.0);
+    out.lengths = std::move(padded.lengths);
+    out.features = std::move(padded.features);
+  }
+  if (out.features.size(1) < t_max) {  // the slice's rows are all shorter than the batch's longest
+    Tensor whole = ops::zeros({out.features.size(0), t_max, out.features.size(2)}, DType::F32);
+    whole.narrow(1, 0, out.features.size(1)).copy_(out.features);
+    out.features = whole;
+  }
   if (o.tokenizer) out.text = o.tokenizer->encode_batch(out.transcripts, o.text_options);
   return out;
 }

@@ -18,10 +18,11 @@
 // Without bucketing, batches are consecutive slices of the shuffled order. With shuffle off the
 // order is the manifest's (eval_options()).
 //
-// Per batch, for each row in batch order: take the cached features, keep the first max_frames
-// frames (when max_frames > 0: deterministic, and the start of an utterance carries its first
-// words), normalize (utterance_cmvn, norm_vars = true), apply SpecAugment (after CMVN, so the
-// mask value 0 is the mean), then pad with zeros to (B, T_max, F).
+// Per batch, for each row in batch order: read the row's first max_frames frames from the cache's
+// shards (all of them when max_frames is 0; deterministic, and the start of an utterance carries its
+// first words), normalize (utterance_cmvn, norm_vars = true), apply SpecAugment (after CMVN, so the
+// mask value 0 is the mean), then pad with zeros to (B, T_max, F). Only the rows of the batch are
+// read, and with a slice (a rank's rows of the global batch) only the slice's.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +56,12 @@ struct SpeechLoaderOptions {
   int num_workers = 2;
   // Batches prepared (or in preparation) ahead of the consumer; at least 1.
   int prefetch_batches = 4;
+  // The rows of every batch whose features this process reads: [slice_offset, slice_offset +
+  // slice_count), a rank's part of the global batch (dist::shard_rows); slice_count 0 reads every
+  // row. Indices, transcripts and text stay the whole batch's, and the padding is to the whole
+  // batch's longest row, so the slice equals those rows of the unsliced batch. SpecAugment draws
+  // the whole batch's masks either way, so the masks do not depend on the slice.
+  int64_t slice_offset = 0, slice_count = 0;
   // Optional: tokenize the transcripts of each batch into SpeechBatch::text.
   std::shared_ptr<const WordPieceTokenizer> tokenizer;
   EncodeOptions text_options{};
@@ -65,8 +72,10 @@ struct SpeechLoaderOptions {
 SpeechLoaderOptions eval_options(int64_t batch_size);
 
 struct SpeechBatch {
-  Tensor features;                       // f32 (B, T_max, F), zero padded
-  Tensor lengths;                        // i64 (B) real frames (padding mask: t >= lengths[b])
+  // Rows [slice_offset, slice_offset + B_s) of the batch (all B without a slice):
+  Tensor features;                       // f32 (B_s, T_max, F), zero padded to the whole batch's T_max
+  Tensor lengths;                        // i64 (B_s) real frames (padding mask: t >= lengths[b])
+  int64_t slice_offset = 0;
   std::vector<int64_t> indices;          // manifest rows of this batch, in batch order
   std::vector<std::string> transcripts;  // their transcripts, in batch order
   BatchEncoding text;                    // tokenized transcripts; undefined without a tokenizer

@@ -261,7 +261,8 @@ class Loop {
     TaskLoss l;
     int64_t epoch = 0;
     try {
-      epoch = task_.load_batch();        // 1. this step's batch (every rank reads the whole batch)
+      epoch = task_.load_batch();        // 1. this step's batch (the same on every rank; the speech-text
+                                         //    task reads the features of this rank's rows only)
       l = task_.forward(step_, shard_);  // 2. forward: this rank's rows' part of the loss
       sum_over_ranks(comm_, l.metrics);  //    (+ the other ranks' parts: the batch's loss)
       // 3-5. backward through world x the part, then the mean of the gradients over ranks (the

@@ -107,6 +107,9 @@ class SpeechTextTask : public LoaderTask<data::SpeechLoader, data::SpeechBatch> 
     // --data.max_frames counts 10 ms mel frames; cached Whisper positions are 20 ms each.
     data::SpeechLoaderOptions lo = training_loader_options(o, built_.frames_per_input);
     lo.normalization = data_.train.cmvn ? "utterance" : "none";
+    // Each rank reads the features of its own rows of the global batch only.
+    const dist::RowShard mine = dist::shard_rows(o.batch_size, ctx.rank, ctx.world);
+    if (ctx.world > 1) lo.slice_offset = mine.offset, lo.slice_count = mine.count;
     loader_ = std::make_unique<data::SpeechLoader>(data_.train.features, lo);
     shard_counts_ = dist::shard_counts(o.batch_size, ctx.world);
   }
@@ -118,19 +121,22 @@ class SpeechTextTask : public LoaderTask<data::SpeechLoader, data::SpeechBatch> 
   }
   bool data_parallel() const override { return true; }
 
-  // Every rank reads the same global batch (a pure function of seed, epoch and batch) and embeds
-  // its contiguous slice of rows, padded to the global batch's length as one process's; the
-  // embeddings of all ranks are gathered, and the rank's row block of the loss computed.
+  // Every rank draws the same global batch (a pure function of seed, epoch and batch), reads the
+  // features of its contiguous slice of rows only, padded to the global batch's length as one
+  // process's, and embeds them; the embeddings of all ranks are gathered, and the rank's row
+  // block of the loss computed.
   TaskLoss forward(int64_t, const dist::RowShard& shard) override {
     models::SpeechTextModel& model = *built_.model;
     const Device device = ctx_.device;
     const Tensor idx = ops::from_vector(batch_.indices, {static_cast<int64_t>(batch_.indices.size())});
     const Variable q(ops::index_select(data_.train_text, 0, idx).to(device));  // (B, D) frozen, no grad
-    const bool whole = shard.count == batch_.features.size(0);
+    const bool whole = shard.count == static_cast<int64_t>(batch_.indices.size());
+    // The loader read this rank's rows only (its slice), padded to the global batch's length.
+    const bool sliced = batch_.features.size(0) == shard.count;
     const Tensor feats =
-        whole ? batch_.features : batch_.features.narrow(0, shard.offset, shard.count).contiguous();
+        sliced ? batch_.features : batch_.features.narrow(0, shard.offset, shard.count).contiguous();
     const Tensor lens =
-        whole ? batch_.lengths : batch_.lengths.narrow(0, shard.offset, shard.count).contiguous();
+        sliced ? batch_.lengths : batch_.lengths.narrow(0, shard.offset, shard.count).contiguous();
     // lengths stay on the host: the tower reads them to build its masks.
     const Variable p_local = model.embed_speech(Variable(feats.to(device)), lens);  // (B_r, D)
     const losses::ContrastiveOutput lo =
