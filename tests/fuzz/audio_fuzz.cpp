@@ -12,7 +12,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const char* name : {"input.wav", "input.flac"}) {
     try {
-      const cw::Audio audio = cw::load_audio(cw::fuzz::write_input(name, data, size), 16000);
+      const cw::data::Audio audio = cw::data::load_audio(cw::fuzz::write_input(name, data, size), 16000);
       (void)audio;
     } catch (const cw::Error&) {
     }

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t half = size / 2;
   const auto file = cw::fuzz::write_input("tokenizer.json", data, half);
   try {
-    const cw::BpeTokenizer tok = cw::BpeTokenizer::from_tokenizer_json(file);
+    const cw::data::BpeTokenizer tok = cw::data::BpeTokenizer::from_tokenizer_json(file);
     const std::string text(reinterpret_cast<const char*>(data + half), size - half);
     try {
       const std::vector<int64_t> ids = tok.encode(text);

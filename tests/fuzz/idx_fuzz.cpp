@@ -10,9 +10,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const cw::IdxArray a = cw::read_idx(cw::fuzz::write_input("input.idx", data, size));
+    const cw::data::IdxArray a = cw::data::read_idx(cw::fuzz::write_input("input.idx", data, size));
     try {
-      (void)(a.dims.size() == 1 ? cw::idx_labels_to_tensor(a) : cw::idx_images_to_tensor(a));
+      (void)(a.dims.size() == 1 ? cw::data::idx_labels_to_tensor(a) : cw::data::idx_images_to_tensor(a));
     } catch (const cw::Error&) {  // a valid file of a rank or label range the converters refuse
     }
   } catch (const cw::Error&) {

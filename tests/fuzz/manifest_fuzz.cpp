@@ -11,12 +11,12 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto path = cw::fuzz::write_input("manifest.tsv", data, size);
   try {
-    const cw::SpeechManifest m = cw::SpeechManifest::read(path);
+    const cw::data::SpeechManifest m = cw::data::SpeechManifest::read(path);
     (void)m.hours();
   } catch (const cw::Error&) {
   }
   try {
-    const cw::LabelTable t = cw::read_label_table(path);
+    const cw::data::LabelTable t = cw::data::read_label_table(path);
     if (t.size() > 0 && !t.columns.empty()) (void)t.get(0, t.columns[0]);
   } catch (const cw::Error&) {
   }

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cw::fuzz::write_input("vocab.txt", data, half);
   cw::fuzz::write_input("tokenizer_config.json", data + half, size - half);
   try {
-    const auto tok = cw::WordPieceTokenizer::from_dir(cw::fuzz::scratch_dir());
+    const auto tok = cw::data::WordPieceTokenizer::from_dir(cw::fuzz::scratch_dir());
     (void)tok.encode("Turn the lights off in the kitchen, please!");
     try {
       (void)tok.encode(std::string(reinterpret_cast<const char*>(data), size));

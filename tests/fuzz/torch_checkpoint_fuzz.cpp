@@ -10,7 +10,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const auto file = cw::TorchCheckpoint::from_bytes("fuzz", std::vector<char>(data, data + size));
+    const auto file = cw::data::TorchCheckpoint::from_bytes("fuzz", std::vector<char>(data, data + size));
     for (const auto& name : file.names()) {
       file.load(name);
       file.load(name, cw::DType::F64);
