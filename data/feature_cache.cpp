@@ -237,7 +237,8 @@ FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const F
            " has no utterances");
   CW_CHECK(source.num_bins > 0 && source.compute, ValueError, "FeatureCache: the frame source of ",
            manifest.path().string(), " has no bins or no compute function");
-  CW_CHECK(source.shard_bytes > 0, ValueError, "FeatureCache: shard_bytes must be > 0, got ", source.shard_bytes);
+  CW_CHECK(source.shard_bytes > 0, ValueError, "FeatureCache: shard_bytes must be > 0, got ",
+           source.shard_bytes);
   FeatureCache cache;
   cache.manifest_ = manifest;
   const std::string key = cache_key(manifest, source);
@@ -256,8 +257,9 @@ FeatureCache FeatureCache::build_or_load(const SpeechManifest& manifest, const F
   num_threads = static_cast<int>(std::min<int64_t>(num_threads, n - first));
   if (verbose)
     std::cerr << "FeatureCache: computing features of " << n - first << " utterances of "
-              << manifest.path().string() << (first > 0 ? " (resuming after row " + std::to_string(first) + ")" : "")
-              << " with " << num_threads << " threads -> " << spec.prefix.string() << "-*.safetensors\n";
+              << manifest.path().string()
+              << (first > 0 ? " (resuming after row " + std::to_string(first) + ")" : "") << " with "
+              << num_threads << " threads -> " << spec.prefix.string() << "-*.safetensors\n";
   std::filesystem::create_directories(cache_dir);
   {
     ShardWriter writer(spec, cache.shards_.num_shards(), first, source.shard_bytes);

@@ -60,7 +60,7 @@ struct FrameSource {
   int64_t num_bins = 0;    // columns per frame
   bool from_audio = true;  // the audio files' paths, sizes and mtimes go into the key
   int workers = 0;         // rows computed in parallel (<= 0: one per hardware thread)
-  int64_t shard_bytes = kDefaultShardBytes;  // storage only: frames per shard file (not in the key)
+  int64_t shard_bytes = kDefaultShardBytes;    // storage only: frames per shard file (not in the key)
   std::function<Tensor(int64_t row)> compute;  // f32 (T_i, num_bins); thread-safe when workers > 1
 };
 

@@ -43,8 +43,8 @@ bool open_shard(const ShardSpec& spec, int64_t index, int64_t first_row, OpenedS
       return false;
     }
     if (field("shard") != std::to_string(index) || field("first_row") != std::to_string(first_row)) {
-      why = detail::cat("it says shard ", field("shard"), " from row ", field("first_row"), ", expected shard ",
-                        index, " from row ", first_row);
+      why = detail::cat("it says shard ", field("shard"), " from row ", field("first_row"),
+                        ", expected shard ", index, " from row ", first_row);
       return false;
     }
     if (!st.contains("features") || !st.contains("offsets")) {
@@ -54,11 +54,11 @@ bool open_shard(const ShardSpec& spec, int64_t index, int64_t first_row, OpenedS
     const SafetensorsFile::TensorInfo& f = st.info("features");
     const SafetensorsFile::TensorInfo& o = st.info("offsets");
     const int64_t rows = o.shape.size() == 1 ? o.shape[0] - 1 : -1;
-    if (f.dtype != "F32" || f.shape.size() != 2 || f.shape[1] != spec.num_bins || o.dtype != "I64" || rows < 1 ||
-        first_row + rows > spec.num_rows || field("rows") != std::to_string(rows)) {
+    if (f.dtype != "F32" || f.shape.size() != 2 || f.shape[1] != spec.num_bins || o.dtype != "I64" ||
+        rows < 1 || first_row + rows > spec.num_rows || field("rows") != std::to_string(rows)) {
       why = detail::cat("features ", f.dtype, " ", shape_str(f.shape), " and offsets ", o.dtype, " ",
-                        shape_str(o.shape), " (rows ", field("rows"), ") do not fit rows from ", first_row, " of ",
-                        spec.num_rows, " with ", spec.num_bins, " bins");
+                        shape_str(o.shape), " (rows ", field("rows"), ") do not fit rows from ", first_row,
+                        " of ", spec.num_rows, " with ", spec.num_bins, " bins");
       return false;
     }
     std::vector<int64_t> off = st.load("offsets", DType::I64).to_vector<int64_t>();
@@ -146,19 +146,19 @@ ShardWriter::ShardWriter(ShardSpec spec, int64_t first_shard, int64_t first_row,
       shard_(first_shard),
       row_(first_row),
       shard_first_row_(first_row),
-      capacity_frames_(std::max<int64_t>(1, shard_bytes / (std::max<int64_t>(1, spec_.num_bins) *
-                                                            static_cast<int64_t>(sizeof(float))))) {
-  CW_CHECK(spec_.num_bins > 0 && first_shard >= 0 && first_row >= 0 && first_row <= spec_.num_rows, ValueError,
-           "ShardWriter: ", spec_.prefix.string(), ": bad start (shard ", first_shard, ", row ", first_row, " of ",
-           spec_.num_rows, ", ", spec_.num_bins, " bins)");
+      capacity_frames_(std::max<int64_t>(
+          1, shard_bytes / (std::max<int64_t>(1, spec_.num_bins) * static_cast<int64_t>(sizeof(float))))) {
+  CW_CHECK(spec_.num_bins > 0 && first_shard >= 0 && first_row >= 0 && first_row <= spec_.num_rows,
+           ValueError, "ShardWriter: ", spec_.prefix.string(), ": bad start (shard ", first_shard, ", row ",
+           first_row, " of ", spec_.num_rows, ", ", spec_.num_bins, " bins)");
 }
 
 void ShardWriter::append(const Tensor& frames) {
   CW_CHECK(row_ < spec_.num_rows, ValueError, "ShardWriter: ", spec_.prefix.string(), ": row ", row_,
            " is past the last of ", spec_.num_rows, " rows");
   CW_CHECK(frames.dim() == 2 && frames.size(1) == spec_.num_bins && frames.dtype() == DType::F32, ShapeError,
-           "ShardWriter: ", spec_.prefix.string(), ": row ", row_, ": frames ", describe(frames), " should be (T, ",
-           spec_.num_bins, ") f32");
+           "ShardWriter: ", spec_.prefix.string(), ": row ", row_, ": frames ", describe(frames),
+           " should be (T, ", spec_.num_bins, ") f32");
   const int64_t t = frames.size(0);
   if (offsets_.size() > 1 && offsets_.back() + t > capacity_frames_) write_shard();
   const int64_t used = offsets_.back();
@@ -177,7 +177,8 @@ void ShardWriter::write_shard() {
   const int64_t rows = static_cast<int64_t>(offsets_.size()) - 1;
   if (rows == 0) return;
   const int64_t frames = offsets_.back();
-  Tensor features = frames > 0 ? buffer_.narrow(0, 0, frames) : Tensor::empty({0, spec_.num_bins}, DType::F32);
+  Tensor features =
+      frames > 0 ? buffer_.narrow(0, 0, frames) : Tensor::empty({0, spec_.num_bins}, DType::F32);
   save_safetensors(shard_path(spec_.prefix, shard_).string(),
                    {{"features", features}, {"offsets", ops::from_vector<int64_t>(offsets_, {rows + 1})}},
                    {{"format", kShardFormat},
@@ -192,8 +193,8 @@ void ShardWriter::write_shard() {
 
 void ShardWriter::finish() {
   write_shard();
-  CW_CHECK(row_ == spec_.num_rows, ValueError, "ShardWriter: ", spec_.prefix.string(), ": finished after ", row_,
-           " of ", spec_.num_rows, " rows");
+  CW_CHECK(row_ == spec_.num_rows, ValueError, "ShardWriter: ", spec_.prefix.string(), ": finished after ",
+           row_, " of ", spec_.num_rows, " rows");
 }
 
 }  // namespace cw::data

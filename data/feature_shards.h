@@ -100,7 +100,8 @@ class FeatureShards {
 // overflow shard_bytes, and the last one by finish(). Memory: one shard of frames, reused.
 class ShardWriter {
  public:
-  ShardWriter(ShardSpec spec, int64_t first_shard, int64_t first_row, int64_t shard_bytes = kDefaultShardBytes);
+  ShardWriter(ShardSpec spec, int64_t first_shard, int64_t first_row,
+              int64_t shard_bytes = kDefaultShardBytes);
   // frames: f32 (T, F) of row next_row(). ShapeError for another shape; past the last row a
   // ValueError.
   void append(const Tensor& frames);

@@ -141,8 +141,8 @@ SpeechBatch SpeechLoader::make_batch(int64_t epoch, int64_t b,
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t row = out.indices[static_cast<size_t>(r)];
     out.transcripts.push_back(cache_->manifest()[row].transcript);
-    const int64_t frames = o.max_frames > 0 ? std::min(cache_->num_frames(row), o.max_frames)
-                                            : cache_->num_frames(row);
+    const int64_t frames =
+        o.max_frames > 0 ? std::min(cache_->num_frames(row), o.max_frames) : cache_->num_frames(row);
     t_max = std::max(t_max, frames);
     if (r < begin || r >= end) {
       // Another rank's row: not read, but its masks are drawn, so this slice's continue the stream

@@ -73,8 +73,8 @@ SpeechLoaderOptions eval_options(int64_t batch_size);
 
 struct SpeechBatch {
   // Rows [slice_offset, slice_offset + B_s) of the batch (all B without a slice):
-  Tensor features;                       // f32 (B_s, T_max, F), zero padded to the whole batch's T_max
-  Tensor lengths;                        // i64 (B_s) real frames (padding mask: t >= lengths[b])
+  Tensor features;  // f32 (B_s, T_max, F), zero padded to the whole batch's T_max
+  Tensor lengths;   // i64 (B_s) real frames (padding mask: t >= lengths[b])
   int64_t slice_offset = 0;
   std::vector<int64_t> indices;          // manifest rows of this batch, in batch order
   std::vector<std::string> transcripts;  // their transcripts, in batch order

@@ -31,7 +31,8 @@ namespace {
 // Bytes of all the cache's shard files.
 int64_t shard_bytes(const data::FeatureCache& c) {
   int64_t total = 0;
-  for (int64_t j = 0; j < c.shards().num_shards(); ++j) total += static_cast<int64_t>(fs::file_size(c.shards().file(j)));
+  for (int64_t j = 0; j < c.shards().num_shards(); ++j)
+    total += static_cast<int64_t>(fs::file_size(c.shards().file(j)));
   return total;
 }
 
@@ -126,8 +127,9 @@ int run(const Args& a) {
   auto cache = std::make_shared<const data::FeatureCache>(
       data::FeatureCache::build_or_load(m, fbank, a.cache_dir, a.threads, true));
   std::printf("cache    %s (%lld shards, %.1f MB): %s in %.2f s\n", cache->file().string().c_str(),
-              static_cast<long long>(cache->shards().num_shards()), static_cast<double>(shard_bytes(*cache)) / 1e6,
-              cache->was_built() ? "built" : "loaded", seconds_since(t0));
+              static_cast<long long>(cache->shards().num_shards()),
+              static_cast<double>(shard_bytes(*cache)) / 1e6, cache->was_built() ? "built" : "loaded",
+              seconds_since(t0));
 
   if (a.bench) {
     iterate(cache, a, 0);

@@ -59,7 +59,8 @@ const NameTable& espnet_subsampling_names() {
 }
 
 const NameTable& hf_whisper_encoder_names() {
-  static const NameTable t = {"transformers.WhisperModel (encoder)", {{{""}, {"encoder."}}}, {}, {"decoder."}};
+  static const NameTable t = {
+      "transformers.WhisperModel (encoder)", {{{""}, {"encoder."}}}, {}, {"decoder."}};
   return t;
 }
 
@@ -79,7 +80,8 @@ const NameTable& hf_vit_names() {
           {{"encoder.layers.encoder_layer_*.self_attention.in_proj_"},
            {"encoder.layer.*.attention.attention.query.", "encoder.layer.*.attention.attention.key.",
             "encoder.layer.*.attention.attention.value."}},
-          {{"encoder.layers.encoder_layer_*.self_attention.out_proj."}, {"encoder.layer.*.attention.output.dense."}},
+          {{"encoder.layers.encoder_layer_*.self_attention.out_proj."},
+           {"encoder.layer.*.attention.output.dense."}},
           {{"encoder.layers.encoder_layer_*.ln_2."}, {"encoder.layer.*.layernorm_after."}},
           {{"encoder.layers.encoder_layer_*.mlp.0."}, {"encoder.layer.*.intermediate.dense."}},
           {{"encoder.layers.encoder_layer_*.mlp.3."}, {"encoder.layer.*.output.dense."}},
@@ -136,7 +138,8 @@ bool any_match(const std::string& name, const std::vector<std::string>& prefixes
 }
 
 // The one conversion both directions share: `from` side patterns -> `to` side patterns.
-std::map<std::string, Tensor> convert(const NameTable& table, const std::map<std::string, Tensor>& in, bool export_) {
+std::map<std::string, Tensor> convert(const NameTable& table, const std::map<std::string, Tensor>& in,
+                                      bool export_) {
   const auto& skip = export_ ? table.our_only : table.their_only;
   const char* side = export_ ? "our" : "upstream";
   // (rule, layer numbers, rest) -> the group's tensors by their place in the rule.
@@ -173,7 +176,8 @@ std::map<std::string, Tensor> convert(const NameTable& table, const std::map<std
     }
     const Tensor whole = parts.size() == 1 ? parts[0] : ops::concat(parts, 0);
     if (to.size() == 1) {
-      CW_CHECK(!out.count(fill(to[0], m)), ValueError, table.upstream, ": two tensors map to '", fill(to[0], m), "'");
+      CW_CHECK(!out.count(fill(to[0], m)), ValueError, table.upstream, ": two tensors map to '",
+               fill(to[0], m), "'");
       out[fill(to[0], m)] = whole;
       continue;
     }
@@ -182,7 +186,8 @@ std::map<std::string, Tensor> convert(const NameTable& table, const std::map<std
              members.begin()->second, "' ", shape_str(whole.shape()), " does not split into ", n,
              " equal parts along dim 0");
     const int64_t rows = whole.size(0) / n;
-    for (int64_t i = 0; i < n; ++i) out[fill(to[static_cast<size_t>(i)], m)] = whole.narrow(0, i * rows, rows).contiguous();
+    for (int64_t i = 0; i < n; ++i)
+      out[fill(to[static_cast<size_t>(i)], m)] = whole.narrow(0, i * rows, rows).contiguous();
   }
   return out;
 }
@@ -193,12 +198,13 @@ std::map<std::string, Tensor> to_upstream(const NameTable& table, const std::map
   return convert(table, ours, true);
 }
 
-std::map<std::string, Tensor> from_upstream(const NameTable& table, const std::map<std::string, Tensor>& theirs) {
+std::map<std::string, Tensor> from_upstream(const NameTable& table,
+                                            const std::map<std::string, Tensor>& theirs) {
   return convert(table, theirs, false);
 }
 
-std::map<std::string, Tensor> with_prefix_removed(const std::map<std::string, Tensor>& state, const std::string& prefix,
-                                                  const std::string& what) {
+std::map<std::string, Tensor> with_prefix_removed(const std::map<std::string, Tensor>& state,
+                                                  const std::string& prefix, const std::string& what) {
   std::map<std::string, Tensor> out;
   for (const auto& [name, t] : state)
     if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = t;

@@ -31,9 +31,9 @@ struct NameRule {
 };
 
 struct NameTable {
-  std::string upstream;               // what the upstream names belong to, for messages and files
-  std::vector<NameRule> rules;        // tried in order
-  std::vector<std::string> our_only;  // our prefixes with no upstream tensor: dropped on export
+  std::string upstream;                 // what the upstream names belong to, for messages and files
+  std::vector<NameRule> rules;          // tried in order
+  std::vector<std::string> our_only;    // our prefixes with no upstream tensor: dropped on export
   std::vector<std::string> their_only;  // upstream prefixes we do not keep: dropped on import
 };
 
@@ -61,7 +61,8 @@ const NameTable& hf_vit_names();
 // rule only renames). Strict, see above.
 std::map<std::string, Tensor> to_upstream(const NameTable& table, const std::map<std::string, Tensor>& ours);
 // Upstream names -> ours, the inverse of to_upstream on everything to_upstream produces.
-std::map<std::string, Tensor> from_upstream(const NameTable& table, const std::map<std::string, Tensor>& theirs);
+std::map<std::string, Tensor> from_upstream(const NameTable& table,
+                                            const std::map<std::string, Tensor>& theirs);
 
 // The entries of `state` whose names start with `prefix`, with the prefix removed ("speech." ->
 // the tower's own names); an empty result is a ValueError naming the prefix and `what`.

@@ -34,7 +34,7 @@ struct Exported {
   std::map<std::string, Tensor> heads;
   std::map<std::string, std::string> heads_metadata = pytorch_metadata();
   ordered_json towers = ordered_json::object();  // folder -> upstream class
-  std::string readme;                             // the task's part of README.txt
+  std::string readme;                            // the task's part of README.txt
 };
 
 const Tensor& tensor_of(const LoadedCheckpoint& ck, const std::string& name) {
@@ -87,7 +87,8 @@ const char* kConformerReadme = R"(speech/: the Conformer speech tower (torchaudi
 A batch of several utterances needs their lengths and a mean over each one's real frames.
 )";
 
-const char* kWhisperReadme = R"(speech/: the Whisper encoder (transformers; a Hugging Face WhisperModel folder, encoder only:
+const char* kWhisperReadme =
+    R"(speech/: the Whisper encoder (transformers; a Hugging Face WhisperModel folder, encoder only:
 from_pretrained reports the decoder as newly initialized). The tower runs on the utterance's own
 log-mel frames, not a 30 s window, so call the encoder's modules (WhisperEncoder.forward insists
 on 3000 frames):
@@ -119,7 +120,8 @@ Exported export_speech_text(const LoadedCheckpoint& ck, const fs::path& config, 
   std::ostringstream quiet;
   const TrainOptions o = parse_train_options(5, args, quiet).options;
   const int64_t embed_dim = tensor_of(ck, "speech.proj.weight").size(0);
-  const std::map<std::string, Tensor> speech = models::with_prefix_removed(ck.model, "speech.", ck.path.string());
+  const std::map<std::string, Tensor> speech =
+      models::with_prefix_removed(ck.model, "speech.", ck.path.string());
   Exported e;
   fs::create_directories(tmp / "speech");
   if (o.speech_tower == "conformer") {
@@ -139,7 +141,8 @@ Exported export_speech_text(const LoadedCheckpoint& ck, const fs::path& config, 
     export_whisper_encoder(*tower.encoder, tmp / "speech");
     e.towers["speech"] = models::hf_whisper_encoder_names().upstream;
     e.readme = kWhisperReadme;
-    log << "export: speech/ Whisper encoder (Hugging Face WhisperModel, sizes of " << weights.string() << ")\n";
+    log << "export: speech/ Whisper encoder (Hugging Face WhisperModel, sizes of " << weights.string()
+        << ")\n";
   }
   e.heads["speech_proj.weight"] = speech.at("proj.weight");
   e.heads["speech_proj.bias"] = speech.at("proj.bias");
@@ -171,9 +174,10 @@ Exported export_speech_asr(const LoadedCheckpoint& ck, const fs::path& run_dir, 
     const SafetensorsFile f = SafetensorsFile::open(tower_file.string());
     if (f.metadata().count("vocab")) e.heads_metadata["vocab"] = f.metadata().at("vocab");
   }
-  e.readme = std::string(kConformerReadme) +
-             "\nheads.safetensors: ctc_head (Linear over the frames h, before pooling: log_softmax gives CTC's\n"
-             "per-frame character log-probabilities, blank first; metadata 'vocab' lists the characters).\n";
+  e.readme =
+      std::string(kConformerReadme) +
+      "\nheads.safetensors: ctc_head (Linear over the frames h, before pooling: log_softmax gives CTC's\n"
+      "per-frame character log-probabilities, blank first; metadata 'vocab' lists the characters).\n";
   log << "export: speech/ Conformer (CTC recognizer's tower), heads: ctc_head\n";
   return e;
 }
@@ -201,7 +205,8 @@ Exported export_image_text(const LoadedCheckpoint& ck, const fs::path& config, c
   e.heads["text_proj.bias"] = model.proj->bias.data();
   e.heads["logit_scale"] = tensor_of(ck, "logit_scale");
   e.heads_metadata["max_logit_scale"] = std::to_string(o.loss.max_logit_scale);
-  e.readme = R"(text/: the trained text tower, a sentence-transformers folder (its sentence embedding, then text_proj):
+  e.readme =
+      R"(text/: the trained text tower, a sentence-transformers folder (its sentence embedding, then text_proj):
 
   import torch, torch.nn.functional as F
   from safetensors.torch import load_file
@@ -225,7 +230,8 @@ which token(s) make the embedding; preprocessor_config.json holds the input norm
 
 }  // namespace
 
-fs::path export_run(const fs::path& run_dir, const fs::path& checkpoint, const fs::path& out_dir, std::ostream& log) {
+fs::path export_run(const fs::path& run_dir, const fs::path& checkpoint, const fs::path& out_dir,
+                    std::ostream& log) {
   const fs::path config = run_dir / "config.ini";
   CW_CHECK(fs::is_regular_file(config), ValueError, "--run ", run_dir.string(),
            ": no config.ini (not a folder written by train?)");
@@ -235,8 +241,8 @@ fs::path export_run(const fs::path& run_dir, const fs::path& checkpoint, const f
   const std::string cfg_arg = config.string();
   const char* task_args[] = {"eval", "--config", cfg_arg.c_str()};
   const std::string task = requested_task(3, task_args);
-  CW_CHECK(task == "speech_text" || task == "image_text" || task == "speech_asr", ValueError, "--export: a ", task,
-           " run has no exported form (speech_text, image_text and speech_asr runs do)");
+  CW_CHECK(task == "speech_text" || task == "image_text" || task == "speech_asr", ValueError, "--export: a ",
+           task, " run has no exported form (speech_text, image_text and speech_asr runs do)");
   const LoadedCheckpoint ck = checkpoint.empty() ? [&] {
     auto latest = load_latest_checkpoint(run_dir / "checkpoints");
     CW_CHECK(latest.has_value(), ValueError, "--run ", run_dir.string(), ": no checkpoint in ",
@@ -248,12 +254,14 @@ fs::path export_run(const fs::path& run_dir, const fs::path& checkpoint, const f
   const fs::path parent = out_dir.has_parent_path() ? out_dir.parent_path() : fs::path(".");
   std::error_code ec;
   fs::create_directories(parent, ec);
-  CW_CHECK(!ec && fs::is_directory(parent), Error, "--export ", out_dir.string(), ": cannot create its folder '",
-           parent.string(), "'", ec ? " (" + ec.message() + ")" : std::string());
+  CW_CHECK(!ec && fs::is_directory(parent), Error, "--export ", out_dir.string(),
+           ": cannot create its folder '", parent.string(), "'",
+           ec ? " (" + ec.message() + ")" : std::string());
   const fs::path tmp = parent / (out_dir.filename().string() + ".tmp-" + std::to_string(::getpid()));
   fs::remove_all(tmp, ec);
   fs::create_directory(tmp, ec);
-  CW_CHECK(!ec, Error, "--export ", out_dir.string(), ": cannot create '", tmp.string(), "' (", ec.message(), ")");
+  CW_CHECK(!ec, Error, "--export ", out_dir.string(), ": cannot create '", tmp.string(), "' (", ec.message(),
+           ")");
   try {
     Exported e = task == "image_text"   ? export_image_text(ck, config, tmp, log)
                  : task == "speech_asr" ? export_speech_asr(ck, run_dir, config, tmp, log)

@@ -24,7 +24,8 @@ namespace cw::train {
 // checkpoint: a step folder, or empty for the run's latest. Throws cw::Error (ValueError for a
 // run folder without config.ini or checkpoint, naming it; Error for an existing or unwritable
 // DIR) and leaves nothing behind. Returns DIR.
-std::filesystem::path export_run(const std::filesystem::path& run_dir, const std::filesystem::path& checkpoint,
+std::filesystem::path export_run(const std::filesystem::path& run_dir,
+                                 const std::filesystem::path& checkpoint,
                                  const std::filesystem::path& out_dir, std::ostream& log);
 
 }  // namespace cw::train

@@ -22,8 +22,8 @@ namespace cw::train {
 struct SpeechSplit {
   std::string name;
   std::shared_ptr<const data::FeatureCache> features;  // holds the manifest too
-  std::vector<int64_t> labels;                   // class index per row (benchmarks), else empty
-  std::vector<bool> human;                       // row spoken by a person (voice names "*human*")
+  std::vector<int64_t> labels;                         // class index per row (benchmarks), else empty
+  std::vector<bool> human;                             // row spoken by a person (voice names "*human*")
   // Per-utterance CMVN before the tower (the Conformer's Kaldi fbank); off for Whisper's log-mel,
   // which is normalized by its own recipe, and for cached hidden states.
   bool cmvn = true;

@@ -77,9 +77,11 @@ void export_conformer(const models::Conformer& tower, const data::FbankOptions& 
   const models::ConformerConfig& c = tower.config;
   const std::map<std::string, Tensor> state = tower.state_dict();
   save_safetensors((dir / "model.safetensors").string(),
-                   host_f32(models::to_upstream(models::torchaudio_conformer_names(), state)), pytorch_metadata());
+                   host_f32(models::to_upstream(models::torchaudio_conformer_names(), state)),
+                   pytorch_metadata());
   save_safetensors((dir / "frontend.safetensors").string(),
-                   host_f32(models::to_upstream(models::espnet_subsampling_names(), state)), pytorch_metadata());
+                   host_f32(models::to_upstream(models::espnet_subsampling_names(), state)),
+                   pytorch_metadata());
   ordered_json j;
   j["architecture"] = "torchaudio.models.Conformer";
   // torchaudio.models.Conformer(**j["conformer"]) builds the module model.safetensors loads into.
@@ -93,11 +95,12 @@ void export_conformer(const models::Conformer& tower, const data::FbankOptions& 
                     {"convolution_first", false}};
   // ESPnet's Conv2dSubsampling(idim, odim, dropout_rate) with its PositionalEncoding: frames
   // (B, T, idim) -> two 3x3 stride-2 convs + ReLU -> Linear -> x * sqrt(odim) + sinusoids.
-  j["frontend"] = {{"class", "espnet Conv2dSubsampling"},
-                   {"file", "frontend.safetensors"},
-                   {"idim", c.n_mels},
-                   {"odim", c.d_model},
-                   {"positions", "x * sqrt(odim) + pe, pe[t, 2i] = sin(t / 10000^(2i/odim)), pe[t, 2i+1] = cos(...)"}};
+  j["frontend"] = {
+      {"class", "espnet Conv2dSubsampling"},
+      {"file", "frontend.safetensors"},
+      {"idim", c.n_mels},
+      {"odim", c.d_model},
+      {"positions", "x * sqrt(odim) + pe, pe[t, 2i] = sin(t / 10000^(2i/odim)), pe[t, 2i+1] = cos(...)"}};
   // torchaudio.compliance.kaldi.fbank(waveform * input_scale, **j["features"]["fbank"]), then
   // per-utterance mean and variance normalization.
   j["features"] = {{"fbank",
@@ -133,7 +136,8 @@ void export_text_tower(const models::TextTransformer& text, const fs::path& sour
   };
   for (const auto& e : fs::recursive_directory_iterator(source)) {
     const fs::path rel = fs::relative(e.path(), source);
-    if (rel.string().starts_with("onnx") || rel.string().starts_with("openvino") || rel.string().starts_with("."))
+    if (rel.string().starts_with("onnx") || rel.string().starts_with("openvino") ||
+        rel.string().starts_with("."))
       continue;
     if (e.is_directory()) {
       fs::create_directories(dir / rel);
@@ -142,17 +146,18 @@ void export_text_tower(const models::TextTransformer& text, const fs::path& sour
     }
   }
   save_safetensors((dir / "model.safetensors").string(),
-                   host_f32(models::to_upstream(models::hf_bert_names(), text.state_dict())), pytorch_metadata());
+                   host_f32(models::to_upstream(models::hf_bert_names(), text.state_dict())),
+                   pytorch_metadata());
 }
 
-void export_vit(const models::VisionTransformer& vit, const std::vector<float>& mean, const std::vector<float>& std,
-                const fs::path& dir) {
+void export_vit(const models::VisionTransformer& vit, const std::vector<float>& mean,
+                const std::vector<float>& std, const fs::path& dir) {
   const models::ViTConfig& c = vit.config;
-  CW_CHECK(c.representation_size == 0, ValueError,
-           "ViT export: heads.pre_logits (representation_size ", c.representation_size,
-           ") has no ViTModel counterpart");
+  CW_CHECK(c.representation_size == 0, ValueError, "ViT export: heads.pre_logits (representation_size ",
+           c.representation_size, ") has no ViTModel counterpart");
   save_safetensors((dir / "model.safetensors").string(),
-                   host_f32(models::to_upstream(models::hf_vit_names(), vit.state_dict())), pytorch_metadata());
+                   host_f32(models::to_upstream(models::hf_vit_names(), vit.state_dict())),
+                   pytorch_metadata());
   ordered_json j;
   j["architectures"] = {"ViTModel"};
   j["model_type"] = "vit";

@@ -41,7 +41,7 @@ void export_text_tower(const models::TextTransformer& text, const std::filesyste
                        const std::filesystem::path& dir);
 
 // mean, std: the tower's per-channel input normalization (of pixels in [0, 1]).
-void export_vit(const models::VisionTransformer& vit, const std::vector<float>& mean, const std::vector<float>& std,
-                const std::filesystem::path& dir);
+void export_vit(const models::VisionTransformer& vit, const std::vector<float>& mean,
+                const std::vector<float>& std, const std::filesystem::path& dir);
 
 }  // namespace cw::train
