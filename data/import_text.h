@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "data/speech_manifest.h"  // split_lines, split_tab_fields: the manifests' own TSV reading
+
 namespace cw::data {
 
 // A transcript as a manifest holds it: tabs, carriage returns and line breaks become spaces, runs
@@ -20,9 +22,6 @@ std::optional<std::string> clean_transcript(std::string_view raw, std::string* w
 // The lines of a text file without their '\n' / "\r\n" (a UTF-8 byte-order mark at the start is
 // dropped). cw::Error naming the file when it cannot be read.
 std::vector<std::string> read_lines(const std::filesystem::path& path);
-
-// Fields of a tab-separated line (no quoting: Common Voice's TSVs are written without it).
-std::vector<std::string> split_tab_fields(const std::string& line);
 
 // Fields of one CSV record (RFC 4180: fields in double quotes may hold commas and doubled quotes).
 // std::nullopt for an unterminated quote.

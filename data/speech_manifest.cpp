@@ -22,7 +22,19 @@ std::string read_file(const std::filesystem::path& path, const char* what) {
   return bytes;
 }
 
-// Lines of a text file without their '\n' or "\r\n"; a missing final newline is fine.
+std::string join(const std::vector<std::string>& xs, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < xs.size(); ++i) out += (i ? sep : "") + xs[i];
+  return out;
+}
+
+// A UTF-8 byte-order mark (some editors add one) is not part of the first column's name.
+void strip_bom(std::string& text) {
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+}
+
+}  // namespace
+
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
   size_t start = 0;
@@ -37,7 +49,7 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
-std::vector<std::string> split_tabs(const std::string& line) {
+std::vector<std::string> split_tab_fields(const std::string& line) {
   std::vector<std::string> fields;
   size_t start = 0;
   for (;;) {
@@ -47,19 +59,6 @@ std::vector<std::string> split_tabs(const std::string& line) {
     start = tab + 1;
   }
 }
-
-std::string join(const std::vector<std::string>& xs, const char* sep) {
-  std::string out;
-  for (size_t i = 0; i < xs.size(); ++i) out += (i ? sep : "") + xs[i];
-  return out;
-}
-
-// A UTF-8 byte-order mark (some editors add one) is not part of the first column's name.
-void strip_bom(std::string& text) {
-  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
-}
-
-}  // namespace
 
 uint64_t fnv1a64(const void* data, size_t size, uint64_t hash) {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -86,7 +85,7 @@ SpeechManifest SpeechManifest::read(const std::filesystem::path& tsv) {
   const std::string where = tsv.string();
   CW_CHECK(!lines.empty(), ValueError, "SpeechManifest: ", where, " is empty (expected the header line '",
            join(columns(), "\\t"), "')");
-  CW_CHECK(split_tabs(lines[0]) == columns(), ValueError, "SpeechManifest: ", where, ":1: bad header '",
+  CW_CHECK(split_tab_fields(lines[0]) == columns(), ValueError, "SpeechManifest: ", where, ":1: bad header '",
            lines[0], "', expected '", join(columns(), "\\t"), "'");
 
   const std::filesystem::path base = tsv.parent_path();
@@ -95,7 +94,7 @@ SpeechManifest SpeechManifest::read(const std::filesystem::path& tsv) {
     const std::string& line = lines[n];
     const auto line_no = static_cast<int64_t>(n + 1);
     if (line.empty()) continue;  // a trailing blank line is harmless
-    const std::vector<std::string> f = split_tabs(line);
+    const std::vector<std::string> f = split_tab_fields(line);
     CW_CHECK(f.size() == columns().size(), ValueError, "SpeechManifest: ", where, ":", line_no, ": ",
              f.size(), " columns, expected ", columns().size(), " (", join(columns(), ", "), ")");
     Utterance u;
@@ -162,10 +161,10 @@ LabelTable read_label_table(const std::filesystem::path& tsv) {
   const std::vector<std::string> lines = split_lines(text);
   CW_CHECK(!lines.empty() && !lines[0].empty(), ValueError, "read_label_table: ", tsv.string(),
            " has no header line");
-  t.columns = split_tabs(lines[0]);
+  t.columns = split_tab_fields(lines[0]);
   for (size_t n = 1; n < lines.size(); ++n) {
     if (lines[n].empty()) continue;
-    std::vector<std::string> f = split_tabs(lines[n]);
+    std::vector<std::string> f = split_tab_fields(lines[n]);
     CW_CHECK(f.size() == t.columns.size(), ValueError, "read_label_table: ", tsv.string(), ":", n + 1, ": ",
              f.size(), " columns, expected ", t.columns.size(), " (", join(t.columns, ", "), ")");
     t.rows.push_back(std::move(f));

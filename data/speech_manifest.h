@@ -69,6 +69,12 @@ struct LabelTable {
 
 LabelTable read_label_table(const std::filesystem::path& tsv);
 
+// The TSV reading the manifests and the label tables share (and the importers' list files use):
+// the lines of a text without their '\n' or "\r\n" (a missing final newline is fine), and the
+// fields of one tab-separated line (no quoting).
+std::vector<std::string> split_lines(const std::string& text);
+std::vector<std::string> split_tab_fields(const std::string& line);
+
 // FNV-1a (64-bit) of bytes, continuing from `hash`: a fast, stable, non-cryptographic fingerprint
 // for cache keys (collisions are guarded by storing the full key beside the data).
 uint64_t fnv1a64(const void* data, size_t size, uint64_t hash = 0xcbf29ce484222325ull);

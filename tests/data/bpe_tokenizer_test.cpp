@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "data/model_files.h"
+#include "support/check.h"
 
 namespace cw {
 namespace {
@@ -217,16 +218,7 @@ struct TempDir {
   fs::path path;
 };
 
-template <class E, class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one naming " << ::testing::PrintToString(parts);
-  } catch (const E& e) {
-    for (const auto& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\n  lacks: " << p;
-  }
-}
+using test::expect_error;
 
 // A valid tiny tokenizer.json (the committed one) with `edit` applied.
 fs::path edited_tokenizer(const TempDir& tmp, const std::function<void(json&)>& edit) {

@@ -38,15 +38,6 @@ int64_t shard_files(const fs::path& dir) {
   return n;
 }
 
-bool same_frames(const data::FeatureCache& a, const data::FeatureCache& b) {
-  if (a.size() != b.size()) return false;
-  for (int64_t i = 0; i < a.size(); ++i)
-    if (a.features(i).shape() != b.features(i).shape() ||
-        a.features(i).to_vector<float>() != b.features(i).to_vector<float>())
-      return false;
-  return true;
-}
-
 TEST(FeatureShards, ManySmallShardsReadBackWhatFbankComputes) {
   SpeechTempDir dir("shards_roundtrip");
   const data::SpeechManifest m = data::SpeechManifest::read(test::write_tiny_corpus(dir.path));
@@ -80,7 +71,7 @@ TEST(FeatureShards, ManySmallShardsReadBackWhatFbankComputes) {
   // A second run opens the shards and computes nothing.
   const data::FeatureCache again = data::FeatureCache::build_or_load(m, small_shards(m), dir / "cache");
   EXPECT_FALSE(again.was_built());
-  EXPECT_TRUE(same_frames(cache, again));
+  EXPECT_TRUE(test::same_features(cache, again));
 }
 
 TEST(FeatureShards, BadShardIsNamedAndRebuiltFromThere) {
@@ -140,7 +131,8 @@ TEST(FeatureShards, BadShardIsNamedAndRebuiltFromThere) {
   EXPECT_EQ(fs::file_size(two), size);
   // (`built` still reads the file truncated and overwritten in place under it: compare with an
   // intact build.)
-  EXPECT_TRUE(same_frames(data::FeatureCache::build_or_load(m, small_shards(m), dir / "reference"), again));
+  EXPECT_TRUE(
+      test::same_features(data::FeatureCache::build_or_load(m, small_shards(m), dir / "reference"), again));
 
   // A shard that shrinks under an open cache: reading one of its rows is an error naming it.
   const data::FeatureCache open_cache = data::FeatureCache::build_or_load(m, small_shards(m), dir / "cache");
@@ -194,7 +186,8 @@ TEST(FeatureShards, FailedBuildResumesAtTheFirstMissingShard) {
   EXPECT_EQ(calls.load(), m.size() - kept);
   // The same frames as an uninterrupted build.
   SpeechTempDir fresh("shards_resume_fresh");
-  EXPECT_TRUE(same_frames(resumed, data::FeatureCache::build_or_load(m, small_shards(m), fresh / "cache")));
+  EXPECT_TRUE(
+      test::same_features(resumed, data::FeatureCache::build_or_load(m, small_shards(m), fresh / "cache")));
 }
 
 data::SpeechLoaderOptions augmented(int64_t batch) {
@@ -210,7 +203,8 @@ data::SpeechLoaderOptions augmented(int64_t batch) {
 }
 
 bool same_batch(const data::SpeechBatch& a, const data::SpeechBatch& b) {
-  return a.indices == b.indices && a.transcripts == b.transcripts && a.features.shape() == b.features.shape() &&
+  return a.indices == b.indices && a.transcripts == b.transcripts &&
+         a.features.shape() == b.features.shape() &&
          a.features.to_vector<float>() == b.features.to_vector<float>() &&
          a.lengths.to_vector<int64_t>() == b.lengths.to_vector<int64_t>();
 }
@@ -218,13 +212,15 @@ bool same_batch(const data::SpeechBatch& a, const data::SpeechBatch& b) {
 TEST(FeatureShards, LoaderGivesTheSameBatchesFromManyShardsAsFromOne) {
   SpeechTempDir dir("shards_loader");
   const data::SpeechManifest m = data::SpeechManifest::read(test::write_tiny_corpus(dir.path));
-  auto one = std::make_shared<const data::FeatureCache>(data::FeatureCache::build_or_load(m, {}, dir / "one", 2));
+  auto one =
+      std::make_shared<const data::FeatureCache>(data::FeatureCache::build_or_load(m, {}, dir / "one", 2));
   auto many = std::make_shared<const data::FeatureCache>(
       data::FeatureCache::build_or_load(m, small_shards(m), dir / "many"));
   ASSERT_EQ(one->shards().num_shards(), 1);
   ASSERT_GE(many->shards().num_shards(), 5);
   data::SpeechLoader a(one, augmented(4)), b(many, augmented(4));
-  for (int k = 0; k < 3 * a.batches_per_epoch(); ++k) ASSERT_TRUE(same_batch(a.next(), b.next())) << "batch " << k;
+  for (int k = 0; k < 3 * a.batches_per_epoch(); ++k)
+    ASSERT_TRUE(same_batch(a.next(), b.next())) << "batch " << k;
   // Resume: a seek lands on the same batch.
   a.seek(2, 1);
   b.seek(2, 1);
@@ -253,7 +249,8 @@ TEST(FeatureShards, RankSliceEqualsThoseRowsOfTheWholeBatch) {
         EXPECT_EQ(p.features.to_vector<float>(),
                   w.features.narrow(0, offset, count).contiguous().to_vector<float>())
             << "epoch " << e << " batch " << b;
-        EXPECT_EQ(p.lengths.to_vector<int64_t>(), w.lengths.narrow(0, offset, count).contiguous().to_vector<int64_t>());
+        EXPECT_EQ(p.lengths.to_vector<int64_t>(),
+                  w.lengths.narrow(0, offset, count).contiguous().to_vector<int64_t>());
       }
   }
   data::SpeechLoaderOptions bad = augmented(5);

@@ -24,15 +24,6 @@ std::vector<fs::path> cache_files(const fs::path& dir) {
   return out;
 }
 
-bool equal_features(const data::FeatureCache& a, const data::FeatureCache& b) {
-  if (a.size() != b.size()) return false;
-  for (int64_t i = 0; i < a.size(); ++i)
-    if (a.features(i).shape() != b.features(i).shape() ||
-        a.features(i).to_vector<float>() != b.features(i).to_vector<float>())
-      return false;
-  return true;
-}
-
 TEST(FeatureCache, EqualsFbankOnEachFile) {
   SpeechTempDir dir("cache_equal");
   const data::SpeechManifest m = data::SpeechManifest::read(test::write_tiny_corpus(dir.path));
@@ -74,13 +65,13 @@ TEST(FeatureCache, SecondRunLoadsWithoutRecomputing) {
   EXPECT_EQ(loaded.computed_utterances(), 0);
   EXPECT_EQ(loaded.file(), built.file());
   EXPECT_EQ(fs::last_write_time(built.file()), mtime);
-  EXPECT_TRUE(equal_features(built, loaded));
+  EXPECT_TRUE(test::same_features(built, loaded));
   EXPECT_EQ(loaded.manifest().size(), m.size());
 
   // The number of threads does not change the result.
   const data::FeatureCache one_thread = data::FeatureCache::build_or_load(m, {}, dir / "cache1", 1);
   EXPECT_TRUE(one_thread.was_built());
-  EXPECT_TRUE(equal_features(built, one_thread));
+  EXPECT_TRUE(test::same_features(built, one_thread));
 }
 
 TEST(FeatureCache, KeyFollowsSettingsAndData) {
@@ -131,7 +122,7 @@ TEST(FeatureCache, CorruptCacheFileIsRebuilt) {
   EXPECT_TRUE(again.was_built());
   EXPECT_EQ(fs::file_size(again.file()), size);
   // `built` reads the file truncated under it; compare with an intact build instead.
-  EXPECT_TRUE(equal_features(data::FeatureCache::build_or_load(m, {}, dir / "reference", 2), again));
+  EXPECT_TRUE(test::same_features(data::FeatureCache::build_or_load(m, {}, dir / "reference", 2), again));
 }
 
 // The message of the error that building the cache of m throws ("" if none).

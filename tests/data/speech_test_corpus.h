@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/audio_io.h"
+#include "data/feature_cache.h"
 
 namespace cw::test {
 
@@ -32,6 +33,16 @@ struct SpeechTempDir {
   SpeechTempDir& operator=(const SpeechTempDir&) = delete;
   fs::path operator/(const std::string& file) const { return path / file; }
 };
+
+// Whether two caches hold the same rows, frame for frame and bit for bit.
+inline bool same_features(const data::FeatureCache& a, const data::FeatureCache& b) {
+  if (a.size() != b.size()) return false;
+  for (int64_t i = 0; i < a.size(); ++i)
+    if (a.features(i).shape() != b.features(i).shape() ||
+        a.features(i).to_vector<float>() != b.features(i).to_vector<float>())
+      return false;
+  return true;
+}
 
 inline void write_text(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());

@@ -24,17 +24,7 @@ namespace fs = std::filesystem;
 using models::from_upstream;
 using models::to_upstream;
 
-// Expects `fn` to throw E whose message contains every one of `parts`.
-template <class E, class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one naming " << ::testing::PrintToString(parts);
-  } catch (const E& e) {
-    for (const auto& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\n  lacks: " << p;
-  }
-}
+using test::expect_error;
 
 // The fixture's "state.*" tensors, named without the prefix, and its other tensors by name.
 struct Fixture {
@@ -53,7 +43,8 @@ Fixture load_fixture(const std::string& file) {
 }
 
 // Same names, dtypes, shapes and values, exactly; the first difference is named.
-::testing::AssertionResult identical(const std::map<std::string, Tensor>& a, const std::map<std::string, Tensor>& b) {
+::testing::AssertionResult identical(const std::map<std::string, Tensor>& a,
+                                     const std::map<std::string, Tensor>& b) {
   for (const auto& [name, t] : a)
     if (!b.count(name)) return ::testing::AssertionFailure() << "'" << name << "' only in the first";
   for (const auto& [name, t] : b) {
@@ -104,13 +95,15 @@ TEST(ExportNames, TorchaudioConformerLoadsIntoOurBlocksAndExportsBackBitForBit) 
 
 TEST(ExportNames, HfViTLoadsIntoOurViTAndExportsBackBitForBit) {
   const Fixture fx = load_fixture("export_hf_vit.safetensors");
-  models::ViTConfig c = models::ViTConfig::tiny();  // image 8, patch 4, 2 channels, dim 8, 2 layers, 2 heads, MLP 16
+  models::ViTConfig c =
+      models::ViTConfig::tiny();  // image 8, patch 4, 2 channels, dim 8, 2 layers, 2 heads, MLP 16
   const std::map<std::string, Tensor> ours = from_upstream(models::hf_vit_names(), fx.state);
 
   models::VisionTransformer f64(c, DType::F64);
   const nn::LoadReport rep = f64.load_state_dict(as_f64(ours), false);
   ASSERT_TRUE(rep.unexpected.empty() && rep.mismatched.empty()) << rep.str();
-  for (const std::string& name : rep.missing) EXPECT_EQ(name.rfind("heads.", 0), 0u) << name;  // only our SSL head
+  for (const std::string& name : rep.missing)
+    EXPECT_EQ(name.rfind("heads.", 0), 0u) << name;  // only our SSL head
   f64.eval();
   NoGradGuard no_grad;
   const Variable tokens = f64.forward_tokens(Variable(fx.other.at("x").to(DType::F64)));
@@ -142,8 +135,8 @@ TEST(ExportNames, EveryTableRoundTrips) {
   manual_seed(5);
   models::Conformer conformer(models::ConformerConfig::tiny());
   const auto state = conformer.state_dict();
-  std::map<std::string, Tensor> back = from_upstream(models::torchaudio_conformer_names(),
-                                                     to_upstream(models::torchaudio_conformer_names(), state));
+  std::map<std::string, Tensor> back = from_upstream(
+      models::torchaudio_conformer_names(), to_upstream(models::torchaudio_conformer_names(), state));
   for (auto& [name, t] : from_upstream(models::espnet_subsampling_names(),
                                        to_upstream(models::espnet_subsampling_names(), state)))
     back[name] = t;
@@ -161,19 +154,18 @@ TEST(ExportNames, EveryTableRoundTrips) {
 
 TEST(ExportNames, ANameNoRuleCoversIsAnErrorNamingIt) {
   const std::map<std::string, Tensor> stray = {{"layers.0.ffn1.extra.weight", ops::zeros({2})}};
-  expect_error<ValueError>(
-      [&] { to_upstream(models::torchaudio_conformer_names(), stray); },
-      {"torchaudio.models.Conformer", "layers.0.ffn1.extra.weight", "(2,)"});
+  expect_error<ValueError>([&] { to_upstream(models::torchaudio_conformer_names(), stray); },
+                           {"torchaudio.models.Conformer", "layers.0.ffn1.extra.weight", "(2,)"});
   // A packed group with a member missing names the missing tensor.
   const std::map<std::string, Tensor> partial = {{"layers.3.self_attn.query.weight", ops::zeros({2, 2})},
                                                  {"layers.3.self_attn.value.weight", ops::zeros({2, 2})}};
   expect_error<ValueError>([&] { to_upstream(models::torchaudio_conformer_names(), partial); },
-                                          {"layers.3.self_attn.key.weight", "missing"});
+                           {"layers.3.self_attn.key.weight", "missing"});
   // A packed tensor that does not split evenly.
-  const std::map<std::string, Tensor> odd = {{"encoder.layers.encoder_layer_0.self_attention.in_proj_bias",
-                                              ops::zeros({7})}};
+  const std::map<std::string, Tensor> odd = {
+      {"encoder.layers.encoder_layer_0.self_attention.in_proj_bias", ops::zeros({7})}};
   expect_error<ValueError>([&] { to_upstream(models::hf_vit_names(), odd); },
-                                          {"in_proj_bias", "3 equal parts"});
+                           {"in_proj_bias", "3 equal parts"});
 }
 
 }  // namespace

@@ -37,16 +37,7 @@ using test::all_close;
 using test::ids_tensor;
 using test::max_abs_diff;
 
-template <class E, class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one naming " << ::testing::PrintToString(parts);
-  } catch (const E& e) {
-    for (const auto& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\n  lacks: " << p;
-  }
-}
+using test::expect_error;
 
 struct TempDir {
   explicit TempDir(const std::string& tag)

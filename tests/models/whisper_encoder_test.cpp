@@ -34,17 +34,7 @@ Tensor lengths_of(const std::vector<int64_t>& v) {
   return ops::from_vector(v, {static_cast<int64_t>(v.size())});
 }
 
-// Expects `fn` to throw E whose message contains every one of `parts`.
-template <class E, class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one naming " << ::testing::PrintToString(parts);
-  } catch (const E& e) {
-    for (const auto& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\n  lacks: " << p;
-  }
-}
+using test::expect_error;
 
 // A fresh folder under the temp dir, removed at scope exit.
 struct TempDir {

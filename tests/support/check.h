@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "autograd/functions.h"
@@ -18,6 +19,19 @@ namespace cw::test {
 // only NaN). On failure the message names the worst element's index and both values.
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double atol = 1e-6,
                                      double rtol = 1e-5);
+
+// Expects `fn` to throw E whose message contains every one of `parts` (each missing part is
+// reported with the message).
+template <class E, class Fn>
+void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception; expected one naming " << ::testing::PrintToString(parts);
+  } catch (const E& e) {
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\n  lacks: " << p;
+  }
+}
 
 // f64 tensors from a list of values, for readable expectations.
 Tensor f64(const std::vector<double>& values, const Shape& shape);

@@ -70,27 +70,20 @@ class RunExport : public ::testing::Test {
   fs::path dir_;
 };
 
-// Expects `fn` to throw E whose message contains every one of `parts`.
-template <class E, class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one naming " << ::testing::PrintToString(parts);
-  } catch (const E& e) {
-    for (const auto& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\n  lacks: " << p;
-  }
-}
+using test::expect_error;
 
 // Same names, shapes and values (compared in f64, exact).
-::testing::AssertionResult identical(const std::map<std::string, Tensor>& a, const std::map<std::string, Tensor>& b) {
-  if (a.size() != b.size()) return ::testing::AssertionFailure() << a.size() << " vs " << b.size() << " tensors";
+::testing::AssertionResult identical(const std::map<std::string, Tensor>& a,
+                                     const std::map<std::string, Tensor>& b) {
+  if (a.size() != b.size())
+    return ::testing::AssertionFailure() << a.size() << " vs " << b.size() << " tensors";
   for (const auto& [name, t] : a) {
     if (!b.count(name)) return ::testing::AssertionFailure() << "'" << name << "' only in the first";
     const Tensor& u = b.at(name);
     if (u.shape() != t.shape() ||
         u.to(DType::F64).to_vector<double>() != t.to(DType::F64).to_vector<double>())
-      return ::testing::AssertionFailure() << "'" << name << "' differs: " << describe(t) << " vs " << describe(u);
+      return ::testing::AssertionFailure()
+             << "'" << name << "' differs: " << describe(t) << " vs " << describe(u);
   }
   return ::testing::AssertionSuccess();
 }
@@ -102,7 +95,9 @@ std::map<std::string, Tensor> read_all(const fs::path& file) {
   return out;
 }
 
-Tensor lengths_of(const std::vector<int64_t>& v) { return ops::from_vector(v, {static_cast<int64_t>(v.size())}); }
+Tensor lengths_of(const std::vector<int64_t>& v) {
+  return ops::from_vector(v, {static_cast<int64_t>(v.size())});
+}
 
 // ---------------------------------------------------------------- tower folders
 
@@ -120,7 +115,8 @@ TEST_F(RunExport, WhisperFolderReadsBackThroughTheHfLoaderWithIdenticalEmbedding
   NoGradGuard no_grad;
   const Tensor mel = ops::randn({2, 9, cfg.n_mels});
   const Tensor len = lengths_of({9, 6});
-  EXPECT_TRUE(test::all_close(again.embed(Variable(mel), len).data(), tower.embed(Variable(mel), len).data(), 0, 0));
+  EXPECT_TRUE(
+      test::all_close(again.embed(Variable(mel), len).data(), tower.embed(Variable(mel), len).data(), 0, 0));
 }
 
 TEST_F(RunExport, TextFolderReadsBackAsTheSameSentenceEncoder) {
@@ -176,8 +172,9 @@ TEST_F(RunExport, WhisperSpeechTextRunExportsAnHfFolderOurReaderLoads) {
   o.speech_weights = kWhisperTiny.string();
   const models::WhisperEncoderConfig cfg = models::read_whisper_hf(kWhisperTiny).config;
   manual_seed(3);
-  models::SpeechTextModel model(std::make_shared<models::WhisperSpeechTower>(cfg, 10, 1, models::WhisperInput::Hidden),
-                                std::log(1 / 0.07), true);
+  models::SpeechTextModel model(
+      std::make_shared<models::WhisperSpeechTower>(cfg, 10, 1, models::WhisperInput::Hidden),
+      std::log(1 / 0.07), true);
   const fs::path run = write_run(o.to_ini(), model);
   std::ostringstream log;
   const fs::path out = dir_ / "whisper_export";
@@ -217,8 +214,9 @@ TEST_F(RunExport, ImageTextRunExportsTheTextTowerAndTheViT) {
   EXPECT_TRUE(identical(text.model->state_dict(), model.text->state_dict()));
   std::map<std::string, Tensor> vit_state = vit.state_dict();
   std::erase_if(vit_state, [](const auto& kv) { return kv.first.rfind("heads.", 0) == 0; });
-  EXPECT_TRUE(identical(models::from_upstream(models::hf_vit_names(), read_all(out / "image" / "model.safetensors")),
-                        vit_state));
+  EXPECT_TRUE(
+      identical(models::from_upstream(models::hf_vit_names(), read_all(out / "image" / "model.safetensors")),
+                vit_state));
   const auto heads = read_all(out / "heads.safetensors");
   EXPECT_TRUE(identical({{"weight", heads.at("text_proj.weight")}, {"bias", heads.at("text_proj.bias")}},
                         model.proj->state_dict()));
@@ -233,7 +231,8 @@ TEST_F(RunExport, ImageTextRunExportsTheTextTowerAndTheViT) {
 TEST_F(RunExport, BadRunsAndFoldersAreClearErrorsThatLeaveNothing) {
   std::ostringstream log;
   // Not a run folder.
-  expect_error<ValueError>([&] { train::export_run(dir_, "", dir_ / "out", log); }, {"config.ini", dir_.string()});
+  expect_error<ValueError>([&] { train::export_run(dir_, "", dir_ / "out", log); },
+                           {"config.ini", dir_.string()});
   // A run folder without a checkpoint.
   const fs::path run = dir_ / "empty_run";
   fs::create_directories(run);
@@ -256,7 +255,8 @@ TEST_F(RunExport, BadRunsAndFoldersAreClearErrorsThatLeaveNothing) {
   // A checkpoint that does not fit the run's configuration fails after the export started: nothing is left.
   o.num_layers = 3;
   std::ofstream(good / "config.ini") << o.to_ini();
-  expect_error<ValueError>([&] { train::export_run(good, "", dir_ / "out", log); }, {"does not fit", "Conformer"});
+  expect_error<ValueError>([&] { train::export_run(good, "", dir_ / "out", log); },
+                           {"does not fit", "Conformer"});
   EXPECT_FALSE(fs::exists(dir_ / "out"));
   expect_no_leftovers();
 }
