@@ -28,6 +28,7 @@
 #include "autograd/grad_mode.h"
 #include "core/flop_counter.h"
 #include "core/ops.h"
+#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/conformer.h"
 #include "tower_bench_util.h"
@@ -113,6 +114,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  cw::set_flush_denormals(true);  // as train and eval run (core/cpu/denormals.h)
   bench::print_machine_header();  // CPU model and measured fp32 FMA limit
   models::Conformer model(models::ConformerConfig::small(), DType::F32);
   // Random features (as a normalized log-mel would be: zero mean, unit variance). Full lengths,

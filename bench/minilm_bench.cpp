@@ -15,6 +15,7 @@
 #include "autograd/grad_mode.h"
 #include "core/ops.h"
 #include "data/model_files.h"
+#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/sentence_encoder.h"
 
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  cw::set_flush_denormals(true);  // as train and eval run (core/cpu/denormals.h)
   bench::print_machine_header();  // CPU model and measured fp32 FMA limit
   const auto enc = models::SentenceEncoder::load(data::find_minilm_dir(dir));
   const double rss_model = peak_rss_mib();

@@ -33,6 +33,7 @@
 #include "autograd/grad_mode.h"
 #include "core/op_profiler.h"
 #include "core/ops.h"
+#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/conformer.h"
 #include "models/text_transformer.h"
@@ -263,6 +264,7 @@ int main(int argc, char** argv) {
         "[--warmup 1] [--iters 1] [--top 8]\n");
     return 2;
   }
+  cw::set_flush_denormals(true);  // as train and eval run (core/cpu/denormals.h)
   const bench::MachineInfo m = bench::print_machine_header();
   Generator g(1);
   if (o.model == "conformer") {

@@ -24,6 +24,7 @@
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
 #include "core/ops.h"
+#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/vit.h"
 #include "tower_bench_util.h"
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  cw::set_flush_denormals(true);  // as train and eval run (core/cpu/denormals.h)
   bench::print_machine_header();  // CPU model and measured fp32 FMA limit
   models::ViTConfig config = models::ViTConfig::small28();
   config.dropout = b.dropout;

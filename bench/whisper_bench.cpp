@@ -26,10 +26,10 @@
 // Usage: whisper_bench [--phase encode|step|profile|bwd-profile] [--batch 8] [--frames 1000] [--iters 5]
 //                      [--warmup 1] [--train-layers 4] [--loss cwcl|infonce] [--model model.bin]
 //                      [--dump DIR] [--ftz 0|1]
-// --ftz 1 sets the CPU's flush-to-zero and denormals-are-zero modes on every OpenMP thread first
-// (a diagnostic: the step's backward meets denormal floats, see BENCHMARKS.md).
+// --ftz 1 (the default, as train and eval run) sets the CPU's flush-to-zero and denormals-are-zero
+// modes on every OpenMP thread first; --ftz 0 shows what the step's backward pays for denormal
+// floats without them (BENCHMARKS.md).
 #include <omp.h>
-#include <xmmintrin.h>
 
 #include <algorithm>
 #include <chrono>
@@ -50,6 +50,7 @@
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "losses/contrastive_loss.h"
+#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/conformer.h"
 #include "models/text_transformer.h"
@@ -71,7 +72,7 @@ using Clock = std::chrono::steady_clock;
 struct Bench {
   std::string phase = "encode", loss = "cwcl", model, dump;
   int64_t batch = 8, frames = 1000, iters = 5, warmup = 1, train_layers = 4;
-  bool ftz = false;
+  bool ftz = true;
 };
 
 // Runs `body` warmup + iters times; body returns the timed seconds of its parts (the first is the
@@ -228,10 +229,9 @@ int main(int argc, char** argv) {
                  "[--ftz 0|1]\n");
     return 2;
   }
-  if (b.ftz) {  // flush denormal results and inputs to zero (MXCSR FTZ | DAZ) on every OpenMP thread
-#pragma omp parallel
-    _mm_setcsr(_mm_getcsr() | 0x8040);
-  }
+  // Flush denormal results and inputs to zero (MXCSR FTZ | DAZ) on every OpenMP thread, as train
+  // and eval do (core/cpu/denormals.h); --ftz 0 shows the cost of not doing it.
+  cw::set_flush_denormals(b.ftz);
   bench::print_machine_header();  // CPU model and measured fp32 FMA limit
   const std::filesystem::path model_bin =
       b.model.empty() ? data::find_whisper_dir() / "model.bin" : std::filesystem::path(b.model);

@@ -165,7 +165,8 @@ class Backend {
   // ---- convolution lowering ----
   // x (N, C, H, W) contiguous -> cols (N, C*kh*kw, OH*OW): each column is one receptive field.
   virtual void im2col(const Tensor& x, const ConvGeometry& g, Tensor& cols) = 0;
-  // The adjoint of im2col: sums every column entry back into its pixel of x (N, C, H, W).
+  // The adjoint of im2col: x (N, C, H, W) is overwritten with, at each pixel, the sum of the
+  // column entries read from it (0 where none is).
   virtual void col2im(const Tensor& cols, const ConvGeometry& g, Tensor& x) = 0;
 
   // ---- depthwise convolution (one filter per channel: groups = Cin = Cout), computed directly ----

@@ -74,6 +74,11 @@ void count_library(const Conv2dShapes& s) {
   FlopCounter::add("conv", 2 * s.n * s.cout * s.geo.out_h() * s.geo.out_w() * s.k);
 }
 
+void check_conv_bias(const Tensor& bias, const Conv2dShapes& s) {
+  CW_CHECK(bias.shape() == Shape{s.cout}, ShapeError, "conv2d: bias ", shape_str(bias.shape()),
+           " should be (", s.cout, ",)");
+}
+
 // A 1x1 kernel with stride 1 and no padding: im2col is the identity, so x itself is the column
 // matrix (N, Cin, H*W) and the whole batch is one chunk.
 bool is_pointwise(const Conv2dShapes& s) {
@@ -109,7 +114,14 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Con
     be.depthwise_conv(x, w.contiguous(), s.geo, y);
     count_depthwise(s);
   } else {
-    const Tensor wg = w.reshape({s.groups, s.cout / s.groups, s.k});  // (g, Cout/g, K)
+    // The bias is written into y first and each chunk's GEMM adds onto its slice of y (beta = 1),
+    // so neither the product nor the bias costs a separate pass over the output.
+    y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
+    if (bias.defined()) {
+      check_conv_bias(bias, s);
+      y.view({s.n, s.cout, L}).copy_(bias.view({1, s.cout, 1}));
+    }
+    const Tensor wg = w.contiguous().view({s.groups, s.cout / s.groups, s.k});  // (g, Cout/g, K)
     const int64_t chunk = images_per_chunk(s);
     const bool pointwise = is_pointwise(s);
     Tensor cols;
@@ -118,20 +130,17 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Con
       const int64_t nc = std::min(chunk, s.n - n0);
       Tensor c = pointwise ? x.narrow(0, n0, nc).view({nc, s.cin, L}) : cols.narrow(0, 0, nc);
       if (!pointwise) be.im2col(x.narrow(0, n0, nc), s.geo, c);
-      // (g, Cout/g, K) @ (nc, g, K, L) -> (nc, g, Cout/g, L)
-      const Tensor part = matmul(wg, c.view({nc, s.groups, s.k, L}));
-      if (nc == s.n) {  // one chunk: the product is the output
-        y = part.view({s.n, s.cout, OH, OW});
-        break;
-      }
-      if (!y.defined()) y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());
-      y.narrow(0, n0, nc).view({nc, s.groups, s.cout / s.groups, L}).copy_(part);
+      // (g, Cout/g, K) @ (nc, g, K, L) -> (nc, g, Cout/g, L), straight into the chunk's images of y
+      Tensor out = y.narrow(0, n0, nc).view({nc, s.groups, s.cout / s.groups, L});
+      backend_for(x.device(), "matmul")
+          .matmul(wg.expand({nc, s.groups, s.cout / s.groups, s.k}), c.view({nc, s.groups, s.k, L}), out,
+                  bias.defined());
+      FlopCounter::add("matmul", 2 * nc * s.cout * s.k * L);
     }
-    if (!y.defined()) y = Tensor::empty({s.n, s.cout, OH, OW}, x.dtype(), x.device());  // empty batch
+    return y;
   }
   if (bias.defined()) {
-    CW_CHECK(bias.shape() == Shape{s.cout}, ShapeError, "conv2d: bias ", shape_str(bias.shape()),
-             " should be (", s.cout, ",)");
+    check_conv_bias(bias, s);
     y = add(y, bias.view({1, s.cout, 1, 1}));
   }
   return y;
@@ -173,36 +182,53 @@ ConvGrads conv2d_backward(const Tensor& gy, const Tensor& x_in, const Tensor& w,
   } else if (need_weight || need_x) {
     const Tensor x = x_in.contiguous();
     const int64_t chunk = images_per_chunk(s);
-    const int64_t K_all = s.cin * s.geo.kh * s.geo.kw;
-    const Tensor wg = w.reshape({s.groups, s.cout / s.groups, s.k});  // (g, Cout/g, K)
+    const int64_t K_all = s.cin * s.geo.kh * s.geo.kw, cg = s.cout / s.groups;
+    const Tensor wg = w.contiguous().view({s.groups, cg, s.k});  // (g, Cout/g, K)
     const bool pointwise = is_pointwise(s);
-    Tensor cols;
-    if (!pointwise && need_weight) cols = Tensor::empty({chunk, K_all, L}, x.dtype(), x.device());
-    if (need_x) g.x = Tensor::empty(x_in.shape(), x_in.dtype(), x_in.device());
+    // One column buffer for the chunks, reused: the im2col columns for the weight gradient, then
+    // the input gradient's columns (a fresh 16 MiB buffer per chunk is fresh pages to fault in).
+    Tensor cols, gcols;
+    if (!pointwise) cols = Tensor::empty({chunk, K_all, L}, x.dtype(), x.device());
+    if (need_x) {
+      g.x = Tensor::empty(x_in.shape(), x_in.dtype(), x_in.device());
+      gcols = pointwise ? Tensor() : cols;
+    }
+    Tensor gw;  // (g, Cout/g, K), the sum over the chunks
+    if (need_weight) gw = Tensor::empty({s.groups, cg, s.k}, w.dtype(), w.device());
     for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
       const int64_t nc = std::min(chunk, s.n - n0);
-      const Tensor gyv = gyc.narrow(0, n0, nc).view({nc, s.groups, s.cout / s.groups, L});
+      const Tensor gyv = gyc.narrow(0, n0, nc).view({nc, s.groups, cg, L});
       if (need_weight) {
         Tensor c = pointwise ? x.narrow(0, n0, nc).view({nc, K_all, L}) : cols.narrow(0, 0, nc);
         if (!pointwise) be.im2col(x.narrow(0, n0, nc), s.geo, c);
-        // (nc, g, Cout/g, L) @ (nc, g, L, K) -> (nc, g, Cout/g, K), summed over the chunk's images
-        const Tensor part = sum(matmul(gyv, c.view({nc, s.groups, s.k, L}).transpose(-1, -2)), {0});
-        g.weight = g.weight.defined() ? add(g.weight, part) : part;
+        const Tensor cvt = c.view({nc, s.groups, s.k, L}).transpose(-1, -2);  // (nc, g, L, K)
+        if (nc == 1) {
+          // (g, Cout/g, L) @ (g, L, K) added onto (g, Cout/g, K)
+          backend_for(x.device(), "matmul").matmul(gyv.select(0, 0), cvt.select(0, 0), gw, n0 > 0);
+          FlopCounter::add("matmul", 2 * s.cout * s.k * L);
+        } else {
+          // Many small images: one batched product (its GEMMs run in parallel over the images),
+          // then summed over them. (nc, g, Cout/g, L) @ (nc, g, L, K) -> (g, Cout/g, K)
+          const Tensor part = sum(matmul(gyv, cvt), {0});
+          if (n0 == 0)
+            gw.copy_(part);
+          else
+            add_(gw, part);
+        }
       }
       if (need_x) {
         // (g, K, Cout/g) @ (nc, g, Cout/g, L) -> (nc, g, K, L), folded back into the images
-        const Tensor gcols = matmul(wg.transpose(-1, -2), gyv).view({nc, K_all, L});
         Tensor gx = g.x.narrow(0, n0, nc);
-        if (pointwise) {
-          gx.view({nc, K_all, L}).copy_(gcols);
-        } else {
-          gx.zero_();
-          be.col2im(gcols, s.geo, gx);
-        }
+        Tensor gc =
+            pointwise ? gx.view({nc, s.groups, s.k, L}) : gcols.narrow(0, 0, nc).view({nc, s.groups, s.k, L});
+        backend_for(x.device(), "matmul")
+            .matmul(wg.transpose(-1, -2).expand({nc, s.groups, s.k, cg}), gyv, gc);
+        FlopCounter::add("matmul", 2 * nc * s.cout * s.k * L);
+        if (!pointwise) be.col2im(gcols.narrow(0, 0, nc), s.geo, gx);  // overwrites gx
       }
     }
     // An empty batch runs no chunk: its weight gradient is zero.
-    if (need_weight) g.weight = g.weight.defined() ? g.weight.view(w.shape()) : zeros_like(w);
+    if (need_weight) g.weight = s.n > 0 ? gw.view(w.shape()) : zeros_like(w);
   }
   if (need_bias) g.bias = sum(gy, {0, 2, 3});
   return g;

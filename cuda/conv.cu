@@ -3,7 +3,7 @@
 // each output element from one thread that gathers its inputs, so nothing needs atomics and the
 // results are deterministic:
 //   im2col: thread per column entry    cols[n, (c, ki, kj), (oh, ow)] = x[n, c, ih, iw] or 0
-//   col2im: thread per pixel           x[n, c, ih, iw] += sum of the column entries that read it
+//   col2im: thread per pixel           x[n, c, ih, iw] = sum of the column entries that read it
 //   depthwise forward: thread per output pixel, sum over the kh*kw taps
 //   depthwise input grad: thread per input pixel, sum over the taps and outputs that read it
 //   depthwise weight grad: block per (channel, tap), block-wide sum over images and pixels
@@ -26,7 +26,7 @@ __global__ void im2col_kernel(const T* x, T* cols, int64_t total, Geo g) {
 
 template <class T>
 __global__ void col2im_kernel(const T* cols, T* x, int64_t total, Geo g) {
-  CW_GRID_LOOP(i, total) x[i] += col2im_at(cols, i, g);
+  CW_GRID_LOOP(i, total) x[i] = col2im_at(cols, i, g);
 }
 
 template <class T>

@@ -27,7 +27,7 @@ Variable PackedMultiHeadAttention::forward(const Variable& x, const Tensor& key_
   CW_CHECK(x.dim() == 3 && x.size(2) == embed_dim, ShapeError, "PackedMultiHeadAttention: input ",
            shape_str(x.shape()), " should be (batch, tokens, ", embed_dim, ")");
   const int64_t B = x.size(0), T = x.size(1), H = num_heads, Dh = embed_dim / num_heads;
-  const Variable qkv = ag::matmul(x, ag::transpose(in_proj_weight, 0, 1)) + in_proj_bias;  // (B, T, 3E)
+  const Variable qkv = ag::linear(x, in_proj_weight, in_proj_bias);  // (B, T, 3E), the bias added by the GEMM
   const std::vector<Variable> parts = ag::split(qkv, embed_dim, -1);                       // 3 x (B, T, E)
   auto heads = [&](const Variable& t) { return ag::transpose(ag::reshape(t, {B, T, H, Dh}), 1, 2); };
   const Variable ctx = scaled_dot_product_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]),

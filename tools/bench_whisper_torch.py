@@ -20,7 +20,7 @@ Median of --iters after --warmup; peak RSS = the process's ru_maxrss (weights, i
 phase; one phase per process). --check DIR compares the encoder's output on whisper_bench
 --dump DIR's input with ours (max abs diff).
 
-    OMP_NUM_THREADS=2 /work/main/.cache/venv-hf/bin/python tools/bench_whisper_torch.py \\
+    OMP_NUM_THREADS=2 .cache/venv-hf/bin/python tools/bench_whisper_torch.py \\
         --phase encode --batch 8 --frames 1000
 """
 import argparse
@@ -145,7 +145,8 @@ def stem(enc, mel):
 
 def run_layers(enc, h, first, last):
     for layer in enc.layers[first:last]:
-        h = layer(h, None, layer_head_mask=None)[0]
+        out = layer(h, None)  # transformers 4.x returns a tuple (hidden, ...), 5.x the hidden states
+        h = out[0] if isinstance(out, tuple) else out
     return h
 
 

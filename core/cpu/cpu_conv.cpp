@@ -1,7 +1,11 @@
 // CPU im2col / col2im for convolutions lowered to GEMM (see core/ops_conv.cpp).
 // cols[n, (c, ki, kj), (oh, ow)] = x[n, c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw], 0 outside.
-// col2im is its adjoint: it adds every column entry back into the pixel it was read from.
+// col2im is its adjoint: it adds every column entry back into the pixel it was read from, into a
+// plane it zeroes first (inside the task, while the plane is in cache: a separate zeroing pass over
+// the whole gradient cost as much as the folding itself, 125 ms a Conformer step).
 // Both run in parallel over (image, channel): each task touches only its own channel plane.
+#include <algorithm>
+
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/strided_loop.h"
 
@@ -16,6 +20,7 @@ void lower(T* img, T* cols, int64_t batch, const ConvGeometry& g) {
   for (int64_t nc = 0; nc < batch * g.channels; ++nc) {
     T* x = img + nc * plane;
     T* colbase = cols + nc * K * L;  // rows (c, ki, kj) of image n are consecutive
+    if constexpr (!kToCols) std::fill(x, x + plane, T(0));
     for (int64_t ki = 0; ki < g.kh; ++ki)
       for (int64_t kj = 0; kj < g.kw; ++kj) {
         T* col = colbase + (ki * g.kw + kj) * L;

@@ -45,11 +45,41 @@ void sum_rows(ReduceOp op, const T* x, T* y, int64_t outer, int64_t r) {
   }
 }
 
+// Sums over the rows of a (r, inner) matrix (outer == 1 and fewer than 4 column blocks: a bias
+// gradient, the column sums of a (tokens, features) gradient), where blocks of `inner` alone would
+// leave one task and one busy thread. The rows are cut into kRowBlock-row blocks, each task
+// accumulates one block in double, and the blocks' sums are added in block order: the split
+// depends on the shape only, so the result does not depend on the thread count.
+constexpr int64_t kRowBlock = 512;
+
+template <class T>
+void sum_columns(ReduceOp op, const T* x, T* y, int64_t r, int64_t inner) {
+  using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+  const int64_t blocks = (r + kRowBlock - 1) / kRowBlock;
+  std::vector<Acc> partial(static_cast<size_t>(blocks * inner), Acc(0));
+#pragma omp parallel for schedule(static) if (r * inner >= kParallelGrain && blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    Acc* acc = partial.data() + b * inner;
+    for (int64_t i = b * kRowBlock; i < std::min(r, (b + 1) * kRowBlock); ++i)
+      for (int64_t j = 0; j < inner; ++j) acc[j] += static_cast<Acc>(x[i * inner + j]);
+  }
+  for (int64_t j = 0; j < inner; ++j) {
+    Acc s = 0;
+    for (int64_t b = 0; b < blocks; ++b) s += partial[b * inner + j];
+    y[j] = static_cast<T>(op == ReduceOp::Mean ? s / static_cast<Acc>(r) : s);
+  }
+}
+
 template <class T>
 void reduce_typed(ReduceOp op, const T* x, Tensor& out, int64_t outer, int64_t r, int64_t inner) {
   using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
   if (inner == 1 && (op == ReduceOp::Sum || op == ReduceOp::Mean)) {
     sum_rows<T>(op, x, out.data<T>(), outer, r);
+    return;
+  }
+  const bool few_tasks = outer * ((inner + kInnerBlock - 1) / kInnerBlock) < 4;
+  if (few_tasks && outer == 1 && r > kRowBlock && (op == ReduceOp::Sum || op == ReduceOp::Mean)) {
+    sum_columns<T>(op, x, out.data<T>(), r, inner);
     return;
   }
   const int64_t blocks = (inner + kInnerBlock - 1) / kInnerBlock;

@@ -56,8 +56,7 @@ class EmulatedCudaBackend final : public cpu::CpuBackend {
         matmul(d.wg(w, j).t(), gy.narrow(0, i, 1).view({d.cout, d.l}).narrow(0, j * d.cg, d.cg), part);
       }
       Tensor gxi = gx.narrow(0, i, 1);
-      fill(gxi, 0.0);
-      col2im(gcols, g, gxi);
+      col2im(gcols, g, gxi);  // overwrites gxi
     }
   }
   // gW_j = sum over images of gy_i[group j] @ cols_i[group j]^T
