@@ -175,7 +175,8 @@ Variable TextTransformer::forward(const Tensor& input_ids, const Tensor& attenti
              "TextTransformer: ", t == &attention_mask ? "attention_mask " : "token_type_ids ",
              shape_str(t->shape()), " does not match input_ids ", shape_str(input_ids.shape()));
   // HF's attention_mask marks tokens (1); attention wants the padding (nonzero = ignore).
-  const Tensor padding = attention_mask.defined() ? ops::eq(attention_mask, 0.0) : Tensor();
+  const Tensor padding =
+      attention_mask.defined() ? nn::padding_or_none(ops::eq(attention_mask, 0.0)) : Tensor();
   Variable h = embeddings->forward(input_ids, token_type_ids);
   if (all_hidden_states) all_hidden_states->assign(1, h);
   for (const auto& layer : *encoder->layer) {

@@ -14,6 +14,7 @@
 #include "core/safetensors.h"
 #include "models/conformer.h"
 #include "models/text_transformer.h"
+#include "nn/attention.h"
 
 namespace cw::models {
 
@@ -121,7 +122,8 @@ Variable WhisperEncoder::run_layers(Variable h, const Tensor& padding_mask, int6
                                     int64_t last) const {
   CW_CHECK(0 <= first && first <= last && last <= config.num_layers, ValueError, "WhisperEncoder: blocks [",
            first, ", ", last, ") outside the model's ", config.num_layers);
-  for (int64_t i = first; i < last; ++i) h = (*layers)[static_cast<size_t>(i)].forward(h, padding_mask);
+  const Tensor pad = nn::padding_or_none(padding_mask);  // once for all the blocks
+  for (int64_t i = first; i < last; ++i) h = (*layers)[static_cast<size_t>(i)].forward(h, pad);
   return h;
 }
 

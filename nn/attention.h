@@ -8,6 +8,12 @@
 
 namespace cw::nn {
 
+// The key padding mask to hand attention: `mask` when some key is padding, else undefined. An
+// all-false mask changes nothing but costs a masked_fill over every score, forward and backward
+// (2-3% of a full-length Whisper step). Reads the mask back to the host once: call it per batch,
+// not per layer. mask (B, S), nonzero = padding.
+Tensor padding_or_none(const Tensor& mask);
+
 // q (B, H, T, Dh), k and v (B, H, S, Dh) -> (B, H, T, Dh).
 // key_padding_mask: (B, S), nonzero where a key is padding (PyTorch's convention); those keys
 //   get the lowest finite score, so a query with at least one real key ignores them exactly.

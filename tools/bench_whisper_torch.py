@@ -144,8 +144,11 @@ def stem(enc, mel):
 
 
 def run_layers(enc, h, first, last):
+    import inspect
     for layer in enc.layers[first:last]:
-        out = layer(h, None)  # transformers 4.x returns a tuple (hidden, ...), 5.x the hidden states
+        # transformers 4.x takes layer_head_mask and returns a tuple (hidden, ...); 5.x neither
+        extra = {"layer_head_mask": None} if "layer_head_mask" in inspect.signature(layer.forward).parameters else {}
+        out = layer(h, None, **extra)
         h = out[0] if isinstance(out, tuple) else out
     return h
 

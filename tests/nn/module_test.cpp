@@ -168,6 +168,14 @@ TEST(Attention, PaddingInvariance) {
   }
 }
 
+// A mask with no padding is dropped (attention then runs no masked_fill); one padded key keeps it.
+TEST(Attention, PaddingOrNoneDropsOnlyAllFalseMasks) {
+  EXPECT_FALSE(nn::padding_or_none(test::f64({0, 0, 0, 0}, {2, 2})).defined());
+  EXPECT_TRUE(nn::padding_or_none(test::f64({0, 0, 0, 1}, {2, 2})).defined());
+  EXPECT_TRUE(nn::padding_or_none(ops::eq(ops::arange(0, 4, 1, DType::I64).view({1, 4}), 3.0)).defined());
+  EXPECT_FALSE(nn::padding_or_none(Tensor()).defined());
+}
+
 TEST(Transformer, LayerGradCheck) {
   nn::TransformerLayerOptions o;
   o.d_model = 4;
