@@ -3,20 +3,16 @@
 // ranges already known to lie inside the file. The writer goes through a temporary file.
 #include "core/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 
+#include "core/atomic_file.h"
 #include "core/file_bytes.h"
 #include "core/stored_dtypes.h"
 
@@ -339,32 +335,6 @@ std::map<std::string, Tensor> SafetensorsFile::load_all(std::optional<DType> as)
 
 namespace {
 
-// Writes all n bytes (write(2) may write fewer); throws naming the file.
-void write_all(int fd, const void* data, uint64_t n, const std::string& file) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t got = ::write(fd, p, n);
-    if (got < 0 && errno == EINTR) continue;
-    CW_CHECK(got > 0, Error, "save_safetensors: cannot write ", file, ": ", std::strerror(errno));
-    p += got, n -= static_cast<uint64_t>(got);
-  }
-}
-
-// Creates `path`.tmp.<random> exclusively (so two writers never share one); returns its fd.
-int create_temp(const std::string& path, std::string& temp) {
-  std::random_device rd;
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    char suffix[16];
-    std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(rd()));
-    temp = path + ".tmp." + suffix;
-    // 0666 less the umask, as any newly created file; mkstemp would force 0600.
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) return fd;
-    CW_CHECK(errno == EEXIST, Error, "save_safetensors: cannot create ", temp, ": ", std::strerror(errno));
-  }
-  throw Error(detail::cat("save_safetensors: cannot create a temporary file beside ", path));
-}
-
 // nlohmann's dump() throws on invalid UTF-8; check each string so the message can name it.
 void check_utf8(const std::string& path, const char* what, const std::string& s) {
   try {
@@ -420,33 +390,11 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   text.append((kCpuAlignment - (8 + text.size()) % kCpuAlignment) % kCpuAlignment, ' ');
   const uint64_t header_len = text.size();
 
-  std::string temp;
-  const int fd = create_temp(path, temp);
-  try {
-    write_all(fd, &header_len, 8, temp);
-    write_all(fd, text.data(), text.size(), temp);
-    for (const Entry& e : entries) write_all(fd, e.data.raw_data(), e.nbytes, temp);
-    // fsync before rename: otherwise a crash can leave the new name pointing at an empty file.
-    CW_CHECK(::fsync(fd) == 0, Error, "save_safetensors: cannot flush ", temp, ": ", std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    throw;
-  }
-  const bool closed = ::close(fd) == 0;
-  if (!closed || ::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    throw Error(detail::cat("save_safetensors: cannot ", closed ? "rename " + temp + " to " : "close ",
-                            closed ? path : temp, ": ", std::strerror(err)));
-  }
-  // Make the rename itself durable; a failure here loses nothing already written.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  AtomicFile file(path);  // the file appears under `path` whole or not at all
+  file.write(&header_len, 8);
+  file.write(text);
+  for (const Entry& e : entries) file.write(e.data.raw_data(), e.nbytes);
+  file.commit();
 }
 
 }  // namespace cw

@@ -2,13 +2,12 @@
 // global_cmvn JSON (see audio_normalize.h).
 #include "data/audio_normalize.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <system_error>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_read.h"
 #include "core/ops.h"
@@ -124,21 +123,8 @@ Tensor GlobalCmvn::apply(const Tensor& features) const {
 void GlobalCmvn::save(const std::filesystem::path& path) const {
   check_ready("save");
   const Json j = {{"mean_stat", sum_}, {"var_stat", sum_sq_}, {"frame_num", frames_}};
-  const std::filesystem::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp);
-    CW_CHECK(out, Error, "GlobalCmvn::save: cannot write '", tmp.string(), "'");
-    // nlohmann prints doubles in their shortest round-trip form: reloading is exact.
-    out << j.dump() << "\n";
-    out.close();
-    CW_CHECK(out, Error, "GlobalCmvn::save: write to '", tmp.string(), "' failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw Error(detail::cat("GlobalCmvn::save: cannot rename onto '", path.string(), "': ", ec.message()));
-  }
+  // nlohmann prints doubles in their shortest round-trip form: reloading is exact.
+  write_file_atomic(path, j.dump() + "\n");
 }
 
 GlobalCmvn GlobalCmvn::load(const std::filesystem::path& path) {

@@ -2,8 +2,6 @@
 // import_image_corpus.h.
 #include "data/import_image_corpus.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/image_resize.h"
 #include "data/jpeg_decoder.h"
@@ -27,25 +26,6 @@ namespace {
 // Bumped when the stored bytes of a chunk or a split change meaning, so old chunks are rebuilt.
 constexpr const char* kImportFormat = "cw-image-import-1";
 constexpr size_t kMaxExamples = 20;
-
-// Files appear whole or not at all: temporary file beside the target, then rename. (data/ cannot
-// use train/atomic_file.h; the importers need no fsync: a crash leaves a rerun to redo a chunk.)
-void write_atomic(const fs::path& path, const std::string& bytes) {
-  const fs::path tmp = path.string() + ".part" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    CW_CHECK(out.good(), Error, "import: cannot write ", tmp.string());
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    CW_CHECK(out.good(), Error, "import: writing ", tmp.string(), " failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(detail::cat("import: cannot rename onto ", path.string(), ": ", ec.message()));
-  }
-}
 
 std::string read_all(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -103,15 +83,15 @@ void save_chunk(const fs::path& parts, const ImageChunkPlan& plan, const ImageIm
   std::string tsv;
   for (const ImageImportRow& r : chunk.rows)
     tsv += r.id + "\t" + (r.label >= 0 ? std::to_string(r.label) : "") + "\t" + r.caption + "\n";
-  write_atomic(parts / (plan.name + ".images"),
-               std::string(reinterpret_cast<const char*>(chunk.pixels.data()), chunk.pixels.size()));
-  write_atomic(parts / (plan.name + ".tsv"), tsv);
+  write_file_atomic(parts / (plan.name + ".images"),
+                    std::string(reinterpret_cast<const char*>(chunk.pixels.data()), chunk.pixels.size()));
+  write_file_atomic(parts / (plan.name + ".tsv"), tsv);
   const nlohmann::json meta = {{"key", plan.key},
                                {"rows", chunk.rows.size()},
                                {"dropped", chunk.dropped},
                                {"examples", chunk.examples},
                                {"notes", chunk.notes}};
-  write_atomic(parts / (plan.name + ".json"), meta.dump());
+  write_file_atomic(parts / (plan.name + ".json"), meta.dump());
 }
 
 // Builds the chunks in `todo` with `jobs` threads; the first error is rethrown after all stop.
@@ -167,22 +147,23 @@ int64_t assemble_split(const fs::path& out, const std::string& split, const fs::
   CW_CHECK(n < (int64_t{1} << 31), ValueError, "import: split '", split, "' has ", n,
            " images, more than an IDX file holds");
   const fs::path images = out / (split + "-images-idx4-ubyte");
-  const fs::path tmp = images.string() + ".part" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    CW_CHECK(f.good(), Error, "import: cannot write ", tmp.string());
-    f << idx_header(n, o.image_size);
-    for (const ImageChunkPlan& p : plans) {
-      std::ifstream in(parts / (p.name + ".images"), std::ios::binary);
-      f << in.rdbuf();
+  AtomicFile f(images);  // the chunks' image bytes, streamed one chunk at a time
+  f.write(idx_header(n, o.image_size));
+  std::vector<char> buffer(size_t{1} << 20);
+  int64_t bytes = 0;
+  for (const ImageChunkPlan& p : plans) {
+    const fs::path chunk = parts / (p.name + ".images");
+    std::ifstream in(chunk, std::ios::binary);
+    CW_CHECK(in.good(), Error, "import: cannot read ", chunk.string());
+    while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+      f.write(buffer.data(), static_cast<size_t>(in.gcount()));
+      bytes += in.gcount();
     }
-    f.close();
-    CW_CHECK(f.good(), Error, "import: writing ", tmp.string(), " failed (disk full?)");
   }
-  CW_CHECK(static_cast<int64_t>(fs::file_size(tmp)) == 20 + n * image_bytes(o), Error,
-           "import: ", tmp.string(), " has the wrong size: a chunk changed during assembly");
-  fs::rename(tmp, images);
-  write_atomic(out / (split + ".tsv"), manifest);
+  CW_CHECK(bytes == n * image_bytes(o), Error, "import: the chunks of ", images.string(), " hold ", bytes,
+           " bytes, not ", n * image_bytes(o), ": a chunk changed during assembly");
+  f.commit();
+  write_file_atomic(out / (split + ".tsv"), manifest);
   return n;
 }
 
@@ -369,12 +350,12 @@ ImageImportSummary run_image_import(const fs::path& out, const std::string& impo
                                     {"center_crop", o.image_size},
                                     {"interpolation", "PIL bilinear (antialiased), torchvision 0.14 eval"}}},
                                   {"splits", split_entries}};
-  write_atomic(out / "dataset.json", dataset.dump(2) + "\n");
+  write_file_atomic(out / "dataset.json", dataset.dump(2) + "\n");
   files["dataset.json"] = static_cast<int64_t>(fs::file_size(out / "dataset.json"));
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const nlohmann::json rec = {
       {"format", kImportFormat}, {"key", key}, {"files", files}, {"summary", s.to_json()}};
-  write_atomic(record, rec.dump(2) + "\n");
+  write_file_atomic(record, rec.dump(2) + "\n");
   fs::remove_all(out / ".parts", ec);
   return s;
 }

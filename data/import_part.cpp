@@ -1,8 +1,6 @@
 // An importer's output: summary, manifests and part.json of one source (see import_part.h).
 #include "data/import_part.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -10,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/speech_manifest.h"
 
@@ -95,22 +94,7 @@ bool write_text_if_changed(const fs::path& path, const std::string& text) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
   CW_CHECK(!ec, Error, "cannot create folder ", path.parent_path().string(), ": ", ec.message());
-  const fs::path tmp = path.string() + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      fs::remove(tmp, ec);
-      throw Error(detail::cat("cannot write ", tmp.string(), " (disk full? permissions?)"));
-    }
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(detail::cat("cannot rename ", tmp.string(), " onto ", path.string()));
-  }
+  write_file_atomic(path, text);
   return true;
 }
 

@@ -18,7 +18,7 @@
 #include "data/speech_loader.h"
 #include "losses/ctc_loss.h"
 #include "models/asr_model.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 #include "train/char_vocab.h"
 #include "train/checkpoint.h"
 #include "train/run_loop.h"

@@ -21,7 +21,7 @@
 #include "core/error.h"
 #include "core/json_read.h"
 #include "core/safetensors.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;

@@ -22,7 +22,7 @@
 #include "data/model_files.h"
 #include "models/whisper_encoder.h"
 #include "train/asr_trainer.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 #include "train/cascade.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"

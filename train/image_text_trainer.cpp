@@ -14,7 +14,7 @@
 #include "data/model_files.h"
 #include "losses/contrastive_loss.h"
 #include "models/image_text_model.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/image_tower.h"
 #include "train/run_loop.h"

@@ -15,7 +15,7 @@
 #include "models/export_names.h"
 #include "models/image_text_model.h"
 #include "models/whisper_encoder.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/image_options.h"
 #include "train/image_tower.h"

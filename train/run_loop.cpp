@@ -25,7 +25,7 @@
 #include "dist/gradient_reducer.h"
 #include "nn/batch_norm.h"
 #include "train/adamw.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/device_select.h"
 #include "train/lr_schedule.h"

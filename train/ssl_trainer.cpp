@@ -15,7 +15,7 @@
 #include "core/ops.h"
 #include "data/ssl_augment.h"
 #include "losses/contrastive_loss.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 #include "train/image_knn.h"
 #include "train/image_tower.h"
 #include "train/run_loop.h"

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "models/export_names.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;

@@ -18,7 +18,7 @@
 #include "dist/differentiable.h"
 #include "losses/contrastive_block.h"
 #include "losses/contrastive_loss.h"
-#include "train/atomic_file.h"
+#include "core/atomic_file.h"
 #include "train/run_loop.h"
 #include "train/speech_model.h"
 #include "train/stopwatch.h"
