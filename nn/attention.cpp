@@ -32,7 +32,7 @@ Variable scaled_dot_product_attention(const Variable& q, const Variable& k, cons
 
 Tensor padding_or_none(const Tensor& mask) {
   if (!mask.defined() || mask.numel() == 0) return mask;
-  return ops::amax(mask.to(DType::F32)).item() != 0 ? mask : Tensor();
+  return ops::amax(mask.to(DType::F32)).to(Device::cpu()).item() != 0 ? mask : Tensor();
 }
 
 MultiHeadAttention::MultiHeadAttention(int64_t embed_dim_, int64_t num_heads_, double dropout_, bool bias,
