@@ -14,6 +14,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/cpu/blas_kernels.h"
 #include "core/cpu/denormals.h"
 #include "core/error.h"
@@ -22,7 +23,6 @@
 #include "data/model_files.h"
 #include "models/whisper_encoder.h"
 #include "train/asr_trainer.h"
-#include "core/atomic_file.h"
 #include "train/cascade.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
@@ -121,16 +121,17 @@ std::optional<EvalArgs> parse_eval_args(int argc, char** argv) {
 
 // --baseline lstsq: the frozen Whisper encoder with its projection fitted by least squares to the
 // training transcripts' embeddings, put into `model`. Returns the number of training pairs.
-size_t fit_lstsq_projection(models::SpeechTextModel& model, const SpeechTextData& data, int64_t batch_size) {
+size_t fit_lstsq_projection(models::SpeechTextModel& model, const SpeechTextData& data, int64_t batch_size,
+                            int64_t max_frames) {
   auto* tower = dynamic_cast<models::WhisperSpeechTower*>(model.speech.get());
   CW_CHECK(tower != nullptr, ValueError,
            "--baseline lstsq needs a Whisper tower (--model.speech_tower whisper)");
   std::vector<int64_t> rows(static_cast<size_t>(data.train.size()));
   for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
   tower->project = false;
-  const Tensor pooled = embed_split(model, data.train, rows, batch_size);  // (N, D)
+  const Tensor pooled = embed_split(model, data.train, rows, batch_size, max_frames);  // (N, D)
   tower->project = true;
-  const LinearFit fit = fit_linear(pooled, data.train_text);
+  const LinearFit fit = fit_linear(pooled, data.train_text.all());  // targets (N, D), read whole
   Tensor w = tower->proj->weight.data(), b = tower->proj->bias.data();
   w.copy_(fit.weight);
   b.copy_(fit.bias);
@@ -236,15 +237,17 @@ void evaluate_speech_text_run(const EvalArgs& a, const fs::path& config) {
   EvalResult r;
   std::string what;
   std::optional<CascadeResult> cascade;
+  // Batches of at most a training batch's padded frames, as the run's own evaluations.
+  const int64_t eval_frames = evaluation_batch_frames(o, built.frames_per_input);
   if (a.baseline.empty()) {
-    r = evaluate(model, data, a.batch_size, 0);
+    r = evaluate(model, data, a.batch_size, 0, eval_frames);
     what = ck.path.string() + " (step " + std::to_string(ck.state.step) + ")";
   } else if (a.baseline == "untrained") {
-    r = evaluate(model, data, a.batch_size, 0);
+    r = evaluate(model, data, a.batch_size, 0, eval_frames);
     what = "the untrained tower (seed " + std::to_string(o.seed) + ")";
   } else if (a.baseline == "lstsq") {
-    const size_t pairs = fit_lstsq_projection(model, data, a.batch_size);
-    r = evaluate(model, data, a.batch_size, 0);
+    const size_t pairs = fit_lstsq_projection(model, data, a.batch_size, eval_frames);
+    r = evaluate(model, data, a.batch_size, 0, eval_frames);
     what = "the frozen Whisper encoder with a least-squares projection (" + std::to_string(pairs) +
            " training pairs)";
   } else if (a.baseline == "cascade") {

@@ -1,6 +1,7 @@
 // Zero-shot evaluation of a speech-text model (see evaluator.h).
 #include "train/evaluator.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -50,45 +51,52 @@ ZeroShotScore score_subset(const Tensor& emb, const std::vector<int64_t>& labels
 
 Tensor embed_utterances(models::SpeechTextModel& model, size_t count,
                         const std::function<Tensor(size_t)>& features_of, bool cmvn, int64_t batch_size,
-                        const std::string& what) {
+                        const std::string& what, int64_t max_frames) {
   CW_CHECK(batch_size >= 1, ValueError, "embed_split: batch_size must be >= 1");
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
-  const int64_t max_frames = model.speech->max_input_frames();
+  const int64_t max_input = model.speech->max_input_frames();
   ProgressMeter meter(what, "utterances", static_cast<int64_t>(count));
-  std::vector<Tensor> parts;
-  for (size_t b = 0; b < count; b += static_cast<size_t>(batch_size)) {
-    std::vector<Tensor> feats;
-    for (size_t i = b; i < std::min(count, b + static_cast<size_t>(batch_size)); ++i) {
-      Tensor f = features_of(i);
-      if (max_frames > 0 && f.size(0) > max_frames)
-        f = f.narrow(0, 0, max_frames);  // the tower's first frames
-      feats.push_back(cmvn ? data::utterance_cmvn(f) : f);
-    }
+  std::vector<Tensor> parts, feats;
+  int64_t longest = 0;  // of feats
+  auto embed_batch = [&] {
     const data::FeatureBatch fb = data::pad_features(feats);
     // Features go to the model's device; the embeddings come back to the CPU for the metrics.
     const Tensor features = fb.features.to(model.logit_scale.device());
     parts.push_back(model.embed_speech(Variable(features), fb.lengths).data().to(Device::cpu()));
     meter.add(static_cast<int64_t>(feats.size()));
+    feats.clear();
+    longest = 0;
+  };
+  for (size_t i = 0; i < count; ++i) {
+    Tensor f = features_of(i);
+    if (max_input > 0 && f.size(0) > max_input) f = f.narrow(0, 0, max_input);  // the tower's first frames
+    const int64_t n = static_cast<int64_t>(feats.size());
+    const bool full =
+        n == batch_size || (max_frames > 0 && (n + 1) * std::max(longest, f.size(0)) > max_frames);
+    if (n > 0 && full) embed_batch();
+    longest = std::max(longest, f.size(0));
+    feats.push_back(cmvn ? data::utterance_cmvn(f) : f);
   }
+  if (!feats.empty()) embed_batch();
   model.train(was_training);
   return parts.empty() ? Tensor() : ops::concat(parts, 0);
 }
 
 Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, const std::vector<int64_t>& rows,
-                   int64_t batch_size) {
+                   int64_t batch_size, int64_t max_frames) {
   return embed_utterances(
       model, rows.size(), [&](size_t i) { return split.features->features(rows[i]); }, split.cmvn, batch_size,
-      "eval: " + split.name);
+      "eval: " + split.name, max_frames);
 }
 
 EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, int64_t batch_size,
-                    int64_t max_items) {
+                    int64_t max_items, int64_t max_frames) {
   return evaluate_embeddings(
       data,
       [&](const SpeechSplit& s, const std::vector<int64_t>& rows) {
-        return embed_split(model, s, rows, batch_size);
+        return embed_split(model, s, rows, batch_size, max_frames);
       },
       max_items);
 }

@@ -29,15 +29,20 @@ struct EvalResult {
 
 // The speech embeddings (N, D) f32 of `count` utterances whose features (T_i, F) features_of(i)
 // gives (normalized per utterance when cmvn), in batches, with a progress line named `what` on
-// a long run; the model is put in eval mode and restored.
+// a long run; the model is put in eval mode and restored. A batch holds at most batch_size
+// utterances and, when max_frames > 0, at most max_frames padded frames (its size times its
+// longest utterance; one utterance longer than that goes alone): the tower's activations grow
+// with the padded frames (the mini Conformer's first convolution keeps ~11 KB per input frame,
+// twice while its bias is added), so a batch of 50 15-s clips would need 1.7 GB at once.
 Tensor embed_utterances(models::SpeechTextModel& model, size_t count,
                         const std::function<Tensor(size_t)>& features_of, bool cmvn, int64_t batch_size,
-                        const std::string& what);
+                        const std::string& what, int64_t max_frames = 0);
 
 // The speech embeddings (N, D) f32 of rows `rows` of a split (features normalized per utterance,
-// as the training loader does), in batches; the model is put in eval mode and restored.
+// as the training loader does), in batches bounded as embed_utterances' are; the model is put in
+// eval mode and restored.
 Tensor embed_split(models::SpeechTextModel& model, const SpeechSplit& split, const std::vector<int64_t>& rows,
-                   int64_t batch_size);
+                   int64_t batch_size, int64_t max_frames = 0);
 
 // Embeds rows of a split: (N, D) f32 on the CPU, one row per index in `rows`.
 using SplitEmbedder = std::function<Tensor(const SpeechSplit& split, const std::vector<int64_t>& rows)>;
@@ -45,8 +50,9 @@ using SplitEmbedder = std::function<Tensor(const SpeechSplit& split, const std::
 // the text tower on each utterance's own transcript, an untrained tower).
 EvalResult evaluate_embeddings(const SpeechTextData& data, const SplitEmbedder& embed, int64_t max_items = 0);
 // Scores every benchmark. max_items > 0 evaluates an evenly spaced subset of at most that many
-// rows per split (cheap mid-run numbers); 0 evaluates all rows.
+// rows per split (cheap mid-run numbers); 0 evaluates all rows. Batches as embed_utterances'
+// (max_frames: evaluation_batch_frames() of the run's options, speech_text_data.h).
 EvalResult evaluate(models::SpeechTextModel& model, const SpeechTextData& data, int64_t batch_size,
-                    int64_t max_items = 0);
+                    int64_t max_items = 0, int64_t max_frames = 0);
 
 }  // namespace cw::train

@@ -88,7 +88,7 @@ models::ConformerConfig speech_tower_config(const TrainOptions& o, int64_t n_mel
 SpeechModel build_speech_model(const TrainOptions& o, SpeechTextData& data, std::ostream& log) {
   SpeechModel m;
   const double init_scale = std::log(1.0 / o.loss.init_temperature);
-  const int64_t embed_dim = data.train_text.size(1);
+  const int64_t embed_dim = data.train_text.dim();
   std::ostringstream d;
   if (o.speech_tower == "conformer") {
     const models::ConformerConfig cfg = speech_tower_config(o, data.train.features->num_bins(), embed_dim);

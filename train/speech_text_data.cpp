@@ -248,6 +248,11 @@ data::SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t
   return lo;
 }
 
+int64_t evaluation_batch_frames(const TrainOptions& o, int64_t frames_per_input) {
+  const data::SpeechLoaderOptions lo = training_loader_options(o, frames_per_input);
+  return lo.max_frames > 0 ? lo.batch_size * lo.max_frames : 0;
+}
+
 SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextTower& text,
                                         std::ostream& log) {
   ensure_corpus(o, log);
@@ -283,7 +288,14 @@ SpeechTextData prepare_speech_text_data(const TrainOptions& o, const FrozenTextT
         << (e.from_cache ? "cached" : "computed") << " (" << e.seconds << " s)\n";
     return e.embeddings;
   };
-  d.train_text = embed(d.train);
+  const CachedEmbeddingRows train = embed_rows_with_cache(text, transcripts(d.train), text_dir, d.train.name);
+  if (!train.repaired.empty())
+    log << "data: frozen text embeddings: " << train.repaired << "; recomputed from that shard on\n";
+  d.train_text = train.table;
+  log << "data: frozen text embeddings of " << d.train.name << ": (" << d.train_text.size() << ", "
+      << d.train_text.dim() << "), " << (train.from_cache ? "cached" : "computed") << " (" << train.seconds
+      << " s; " << d.train_text.distinct() << " distinct transcripts in "
+      << d.train_text.shards().num_shards() << " shard(s), read by rows)\n";
   d.valid_text = embed(d.valid);
   d.retrieval_text = embed(d.retrieval);
   d.intent_classes = make_prompts(text, il, in, idesc, intent_templates(), text_dir, "intent_prompts");

@@ -48,9 +48,11 @@ std::string fill_template(const std::string& tmpl, const std::string& name, cons
 struct SpeechTextData {
   std::filesystem::path corpus;
   SpeechSplit train, valid, intent, kws, retrieval;
-  Tensor train_text;      // f32 (N_train, D) frozen embeddings of the training transcripts
-  Tensor valid_text;      // f32 (N_valid, D)
-  Tensor retrieval_text;  // f32 (N_retrieval, D)
+  // The frozen embeddings of the training transcripts grow with the corpus (1.5 KB a row), so
+  // they stay on disk and a batch reads its rows; the held-out splits' are small and in memory.
+  TextEmbeddingRows train_text;  // (N_train, D), read by rows
+  Tensor valid_text;             // f32 (N_valid, D)
+  Tensor retrieval_text;         // f32 (N_retrieval, D)
   ClassPrompts intent_classes, kws_classes;
 };
 
@@ -65,6 +67,13 @@ SpeechSplit load_speech_split(const TrainOptions& o, const std::string& name, st
 // The training loader's options of the speech tasks: --optim.batch_size, --run.seed, the [data]
 // options; max_frames in the loader's frames (mel frames / frames_per_input).
 data::SpeechLoaderOptions training_loader_options(const TrainOptions& o, int64_t frames_per_input = 1);
+
+// The padded frames an evaluation batch may hold (evaluator.h): those of a training batch
+// (--optim.batch_size x --data.max_frames, in the loader's frames), which the run holds anyway
+// and with the backward's activations besides; 0 (batches of --eval.batch_size utterances,
+// whatever their length) when training does not crop. Without it a batch of long held-out clips
+// needed more memory than any training step (BENCHMARKS.md, "Data at scale").
+int64_t evaluation_batch_frames(const TrainOptions& o, int64_t frames_per_input = 1);
 
 // The source with a progress line ("features: train: 1200/2997 utterances, ETA 0:45") while rows
 // are computed.

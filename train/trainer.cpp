@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/ops.h"
@@ -18,7 +19,6 @@
 #include "dist/differentiable.h"
 #include "losses/contrastive_block.h"
 #include "losses/contrastive_loss.h"
-#include "core/atomic_file.h"
 #include "train/run_loop.h"
 #include "train/speech_model.h"
 #include "train/stopwatch.h"
@@ -72,12 +72,12 @@ void render_plots(const fs::path& out, std::ostream& log, int64_t batch_size, co
 }
 
 void write_similarity(const fs::path& out, models::SpeechTextModel& model, const SpeechTextData& d,
-                      int64_t batch_size) {
+                      int64_t batch_size, int64_t max_frames) {
   const int64_t n = std::min<int64_t>(32, d.retrieval.size());
   if (n == 0) return;
   std::vector<int64_t> rows;
   for (int64_t i = 0; i < n; ++i) rows.push_back(i);
-  const Tensor p = unit_rows(embed_split(model, d.retrieval, rows, batch_size));
+  const Tensor p = unit_rows(embed_split(model, d.retrieval, rows, batch_size, max_frames));
   const Tensor q = unit_rows(d.retrieval_text.narrow(0, 0, n));
   const Tensor s = ops::matmul(p, q.t()).contiguous();
   std::ostringstream f;
@@ -128,8 +128,7 @@ class SpeechTextTask : public LoaderTask<data::SpeechLoader, data::SpeechBatch> 
   TaskLoss forward(int64_t, const dist::RowShard& shard) override {
     models::SpeechTextModel& model = *built_.model;
     const Device device = ctx_.device;
-    const Tensor idx = ops::from_vector(batch_.indices, {static_cast<int64_t>(batch_.indices.size())});
-    const Variable q(ops::index_select(data_.train_text, 0, idx).to(device));  // (B, D) frozen, no grad
+    const Variable q(data_.train_text.rows(batch_.indices).to(device));  // (B, D) frozen, read from disk
     const bool whole = shard.count == static_cast<int64_t>(batch_.indices.size());
     // The loader read this rank's rows only (its slice), padded to the global batch's length.
     const bool sliced = batch_.features.size(0) == shard.count;
@@ -165,7 +164,7 @@ class SpeechTextTask : public LoaderTask<data::SpeechLoader, data::SpeechBatch> 
   }
 
   EvalRecord evaluate(int64_t, int64_t max_items) override {
-    last_eval_ = cw::train::evaluate(*built_.model, data_, o_.eval_batch_size, max_items);
+    last_eval_ = cw::train::evaluate(*built_.model, data_, o_.eval_batch_size, max_items, eval_frames());
     const EvalResult& r = last_eval_;
     const ChanceLevels chance = chance_levels(data_, r);
     std::ostringstream text;
@@ -194,7 +193,7 @@ class SpeechTextTask : public LoaderTask<data::SpeechLoader, data::SpeechBatch> 
     write_file_atomic(out / "eval_final.json", final_json.dump(2) + "\n");
     log << "results: " << (out / "eval_final.json").string() << "\n" << verdict.text;
     if (o_.plots) {
-      write_similarity(out, *built_.model, data_, o_.eval_batch_size);
+      write_similarity(out, *built_.model, data_, o_.eval_batch_size, eval_frames());
       render_plots(out, log, o_.batch_size, chance_levels(data_, last_eval_));
     }
   }
@@ -202,6 +201,9 @@ class SpeechTextTask : public LoaderTask<data::SpeechLoader, data::SpeechBatch> 
   EvalResult last_eval_;
 
  private:
+  // Padded frames of an evaluation batch: at most a training batch's (speech_text_data.h).
+  int64_t eval_frames() const { return evaluation_batch_frames(o_, built_.frames_per_input); }
+
   const TrainOptions& o_;
   const RunContext& ctx_;
   FrozenTextTower text_;

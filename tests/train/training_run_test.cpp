@@ -313,11 +313,130 @@ TEST_F(TrainingRun, FrozenTextEmbeddingsAreCachedOnDisk) {
   for (const char* split : {"train", "valid", "retrieval_test"})
     EXPECT_NE(log2.str().find(std::string("embeddings of ") + split + ": "), std::string::npos) << log2.str();
   EXPECT_EQ(log2.str().find("computed"), std::string::npos) << log2.str();
-  EXPECT_EQ(max_abs_diff(d1.train_text, d2.train_text), 0.0);
+  EXPECT_EQ(max_abs_diff(d1.train_text.all(), d2.train_text.all()), 0.0);
   EXPECT_EQ(max_abs_diff(d1.intent_classes.embeddings[3], d2.intent_classes.embeddings[3]), 0.0);
   EXPECT_EQ(d2.intent_classes.embeddings.size(), train::intent_templates().size());
   EXPECT_EQ(d2.kws_classes.embeddings[0].shape(), (std::vector<int64_t>{3, 384}));
   EXPECT_EQ(d2.intent.labels, (std::vector<int64_t>{0, 1, 2, 0, 1, 2}));
+}
+
+// Each distinct text is embedded once, in the order first seen; every sentence gets its text's row.
+TEST(FrozenTextCache, DistinctSentencesKeepFirstSeenOrder) {
+  const train::DistinctSentences d = train::distinct_sentences({"b", "a", "b", "c", "a", "b"});
+  EXPECT_EQ(d.texts, (std::vector<std::string>{"b", "a", "c"}));
+  EXPECT_EQ(d.index_of, (std::vector<int64_t>{0, 1, 0, 2, 1, 0}));
+}
+
+// The sentences of a corpus with repeated transcripts: distinct texts of different lengths (so the
+// padding of a batch differs between the two ways of embedding them), each read several times.
+std::vector<std::string> repeated_transcripts() {
+  const std::vector<std::string> texts = {"turn on the lights", "what is the weather like in paris tomorrow",
+                                          "play music", "set an alarm for seven",
+                                          "how many kilometres is it from here to the nearest station"};
+  std::vector<std::string> s;
+  for (int r = 0; r < 5; ++r)
+    for (size_t i = 0; i < texts.size(); ++i)
+      if ((r + i) % 3 != 2) s.push_back(texts[(i * 3 + static_cast<size_t>(r)) % texts.size()]);
+  return s;
+}
+
+TEST_F(TrainingRun, DedupedTextEmbeddingsEqualPerSentenceEmbeddings) {
+  const train::FrozenTextTower tower = train::FrozenTextTower::load(data::find_minilm_dir());
+  const std::vector<std::string> sentences = repeated_transcripts();
+  const int64_t n = static_cast<int64_t>(sentences.size());
+  ASSERT_LT(train::distinct_sentences(sentences).texts.size(), sentences.size());
+  // Batches of 4: the deduplicated batches and the per-sentence ones hold different sentences.
+  const Tensor dedup = train::embed_sentences(tower, sentences, 4);  // (N, D)
+  const Tensor every = tower.encoder.encode(sentences, 4);           // (N, D)
+  ASSERT_EQ(dedup.shape(), (std::vector<int64_t>{n, 384}));
+  EXPECT_LT(max_abs_diff(dedup, every), 1e-5);
+  // A repeated text's rows are the same vector, bit for bit.
+  const train::DistinctSentences d = train::distinct_sentences(sentences);
+  for (int64_t i = 1; i < n; ++i) {
+    if (d.index_of[static_cast<size_t>(i)] == d.index_of[0]) {
+      EXPECT_EQ(max_abs_diff(dedup.narrow(0, i, 1), dedup.narrow(0, 0, 1)), 0.0) << "row " << i;
+    }
+  }
+}
+
+// The training split's table on disk: the rows of a batch equal the whole table's rows and the
+// in-memory cache's, over several shards; a second open reads every shard; another sentence list
+// has another key.
+TEST_F(TrainingRun, TextEmbeddingRowsRoundTripThroughShards) {
+  const train::FrozenTextTower tower = train::FrozenTextTower::load(data::find_minilm_dir());
+  const fs::path cache = dir_->path / "text_rows";
+  const std::vector<std::string> sentences = repeated_transcripts();
+  const int64_t n = static_cast<int64_t>(sentences.size());
+  const int64_t two_rows = 2 * 384 * static_cast<int64_t>(sizeof(float));  // 2 distinct texts a shard
+
+  const train::CachedEmbeddingRows first =
+      train::embed_rows_with_cache(tower, sentences, cache, "train", 4, two_rows);
+  EXPECT_FALSE(first.from_cache);
+  EXPECT_EQ(first.table.size(), n);
+  EXPECT_EQ(first.table.dim(), 384);
+  EXPECT_EQ(first.table.distinct(), 5);
+  EXPECT_EQ(first.table.shards().num_shards(), 3);
+  const Tensor whole =
+      train::embed_with_cache(tower, sentences, cache, "train_memory", 4).embeddings;  // (N, D)
+  EXPECT_EQ(max_abs_diff(first.table.all(), whole), 0.0);
+
+  const std::vector<int64_t> batch = {n - 1, 0, 3, 3, 7};
+  const Tensor rows = first.table.rows(batch);  // (5, D)
+  const Tensor expected = ops::index_select(whole, 0, ops::from_vector(batch, {5}));
+  EXPECT_EQ(max_abs_diff(rows, expected), 0.0);
+  EXPECT_THROW(first.table.rows({n}), IndexError);
+
+  const train::CachedEmbeddingRows second =
+      train::embed_rows_with_cache(tower, sentences, cache, "train", 4, two_rows);
+  EXPECT_TRUE(second.from_cache);
+  EXPECT_TRUE(second.repaired.empty()) << second.repaired;
+  EXPECT_EQ(max_abs_diff(second.table.rows(batch), expected), 0.0);
+
+  std::vector<std::string> other = sentences;
+  other.back() = "a sentence the first list does not have";
+  const train::CachedEmbeddingRows third =
+      train::embed_rows_with_cache(tower, other, cache, "train", 4, two_rows);
+  EXPECT_FALSE(third.from_cache);
+  EXPECT_NE(third.table.shards().spec().prefix, first.table.shards().spec().prefix);
+}
+
+// A truncated or corrupted shard is found on open, named, and rewritten (the shards before it are
+// kept); a shard that shrinks under an open table is an error naming its file.
+TEST_F(TrainingRun, DamagedTextEmbeddingShardsAreRewrittenOrNamed) {
+  const train::FrozenTextTower tower = train::FrozenTextTower::load(data::find_minilm_dir());
+  const fs::path cache = dir_->path / "text_rows";
+  const std::vector<std::string> sentences = repeated_transcripts();
+  const int64_t two_rows = 2 * 384 * static_cast<int64_t>(sizeof(float));
+  const train::CachedEmbeddingRows built =
+      train::embed_rows_with_cache(tower, sentences, cache, "train", 4, two_rows);
+  const Tensor expected = built.table.all();
+  const fs::path shard1 = built.table.shards().file(1);
+
+  // The rewritten rows are batched from the first missing row on, so they equal the first build's
+  // up to float rounding (a batch's padding length changes the order of the sums).
+  fs::resize_file(shard1, fs::file_size(shard1) - 100);  // truncated
+  const train::CachedEmbeddingRows repaired =
+      train::embed_rows_with_cache(tower, sentences, cache, "train", 4, two_rows);
+  EXPECT_FALSE(repaired.from_cache);
+  EXPECT_NE(repaired.repaired.find(shard1.string()), std::string::npos) << repaired.repaired;
+  EXPECT_LT(max_abs_diff(repaired.table.all(), expected), 1e-5);
+
+  std::ofstream(shard1, std::ios::trunc) << "not a safetensors file";  // corrupted
+  const train::CachedEmbeddingRows again =
+      train::embed_rows_with_cache(tower, sentences, cache, "train", 4, two_rows);
+  EXPECT_NE(again.repaired.find(shard1.string()), std::string::npos) << again.repaired;
+  EXPECT_LT(max_abs_diff(again.table.all(), expected), 1e-5);
+  EXPECT_TRUE(train::embed_rows_with_cache(tower, sentences, cache, "train", 4, two_rows).from_cache);
+
+  // Shrunk while open: the descriptor reads short, and the error names the file.
+  fs::resize_file(again.table.shards().file(2), 64);
+  try {
+    again.table.all();
+    ADD_FAILURE() << "a shrunk shard was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(again.table.shards().file(2).string()), std::string::npos)
+        << e.what();
+  }
 }
 
 // --run.device cuda: 20 steps on the GPU give the CPU run's losses to 1e-3 (the bar; f32
