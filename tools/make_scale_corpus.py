@@ -152,7 +152,8 @@ def main():
     args.out = args.out or os.path.join(os.path.dirname(here), ".cache", "speech", f"scale-{args.hours:g}h")
     start = time.time()
     items = plan(args)
-    free = shutil.disk_usage(os.path.dirname(os.path.abspath(args.out)) or ".").free
+    os.makedirs(args.out, exist_ok=True)  # and its parents (.cache/speech on a fresh checkout)
+    free = shutil.disk_usage(args.out).free
     need = sum(44 + 2 * int(round(it[3] * RATE)) for it in items)
     if need > free:
         print(f"make_scale_corpus: {need / 1e9:.1f} GB of audio needed, {free / 1e9:.1f} GB free", file=sys.stderr)
