@@ -26,9 +26,9 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "core/cpu/denormals.h"
 #include "core/flop_counter.h"
 #include "core/ops.h"
-#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/conformer.h"
 #include "tower_bench_util.h"

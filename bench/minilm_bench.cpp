@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "core/cpu/denormals.h"
 #include "core/ops.h"
 #include "data/model_files.h"
-#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/sentence_encoder.h"
 

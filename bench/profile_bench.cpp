@@ -31,9 +31,9 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "core/cpu/denormals.h"
 #include "core/op_profiler.h"
 #include "core/ops.h"
-#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/conformer.h"
 #include "models/text_transformer.h"

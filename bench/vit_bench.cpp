@@ -23,8 +23,8 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
-#include "core/ops.h"
 #include "core/cpu/denormals.h"
+#include "core/ops.h"
 #include "machine_info.h"
 #include "models/vit.h"
 #include "tower_bench_util.h"

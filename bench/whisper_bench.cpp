@@ -46,11 +46,11 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "core/cpu/denormals.h"
 #include "core/flop_counter.h"
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "losses/contrastive_loss.h"
-#include "core/cpu/denormals.h"
 #include "machine_info.h"
 #include "models/conformer.h"
 #include "models/text_transformer.h"

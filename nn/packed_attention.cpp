@@ -28,7 +28,7 @@ Variable PackedMultiHeadAttention::forward(const Variable& x, const Tensor& key_
            shape_str(x.shape()), " should be (batch, tokens, ", embed_dim, ")");
   const int64_t B = x.size(0), T = x.size(1), H = num_heads, Dh = embed_dim / num_heads;
   const Variable qkv = ag::linear(x, in_proj_weight, in_proj_bias);  // (B, T, 3E), the bias added by the GEMM
-  const std::vector<Variable> parts = ag::split(qkv, embed_dim, -1);                       // 3 x (B, T, E)
+  const std::vector<Variable> parts = ag::split(qkv, embed_dim, -1);  // 3 x (B, T, E)
   auto heads = [&](const Variable& t) { return ag::transpose(ag::reshape(t, {B, T, H, Dh}), 1, 2); };
   const Variable ctx = scaled_dot_product_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]),
                                                     key_padding_mask, Variable(), dropout,

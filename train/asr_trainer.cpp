@@ -10,6 +10,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/ops.h"
@@ -18,7 +19,6 @@
 #include "data/speech_loader.h"
 #include "losses/ctc_loss.h"
 #include "models/asr_model.h"
-#include "core/atomic_file.h"
 #include "train/char_vocab.h"
 #include "train/checkpoint.h"
 #include "train/run_loop.h"

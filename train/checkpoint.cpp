@@ -18,10 +18,10 @@
 #include <sstream>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_read.h"
 #include "core/safetensors.h"
-#include "core/atomic_file.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;

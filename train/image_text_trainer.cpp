@@ -8,13 +8,13 @@
 #include <sstream>
 
 #include "autograd/grad_mode.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/ops.h"
 #include "data/model_files.h"
 #include "losses/contrastive_loss.h"
 #include "models/image_text_model.h"
-#include "core/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/image_tower.h"
 #include "train/run_loop.h"

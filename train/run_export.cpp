@@ -8,6 +8,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "data/model_files.h"
@@ -15,7 +16,6 @@
 #include "models/export_names.h"
 #include "models/image_text_model.h"
 #include "models/whisper_encoder.h"
-#include "core/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/image_options.h"
 #include "train/image_tower.h"

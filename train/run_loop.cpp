@@ -17,6 +17,7 @@
 #include <iostream>
 
 #include "autograd/functions.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/json_read.h"
@@ -25,7 +26,6 @@
 #include "dist/gradient_reducer.h"
 #include "nn/batch_norm.h"
 #include "train/adamw.h"
-#include "core/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/device_select.h"
 #include "train/lr_schedule.h"

@@ -10,12 +10,12 @@
 
 #include "autograd/functions.h"
 #include "autograd/grad_mode.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/ops.h"
 #include "data/ssl_augment.h"
 #include "losses/contrastive_loss.h"
-#include "core/atomic_file.h"
 #include "train/image_knn.h"
 #include "train/image_tower.h"
 #include "train/run_loop.h"

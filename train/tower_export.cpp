@@ -5,10 +5,10 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "models/export_names.h"
-#include "core/atomic_file.h"
 
 namespace cw::train {
 namespace fs = std::filesystem;

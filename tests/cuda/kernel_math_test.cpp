@@ -107,7 +107,8 @@ TEST(CudaKernelMath, Im2colAndCol2imMatchCpu) {
       ASSERT_EQ(cuda::im2col_at(x.data<double>(), i, geo), want[i]) << "case kw " << k.kw << " element " << i;
 
     const Tensor gcols = test::rand64(cols.shape(), -1, 1, 3);
-    Tensor gx = ops::full(x.shape(), std::numeric_limits<double>::quiet_NaN(), DType::F64);  // col2im overwrites every pixel
+    Tensor gx = ops::full(x.shape(), std::numeric_limits<double>::quiet_NaN(),
+                          DType::F64);  // col2im overwrites every pixel
     cpu.col2im(gcols, g, gx);
     const auto want_x = gx.to_vector<double>();
     for (int64_t i = 0; i < gx.numel(); ++i)
